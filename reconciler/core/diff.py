@@ -1,0 +1,73 @@
+"""Core: field-by-field comparison of a desired resource with its live twin.
+
+Only what the spec declares is compared (a server's defaults are not drift), except under
+paths marked exact (e.g. a connection's streams: a stream only live is a change). Secrets are
+compared by fingerprint against the last applied one, never by value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, Path, dotted
+
+ABSENT: Any = None
+SECRET_SET = "(secret set)"
+SECRET_CHANGED = "(secret changed)"
+SECRET_UNKNOWN = "(secret not tracked yet)"
+SECRET_HIDDEN = "(secret)"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field whose live value differs from the desired one."""
+
+    path: Path
+    old: Any
+    new: Any
+    secret: bool = False
+
+    @property
+    def name(self) -> str:
+        return dotted(self.path)
+
+
+def diff_tree(desired: Any, live: Any, exact: frozenset[Path], path: Path = ()) -> list[FieldChange]:
+    """Changes needed to make `live` match `desired` at and under `path`."""
+    if isinstance(desired, Mapping) and isinstance(live, Mapping):
+        changes: list[FieldChange] = []
+        keys = list(desired)
+        if path in exact:
+            keys += [key for key in live if key not in desired]
+        for key in keys:
+            changes += diff_tree(desired.get(key, ABSENT), live.get(key, ABSENT), exact, (*path, key))
+        return changes
+    if desired != live:
+        return [FieldChange(path, live, desired)]
+    return []
+
+
+def secret_changes(desired: DesiredResource, record: OwnershipRecord | None, *, exists: bool) -> list[FieldChange]:
+    """Secrets whose fingerprint differs from the last applied one (or that were never applied)."""
+    changes: list[FieldChange] = []
+    for slot in desired.secrets:
+        if not exists:
+            changes.append(FieldChange(slot.path, ABSENT, SECRET_SET, secret=True))
+            continue
+        applied = record.fingerprints.get(dotted(slot.path)) if record else None
+        if applied is None:
+            changes.append(FieldChange(slot.path, SECRET_HIDDEN, SECRET_UNKNOWN, secret=True))
+        elif applied != slot.fingerprint:
+            changes.append(FieldChange(slot.path, SECRET_HIDDEN, SECRET_CHANGED, secret=True))
+    return changes
+
+
+def diff_resource(
+    desired: DesiredResource, live: LiveResource | None, record: OwnershipRecord | None
+) -> list[FieldChange]:
+    """Every change, plain fields first (in declaration order), then secrets."""
+    live_fields: Mapping[str, Any] = live.fields if live is not None else {}
+    plain = diff_tree(desired.fields, live_fields, frozenset(desired.exact))
+    return plain + secret_changes(desired, record, exists=live is not None)

@@ -1,0 +1,95 @@
+"""Core data model shared by every system: what is desired, what is live, what reconciler owns.
+
+Pure data. Providers translate spec models and API answers into these; the planner compares
+them. Fields are JSON-like trees in which references to other resources use spec names (never
+live ids) and secrets are absent (they are compared by fingerprint, see `SecretSlot`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Path = tuple[str, ...]
+
+
+@dataclass(frozen=True, order=True)
+class ResourceKey:
+    """A resource's identity in the specs: `airbyte.source/app-postgres`."""
+
+    system: str
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.system}.{self.kind}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> ResourceKey:
+        """Inverse of `str()`."""
+        qualifier, _, name = text.partition("/")
+        system, _, kind = qualifier.partition(".")
+        if not (system and kind and name):
+            raise ValueError(f"not a resource key: {text!r}")
+        return cls(system, kind, name)
+
+
+@dataclass(frozen=True)
+class SecretSlot:
+    """A secret a desired resource carries: where it goes, where it comes from, its fingerprint."""
+
+    path: Path
+    ref: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class DesiredResource:
+    """One resource as the specs want it."""
+
+    key: ResourceKey
+    fields: Mapping[str, Any]
+    secrets: tuple[SecretSlot, ...] = ()
+    depends_on: tuple[ResourceKey, ...] = ()
+    replace_on: tuple[str, ...] = ()
+    """Top-level fields the live system cannot change in place: a change means replace."""
+    exact: tuple[Path, ...] = ()
+    """Mapping fields compared on every key (an entry only live is a change), not only declared ones."""
+
+
+@dataclass(frozen=True)
+class LiveResource:
+    """One resource as observed, normalised into the same shape as its desired fields."""
+
+    key: ResourceKey
+    id: str
+    fields: Mapping[str, Any]
+
+    @property
+    def digest(self) -> str:
+        """A stable hash of what was observed, to tell whether it changed since a plan."""
+        return digest_of({"id": self.id, "fields": self.fields})
+
+
+@dataclass(frozen=True)
+class OwnershipRecord:
+    """What reconciler remembers about a resource it created or adopted."""
+
+    key: ResourceKey
+    id: str
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    """Keyed fingerprints of the secrets last applied, by dotted path. Never values."""
+
+
+def digest_of(value: Any) -> str:
+    """SHA-256 of a canonical JSON rendering (sorted keys)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dotted(path: Path) -> str:
+    """`("configuration", "host")` -> `configuration.host`."""
+    return ".".join(path)

@@ -1,0 +1,201 @@
+"""Core: desired + live + ownership records -> a `Plan`, a frozen, serialisable list of actions.
+
+Building a plan reads nothing and writes nothing; the engine executes it. Actions come in
+dependency order (what others depend on first) and deletes come last in reverse order. Only
+resources reconciler owns (it has a record of them) are ever deleted, and only where the
+environment enables pruning for that system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from reconciler.core.diff import FieldChange, diff_resource
+from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey, digest_of
+from reconciler.errors import PlanError
+
+
+class ActionKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change to one resource."""
+
+    kind: ActionKind
+    key: ResourceKey
+    live_id: str | None
+    changes: tuple[FieldChange, ...]
+    desired: DesiredResource | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What apply will do in one environment, and what it observed to decide it."""
+
+    environment: str
+    actions: tuple[Action, ...]
+    unchanged: tuple[ResourceKey, ...]
+    observed_digest: str
+    warnings: tuple[str, ...] = ()
+    adopted: tuple[ResourceKey, ...] = ()
+    forgotten: tuple[ResourceKey, ...] = ()
+    """Owned resources already gone from the live system: their records are dropped on apply."""
+    systems: tuple[str, ...] = field(default=())
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    def count(self, kind: ActionKind) -> int:
+        return sum(1 for action in self.actions if action.kind == kind)
+
+    def summary(self) -> dict[str, int]:
+        counts = {kind.value: self.count(kind) for kind in ActionKind}
+        counts["unchanged"] = len(self.unchanged)
+        return counts
+
+
+def observed_digest(live: Mapping[ResourceKey, LiveResource]) -> str:
+    """One hash over everything observed that the plan depends on."""
+    return digest_of(sorted((str(key), resource.digest) for key, resource in live.items()))
+
+
+def dependency_order(resources: Iterable[DesiredResource]) -> list[DesiredResource]:
+    """Topological order (dependencies first), ties broken by key so plans are stable."""
+    by_key = {resource.key: resource for resource in resources}
+    ordered: list[DesiredResource] = []
+    state: dict[ResourceKey, str] = {}
+
+    def visit(key: ResourceKey, trail: tuple[ResourceKey, ...]) -> None:
+        if state.get(key) == "done":
+            return
+        if state.get(key) == "visiting":
+            cycle = " -> ".join(str(k) for k in (*trail, key))
+            raise PlanError(f"dependency cycle: {cycle}")
+        state[key] = "visiting"
+        for dependency in sorted(by_key[key].depends_on):
+            if dependency in by_key:
+                visit(dependency, (*trail, key))
+        state[key] = "done"
+        ordered.append(by_key[key])
+
+    for key in sorted(by_key, key=_kind_rank):
+        visit(key, ())
+    return ordered
+
+
+def _kind_rank(key: ResourceKey) -> tuple[str, str, str]:
+    return (key.system, key.kind, key.name)
+
+
+def _delete_order(
+    keys: Iterable[ResourceKey], depends: Mapping[ResourceKey, Sequence[ResourceKey]]
+) -> list[ResourceKey]:
+    """Dependents before what they depend on; unknown dependencies by a stable kind order."""
+    remaining = sorted(keys)
+    ordered: list[ResourceKey] = []
+    while remaining:
+        progress = False
+        for key in list(remaining):
+            blocked = any(key in depends.get(other, ()) for other in remaining if other != key)
+            if not blocked:
+                ordered.append(key)
+                remaining.remove(key)
+                progress = True
+        if not progress:
+            ordered += remaining
+            break
+    return ordered
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything a plan is built from."""
+
+    environment: str
+    desired: Sequence[DesiredResource]
+    live: Mapping[ResourceKey, LiveResource]
+    records: Mapping[ResourceKey, OwnershipRecord]
+    prune: frozenset[str]
+    """Systems in which owned resources that left the specs are deleted."""
+    live_depends: Mapping[ResourceKey, Sequence[ResourceKey]] = field(default_factory=dict)
+    """What each live-only resource depends on, for the order of deletes."""
+    mass_delete_ratio: float = 0.5
+    allow_mass_delete: bool = False
+    systems: tuple[str, ...] = ()
+
+
+def _action_for(desired: DesiredResource, live: LiveResource | None, record: OwnershipRecord | None) -> Action | None:
+    changes = tuple(diff_resource(desired, live, record))
+    if live is None:
+        return Action(ActionKind.CREATE, desired.key, None, changes, desired, "not found in the live system")
+    if not changes:
+        return None
+    forced = [change.name for change in changes if change.path and change.path[0] in desired.replace_on]
+    if forced:
+        reason = f"{', '.join(forced)} cannot change in place"
+        return Action(ActionKind.REPLACE, desired.key, live.id, changes, desired, reason)
+    return Action(ActionKind.UPDATE, desired.key, live.id, changes, desired, "differs from the spec")
+
+
+def build_plan(inputs: PlanInputs) -> Plan:
+    """Compare and order. Raises `PlanError` for a mass delete without `allow_mass_delete`."""
+    desired_keys = {resource.key for resource in inputs.desired}
+    actions: list[Action] = []
+    unchanged: list[ResourceKey] = []
+    for resource in dependency_order(inputs.desired):
+        action = _action_for(resource, inputs.live.get(resource.key), inputs.records.get(resource.key))
+        if action is None:
+            unchanged.append(resource.key)
+        else:
+            actions.append(action)
+
+    warnings: list[str] = []
+    orphans = [key for key in inputs.records if key not in desired_keys]
+    deletable = [key for key in orphans if key in inputs.live and key.system in inputs.prune]
+    for key in sorted(orphans):
+        if key in inputs.live and key.system not in inputs.prune:
+            warnings.append(f"{key} left the specs but pruning is off for {key.system}: left in place")
+    depends: dict[ResourceKey, Sequence[ResourceKey]] = dict(inputs.live_depends)
+    for key in _delete_order(deletable, depends):
+        live = inputs.live[key]
+        actions.append(Action(ActionKind.DELETE, key, live.id, (), None, "owned, and no longer in the specs"))
+
+    owned = [key for key in inputs.records if key in inputs.live]
+    if deletable and owned and len(deletable) / len(owned) > inputs.mass_delete_ratio and len(deletable) > 1:
+        if not inputs.allow_mass_delete:
+            raise PlanError(
+                f"the plan would delete {len(deletable)} of the {len(owned)} resources reconciler owns in "
+                f"{inputs.environment}; refusing (pass --allow-mass-delete if this is intended)"
+            )
+        warnings.append(f"mass delete allowed: {len(deletable)} of {len(owned)} owned resources")
+
+    adopted = tuple(sorted(key for key in desired_keys if key in inputs.live and key not in inputs.records))
+    forgotten = tuple(sorted(key for key in orphans if key not in inputs.live))
+    return Plan(
+        environment=inputs.environment,
+        actions=tuple(actions),
+        unchanged=tuple(unchanged),
+        observed_digest=observed_digest(inputs.live),
+        warnings=tuple(warnings),
+        adopted=adopted,
+        forgotten=forgotten,
+        systems=inputs.systems,
+    )
+
+
+def changed_fields(action: Action) -> dict[str, Any]:
+    """The desired values of the plain fields an update changes, by top-level field."""
+    if action.desired is None:
+        return {}
+    tops = {change.path[0] for change in action.changes if change.path and not change.secret}
+    return {name: action.desired.fields[name] for name in tops if name in action.desired.fields}

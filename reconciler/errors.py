@@ -1,0 +1,70 @@
+"""One root for every error reconciler raises on purpose; the CLI turns them into `Error: ...`.
+
+The tree:
+
+    ReconcilerError                 anything the user can act on (exit code 1, no traceback)
+    ├── SpecError                   bad spec files: carries every problem with file:line: field
+    ├── SecretError                 a secret reference that cannot be resolved
+    ├── ApiError                    a live system answered with an error (status, detail)
+    │   └── AmbiguousIdentityError  two live objects answer to one spec name
+    ├── PlanError                   a plan that must not run (mass delete, stale saved plan)
+    └── ApplyError                  an action failed mid-apply (what was done is recorded)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class ReconcilerError(Exception):
+    """An error with a message meant for the person running reconciler."""
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem in one spec file, pointing at the line that holds it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class SpecError(ReconcilerError):
+    """The specs are invalid; every problem found is reported at once."""
+
+    def __init__(self, problems: Sequence[SpecProblem]) -> None:
+        self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line or 0, p.field)))
+        count = len(self.problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} in the specs:\n{lines}")
+
+
+class SecretError(ReconcilerError):
+    """A secret reference could not be resolved (the value itself is never in the message)."""
+
+
+class ApiError(ReconcilerError):
+    """A live system refused a request or could not be reached."""
+
+    def __init__(self, system: str, message: str, *, status: int | None = None) -> None:
+        self.system = system
+        self.status = status
+        super().__init__(f"{system}: {message}")
+
+
+class AmbiguousIdentityError(ApiError):
+    """More than one live object has the name a spec resource is known by."""
+
+
+class PlanError(ReconcilerError):
+    """A plan that reconciler refuses to carry out as it stands."""
+
+
+class ApplyError(ReconcilerError):
+    """An action failed during apply; the actions before it are done and recorded."""

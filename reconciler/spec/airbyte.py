@@ -1,0 +1,153 @@
+"""Spec models of Airbyte resources: sources, destinations and connections as written in YAML.
+
+Field names follow Airbyte's public API (camelCase) so a spec reads like the API it drives.
+Validation here is offline: types, enums, cron syntax, unknown keys. Cross-references (a
+connection's source must exist in the environment) are checked by the loader.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from reconciler.spec.cron import validate_quartz_cron
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SyncMode(StrEnum):
+    """Airbyte's ConnectionSyncModeEnum."""
+
+    FULL_REFRESH_OVERWRITE = "full_refresh_overwrite"
+    FULL_REFRESH_OVERWRITE_DEDUPED = "full_refresh_overwrite_deduped"
+    FULL_REFRESH_APPEND = "full_refresh_append"
+    FULL_REFRESH_UPDATE = "full_refresh_update"
+    FULL_REFRESH_SOFT_DELETE = "full_refresh_soft_delete"
+    INCREMENTAL_APPEND = "incremental_append"
+    INCREMENTAL_DEDUPED_HISTORY = "incremental_deduped_history"
+    INCREMENTAL_UPDATE = "incremental_update"
+    INCREMENTAL_SOFT_DELETE = "incremental_soft_delete"
+
+
+class SourceSpec(_Strict):
+    """An Airbyte source: a connector type and its configuration (secrets as references)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    type: str = Field(min_length=1, description="Airbyte sourceType, e.g. postgres, salesforce")
+    definition_id: str | None = Field(default=None, alias="definitionId")
+    configuration: dict[str, Any] = Field(default_factory=dict)
+
+
+class DestinationSpec(_Strict):
+    """An Airbyte destination: a connector type and its configuration (secrets as references)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    type: str = Field(min_length=1, description="Airbyte destinationType, e.g. s3")
+    definition_id: str | None = Field(default=None, alias="definitionId")
+    configuration: dict[str, Any] = Field(default_factory=dict)
+
+
+class Schedule(_Strict):
+    """When a connection syncs: `manual`, or a Quartz cron expression evaluated in UTC."""
+
+    type: Literal["manual", "cron"] = "cron"
+    cron: str | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        return validate_quartz_cron(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _cron_when_cron(self) -> Schedule:
+        if self.type == "cron" and not self.cron:
+            raise ValueError("a cron schedule needs `cron`, e.g. '0 0 2 * * ?' (or write `schedule: manual`)")
+        if self.type == "manual" and self.cron:
+            raise ValueError("a manual schedule takes no `cron`")
+        return self
+
+
+class StreamSpec(_Strict):
+    """One stream of a connection's configured catalog."""
+
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+    sync_mode: SyncMode | None = Field(default=None, alias="syncMode")
+    cursor_field: list[str] | None = Field(default=None, alias="cursorField")
+    primary_key: list[list[str]] | None = Field(default=None, alias="primaryKey")
+    selected_fields: list[str] | None = Field(
+        default=None, alias="selectedFields", description="Field paths, nested levels joined with '.'"
+    )
+
+
+class NamespaceDefinition(StrEnum):
+    SOURCE = "source"
+    DESTINATION = "destination"
+    CUSTOM_FORMAT = "custom_format"
+
+
+class SchemaChangeBehavior(StrEnum):
+    IGNORE = "ignore"
+    DISABLE_CONNECTION = "disable_connection"
+    PROPAGATE_COLUMNS = "propagate_columns"
+    PROPAGATE_FULLY = "propagate_fully"
+
+
+class ConnectionSpec(_Strict):
+    """An Airbyte connection from a source to a destination, referenced by spec name."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    source: str
+    destination: str
+    schedule: Schedule | None = None
+    status: Literal["active", "inactive"] | None = None
+    namespace_definition: NamespaceDefinition | None = Field(default=None, alias="namespaceDefinition")
+    namespace_format: str | None = Field(default=None, alias="namespaceFormat")
+    prefix: str | None = None
+    non_breaking_schema_updates_behavior: SchemaChangeBehavior | None = Field(
+        default=None, alias="nonBreakingSchemaUpdatesBehavior"
+    )
+    streams: list[StreamSpec] | None = None
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _manual_shorthand(cls, value: Any) -> Any:
+        return {"type": "manual"} if value == "manual" else value
+
+    @field_validator("streams")
+    @classmethod
+    def _unique_streams(cls, streams: list[StreamSpec] | None) -> list[StreamSpec] | None:
+        seen: set[tuple[str | None, str]] = set()
+        for stream in streams or []:
+            key = (stream.namespace, stream.name)
+            if key in seen:
+                raise ValueError(f"stream {stream.name!r} is listed twice")
+            seen.add(key)
+        return streams
+
+
+class AirbyteAuth(_Strict):
+    """How reconciler signs in to Airbyte: client credentials, a static token, or none."""
+
+    client_id: str | None = Field(default=None, alias="clientId")
+    client_secret: dict[str, Any] | None = Field(default=None, alias="clientSecret")
+    token: dict[str, Any] | None = None
+
+
+class AirbyteEnvironment(_Strict):
+    """The Airbyte section of an environment file: endpoint, selection and overrides."""
+
+    url: str
+    auth: AirbyteAuth = Field(default_factory=AirbyteAuth)
+    workspace: str | None = Field(default=None, description="Workspace name (or use workspaceId)")
+    workspace_id: str | None = Field(default=None, alias="workspaceId")
+    prune: bool = False
+    sources: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    destinations: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    connections: dict[str, dict[str, Any] | None] = Field(default_factory=dict)

@@ -1,0 +1,83 @@
+"""Spec model of an environment file (`environments/<name>.yaml`): what exists there and how to reach it.
+
+An environment selects resources from the shared specs by name and overrides what differs
+(endpoints, bucket names, schedules, credential references). Its string values may use
+`${VAR}` or `${VAR:-default}` so one file serves the demo, the tests and a real deployment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.spec.airbyte import AirbyteEnvironment
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class StateSettings(BaseModel):
+    """Where reconciler keeps its records (ids of what it owns, secret fingerprints)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    path: str | None = Field(default=None, description="State file; default .reconciler/state/<env>.json")
+    mass_delete_ratio: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        alias="massDeleteRatio",
+        description="Refuse plans deleting more than this share of owned resources",
+    )
+
+
+class EnvironmentFile(BaseModel):
+    """The whole environment file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    environment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    description: str | None = None
+    state: StateSettings = Field(default_factory=StateSettings)
+    airbyte: AirbyteEnvironment | None = None
+
+
+class UnsetVariable(ValueError):
+    """`${VAR}` without a default while VAR is not set."""
+
+
+def interpolate(value: str, variables: Mapping[str, str]) -> str:
+    """Replace `${VAR}` and `${VAR:-default}` from `variables`."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in variables and variables[name] != "":
+            return variables[name]
+        if default is not None:
+            return default
+        raise UnsetVariable(f"environment variable {name} is not set and has no default")
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def interpolate_tree(
+    tree: Any,
+    variables: Mapping[str, str],
+    errors: list[tuple[tuple[Any, ...], str]],
+    path: tuple[Any, ...] = (),
+) -> Any:
+    """Interpolate every string in place (keeping locations); collect failures as (path, message)."""
+    if isinstance(tree, dict):
+        for key in list(tree):
+            tree[key] = interpolate_tree(tree[key], variables, errors, (*path, key))
+    elif isinstance(tree, list):
+        for index, item in enumerate(tree):
+            tree[index] = interpolate_tree(item, variables, errors, (*path, index))
+    elif isinstance(tree, str):
+        try:
+            return interpolate(tree, variables)
+        except UnsetVariable as exc:
+            errors.append((path, str(exc)))
+    return tree

@@ -1,0 +1,140 @@
+"""Spec loading, step 1: parse YAML text into plain data that remembers file and line of every key.
+
+Pure: takes text and a file name, never opens files. Mappings become `LocatedMap` and sequences
+`LocatedList`, ordinary dict/list subclasses that also carry where each entry was written, so
+later steps (merging environment overrides, schema validation) can point a user at `file:line`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from reconciler.errors import SpecProblem
+
+
+class LocatedMap(dict[str, Any]):
+    """A YAML mapping plus the file and line (1-based) of each key and of the mapping itself."""
+
+    file: str
+    line: int
+    key_locs: dict[str, tuple[str, int]]
+
+    def __init__(self, items: Iterable[tuple[str, Any]] = (), *, file: str = "", line: int = 0) -> None:
+        super().__init__(items)
+        self.file = file
+        self.line = line
+        self.key_locs = {}
+
+
+class LocatedList(list[Any]):
+    """A YAML sequence plus the line of each item."""
+
+    file: str
+    line: int
+    item_lines: list[int]
+
+    def __init__(self, items: Iterable[Any] = (), *, file: str = "", line: int = 0) -> None:
+        super().__init__(items)
+        self.file = file
+        self.line = line
+        self.item_lines = []
+
+
+class YamlSyntaxError(Exception):
+    """Malformed YAML, already turned into a spec problem."""
+
+    def __init__(self, problem: SpecProblem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _loader_for(file: str) -> type[yaml.SafeLoader]:
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LocatedMap:
+        result = LocatedMap(file=file, line=node.start_mark.line + 1)
+        loader.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                key = str(key)
+            if key in result:
+                raise YamlSyntaxError(
+                    SpecProblem(file, key_node.start_mark.line + 1, key, "duplicate key in the same mapping")
+                )
+            result[key] = loader.construct_object(value_node, deep=True)
+            result.key_locs[key] = (file, key_node.start_mark.line + 1)
+        return result
+
+    def construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LocatedList:
+        result = LocatedList(file=file, line=node.start_mark.line + 1)
+        for child in node.value:
+            result.append(loader.construct_object(child, deep=True))
+            result.item_lines.append(child.start_mark.line + 1)
+        return result
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
+    return _Loader
+
+
+def parse_yaml(text: str, file: str) -> Any:
+    """Parse one YAML document; malformed input raises `YamlSyntaxError` naming file and line."""
+    try:
+        return yaml.load(text, Loader=_loader_for(file))
+    except YamlSyntaxError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        message = " ".join(part for part in (exc.context, exc.problem) if part) or "malformed YAML"
+        raise YamlSyntaxError(SpecProblem(file, line, "", f"invalid YAML: {message}")) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(SpecProblem(file, None, "", f"invalid YAML: {exc}")) from exc
+
+
+def locate(tree: Any, path: Sequence[str | int]) -> tuple[str, int | None]:
+    """The file and line of the deepest entry of `path` that the tree still knows about."""
+    file = getattr(tree, "file", "")
+    line: int | None = getattr(tree, "line", None) or None
+    node = tree
+    for step in path:
+        if isinstance(node, LocatedMap) and isinstance(step, str) and step in node:
+            file, line = node.key_locs.get(step, (node.file or file, line))
+            node = node[step]
+        elif isinstance(node, LocatedList) and isinstance(step, int) and 0 <= step < len(node):
+            file = node.file or file
+            line = node.item_lines[step] if step < len(node.item_lines) else line
+            node = node[step]
+        else:
+            break
+    return file, line
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Overlay `override` on `base`: mappings merge key by key, anything else is replaced.
+
+    Locations travel with the values, so a merged tree still points each key at the file that
+    supplied it (the environment file for an override, the shared spec otherwise).
+    """
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        merged = LocatedMap(
+            file=getattr(base, "file", ""),
+            line=getattr(base, "line", 0),
+        )
+        merged.key_locs = dict(getattr(base, "key_locs", {}))
+        for key, value in base.items():
+            merged[key] = value
+        override_locs = getattr(override, "key_locs", {})
+        for key, value in override.items():
+            merged[key] = deep_merge(base[key], value) if key in base else value
+            if key in override_locs and not isinstance(merged[key], LocatedMap):
+                merged.key_locs[key] = override_locs[key]
+        if not merged.file:
+            merged.file = getattr(override, "file", "")
+        return merged
+    return override
