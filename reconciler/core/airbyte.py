@@ -65,7 +65,7 @@ def _connector(kind: str, spec: SourceSpec | DestinationSpec, fingerprints: Fing
 
 
 def stream_key(namespace: str | None, name: str) -> str:
-    return f"{namespace}.{name}" if namespace else name
+    return f"{namespace}/{name}" if namespace else name
 
 
 def _stream_fields(stream: StreamSpec) -> dict[str, Any]:
@@ -220,7 +220,7 @@ def connector_payload(
 
 
 def _stream_payload(name_key: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    namespace, _, name = name_key.rpartition(".")
+    namespace, _, name = name_key.rpartition("/")
     stream: dict[str, Any] = {"name": name}
     if namespace:
         stream["namespace"] = namespace

@@ -46,7 +46,10 @@ class Plan:
     unchanged: tuple[ResourceKey, ...]
     observed_digest: str
     warnings: tuple[str, ...] = ()
+    live_ids: Mapping[ResourceKey, str] = field(default_factory=dict)
+    """Ids of every live resource observed, for actions that reference unchanged ones."""
     adopted: tuple[ResourceKey, ...] = ()
+    """Desired resources found by name with no record: apply records them (no write)."""
     forgotten: tuple[ResourceKey, ...] = ()
     """Owned resources already gone from the live system: their records are dropped on apply."""
     systems: tuple[str, ...] = field(default=())
@@ -187,6 +190,7 @@ def build_plan(inputs: PlanInputs) -> Plan:
         unchanged=tuple(unchanged),
         observed_digest=observed_digest(inputs.live),
         warnings=tuple(warnings),
+        live_ids={key: resource.id for key, resource in sorted(inputs.live.items())},
         adopted=adopted,
         forgotten=forgotten,
         systems=inputs.systems,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reconciler.spec.cron import validate_quartz_cron
+from reconciler.spec.secrets import SecretField
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
@@ -136,8 +137,8 @@ class AirbyteAuth(_Strict):
     """How reconciler signs in to Airbyte: client credentials, a static token, or none."""
 
     client_id: str | None = Field(default=None, alias="clientId")
-    client_secret: dict[str, Any] | None = Field(default=None, alias="clientSecret")
-    token: dict[str, Any] | None = None
+    client_secret: SecretField | None = Field(default=None, alias="clientSecret")
+    token: SecretField | None = None
 
 
 class AirbyteEnvironment(_Strict):

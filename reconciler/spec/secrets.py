@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SECRET_KEY_PATTERN = re.compile(
     r"(password|passwd|secret|token|api_?key|apikey|private_?key|credentials_json|access_key_id)$",
@@ -54,6 +54,28 @@ class SecretRef(BaseModel):
         assert self.kubernetes is not None
         where = f"{self.kubernetes.namespace}/" if self.kubernetes.namespace else ""
         return f"kubernetes:{where}{self.kubernetes.name}#{self.kubernetes.key}"
+
+
+class SecretField(BaseModel):
+    """A typed field that must be a reference: `{secretRef: {...}}`, never an inline value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    secret_ref: SecretRef = Field(alias="secretRef")
+
+
+def parse_secret_label(label: str) -> SecretRef:
+    """Inverse of `SecretRef.describe()` (plans carry references as labels)."""
+    scheme, _, rest = label.partition(":")
+    if scheme == "env":
+        return SecretRef(env=rest)
+    if scheme == "file":
+        return SecretRef(file=rest)
+    if scheme == "kubernetes":
+        where, _, key = rest.partition("#")
+        namespace, _, name = where.rpartition("/")
+        return SecretRef(kubernetes=KubernetesSecretKey(name=name, key=key, namespace=namespace or None))
+    raise ValueError(f"not a secret reference: {label!r}")
 
 
 def is_secret_ref(value: Any) -> bool:

@@ -1,0 +1,212 @@
+"""Client for Airbyte's public API (the only module that talks to Airbyte): auth, paging, retries.
+
+- Auth: client credentials at `/applications/token` (refreshed before expiry and on a 401) or a
+  static bearer token.
+- Lists page with `limit`/`offset` and stop on an empty page (the server sets `next` whenever a
+  page is non-empty, so `next` alone never ends a listing).
+- Errors: RFC 9457 problem objects (and self-hosted `{"message": ...}` 401s) become `ApiError`.
+- Retries with backoff on 429, 5xx, timeouts and dropped connections for idempotent calls. A
+  create whose answer was lost looks the resource up by name before trying again, so a retry
+  never makes a duplicate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import structlog
+
+from reconciler.clients.http import RETRYABLE_STATUS, TRANSIENT_ERRORS, RequestCounter, RetryPolicy
+from reconciler.errors import ApiError
+
+SYSTEM = "airbyte"
+PAGE_SIZE = 100
+TOKEN_MARGIN_SECONDS = 60.0
+
+log = structlog.get_logger(__name__)
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, *, ambiguous: bool) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+
+
+def problem_message(response: httpx.Response) -> str:
+    """A readable message from a problem+json body, a `{message}` body or plain text."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip().replace("\n", " ")
+        return f"HTTP {response.status_code}: {text[:200] or response.reason_phrase}"
+    if isinstance(body, dict):
+        title = body.get("title") or body.get("message") or response.reason_phrase
+        detail = body.get("detail")
+        return f"HTTP {response.status_code} {title}" + (f": {detail}" if detail and detail != title else "")
+    return f"HTTP {response.status_code}: {body}"
+
+
+class AirbyteClient:
+    """A thin, typed-enough client for the endpoints reconciler uses."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._static_token = token
+        self._token: str | None = token
+        self._token_expires = float("inf") if token else 0.0
+        self._clock = clock
+        self._retry = retry or RetryPolicy()
+        self._http = httpx.Client(timeout=timeout, transport=transport, headers={"Accept": "application/json"})
+        self.counter = RequestCounter()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AirbyteClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ---- auth ---------------------------------------------------------------------------
+
+    def _fetch_token(self) -> None:
+        if not (self._client_id and self._client_secret):
+            if self._static_token:
+                raise ApiError(SYSTEM, "the static token was refused (401): check the token", status=401)
+            raise ApiError(SYSTEM, "no credentials configured (clientId/clientSecret or token)")
+        body = {"client_id": self._client_id, "client_secret": self._client_secret, "grant-type": "client_credentials"}
+        try:
+            self.counter.record("POST", write=False)  # a token request changes nothing in Airbyte
+            response = self._http.post(f"{self._base}/applications/token", json=body)
+        except TRANSIENT_ERRORS as exc:
+            raise ApiError(SYSTEM, f"cannot reach {self._base}: {exc}") from exc
+        if response.status_code != 200:
+            raise ApiError(SYSTEM, f"sign-in failed: {problem_message(response)}", status=response.status_code)
+        answer = response.json()
+        self._token = str(answer["access_token"])
+        self._token_expires = self._clock() + float(answer.get("expires_in", 180)) - TOKEN_MARGIN_SECONDS
+
+    def _auth_header(self) -> dict[str, str]:
+        if self._token is None or self._clock() >= self._token_expires:
+            self._fetch_token()
+        return {"Authorization": f"Bearer {self._token}"}
+
+    # ---- one request --------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, *, params: dict[str, Any] | None, body: Any) -> httpx.Response:
+        url = path if path.startswith("http") else f"{self._base}{path}"
+        for attempt in range(2):
+            self.counter.record(method)
+            try:
+                response = self._http.request(method, url, params=params, json=body, headers=self._auth_header())
+            except httpx.TimeoutException as exc:
+                raise _Retryable(f"{method} {path} timed out", ambiguous=True) from exc
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                raise _Retryable(f"{method} {path}: connection lost ({exc})", ambiguous=True) from exc
+            if response.status_code == 401 and attempt == 0 and (self._client_id or not self._static_token):
+                self._token = None  # expired or revoked: sign in again once
+                continue
+            if response.status_code in RETRYABLE_STATUS:
+                raise _Retryable(f"{method} {path}: {problem_message(response)}", ambiguous=response.status_code != 429)
+            if response.status_code >= 400:
+                raise ApiError(SYSTEM, f"{method} {path}: {problem_message(response)}", status=response.status_code)
+            return response
+        raise ApiError(SYSTEM, f"{method} {path}: unauthorized after signing in again", status=401)
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """An idempotent call, retried with backoff on 429, 5xx, timeouts and lost connections."""
+        last = ""
+        for attempt in range(self._retry.attempts):
+            try:
+                response = self._send(method, path, params=params, body=body)
+                return response.json() if response.content else None
+            except _Retryable as exc:
+                last = str(exc)
+                self.counter.retries += 1
+                log.warning("airbyte.retry", method=method, path=path, attempt=attempt + 1, reason=last)
+                self._retry.pause(attempt)
+        raise ApiError(SYSTEM, f"gave up after {self._retry.attempts} attempts: {last}")
+
+    # ---- resources ----------------------------------------------------------------------
+
+    def iter_list(self, resource: str, *, workspace_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every object of a kind, a page of up to 100 at a time; ends on an empty page."""
+        offset = 0
+        while True:
+            params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
+            if workspace_id:
+                params["workspaceIds"] = workspace_id
+            page = self._request("GET", f"/{resource}", params=params) or {}
+            data = page.get("data") or []
+            if not data:
+                return
+            yield from data
+            offset += len(data)
+
+    def list_all(self, resource: str, *, workspace_id: str | None = None) -> list[dict[str, Any]]:
+        return [*self.iter_list(resource, workspace_id=workspace_id)]
+
+    def get(self, resource: str, resource_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._request("GET", f"/{resource}/{resource_id}")
+        return answer
+
+    def patch(self, resource: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._request("PATCH", f"/{resource}/{resource_id}", body=body)
+        return answer
+
+    def put(self, resource: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._request("PUT", f"/{resource}/{resource_id}", body=body)
+        return answer
+
+    def delete(self, resource: str, resource_id: str) -> None:
+        """Delete; a resource already gone (404) counts as deleted."""
+        try:
+            self._request("DELETE", f"/{resource}/{resource_id}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    def create(
+        self,
+        resource: str,
+        body: dict[str, Any],
+        *,
+        find_existing: Callable[[], dict[str, Any] | None],
+    ) -> dict[str, Any]:
+        """POST once; after an ambiguous failure ask `find_existing` before posting again."""
+        last = ""
+        for attempt in range(self._retry.attempts):
+            if attempt > 0:
+                existing = find_existing()
+                if existing is not None:
+                    log.info("airbyte.create.recovered", resource=resource, name=body.get("name"))
+                    return existing
+            try:
+                answer: dict[str, Any] = self._send("POST", f"/{resource}", params=None, body=body).json()
+                return answer
+            except _Retryable as exc:
+                last = str(exc)
+                self.counter.retries += 1
+                log.warning("airbyte.retry", method="POST", path=f"/{resource}", attempt=attempt + 1, reason=last)
+                self._retry.pause(attempt)
+        raise ApiError(SYSTEM, f"gave up creating in /{resource} after {self._retry.attempts} attempts: {last}")
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        return self.list_all("workspaces")

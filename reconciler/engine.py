@@ -1,0 +1,254 @@
+"""The reconcile loop's I/O shell: load specs -> build providers -> observe -> plan -> apply.
+
+Everything that decides is pure (`spec`, `core`); this module wires it to files, secrets,
+state and the providers, and reports progress through callbacks so the CLI (or the
+controller) renders it. A dry run is just "stop after the plan".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.clients.airbyte import AirbyteClient
+from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
+from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan
+from reconciler.errors import ApplyError, PlanError, ReconcilerError
+from reconciler.providers.airbyte import AirbyteProvider
+from reconciler.providers.base import ApplyContext, Observation, Provider
+from reconciler.secrets import Fingerprinter, SecretResolver, load_fingerprint_key
+from reconciler.spec.files import read_spec_tree
+from reconciler.spec.loader import Environment, load_environments
+from reconciler.spec.secrets import SecretField, parse_secret_label
+from reconciler.state import FileStateStore, StateStore
+
+STATE_DIR = ".reconciler"
+
+
+def load_environment(root: Path, name: str, environ: Mapping[str, str]) -> Environment:
+    """Read and validate the specs of one environment (raises `SpecError`)."""
+    return load_environments(read_spec_tree(root), environ, only=name)[name]
+
+
+def validate(root: Path, environ: Mapping[str, str], only: str | None = None) -> dict[str, Environment]:
+    """Offline validation of every (or one) environment."""
+    return load_environments(read_spec_tree(root), environ, only=only)
+
+
+def _airbyte_provider(env: Environment, resolver: SecretResolver) -> AirbyteProvider:
+    assert env.settings.airbyte is not None and env.airbyte is not None
+    settings = env.settings.airbyte
+    auth = settings.auth
+
+    def secret(field: SecretField | None) -> str | None:
+        return resolver.value(field.secret_ref) if field is not None else None
+
+    client = AirbyteClient(
+        settings.url,
+        client_id=auth.client_id,
+        client_secret=secret(auth.client_secret),
+        token=secret(auth.token),
+    )
+    return AirbyteProvider(client, settings, env.airbyte)
+
+
+ProviderFactory = Callable[[Environment, SecretResolver], Provider | None]
+
+
+def default_providers() -> list[ProviderFactory]:
+    """Every system reconciler knows, in the order their plans are shown."""
+
+    def airbyte(env: Environment, resolver: SecretResolver) -> Provider | None:
+        return _airbyte_provider(env, resolver) if env.airbyte is not None else None
+
+    return [airbyte]
+
+
+@dataclass
+class Session:
+    """One environment opened for planning and applying."""
+
+    root: Path
+    env: Environment
+    providers: dict[str, Provider]
+    state: StateStore
+    resolver: SecretResolver
+    fingerprinter: Fingerprinter
+
+    def close(self) -> None:
+        for provider in self.providers.values():
+            provider.close()
+
+
+def state_path(root: Path, env: Environment) -> Path:
+    configured = env.settings.state.path
+    path = Path(configured) if configured else Path(STATE_DIR) / "state" / f"{env.name}.json"
+    return path if path.is_absolute() else root / path
+
+
+@contextmanager
+def open_session(
+    root: Path,
+    env_name: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    factories: Sequence[ProviderFactory] | None = None,
+    state: StateStore | None = None,
+) -> Iterator[Session]:
+    """Load the environment and connect its providers; closes them on exit."""
+    variables = dict(os.environ if environ is None else environ)
+    env = load_environment(root, env_name, variables)
+    resolver = SecretResolver(variables, base_dir=root)
+    path = state_path(root, env)
+    key = load_fingerprint_key(variables, path.parent / f"{env.name}.fingerprint.key")
+    providers: dict[str, Provider] = {}
+    session = Session(
+        root, env, providers, state or FileStateStore(path, env.name), resolver, Fingerprinter(resolver, key)
+    )
+    try:
+        for factory in factories or default_providers():
+            provider = factory(env, resolver)
+            if provider is not None:
+                providers[provider.system] = provider
+        yield session
+    finally:
+        session.close()
+
+
+def desired_state(session: Session) -> list[DesiredResource]:
+    desired: list[DesiredResource] = []
+    for provider in session.providers.values():
+        desired += provider.desired(session.fingerprinter)
+    return desired
+
+
+def observe(
+    session: Session, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
+) -> Observation:
+    live: dict[ResourceKey, LiveResource] = {}
+    depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
+    for system, provider in session.providers.items():
+        mine = [resource for resource in desired if resource.key.system == system]
+        owned = {key: record for key, record in records.items() if key.system == system}
+        observation = provider.observe(mine, owned)
+        live.update(observation.live)
+        depends.update(observation.depends)
+    return Observation(live, depends)
+
+
+def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
+    """Observe the live systems and plan; reads only."""
+    records = session.state.load()
+    desired = desired_state(session)
+    observation = observe(session, desired, records)
+    prune = frozenset(system for system, provider in session.providers.items() if provider.prune)
+    return build_plan(
+        PlanInputs(
+            environment=session.env.name,
+            desired=desired,
+            live=observation.live,
+            records={k: v for k, v in records.items() if k.system in session.providers},
+            prune=prune,
+            live_depends=observation.depends,
+            mass_delete_ratio=session.env.settings.state.mass_delete_ratio,
+            allow_mass_delete=allow_mass_delete,
+            systems=tuple(session.providers),
+        )
+    )
+
+
+def check_saved_plan(session: Session, saved: Plan) -> None:
+    """Refuse a saved plan whose environment, live state or secrets changed since it was made."""
+    if saved.environment != session.env.name:
+        raise PlanError(f"the plan is for environment {saved.environment!r}, not {session.env.name!r}")
+    current = make_plan(session, allow_mass_delete=True)
+    if current.observed_digest != saved.observed_digest:
+        changed = _changed_resources(saved, current)
+        raise PlanError(
+            "the live state changed since this plan was made"
+            + (f" ({', '.join(changed)})" if changed else "")
+            + "; run `reconcile plan` again and review the new plan"
+        )
+    for action in saved.actions:
+        for slot in action.desired.secrets if action.desired else ():
+            if session.fingerprinter(parse_secret_label(slot.ref)) != slot.fingerprint:
+                raise PlanError(f"secret {slot.ref} of {action.key} changed since this plan was made; plan again")
+
+
+def _changed_resources(saved: Plan, current: Plan) -> list[str]:
+    keys = set(saved.live_ids) | set(current.live_ids)
+    return sorted(str(k) for k in keys if saved.live_ids.get(k) != current.live_ids.get(k))[:5]
+
+
+@dataclass(frozen=True)
+class ApplyEvent:
+    """Progress of one action: `started`, `done`, `failed`, or a `progress` line."""
+
+    action: Action
+    status: str
+    message: str = ""
+
+
+@dataclass
+class ApplyReport:
+    done: list[Action] = field(default_factory=list)
+    failed: Action | None = None
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+
+def apply_plan(session: Session, plan: Plan, on_event: Callable[[ApplyEvent], None] = lambda _e: None) -> ApplyReport:
+    """Carry out the plan in order, recording each success at once; stops at the first failure."""
+    records = session.state.load()
+    for key in plan.adopted:
+        records[key] = OwnershipRecord(key, plan.live_ids[key], records.get(key, OwnershipRecord(key, "")).fingerprints)
+    for key in plan.forgotten:
+        records.pop(key, None)
+    if plan.adopted or plan.forgotten:
+        session.state.save(records)
+    ids = dict(plan.live_ids)
+    report = ApplyReport()
+    for action in plan.actions:
+        provider = session.providers.get(action.key.system)
+        if provider is None:
+            raise PlanError(
+                f"the plan has {action.key} but {action.key.system} is not configured in {plan.environment}"
+            )
+
+        def progress(message: str, action: Action = action) -> None:
+            on_event(ApplyEvent(action, "progress", message))
+
+        context = ApplyContext(ids, lambda label: session.resolver.value(parse_secret_label(label)), progress)
+        on_event(ApplyEvent(action, "started"))
+        try:
+            outcome = provider.apply(action, context)
+        except ReconcilerError as exc:
+            report.failed, report.error = action, str(exc)
+            on_event(ApplyEvent(action, "failed", str(exc)))
+            break
+        if action.kind == ActionKind.DELETE or outcome.id is None:
+            records.pop(action.key, None)
+            ids.pop(action.key, None)
+        else:
+            records[action.key] = OwnershipRecord(action.key, outcome.id, dict(outcome.fingerprints))
+            ids[action.key] = outcome.id
+        session.state.save(records)
+        report.done.append(action)
+        report.notes += outcome.notes
+        on_event(ApplyEvent(action, "done", "; ".join(outcome.notes)))
+    return report
+
+
+def raise_for(report: ApplyReport) -> None:
+    if report.failed is not None:
+        raise ApplyError(
+            f"{report.failed.kind.value} {report.failed.key} failed: {report.error}\n"
+            f"{len(report.done)} action(s) before it were applied and recorded; fix the cause and run apply again"
+        )

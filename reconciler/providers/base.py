@@ -1,0 +1,64 @@
+"""The contract between the engine and each system's provider: desired, observe, apply.
+
+A provider owns one system (Airbyte, Superset, workloads). It turns its slice of the specs
+into core `DesiredResource`s (pure rules live in `core/`), observes the live system through
+its client in as few calls as it can (lists, never one GET per resource), and carries out
+one planned `Action` at a time, returning what the ownership records must remember.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
+from reconciler.core.plan import Action
+from reconciler.spec.secrets import SecretRef
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a provider saw: live twins of desired or owned resources, and their dependencies."""
+
+    live: Mapping[ResourceKey, LiveResource]
+    depends: Mapping[ResourceKey, Sequence[ResourceKey]] = field(default_factory=dict)
+
+
+@dataclass
+class ApplyContext:
+    """What an action may need from outside: ids of resources applied so far, secret values."""
+
+    ids: dict[ResourceKey, str]
+    secret: Callable[[str], str]
+    """Secret value by reference label (e.g. `env:PG_PASSWORD`)."""
+    report: Callable[[str], None] = lambda _message: None
+    """Progress lines for long actions (rollouts)."""
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """The live id after an action (None after a delete) and the fingerprints now applied."""
+
+    id: str | None
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+class Provider(Protocol):
+    """One system."""
+
+    system: str
+    prune: bool
+
+    def secret_refs(self) -> list[SecretRef]: ...
+
+    def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]: ...
+
+    def observe(
+        self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
+    ) -> Observation: ...
+
+    def apply(self, action: Action, context: ApplyContext) -> ApplyOutcome: ...
+
+    def close(self) -> None: ...
