@@ -39,7 +39,7 @@ class SpecError(ReconcilerError):
     """The specs are invalid; every problem found is reported at once."""
 
     def __init__(self, problems: Sequence[SpecProblem]) -> None:
-        self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line or 0, p.field)))
+        self.problems = tuple(sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.field)))
         count = len(self.problems)
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"{count} problem{'s' if count != 1 else ''} in the specs:\n{lines}")

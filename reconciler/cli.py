@@ -1,0 +1,229 @@
+"""Command line: parse arguments -> call the engine -> render -> exit code. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import structlog
+
+from reconciler import engine
+from reconciler.core.plan import Plan
+from reconciler.core.plan_codec import plan_from_json, plan_to_json
+from reconciler.errors import ReconcilerError
+from reconciler.render.markdown import render_markdown
+from reconciler.render.report import apply_summary, event_line
+from reconciler.render.text import render_plan
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+class State:
+    def __init__(self, root: Path, debug: bool) -> None:
+        self.root = root
+        self.debug = debug
+
+
+def _configure_logging(debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        processors=[structlog.processors.add_log_level, structlog.dev.ConsoleRenderer(colors=False)],
+    )
+
+
+def fail(message: str) -> NoReturn:
+    click.secho(f"Error: {message}", fg="red", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn reconciler errors into `Error: ...` and exit 1; tracebacks only with --debug."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state = click.get_current_context().find_object(State)
+        try:
+            return command(*args, **kwargs)
+        except ReconcilerError as exc:
+            if state is not None and state.debug:
+                raise
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted")
+
+    wrapper.__name__ = command.__name__
+    wrapper.__doc__ = command.__doc__
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Project directory holding specs/ and environments/.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="reconciler")
+@click.pass_context
+def main(ctx: click.Context, root: Path, debug: bool) -> None:
+    """reconciler: git is the source of truth for Airbyte, Superset, dbt and Dagster."""
+    _configure_logging(debug)
+    ctx.obj = State(root.resolve(), debug)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@main.command()
+@click.option("--env", "env_name", help="Validate only this environment (default: all).")
+@pass_state
+@guarded
+def validate(state: State, env_name: str | None) -> None:
+    """Check the specs offline: schema, references, cron, secrets. Exit 1 on any problem."""
+    environments = engine.validate(state.root, _environ(), env_name)
+    for name, env in environments.items():
+        counts = []
+        if env.airbyte is not None:
+            a = env.airbyte
+            counts.append(
+                f"{len(a.sources)} sources, {len(a.destinations)} destinations, {len(a.connections)} connections"
+            )
+        click.echo(f"{name}: valid ({'; '.join(counts) or 'no systems'})")
+
+
+@main.command()
+@click.option("--kind", type=click.Choice(["airbyte", "environment"]), default="environment", show_default=True)
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a spec file kind (for editors and linters)."""
+    from reconciler.spec.schema import json_schema
+
+    click.echo(json.dumps(json_schema(kind), indent=2))
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def _emit_plan(plan: Plan, output_format: str) -> None:
+    if output_format == "json":
+        click.echo(json.dumps(plan_to_json(plan), indent=2, default=str))
+    elif output_format == "markdown":
+        click.echo(render_markdown(plan))
+    else:
+        click.echo(render_plan(plan, colour=sys.stdout.isatty()))
+
+
+@main.command()
+@click.option("--env", "env_name", required=True, help="Environment to plan.")
+@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan (JSON) for apply.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option("--allow-mass-delete", is_flag=True, help="Allow a plan deleting most owned resources.")
+@pass_state
+@guarded
+def plan(
+    state: State, env_name: str, output_format: str, out: Path | None, detailed_exitcode: bool, allow_mass_delete: bool
+) -> None:
+    """Observe the live systems and show what apply would change."""
+    with engine.open_session(state.root, env_name) as session:
+        result = engine.make_plan(session, allow_mass_delete=allow_mass_delete)
+    _emit_plan(result, output_format)
+    if out is not None:
+        out.write_text(json.dumps(plan_to_json(result), indent=2, default=str) + "\n", encoding="utf-8")
+        click.echo(f"Saved the plan to {out}; run `reconcile apply --env {env_name} {out}` to carry it out.", err=True)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(EXIT_CHANGES)
+
+
+@main.command()
+@click.option("--env", "env_name", required=True, help="Environment to apply.")
+@click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--allow-mass-delete", is_flag=True, help="Allow a plan deleting most owned resources.")
+@pass_state
+@guarded
+def apply(state: State, env_name: str, plan_file: Path | None, auto_approve: bool, allow_mass_delete: bool) -> None:
+    """Make the live systems match the specs (or carry out a saved plan exactly)."""
+    with engine.open_session(state.root, env_name) as session:
+        if plan_file is not None:
+            try:
+                saved = plan_from_json(json.loads(plan_file.read_text(encoding="utf-8")))
+            except json.JSONDecodeError as exc:
+                fail(f"{plan_file} is not JSON: {exc}")
+            engine.check_saved_plan(session, saved)
+            to_run = saved
+        else:
+            to_run = engine.make_plan(session, allow_mass_delete=allow_mass_delete)
+        click.echo(render_plan(to_run, colour=sys.stdout.isatty()))
+        if not to_run.has_changes and not to_run.adopted and not to_run.forgotten:
+            return
+        if to_run.has_changes and not auto_approve and plan_file is None:
+            if not sys.stdin.isatty():
+                fail("apply needs --auto-approve when not run interactively (or pass a saved plan file)")
+            click.confirm("Apply these changes?", abort=True)
+
+        def on_event(event: engine.ApplyEvent) -> None:
+            if event.status != "started":
+                click.echo(event_line(event.action, event.status, event.message))
+
+        report = engine.apply_plan(session, to_run, on_event)
+    click.echo(apply_summary(report.done, report.failed))
+    engine.raise_for(report)
+
+
+@main.command(name="import")
+@click.argument("system", type=click.Choice(["airbyte"]))
+@click.option("--env", "env_name", required=True)
+@click.option("--include-owned", is_flag=True, help="Also write resources the specs already define.")
+@pass_state
+@guarded
+def import_(state: State, system: str, env_name: str, include_owned: bool) -> None:
+    """Adopt resources that already exist in a live system into spec YAML (secrets become references)."""
+    from reconciler.adopt import import_airbyte
+
+    written = import_airbyte(state.root, env_name, _environ(), include_owned=include_owned)
+    for line in written:
+        click.echo(line)
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Leave the stand-ins running at the end until Ctrl-C.")
+@pass_state
+@guarded
+def demo(state: State, keep: bool) -> None:
+    """The whole loop on local stand-ins: validate, plan, apply, re-plan, drift."""
+    from reconciler.demo import run_demo
+
+    run_demo(state.root, echo=click.echo, keep=keep)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".reconciler/sandbox"),
+    show_default=True,
+    help="Where the stand-ins keep their data between runs.",
+)
+@pass_state
+@guarded
+def sandbox(state: State, host: str, data_dir: Path) -> None:
+    """Run the local stand-in servers in the foreground (Ctrl-C stops them)."""
+    from reconciler.sandbox.launch import run_sandbox
+
+    run_sandbox(host, data_dir if data_dir.is_absolute() else state.root / data_dir, echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()
