@@ -1,0 +1,127 @@
+"""The Airbyte client against httpx.MockTransport: paging, auth refresh, retries, safe creates, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from reconciler.clients.airbyte import AirbyteClient
+from reconciler.clients.http import RetryPolicy
+from reconciler.errors import ApiError
+
+BASE = "http://airbyte.test/api/public/v1"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client(handler: Handler, **kwargs: object) -> AirbyteClient:
+    return AirbyteClient(
+        BASE,
+        client_id="id",
+        client_secret="secret",
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=4, sleep=lambda _s: None),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def token_or(handler: Handler) -> Handler:
+    def wrapped(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/applications/token"):
+            return httpx.Response(200, json={"access_token": "t1", "token_type": "Bearer", "expires_in": 900})
+        return handler(request)
+
+    return wrapped
+
+
+def test_paging_follows_offsets_and_stops_on_the_first_empty_page() -> None:
+    items = [{"sourceId": str(i), "name": f"s{i}"} for i in range(230)]
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        seen.append(f"{offset}+{limit}")
+        page = items[offset : offset + limit]
+        return httpx.Response(200, json={"data": page, "next": f"{BASE}/sources?offset={offset + limit}"})
+
+    listed = client(token_or(handler)).list_all("sources")
+    assert len(listed) == 230
+    assert seen == ["0+100", "100+100", "200+100", "230+100"]
+
+
+def test_an_expired_token_is_refreshed_once_on_401() -> None:
+    tokens = iter(["t1", "t2"])
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/applications/token"):
+            body = json.loads(request.content)
+            assert body == {"client_id": "id", "client_secret": "secret", "grant-type": "client_credentials"}
+            return httpx.Response(200, json={"access_token": next(tokens), "expires_in": 900})
+        calls.append(request.headers["Authorization"])
+        if request.headers["Authorization"] == "Bearer t1":
+            return httpx.Response(401, json={"message": "Unauthorized"})
+        return httpx.Response(200, json={"sourceId": "s1"})
+
+    assert client(handler).get("sources", "s1") == {"sourceId": "s1"}
+    assert calls == ["Bearer t1", "Bearer t2"]
+
+
+def test_rate_limits_and_server_errors_are_retried_with_backoff() -> None:
+    answers = iter([429, 500, 200])
+    pauses: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = next(answers)
+        if status != 200:
+            return httpx.Response(status, json={"title": "You are being rate limited.", "status": status})
+        return httpx.Response(200, json={"sourceId": "s1"})
+
+    c = AirbyteClient(BASE, token="static", transport=httpx.MockTransport(handler),
+                      retry=RetryPolicy(attempts=4, base_seconds=0.5, sleep=pauses.append))
+    assert c.get("sources", "s1")["sourceId"] == "s1"
+    assert pauses == [0.5, 1.0] and c.counter.retries == 2
+
+
+def test_a_create_whose_answer_was_lost_is_found_by_name_not_created_twice() -> None:
+    posts: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(request.content)
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return httpx.Response(200, json={"data": []})
+
+    found = {"sourceId": "s-created", "name": "pg"}
+    result = client(token_or(handler)).create("sources", {"name": "pg"}, find_existing=lambda: found)
+    assert result == found and len(posts) == 1
+
+
+def test_problem_details_become_a_clear_error_without_retry() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        problem = {"type": "https://reference.airbyte.com/reference/errors#bad-request", "title": "bad-request",
+                   "status": 400, "detail": "The body of the request contains an invalid connector configuration."}
+        return httpx.Response(400, json=problem, headers={"content-type": "application/problem+json"})
+
+    with pytest.raises(ApiError) as info:
+        client(token_or(handler)).patch("sources", "s1", {"name": "x"})
+    assert info.value.status == 400
+    assert "invalid connector configuration" in str(info.value) and str(info.value).startswith("airbyte: PATCH")
+
+
+def test_giving_up_after_the_retry_budget_says_so() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out")
+
+    with pytest.raises(ApiError, match="gave up after 4 attempts"):
+        client(token_or(handler)).get("sources", "s1")
+
+
+def test_wrong_credentials_fail_with_the_servers_reason() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"message": "Unauthorized"})
+
+    with pytest.raises(ApiError, match="sign-in failed: HTTP 401 Unauthorized"):
+        client(handler).get("sources", "s1")

@@ -1,0 +1,153 @@
+"""Core rules for Airbyte with plain data: no phantom changes, secrets by fingerprint, payloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.core import airbyte as rules
+from reconciler.core.diff import SECRET_CHANGED, diff_resource
+from reconciler.core.model import OwnershipRecord
+from reconciler.spec.airbyte import ConnectionSpec, SourceSpec
+from reconciler.spec.loader import AirbyteSelection
+from reconciler.spec.secrets import SecretRef
+
+
+def fixed_fingerprints(ref: SecretRef) -> str:
+    return f"fp-{ref.describe()}"
+
+
+def connection_spec(**overrides: Any) -> ConnectionSpec:
+    body: dict[str, Any] = {
+        "name": "pg-to-lake",
+        "source": "pg",
+        "destination": "lake",
+        "schedule": {"cron": "0 0 2 * * ?"},
+        "streams": [
+            {"name": "users", "namespace": "public", "syncMode": "incremental_append", "cursorField": ["updated_at"]},
+            {"name": "orders", "namespace": "public", "syncMode": "full_refresh_overwrite", "selectedFields": []},
+        ],
+    }
+    body.update(overrides)
+    return ConnectionSpec.model_validate(body)
+
+
+def live_connection(**overrides: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "connectionId": "c1",
+        "name": "pg-to-lake",
+        "sourceId": "s1",
+        "destinationId": "d1",
+        "status": "active",
+        "schedule": {"scheduleType": "cron", "cronExpression": "0 0 2 * * ? UTC"},
+        "namespaceDefinition": "destination",
+        "prefix": "",
+        "configurations": {
+            "streams": [  # reversed order, server-filled keys, null selectedFields
+                {"name": "orders", "namespace": "public", "syncMode": "full_refresh_overwrite", "selectedFields": None,
+                 "primaryKey": [["id"]], "cursorField": []},
+                {"name": "users", "namespace": "public", "syncMode": "incremental_append", "cursorField": ["updated_at"],
+                 "primaryKey": [["id"]], "selectedFields": []},
+            ]
+        },
+    }
+    answer.update(overrides)
+    return answer
+
+
+def desired_connection(spec: ConnectionSpec) -> Any:
+    selection = AirbyteSelection(sources=(), destinations=(), connections=(spec,))
+    return rules.desired_resources(selection, fixed_fingerprints)[0]
+
+
+def live_resource(answer: dict[str, Any], desired: Any) -> Any:
+    from reconciler.core.model import LiveResource
+
+    fields = rules.live_connection_fields(answer, {"s1": "pg", "d1": "lake"}, desired)
+    return LiveResource(desired.key, answer["connectionId"], fields)
+
+
+def test_no_phantom_changes_from_utc_suffix_stream_order_null_selected_fields_and_server_defaults() -> None:
+    desired = desired_connection(connection_spec())
+    assert diff_resource(desired, live_resource(live_connection(), desired), None) == []
+
+
+def test_a_real_cron_change_is_one_field_change() -> None:
+    desired = desired_connection(connection_spec(schedule={"cron": "0 0 3 * * ?"}))
+    changes = diff_resource(desired, live_resource(live_connection(), desired), None)
+    assert [(c.name, c.old, c.new) for c in changes] == [
+        ("schedule.cronExpression", "0 0 2 * * ?", "0 0 3 * * ?")
+    ]
+
+
+def test_a_stream_only_live_is_a_change_and_one_only_desired_too() -> None:
+    spec = connection_spec(streams=[{"name": "users", "namespace": "public", "syncMode": "incremental_append"},
+                                    {"name": "payments", "namespace": "public"}])
+    desired = desired_connection(spec)
+    names = {c.name: (c.old, c.new) for c in diff_resource(desired, live_resource(live_connection(), desired), None)}
+    assert names["streams.public/orders"][1] is None
+    assert names["streams.public/payments"] == (None, {})
+
+
+def test_streams_without_namespace_in_the_spec_match_live_streams_with_one() -> None:
+    spec = connection_spec(streams=[{"name": "users", "syncMode": "incremental_append"},
+                                    {"name": "orders", "syncMode": "full_refresh_overwrite"}])
+    desired = desired_connection(spec)
+    assert diff_resource(desired, live_resource(live_connection(), desired), None) == []
+
+
+def test_changing_the_source_of_a_connection_forces_a_replace() -> None:
+    desired = desired_connection(connection_spec(source="other"))
+    live = live_resource(live_connection(), desired)
+    assert [c.name for c in diff_resource(desired, live, None)] == ["source"]
+    assert "source" in desired.replace_on
+
+
+def source_spec(password_env: str = "PG_PASSWORD") -> SourceSpec:
+    return SourceSpec.model_validate({
+        "name": "pg", "type": "postgres",
+        "configuration": {"host": "db", "port": 5432, "password": {"secretRef": {"env": password_env}},
+                          "tunnel_method": {"tunnel_method": "NO_TUNNEL"}},
+    })
+
+
+def source_resources(spec: SourceSpec) -> Any:
+    selection = AirbyteSelection(sources=(spec,), destinations=(), connections=())
+    return rules.desired_resources(selection, fixed_fingerprints)[0]
+
+
+def test_masked_secret_is_not_a_change_when_its_fingerprint_matches_the_last_applied() -> None:
+    from reconciler.core.model import LiveResource
+
+    desired = source_resources(source_spec())
+    answer = {"sourceId": "s1", "name": "pg", "sourceType": "postgres",
+              "configuration": {"sourceType": "postgres", "host": "db", "port": 5432, "password": rules.MASK,
+                                "tunnel_method": {"tunnel_method": "NO_TUNNEL"}, "ssl_mode": {"mode": "prefer"}}}
+    live = LiveResource(desired.key, "s1", rules.live_connector_fields(rules.SOURCE, answer))
+    record = OwnershipRecord(desired.key, "s1", {"configuration.password": "fp-env:PG_PASSWORD"})
+    assert diff_resource(desired, live, record) == []
+
+    rotated = OwnershipRecord(desired.key, "s1", {"configuration.password": "fp-of-the-old-value"})
+    [change] = diff_resource(desired, live, rotated)
+    assert change.secret and change.new == SECRET_CHANGED and change.name == "configuration.password"
+
+
+def test_payloads_carry_secret_values_only_where_asked() -> None:
+    desired = source_resources(source_spec())
+    full = rules.connector_payload(rules.SOURCE, desired, {("configuration", "password"): "s3cret"}, "ws", full=True)
+    assert full["configuration"]["password"] == "s3cret" and full["workspaceId"] == "ws"
+    assert full["configuration"]["sourceType"] == "postgres"
+    patch = rules.connector_payload(rules.SOURCE, desired, {}, None, full=False)
+    assert "password" not in patch["configuration"] and "workspaceId" not in patch
+
+
+def test_connection_payload_uses_live_ids_and_field_paths() -> None:
+    desired = desired_connection(connection_spec(streams=[{"name": "users", "namespace": "public",
+                                                           "selectedFields": ["id", "address.city"]}]))
+    ids = {rules.key(rules.SOURCE, "pg"): "s1", rules.key(rules.DESTINATION, "lake"): "d1"}
+    body = rules.connection_payload(desired.fields, ids, full=True)
+    assert body["sourceId"] == "s1" and body["destinationId"] == "d1"
+    assert body["configurations"]["streams"] == [
+        {"name": "users", "namespace": "public", "selectedFields": [{"fieldPath": ["address", "city"]},
+                                                                    {"fieldPath": ["id"]}]}
+    ]
+    assert body["schedule"] == {"scheduleType": "cron", "cronExpression": "0 0 2 * * ?"}
