@@ -1,0 +1,118 @@
+"""`reconcile import airbyte`: live objects the specs do not define -> spec YAML, recorded as owned.
+
+Reads the live system through the Airbyte provider's client, writes
+`specs/airbyte/imported-<env>.yaml`, adds the new names to the environment file (comments
+and order preserved), and records ownership so the next plan adopts instead of creating.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+
+from reconciler import engine
+from reconciler.core import airbyte as rules
+from reconciler.core.adoption import ImportedSpecs, connection_entry, connector_entry, spec_name
+from reconciler.core.model import OwnershipRecord, ResourceKey
+from reconciler.errors import ReconcilerError
+from reconciler.providers.airbyte import AirbyteProvider
+
+COLLECTIONS = {"source": ("sources", "sourceId"), "destination": ("destinations", "destinationId")}
+
+
+def _collect(provider: AirbyteProvider, env: str, known: Mapping[str, set[str]], include_owned: bool) -> ImportedSpecs:
+    result = ImportedSpecs()
+    taken = {kind: set(names) for kind, names in known.items()}
+    names_by_id: dict[str, str] = {}
+    for kind, (collection, id_field) in COLLECTIONS.items():
+        for answer in provider.client.list_all(collection, workspace_id=provider.workspace_id):
+            live_name = str(answer.get("name", ""))
+            if live_name in known[kind] and not include_owned:
+                names_by_id[answer[id_field]] = live_name
+                continue
+            name = spec_name(live_name, taken[kind])
+            names_by_id[answer[id_field]] = name
+            refs: list[str] = []
+            entry = connector_entry(kind, answer, name, env, refs)
+            getattr(result, f"{kind}s").append(entry)
+            result.secret_variables += refs
+            result.ids[(kind, name)] = str(answer[id_field])
+    for answer in provider.client.list_all("connections", workspace_id=provider.workspace_id):
+        live_name = str(answer.get("name", ""))
+        if live_name in known["connection"] and not include_owned:
+            continue
+        source, destination = names_by_id.get(answer["sourceId"]), names_by_id.get(answer["destinationId"])
+        if source is None or destination is None:
+            result.skipped.append(f"connection {live_name!r}: its source or destination is not in this workspace")
+            continue
+        name = spec_name(live_name, taken["connection"])
+        result.connections.append(connection_entry(answer, name, source, destination))
+        result.ids[("connection", name)] = str(answer["connectionId"])
+    return result
+
+
+def _add_to_environment(env_file: Path, imported: ImportedSpecs) -> None:
+    editor = YAML()
+    editor.preserve_quotes = True
+    document = editor.load(env_file.read_text(encoding="utf-8"))
+    airbyte = document["airbyte"]
+    for section in ("sources", "destinations", "connections"):
+        entries = getattr(imported, section)
+        if not entries:
+            continue
+        if airbyte.get(section) is None:
+            airbyte[section] = {}
+        for entry in entries:
+            airbyte[section][entry["name"]] = {}
+    buffer = io.StringIO()
+    editor.dump(document, buffer)
+    env_file.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, include_owned: bool = False) -> list[str]:
+    """Write spec YAML for what the live Airbyte has and the specs do not; return report lines."""
+    target = root / "specs" / "airbyte" / f"imported-{env_name}.yaml"
+    if target.exists():
+        raise ReconcilerError(f"{target} already exists; merge or remove it before importing again")
+    with engine.open_session(root, env_name, environ) as session:
+        provider = session.providers.get(rules.SYSTEM)
+        if not isinstance(provider, AirbyteProvider):
+            raise ReconcilerError(f"environment {env_name} has no airbyte section")
+        selection = provider.selection
+        known = {
+            "source": {s.name for s in selection.sources},
+            "destination": {d.name for d in selection.destinations},
+            "connection": {c.name for c in selection.connections},
+        }
+        imported = _collect(provider, env_name, known, include_owned)
+        if not imported.ids:
+            return ["Nothing to import: every live resource is already in the specs."]
+        body: dict[str, Any] = {
+            section: getattr(imported, section)
+            for section in ("sources", "destinations", "connections")
+            if getattr(imported, section)
+        }
+        target.parent.mkdir(parents=True, exist_ok=True)
+        header = f"# Imported from the live Airbyte of {env_name} by `reconcile import airbyte`.\n"
+        target.write_text(header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        _add_to_environment(root / session.env.file, imported)
+        records = session.state.load()
+        for (kind, name), live_id in imported.ids.items():
+            key = ResourceKey(rules.SYSTEM, kind, name)
+            records[key] = OwnershipRecord(key, live_id)
+        session.state.save(records)
+    lines = [
+        f"Wrote {target.relative_to(root)}: {len(imported.sources)} sources, {len(imported.destinations)} "
+        f"destinations, {len(imported.connections)} connections; added them to {session.env.file}.",
+    ]
+    if imported.secret_variables:
+        lines.append("Set these environment variables to the secrets (the live values are masked):")
+        lines += [f"  {name}" for name in imported.secret_variables]
+    lines += [f"Skipped {reason}" for reason in imported.skipped]
+    lines.append(f"Next: `reconcile plan --env {env_name}` should show no changes but secrets not tracked yet.")
+    return lines
