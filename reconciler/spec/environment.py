@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.spec.airbyte import AirbyteEnvironment
+from reconciler.spec.workloads import WorkloadsEnvironment
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -42,6 +43,7 @@ class EnvironmentFile(BaseModel):
     description: str | None = None
     state: StateSettings = Field(default_factory=StateSettings)
     airbyte: AirbyteEnvironment | None = None
+    workloads: WorkloadsEnvironment | None = None
 
 
 class UnsetVariable(ValueError):

@@ -17,9 +17,11 @@ from reconciler.errors import SpecError, SpecProblem
 from reconciler.spec.airbyte import ConnectionSpec, DestinationSpec, SourceSpec
 from reconciler.spec.environment import EnvironmentFile, interpolate_tree
 from reconciler.spec.secrets import SecretRef, iter_inline_secrets, iter_secret_refs
+from reconciler.spec.workloads import ComponentSpec, ImageVersion, WorkloadsEnvironment, WorkloadsFile
 from reconciler.spec.yamlsource import LocatedMap, YamlSyntaxError, deep_merge, locate, parse_yaml
 
 AIRBYTE_SPEC_DIR = "specs/airbyte/"
+WORKLOADS_SPEC = "specs/workloads.yaml"
 ENVIRONMENT_DIR = "environments/"
 AIRBYTE_KINDS = ("sources", "destinations", "connections")
 
@@ -36,6 +38,15 @@ class AirbyteSelection:
 
 
 @dataclass(frozen=True)
+class WorkloadsSelection:
+    """The image each component runs in one environment, and where the image is carried."""
+
+    settings: WorkloadsEnvironment
+    components: dict[str, ComponentSpec]
+    images: dict[str, ImageVersion]
+
+
+@dataclass(frozen=True)
 class Environment:
     """One environment's desired state, validated."""
 
@@ -43,6 +54,7 @@ class Environment:
     file: str
     settings: EnvironmentFile
     airbyte: AirbyteSelection | None
+    workloads: WorkloadsSelection | None = None
 
 
 class _Problems:
@@ -201,6 +213,29 @@ def _load_airbyte(
     )
 
 
+def _load_workloads_file(parsed: Mapping[str, Any], problems: _Problems) -> WorkloadsFile | None:
+    raw = parsed.get(WORKLOADS_SPEC)
+    if raw is None:
+        return None
+    return _validate(WorkloadsFile, raw, (), problems)
+
+
+def _load_workloads(
+    raw: LocatedMap, settings: WorkloadsEnvironment, spec: WorkloadsFile | None, problems: _Problems
+) -> WorkloadsSelection:
+    components = spec.components if spec is not None else {}
+    for name in settings.images:
+        if name not in components:
+            known = ", ".join(sorted(components)) or f"none ({WORKLOADS_SPEC} is missing)"
+            problems.at(
+                raw, ("workloads", "images", name), f"no component {name!r} in {WORKLOADS_SPEC} (known: {known})"
+            )
+    if any(c.dagster_location for name, c in components.items() if name in settings.images) and not settings.dagster:
+        problems.at(raw, ("workloads",), "a Dagster code location is pinned but workloads.dagster.url is not set")
+    chosen = {name: components[name] for name in settings.images if name in components}
+    return WorkloadsSelection(settings, chosen, dict(settings.images))
+
+
 def environment_names(files: Mapping[str, str]) -> list[str]:
     """Names of the environments, from the file names under environments/."""
     return sorted(
@@ -217,6 +252,7 @@ def load_environments(
     problems = _Problems()
     parsed = _parse_all(files, problems)
     definitions = _collect_airbyte_definitions(parsed, problems)
+    workloads_file = _load_workloads_file(parsed, problems)
     names = environment_names(files)
     if only is not None and only not in names:
         known = ", ".join(names) or "none"
@@ -251,7 +287,12 @@ def load_environments(
             if isinstance(airbyte_raw, LocatedMap) and settings.airbyte is not None
             else None
         )
-        environments[name] = Environment(name=name, file=path, settings=settings, airbyte=airbyte)
+        workloads = (
+            _load_workloads(raw, settings.workloads, workloads_file, problems)
+            if settings.workloads is not None
+            else None
+        )
+        environments[name] = Environment(name=name, file=path, settings=settings, airbyte=airbyte, workloads=workloads)
     if problems.items:
         raise SpecError(problems.items)
     return environments
