@@ -1,0 +1,55 @@
+"""Promotion rewrites exactly the image lines of a commented environment file."""
+
+from __future__ import annotations
+
+import difflib
+
+from reconciler.core.promotion import rewrite_image_pins
+from reconciler.spec.workloads import ImageVersion
+
+PROD = """\
+# Production: pinned images. Promote with `reconcile promote --from qa --to prod`.
+environment: prod
+
+workloads:
+  kubernetes: {namespace: dagster-prod}   # the prod cluster
+  images:
+    # dbt models, launched by Dagster runs
+    dbt:
+      tag: "1.8.0"      # released 2026-11-01
+    ingestion: {tag: '2026.11.2'}  # flow style kept
+    analytics:
+      tag: 2026.10.9
+      digest: sha256:1111111111111111111111111111111111111111111111111111111111111111
+"""
+
+
+def changed_lines(before: str, after: str) -> list[str]:
+    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+def test_only_the_tag_lines_change_and_comments_and_quotes_survive() -> None:
+    after = rewrite_image_pins(PROD, "environments/prod.yaml", {
+        "dbt": ImageVersion(tag="1.9.1"),
+        "ingestion": ImageVersion(tag="2026.11.5"),
+    })
+    assert changed_lines(PROD, after) == [
+        '-      tag: "1.8.0"      # released 2026-11-01',
+        "-    ingestion: {tag: '2026.11.2'}  # flow style kept",
+        '+      tag: "1.9.1"      # released 2026-11-01',
+        "+    ingestion: {tag: '2026.11.5'}  # flow style kept",
+    ]
+
+
+def test_digests_are_replaced_added_and_removed_in_place() -> None:
+    digest = "sha256:" + "2" * 64
+    after = rewrite_image_pins(PROD, "environments/prod.yaml", {
+        "analytics": ImageVersion(tag="2026.11.1", digest=digest),
+        "dbt": ImageVersion(tag="1.9.1", digest=digest),
+    })
+    diff = changed_lines(PROD, after)
+    assert f"+      digest: {digest}" in diff and "+      tag: 2026.11.1" in diff
+    assert diff.count(f"+      digest: {digest}") == 2  # analytics replaced, dbt added under its tag
+    removed = rewrite_image_pins(PROD, "environments/prod.yaml", {"analytics": ImageVersion(tag="2026.11.1")})
+    assert "digest" not in removed.split("analytics:")[1]
