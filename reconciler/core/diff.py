@@ -36,6 +36,8 @@ class FieldChange:
 
 def diff_tree(desired: Any, live: Any, exact: frozenset[Path], path: Path = ()) -> list[FieldChange]:
     """Changes needed to make `live` match `desired` at and under `path`."""
+    if isinstance(desired, Mapping) and desired and live is ABSENT:
+        live = {}  # a new mapping is shown leaf by leaf
     if isinstance(desired, Mapping) and isinstance(live, Mapping):
         changes: list[FieldChange] = []
         keys = list(desired)
