@@ -87,6 +87,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = 30.0  # idle keep-alive connections give their thread back
+    disable_nagle_algorithm = True  # headers and body leave in two writes: no 40 ms delayed-ACK stall
 
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -146,7 +147,9 @@ class JsonHttpServer:
         if self._server is not None:
             return
         self._server = _Server(self._address, self._handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="json-http-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="json-http-server", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
