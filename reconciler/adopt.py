@@ -21,19 +21,31 @@ from reconciler.core.adoption import ImportedSpecs, connection_entry, connector_
 from reconciler.core.model import OwnershipRecord, ResourceKey
 from reconciler.errors import ReconcilerError
 from reconciler.providers.airbyte import AirbyteProvider
+from reconciler.spec.files import read_spec_tree
+from reconciler.spec.loader import airbyte_definition_names
 
 COLLECTIONS = {"source": ("sources", "sourceId"), "destination": ("destinations", "destinationId")}
 
 
-def _collect(provider: AirbyteProvider, env: str, known: Mapping[str, set[str]], include_owned: bool) -> ImportedSpecs:
+def _collect(
+    provider: AirbyteProvider,
+    env: str,
+    selected: Mapping[str, set[str]],
+    defined: Mapping[str, set[str]],
+    include_owned: bool,
+) -> ImportedSpecs:
+    """Spec entries for live objects the specs do not define; defined but unselected ones are selected."""
     result = ImportedSpecs()
-    taken = {kind: set(names) for kind, names in known.items()}
+    taken = {kind: set(names) for kind, names in defined.items()}
     names_by_id: dict[str, str] = {}
     for kind, (collection, id_field) in COLLECTIONS.items():
         for answer in provider.client.list_all(collection, workspace_id=provider.workspace_id):
             live_name = str(answer.get("name", ""))
-            if live_name in known[kind] and not include_owned:
+            if live_name in defined[kind] and not include_owned:
                 names_by_id[answer[id_field]] = live_name
+                if live_name not in selected[kind]:
+                    result.select[f"{kind}s"].append(live_name)
+                    result.ids[(kind, live_name)] = str(answer[id_field])
                 continue
             name = spec_name(live_name, taken[kind])
             names_by_id[answer[id_field]] = name
@@ -44,7 +56,10 @@ def _collect(provider: AirbyteProvider, env: str, known: Mapping[str, set[str]],
             result.ids[(kind, name)] = str(answer[id_field])
     for answer in provider.client.list_all("connections", workspace_id=provider.workspace_id):
         live_name = str(answer.get("name", ""))
-        if live_name in known["connection"] and not include_owned:
+        if live_name in defined["connection"] and not include_owned:
+            if live_name not in selected["connection"]:
+                result.select["connections"].append(live_name)
+                result.ids[("connection", live_name)] = str(answer["connectionId"])
             continue
         source, destination = names_by_id.get(answer["sourceId"]), names_by_id.get(answer["destinationId"])
         if source is None or destination is None:
@@ -62,13 +77,13 @@ def _add_to_environment(env_file: Path, imported: ImportedSpecs) -> None:
     document = editor.load(env_file.read_text(encoding="utf-8"))
     airbyte = document["airbyte"]
     for section in ("sources", "destinations", "connections"):
-        entries = getattr(imported, section)
-        if not entries:
+        names = [entry["name"] for entry in getattr(imported, section)] + imported.select[section]
+        if not names:
             continue
         if airbyte.get(section) is None:
             airbyte[section] = {}
-        for entry in entries:
-            airbyte[section][entry["name"]] = {}
+        for name in names:
+            airbyte[section][name] = {}
     buffer = io.StringIO()
     editor.dump(document, buffer)
     env_file.write_text(buffer.getvalue(), encoding="utf-8")
@@ -84,12 +99,13 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
         if not isinstance(provider, AirbyteProvider):
             raise ReconcilerError(f"environment {env_name} has no airbyte section")
         selection = provider.selection
-        known = {
+        selected = {
             "source": {s.name for s in selection.sources},
             "destination": {d.name for d in selection.destinations},
             "connection": {c.name for c in selection.connections},
         }
-        imported = _collect(provider, env_name, known, include_owned)
+        defined = airbyte_definition_names(read_spec_tree(root))
+        imported = _collect(provider, env_name, selected, defined, include_owned)
         if not imported.ids:
             return ["Nothing to import: every live resource is already in the specs."]
         body: dict[str, Any] = {
@@ -97,9 +113,10 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
             for section in ("sources", "destinations", "connections")
             if getattr(imported, section)
         }
-        target.parent.mkdir(parents=True, exist_ok=True)
-        header = f"# Imported from the live Airbyte of {env_name} by `reconcile import airbyte`.\n"
-        target.write_text(header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        if body:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            header = f"# Imported from the live Airbyte of {env_name} by `reconcile import airbyte`.\n"
+            target.write_text(header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True), encoding="utf-8")
         _add_to_environment(root / session.env.file, imported)
         records = session.state.load()
         for (kind, name), live_id in imported.ids.items():
@@ -108,8 +125,13 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
         session.state.save(records)
     lines = [
         f"Wrote {target.relative_to(root)}: {len(imported.sources)} sources, {len(imported.destinations)} "
-        f"destinations, {len(imported.connections)} connections; added them to {session.env.file}.",
+        f"destinations, {len(imported.connections)} connections; added them to {session.env.file}."
+        if body
+        else "No new spec entries were needed.",
     ]
+    selected_now = sum(len(names) for names in imported.select.values())
+    if selected_now:
+        lines.append(f"Selected {selected_now} resource(s) already defined in specs/ for {env_name}.")
     if imported.secret_variables:
         lines.append("Set these environment variables to the secrets (the live values are masked):")
         lines += [f"  {name}" for name in imported.secret_variables]

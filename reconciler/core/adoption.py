@@ -52,6 +52,8 @@ class ImportedSpecs:
     ids: dict[tuple[str, str], str] = field(default_factory=dict)
     """(kind, spec name) -> live id, to record ownership."""
     skipped: list[str] = field(default_factory=list)
+    select: dict[str, list[str]] = field(default_factory=lambda: {"sources": [], "destinations": [], "connections": []})
+    """Names already defined in specs/ that the environment should now select."""
 
 
 def connector_entry(kind: str, answer: Mapping[str, Any], name: str, env: str, refs: list[str]) -> dict[str, Any]:

@@ -236,6 +236,15 @@ def _load_workloads(
     return WorkloadsSelection(settings, chosen, dict(settings.images))
 
 
+def airbyte_definition_names(files: Mapping[str, str]) -> dict[str, set[str]]:
+    """Names defined under specs/airbyte/ by kind (`source`, `destination`, `connection`)."""
+    problems = _Problems()
+    definitions = _collect_airbyte_definitions(_parse_all(files, problems), problems)
+    if problems.items:
+        raise SpecError(problems.items)
+    return {kind[:-1]: set(found) for kind, found in definitions.items()}
+
+
 def environment_names(files: Mapping[str, str]) -> list[str]:
     """Names of the environments, from the file names under environments/."""
     return sorted(

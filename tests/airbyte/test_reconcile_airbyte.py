@@ -1,0 +1,219 @@
+"""reconcile plan/apply against the Airbyte stand-in: convergence, zero writes, secrets, safety."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.airbyte.conftest import Project
+
+
+def by_name(items: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    return {str(item["name"]): item for item in items if not item.get("tombstone")}
+
+
+def test_plan_apply_plan_converges_and_a_second_apply_writes_nothing(project: Project) -> None:
+    first = project.run("plan", "--env", "qa", "--detailed-exitcode")
+    assert first.exit_code == 2, first.output
+    assert "Plan for qa: 5 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged." in first.output
+    assert project.qa.stats.writes == 0  # planning never writes
+
+    applied = project.run("apply", "--env", "qa", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert "Apply complete: 5 created." in applied.output
+    assert set(by_name(project.qa.stored("connections"))) == {"app-postgres-to-lake", "mailchimp-to-lake"}
+    assert project.prod.stats.total == 0  # another environment is never touched
+
+    again = project.run("plan", "--env", "qa", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "No changes." in again.output
+
+    project.qa.stats.reset()
+    second = project.run("apply", "--env", "qa", "--auto-approve")
+    assert second.exit_code == 0
+    assert project.qa.stats.writes == 0
+    # observation is one paged listing per kind (plus workspace lookup and sign-in), never a GET per resource
+    assert all(not route.startswith("GET /sources/") for route in project.qa.stats.by_route)
+
+
+def test_secrets_reach_airbyte_and_appear_nowhere_else_and_rotation_is_detected(
+    project: Project, tmp_path: Path
+) -> None:
+    canary = "CANARY-9f3b-never-print-me"
+    project.environ["QA_APP_POSTGRES_PASSWORD"] = canary
+    applied = project.run("--debug", "apply", "--env", "qa", "--auto-approve")
+    assert applied.exit_code == 0
+    source = by_name(project.qa.stored("sources"))["app-postgres"]
+    assert source["configuration"]["password"] == canary  # type: ignore[index]
+
+    plan_file = tmp_path / "plan.json"
+    rotated = "CANARY-rotated-also-secret"
+    project.environ["QA_APP_POSTGRES_PASSWORD"] = rotated
+    plan = project.run("--debug", "plan", "--env", "qa", "--out", str(plan_file))
+    assert "configuration.password: (secret changed)" in plan.output
+    assert "Plan for qa: 0 to create, 1 to update" in plan.output
+    as_json = project.run("plan", "--env", "qa", "--format", "json")
+    markdown = project.run("plan", "--env", "qa", "--format", "markdown")
+
+    outputs = [
+        applied.output,
+        plan.output,
+        as_json.output,
+        markdown.output,
+        plan_file.read_text(),
+        project.state_text("qa"),
+    ]
+    for text in outputs:
+        assert canary not in text and rotated not in text
+
+    applied = project.run("apply", "--env", "qa", str(plan_file))
+    assert applied.exit_code == 0, applied.output
+    assert by_name(project.qa.stored("sources"))["app-postgres"]["configuration"]["password"] == rotated  # type: ignore[index]
+    assert rotated not in applied.output and rotated not in project.state_text("qa")
+    assert "No changes." in project.run("plan", "--env", "qa").output
+
+
+def test_broken_specs_make_zero_api_calls(project: Project) -> None:
+    project.edit("specs/airbyte/connections.yaml", "syncMode: incremental_deduped_history", "syncMode: nightly")
+    project.edit("environments/qa.yaml", '{cron: "0 0 */6 * * ?"}', '{cron: "every night"}')
+    for command in (["plan", "--env", "qa"], ["apply", "--env", "qa", "--auto-approve"]):
+        result = project.run(*command)
+        assert result.exit_code == 1
+        assert "specs/airbyte/connections.yaml:13: streams.0.syncMode:" in result.output
+        assert "environments/qa.yaml:27: schedule.cron:" in result.output
+        assert "Traceback" not in result.output
+    assert project.qa.stats.total == 0
+
+
+def test_a_saved_plan_is_refused_after_the_live_state_changed(project: Project, tmp_path: Path) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    project.edit("environments/qa.yaml", '{cron: "0 0 */6 * * ?"}', '{cron: "0 0 */4 * * ?"}')
+    plan_file = tmp_path / "plan.json"
+    assert project.run("plan", "--env", "qa", "--out", str(plan_file)).exit_code == 0
+
+    connection = by_name(project.qa.stored("connections"))["mailchimp-to-lake"]
+    project.qa.edit("connections", str(connection["connectionId"]), {"status": "inactive"})
+    writes = project.qa.stats.writes
+    refused = project.run("apply", "--env", "qa", str(plan_file))
+    assert refused.exit_code == 1
+    assert "the live state changed since this plan was made" in refused.output
+    assert project.qa.stats.writes == writes
+
+
+def test_lost_state_refinds_resources_by_name_and_never_duplicates(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    (project.root / ".reconciler" / "state" / "qa.json").unlink()
+    plan = project.run("plan", "--env", "qa")
+    assert "to create" in plan.output and "0 to create" in plan.output
+    assert "Adopting 5 existing resource(s)" in plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert len(by_name(project.qa.stored("sources"))) == 2
+    assert len([s for s in project.qa.stored("sources") if not s.get("tombstone")]) == 2
+    assert "No changes." in project.run("plan", "--env", "qa").output
+
+
+def test_unowned_resources_are_never_touched_and_owned_ones_are_pruned(project: Project) -> None:
+    import httpx
+
+    with httpx.Client() as http:
+        token = http.post(
+            f"{project.qa.url}/applications/token",
+            json={"client_id": "reconciler", "client_secret": "sandbox-secret", "grant-type": "client_credentials"},
+        ).json()["access_token"]
+        made = http.post(
+            f"{project.qa.url}/sources",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "name": "someone-elses-source",
+                "workspaceId": project.qa.workspace_id,
+                "configuration": {
+                    "sourceType": "postgres",
+                    "host": "x",
+                    "port": 5432,
+                    "database": "d",
+                    "username": "u",
+                    "password": "p",
+                },
+            },
+        )
+        assert made.status_code == 200, made.text
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+
+    project.edit("environments/qa.yaml", "    mailchimp-to-lake:\n      schedule: manual\n", "")
+    plan = project.run("plan", "--env", "qa")
+    assert "- delete airbyte.connection/mailchimp-to-lake" in plan.output
+    assert "someone-elses-source" not in plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    live = by_name(project.qa.stored("connections"))
+    assert "mailchimp-to-lake" not in live and "app-postgres-to-lake" in live
+    assert "someone-elses-source" in by_name(project.qa.stored("sources"))
+
+
+def test_a_plan_deleting_most_owned_resources_needs_the_flag(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    path = project.root / "environments" / "qa.yaml"
+    text = path.read_text()
+    path.write_text(text.split("  sources:")[0])  # keep the endpoint, drop every resource
+    refused = project.run("plan", "--env", "qa")
+    assert refused.exit_code == 1 and "would delete 5 of the 5" in refused.output
+    allowed = project.run("plan", "--env", "qa", "--allow-mass-delete")
+    assert allowed.exit_code == 0 and "5 to delete" in allowed.output
+
+
+def test_a_create_whose_response_is_lost_is_not_duplicated(project: Project) -> None:
+    from reconciler import engine
+
+    with engine.open_session(project.root, "qa", project.environ) as session:
+        plan = engine.make_plan(session)
+        project.qa.stats.reset()
+        project.qa.set_faults(lose_response=1)  # the very next request is the first create's POST
+        report = engine.apply_plan(session, plan)
+    assert report.ok, report.error
+    assert project.qa.stats.by_route.get("POST /destinations") == 1  # carried out, answer lost, found by name
+    assert len([d for d in project.qa.stored("destinations") if not d.get("tombstone")]) == 1
+
+
+def test_random_faults_mid_apply_lose_nothing_and_reruns_converge_without_duplicates(project: Project) -> None:
+    project.qa.set_faults(probability=0.35, seed=11)
+    outcomes = [project.run("apply", "--env", "qa", "--auto-approve").exit_code for _ in range(6)]
+    project.qa.set_faults()
+    assert "No changes." in project.run("plan", "--env", "qa").output, outcomes
+    for kind in ("sources", "destinations", "connections"):
+        names = [item["name"] for item in project.qa.stored(kind) if not item.get("tombstone")]
+        assert len(names) == len(set(names)), f"duplicate {kind}: {names}"
+
+
+def test_plan_json_has_the_documented_shape(project: Project) -> None:
+    body = json.loads(project.run("plan", "--env", "qa", "--format", "json").output)
+    assert body["formatVersion"] == 1 and body["environment"] == "qa"
+    assert body["summary"] == {"create": 5, "update": 0, "replace": 0, "delete": 0, "unchanged": 0}
+    first = body["actions"][0]
+    assert set(first) >= {"action", "resource", "system", "kind", "name", "id", "changes", "desired"}
+    markdown = project.run("plan", "--env", "qa", "--format", "markdown").output
+    assert markdown.startswith("### reconcile plan: `qa`") and "<details>" in markdown
+
+
+def test_import_adopts_an_existing_platform_into_specs(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    # a fresh checkout that knows nothing about prod's Airbyte yet
+    env_file = project.root / "environments" / "prod.yaml"
+    text = env_file.read_text()
+    env_file.write_text(text.split("  sources:")[0] + "  # resources are listed below\n")
+    (project.root / ".reconciler" / "state" / "prod.json").unlink()
+    (project.root / "specs" / "airbyte" / "sources.yaml").unlink()
+    (project.root / "specs" / "airbyte" / "connections.yaml").unlink()
+    # the destination stays defined in specs/: import selects it for prod instead of writing it again
+
+    result = project.run("import", "airbyte", "--env", "prod")
+    assert result.exit_code == 0, result.output
+    imported = (project.root / "specs" / "airbyte" / "imported-prod.yaml").read_text()
+    assert "secretRef" in imported and "demo-prod-postgres-password" not in imported
+    assert "# resources are listed below" in env_file.read_text()
+    variables = [line.strip() for line in result.output.splitlines() if line.startswith("  PROD_")]
+    assert variables, result.output
+    secrets = {name: f"value-of-{name}" for name in variables}
+    assert "name: lake\n" not in imported and "    lake: {}" in env_file.read_text()
+    plan = project.run("plan", "--env", "prod", **secrets)
+    assert plan.exit_code == 0, plan.output
+    assert "0 to create" in plan.output and "0 to delete" in plan.output
+    assert "(secret not tracked yet)" in plan.output
