@@ -167,7 +167,7 @@ class AirbyteStandIn:
         self._host, self._port = host, port
         self._client_id, self._client_secret = client_id, client_secret
         self._token_ttl = token_ttl_seconds
-        self._latency = latency_seconds
+        self.latency_seconds = latency_seconds  # public: benchmarks change it between runs
         self._store = Store(state_file)
         self._server: JsonHttpServer | None = None
         self._tokens: dict[str, float] = {}
@@ -231,8 +231,7 @@ class AirbyteStandIn:
         Queued faults come in this order: 429s, 500s, hangs (longer than a client timeout, then the
         socket closes), lost responses (the request is carried out, then the socket closes unanswered).
         """
-        counts = {"rate_limit": rate_limit, "server_error": server_error, "timeout": timeout}
-        counts["lose_response"] = lose_response
+        counts = dict(rate_limit=rate_limit, server_error=server_error, timeout=timeout, lose_response=lose_response)
         self._faults.configure(counts, seed=seed, probability=probability)
 
     def expire_tokens(self) -> None:
@@ -298,15 +297,15 @@ class AirbyteStandIn:
         }
 
     def _handle(self, request: Request) -> Response:
-        if self._latency > 0:
-            time.sleep(self._latency)
+        if self.latency_seconds > 0:
+            time.sleep(self.latency_seconds)
         if not request.path.startswith(BASE_PATH):
             self.stats.record(f"{request.method} {request.path}", write=False)
             return not_found("route", request.path).response()
         path = request.path[len(BASE_PATH) :] or "/"
         route, resource_id = self._match(path)
         template = route.template if route else path
-        self.stats.record(f"{request.method} {template}", write=self._is_write(request.method, template))
+        self.stats.record(f"{request.method} {template}", write=_is_write(request.method, route))
         if template in (TOKEN_ROUTE, HEALTH_ROUTE):
             return self._dispatch(request, route, resource_id, path)
         fault = self._faults.next()
@@ -323,10 +322,6 @@ class AirbyteStandIn:
         if fault == "lose_response":
             raise DropConnection(0.0)  # the work is done; the answer never leaves
         return response
-
-    @staticmethod
-    def _is_write(method: str, template: str) -> bool:
-        return method in WRITE_METHODS and template != TOKEN_ROUTE
 
     def _match(self, path: str) -> tuple[_Route | None, str]:
         for route in self._routes:
@@ -721,6 +716,13 @@ class AirbyteStandIn:
 
 
 # --- request parsing helpers (raise Problem) ---
+
+
+def _is_write(method: str, route: _Route | None) -> bool:
+    """A write to a resource: not the token request, not an unknown route or method."""
+    if route is None or route.template == TOKEN_ROUTE:
+        return False
+    return method in WRITE_METHODS and method in route.methods
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:

@@ -529,14 +529,16 @@ def test_counters(standin: AirbyteStandIn, sdk: airbyte_api.AirbyteAPI, raw: htt
     source_id = postgres(sdk, standin)
     raw.get(f"/sources/{source_id}")
     raw.get("/connections")
-    assert standin.stats.writes == 1  # the SDK's token request is not a write
+    raw.put(f"/connections/{uuid.uuid4()}", json={})
+    assert standin.stats.writes == 1  # neither the SDK's token request nor a 405 is a write
     assert standin.stats.by_route == {
         "POST /applications/token": 1,
         "POST /sources": 1,
         "GET /sources/{sourceId}": 1,
         "GET /connections": 1,
+        "PUT /connections/{connectionId}": 1,
     }
-    assert standin.stats.total == 4
+    assert standin.stats.total == 5
     standin.stats.reset()
     assert (standin.stats.total, standin.stats.by_route) == (0, {})
 
