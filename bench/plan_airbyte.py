@@ -10,6 +10,7 @@ in the same run against the same stand-in with the same simulated network latenc
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import tempfile
 import time
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from reconciler.sandbox.airbyte_server import AirbyteStandIn
 
 from reconciler import engine
 from reconciler.clients.airbyte import AirbyteClient
+from reconciler.providers.airbyte import AirbyteProvider
+from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from reconciler.sandbox.launch import CLIENT_ID, CLIENT_SECRET, DEMO_SECRETS
+from reconciler.state import FileStateStore
 
 
 def write_specs(root: Path, connections: int, destinations: int) -> None:
@@ -94,67 +97,79 @@ def write_specs(root: Path, connections: int, destinations: int) -> None:
     (root / "environments" / "bench.yaml").write_text(yaml.safe_dump(env, sort_keys=False))
 
 
-def measure(label: str, work: Callable[[], Any], server: AirbyteStandIn) -> dict[str, Any]:
-    server.stats.reset()
-    tracemalloc.start()
+def serve(port_queue: Any, latency: float) -> None:
+    """The stand-in in its own process, so its work does not share the benchmarked process's GIL."""
+    server = AirbyteStandIn(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, latency_seconds=latency).start()
+    port_queue.put(server.url)
+    while True:
+        time.sleep(3600)
+
+
+def measure(label: str, work: Callable[[], int]) -> dict[str, Any]:
+    """Wall time of a clean run, then peak traced memory of a second run (tracing slows Python down)."""
     started = time.perf_counter()
-    work()
+    requests = work()
     wall = time.perf_counter() - started
+    tracemalloc.start()
+    work()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"label": label, "requests": server.stats.total, "wall": wall, "peak_mib": peak / 2**20}
+    return {"label": label, "requests": requests, "wall": wall, "peak_mib": peak / 2**20}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--destinations", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=2.0, help="simulated network round trip per request")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
+    context = multiprocessing.get_context("spawn")
+    urls = context.Queue()
+    server = context.Process(target=serve, args=(urls, args.latency_ms / 1000), daemon=True)
+    server.start()
     try:
+        url = urls.get(timeout=30)
         write_specs(scratch, args.connections, args.destinations)
-        with AirbyteStandIn(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as server:
-            environ = {
-                **DEMO_SECRETS,
-                "AIRBYTE_BENCH_URL": server.url,
-                "AIRBYTE_BENCH_CLIENT_SECRET": CLIENT_SECRET,
-                "RECONCILER_FINGERPRINT_KEY": "bench",
-            }
-            print(
-                f"Seeding {args.connections} connections, {args.connections} sources, "
-                f"{args.destinations} destinations through apply ...",
-                flush=True,
-            )
-            started = time.perf_counter()
+        environ = {
+            **DEMO_SECRETS,
+            "AIRBYTE_BENCH_URL": url,
+            "AIRBYTE_BENCH_CLIENT_SECRET": CLIENT_SECRET,
+            "RECONCILER_FINGERPRINT_KEY": "bench",
+        }
+        print(
+            f"Seeding {args.connections} connections, {args.connections} sources and "
+            f"{args.destinations} destinations through apply ...",
+            flush=True,
+        )
+        started = time.perf_counter()
+        with engine.open_session(scratch, "bench", environ) as session:
+            report = engine.apply_plan(session, engine.make_plan(session))
+            engine.raise_for(report)
+        print(f"  applied {len(report.done)} actions in {time.perf_counter() - started:.1f}s")
+
+        plans: list[Any] = []
+
+        def reconciler_plan() -> int:
             with engine.open_session(scratch, "bench", environ) as session:
-                report = engine.apply_plan(session, engine.make_plan(session))
-                engine.raise_for(report)
-            print(
-                f"  applied {len(report.done)} actions in {time.perf_counter() - started:.1f}s "
-                f"({server.stats.writes} write calls)"
-            )
+                plans.append(engine.make_plan(session))
+                provider = session.providers["airbyte"]
+                assert isinstance(provider, AirbyteProvider)
+                return provider.client.counter.requests
 
-            server.latency_seconds = args.latency_ms / 1000
-            plans: list[Any] = []
+        def per_resource_refresh() -> int:
+            records = FileStateStore(scratch / ".reconciler" / "state" / "bench.json", "bench").load()
+            collections = {"source": "sources", "destination": "destinations", "connection": "connections"}
+            with AirbyteClient(url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as client:
+                for key, record in records.items():
+                    client.get(collections[key.kind], record.id)
+                return client.counter.requests
 
-            def reconciler_plan() -> None:
-                with engine.open_session(scratch, "bench", environ) as session:
-                    plans.append(engine.make_plan(session))
-
-            def per_resource_refresh() -> None:
-                with engine.open_session(scratch, "bench", environ) as session:
-                    records = session.state.load()
-                client = AirbyteClient(server.url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-                with client:
-                    collections = {"source": "sources", "destination": "destinations", "connection": "connections"}
-                    for key, record in records.items():
-                        client.get(collections[key.kind], record.id)
-
-            ours = measure("reconciler plan (paged lists)", reconciler_plan, server)
-            baseline = measure("per-resource GET refresh", per_resource_refresh, server)
+        ours = measure("reconciler plan (paged lists)", reconciler_plan)
+        baseline = measure("per-resource GET refresh", per_resource_refresh)
     finally:
+        server.terminate()
         shutil.rmtree(scratch, ignore_errors=True)
 
     plan = plans[0]
@@ -167,8 +182,12 @@ def main() -> None:
     for row in (ours, baseline):
         print(f"{row['label']:34} {row['requests']:>9} {row['wall']:>9.2f} {row['peak_mib']:>9.1f}")
     print(
-        f"requests ratio: {baseline['requests'] / max(ours['requests'], 1):.0f}x fewer; "
-        f"wall ratio: {baseline['wall'] / max(ours['wall'], 1e-9):.1f}x faster"
+        f"{baseline['requests'] / max(ours['requests'], 1):.0f}x fewer requests; "
+        f"{baseline['wall'] / max(ours['wall'], 1e-9):.1f}x the wall time for the baseline"
+    )
+    print(
+        "(reconciler's plan time includes loading and validating the specs of all 2,010 resources; "
+        "the baseline only reads)"
     )
 
 

@@ -77,6 +77,13 @@ class Schedule(_Strict):
 class StreamSpec(_Strict):
     """One stream of a connection's configured catalog."""
 
+    @field_validator("selected_fields")
+    @classmethod
+    def _not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("Airbyte refuses an empty selection; omit selectedFields to sync every field")
+        return value
+
     name: str = Field(min_length=1)
     namespace: str | None = None
     sync_mode: SyncMode | None = Field(default=None, alias="syncMode")

@@ -68,6 +68,11 @@ def validate_quartz_cron(expression: str) -> str:
         )
     for value, (name, low, high, names) in zip(parts, _FIELDS, strict=False):
         _check_field(value, name, low, high, names)
-    if "?" not in (parts[3], parts[5]):
-        raise ValueError(f"cron {expression!r}: day-of-month or day-of-week must be '?'")
+    if (parts[3] == "?") == (parts[5] == "?"):
+        raise ValueError(f"cron {expression!r}: exactly one of day-of-month and day-of-week must be '?'")
+    for value, name in ((parts[0], "seconds"), (parts[1], "minutes")):
+        if not value.isdigit():
+            raise ValueError(
+                f"cron {expression!r}: Airbyte syncs at most hourly, so the {name} field must be a plain number"
+            )
     return text

@@ -24,7 +24,7 @@ def connection_spec(**overrides: Any) -> ConnectionSpec:
         "schedule": {"cron": "0 0 2 * * ?"},
         "streams": [
             {"name": "users", "namespace": "public", "syncMode": "incremental_append", "cursorField": ["updated_at"]},
-            {"name": "orders", "namespace": "public", "syncMode": "full_refresh_overwrite", "selectedFields": []},
+            {"name": "orders", "namespace": "public", "syncMode": "full_refresh_overwrite"},
         ],
     }
     body.update(overrides)
@@ -43,10 +43,22 @@ def live_connection(**overrides: Any) -> dict[str, Any]:
         "prefix": "",
         "configurations": {
             "streams": [  # reversed order, server-filled keys, null selectedFields
-                {"name": "orders", "namespace": "public", "syncMode": "full_refresh_overwrite", "selectedFields": None,
-                 "primaryKey": [["id"]], "cursorField": []},
-                {"name": "users", "namespace": "public", "syncMode": "incremental_append", "cursorField": ["updated_at"],
-                 "primaryKey": [["id"]], "selectedFields": []},
+                {
+                    "name": "orders",
+                    "namespace": "public",
+                    "syncMode": "full_refresh_overwrite",
+                    "selectedFields": None,
+                    "primaryKey": [["id"]],
+                    "cursorField": [],
+                },
+                {
+                    "name": "users",
+                    "namespace": "public",
+                    "syncMode": "incremental_append",
+                    "cursorField": ["updated_at"],
+                    "primaryKey": [["id"]],
+                    "selectedFields": [],
+                },
             ]
         },
     }
@@ -74,14 +86,16 @@ def test_no_phantom_changes_from_utc_suffix_stream_order_null_selected_fields_an
 def test_a_real_cron_change_is_one_field_change() -> None:
     desired = desired_connection(connection_spec(schedule={"cron": "0 0 3 * * ?"}))
     changes = diff_resource(desired, live_resource(live_connection(), desired), None)
-    assert [(c.name, c.old, c.new) for c in changes] == [
-        ("schedule.cronExpression", "0 0 2 * * ?", "0 0 3 * * ?")
-    ]
+    assert [(c.name, c.old, c.new) for c in changes] == [("schedule.cronExpression", "0 0 2 * * ?", "0 0 3 * * ?")]
 
 
 def test_a_stream_only_live_is_a_change_and_one_only_desired_too() -> None:
-    spec = connection_spec(streams=[{"name": "users", "namespace": "public", "syncMode": "incremental_append"},
-                                    {"name": "payments", "namespace": "public"}])
+    spec = connection_spec(
+        streams=[
+            {"name": "users", "namespace": "public", "syncMode": "incremental_append"},
+            {"name": "payments", "namespace": "public"},
+        ]
+    )
     desired = desired_connection(spec)
     names = {c.name: (c.old, c.new) for c in diff_resource(desired, live_resource(live_connection(), desired), None)}
     assert names["streams.public/orders"][1] is None
@@ -89,8 +103,12 @@ def test_a_stream_only_live_is_a_change_and_one_only_desired_too() -> None:
 
 
 def test_streams_without_namespace_in_the_spec_match_live_streams_with_one() -> None:
-    spec = connection_spec(streams=[{"name": "users", "syncMode": "incremental_append"},
-                                    {"name": "orders", "syncMode": "full_refresh_overwrite"}])
+    spec = connection_spec(
+        streams=[
+            {"name": "users", "syncMode": "incremental_append"},
+            {"name": "orders", "syncMode": "full_refresh_overwrite"},
+        ]
+    )
     desired = desired_connection(spec)
     assert diff_resource(desired, live_resource(live_connection(), desired), None) == []
 
@@ -103,11 +121,18 @@ def test_changing_the_source_of_a_connection_forces_a_replace() -> None:
 
 
 def source_spec(password_env: str = "PG_PASSWORD") -> SourceSpec:
-    return SourceSpec.model_validate({
-        "name": "pg", "type": "postgres",
-        "configuration": {"host": "db", "port": 5432, "password": {"secretRef": {"env": password_env}},
-                          "tunnel_method": {"tunnel_method": "NO_TUNNEL"}},
-    })
+    return SourceSpec.model_validate(
+        {
+            "name": "pg",
+            "type": "postgres",
+            "configuration": {
+                "host": "db",
+                "port": 5432,
+                "password": {"secretRef": {"env": password_env}},
+                "tunnel_method": {"tunnel_method": "NO_TUNNEL"},
+            },
+        }
+    )
 
 
 def source_resources(spec: SourceSpec) -> Any:
@@ -119,9 +144,19 @@ def test_masked_secret_is_not_a_change_when_its_fingerprint_matches_the_last_app
     from reconciler.core.model import LiveResource
 
     desired = source_resources(source_spec())
-    answer = {"sourceId": "s1", "name": "pg", "sourceType": "postgres",
-              "configuration": {"sourceType": "postgres", "host": "db", "port": 5432, "password": rules.MASK,
-                                "tunnel_method": {"tunnel_method": "NO_TUNNEL"}, "ssl_mode": {"mode": "prefer"}}}
+    answer = {
+        "sourceId": "s1",
+        "name": "pg",
+        "sourceType": "postgres",
+        "configuration": {
+            "sourceType": "postgres",
+            "host": "db",
+            "port": 5432,
+            "password": rules.MASK,
+            "tunnel_method": {"tunnel_method": "NO_TUNNEL"},
+            "ssl_mode": {"mode": "prefer"},
+        },
+    }
     live = LiveResource(desired.key, "s1", rules.live_connector_fields(rules.SOURCE, answer))
     record = OwnershipRecord(desired.key, "s1", {"configuration.password": "fp-env:PG_PASSWORD"})
     assert diff_resource(desired, live, record) == []
@@ -141,13 +176,17 @@ def test_payloads_carry_secret_values_only_where_asked() -> None:
 
 
 def test_connection_payload_uses_live_ids_and_field_paths() -> None:
-    desired = desired_connection(connection_spec(streams=[{"name": "users", "namespace": "public",
-                                                           "selectedFields": ["id", "address.city"]}]))
+    desired = desired_connection(
+        connection_spec(streams=[{"name": "users", "namespace": "public", "selectedFields": ["id", "address.city"]}])
+    )
     ids = {rules.key(rules.SOURCE, "pg"): "s1", rules.key(rules.DESTINATION, "lake"): "d1"}
     body = rules.connection_payload(desired.fields, ids, full=True)
     assert body["sourceId"] == "s1" and body["destinationId"] == "d1"
     assert body["configurations"]["streams"] == [
-        {"name": "users", "namespace": "public", "selectedFields": [{"fieldPath": ["address", "city"]},
-                                                                    {"fieldPath": ["id"]}]}
+        {
+            "name": "users",
+            "namespace": "public",
+            "selectedFields": [{"fieldPath": ["address", "city"]}, {"fieldPath": ["id"]}],
+        }
     ]
     assert body["schedule"] == {"scheduleType": "cron", "cronExpression": "0 0 2 * * ?"}

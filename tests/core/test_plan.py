@@ -25,7 +25,11 @@ def desired_set() -> list[DesiredResource]:
 
 def inputs(**overrides: object) -> PlanInputs:
     base: dict[str, object] = {
-        "environment": "qa", "desired": desired_set(), "live": {}, "records": {}, "prune": frozenset({"airbyte"}),
+        "environment": "qa",
+        "desired": desired_set(),
+        "live": {},
+        "records": {},
+        "prune": frozenset({"airbyte"}),
     }
     base.update(overrides)
     return PlanInputs(**base)  # type: ignore[arg-type]

@@ -25,15 +25,22 @@ workloads:
 
 
 def changed_lines(before: str, after: str) -> list[str]:
-    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
 
 
 def test_only_the_tag_lines_change_and_comments_and_quotes_survive() -> None:
-    after = rewrite_image_pins(PROD, "environments/prod.yaml", {
-        "dbt": ImageVersion(tag="1.9.1"),
-        "ingestion": ImageVersion(tag="2026.11.5"),
-    })
+    after = rewrite_image_pins(
+        PROD,
+        "environments/prod.yaml",
+        {
+            "dbt": ImageVersion(tag="1.9.1"),
+            "ingestion": ImageVersion(tag="2026.11.5"),
+        },
+    )
     assert changed_lines(PROD, after) == [
         '-      tag: "1.8.0"      # released 2026-11-01',
         "-    ingestion: {tag: '2026.11.2'}  # flow style kept",
@@ -44,10 +51,14 @@ def test_only_the_tag_lines_change_and_comments_and_quotes_survive() -> None:
 
 def test_digests_are_replaced_added_and_removed_in_place() -> None:
     digest = "sha256:" + "2" * 64
-    after = rewrite_image_pins(PROD, "environments/prod.yaml", {
-        "analytics": ImageVersion(tag="2026.11.1", digest=digest),
-        "dbt": ImageVersion(tag="1.9.1", digest=digest),
-    })
+    after = rewrite_image_pins(
+        PROD,
+        "environments/prod.yaml",
+        {
+            "analytics": ImageVersion(tag="2026.11.1", digest=digest),
+            "dbt": ImageVersion(tag="1.9.1", digest=digest),
+        },
+    )
     diff = changed_lines(PROD, after)
     assert f"+      digest: {digest}" in diff and "+      tag: 2026.11.1" in diff
     assert diff.count(f"+      digest: {digest}") == 2  # analytics replaced, dbt added under its tag
