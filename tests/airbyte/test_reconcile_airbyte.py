@@ -74,7 +74,7 @@ def test_secrets_reach_airbyte_and_appear_nowhere_else_and_rotation_is_detected(
 
 
 def test_broken_specs_make_zero_api_calls(project: Project) -> None:
-    project.edit("specs/airbyte/connections.yaml", "syncMode: incremental_deduped_history", "syncMode: nightly")
+    project.edit("specs/airbyte/connections.yaml", "syncMode: incremental_append", "syncMode: nightly")
     project.edit("environments/qa.yaml", '{cron: "0 0 */6 * * ?"}', '{cron: "every night"}')
     for command in (["plan", "--env", "qa"], ["apply", "--env", "qa", "--auto-approve"]):
         result = project.run(*command)
