@@ -103,7 +103,7 @@ def open_session(
     env = load_environment(root, env_name, variables)
     resolver = SecretResolver(variables, base_dir=root)
     path = state_path(root, env)
-    key = load_fingerprint_key(variables, path.parent / f"{env.name}.fingerprint.key")
+    key = load_fingerprint_key(variables, root / STATE_DIR / "keys" / f"{env.name}.fingerprint.key")
     providers: dict[str, Provider] = {}
     session = Session(
         root, env, providers, state or FileStateStore(path, env.name), resolver, Fingerprinter(resolver, key)

@@ -73,8 +73,8 @@ def run_sandbox(host: str, data_dir: Path, echo: Callable[[str], None]) -> None:
         for env, server in standins.airbyte.items():
             echo(f"Airbyte ({env}) stand-in: {server.url}")
             echo(f"  token: POST {server.url}/applications/token  client_id={CLIENT_ID} client_secret={CLIENT_SECRET}")
-        echo(f"Data kept in {data_dir}. The example environments reach these by default; for secrets, export:")
-        for name, value in DEMO_SECRETS.items():
+        echo(f"Data kept in {data_dir}. In another shell, point reconcile at these stand-ins (demo values only):")
+        for name, value in sorted(standins.environment().items()):
             echo(f"  export {name}={value}")
         echo("Press Ctrl-C to stop.")
         try:
