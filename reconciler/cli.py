@@ -181,6 +181,27 @@ def apply(state: State, env_name: str, plan_file: Path | None, auto_approve: boo
     engine.raise_for(report)
 
 
+@main.command(name="diff-env")
+@click.argument("left")
+@click.argument("right")
+@pass_state
+@guarded
+def diff_env(state: State, left: str, right: str) -> None:
+    """What differs between two environments' desired states (offline)."""
+    from reconciler.core.compare import compare_environments
+    from reconciler.render.table import render_table
+
+    environments = engine.validate(state.root, _environ())
+    for name in (left, right):
+        if name not in environments:
+            fail(f"no environment {name!r} (known: {', '.join(sorted(environments))})")
+    rows = compare_environments(environments[left], environments[right])
+    if not rows:
+        click.echo(f"{left} and {right} declare the same images and resources.")
+        return
+    click.echo(render_table(["what", "name", left, right], [(r.area, r.item, r.left, r.right) for r in rows]))
+
+
 @main.command(name="import")
 @click.argument("system", type=click.Choice(["airbyte"]))
 @click.option("--env", "env_name", required=True)
