@@ -79,8 +79,12 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff() -> None:
             return httpx.Response(status, json={"title": "You are being rate limited.", "status": status})
         return httpx.Response(200, json={"sourceId": "s1"})
 
-    c = AirbyteClient(BASE, token="static", transport=httpx.MockTransport(handler),
-                      retry=RetryPolicy(attempts=4, base_seconds=0.5, sleep=pauses.append))
+    c = AirbyteClient(
+        BASE,
+        token="static",
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=4, base_seconds=0.5, sleep=pauses.append),
+    )
     assert c.get("sources", "s1")["sourceId"] == "s1"
     assert pauses == [0.5, 1.0] and c.counter.retries == 2
 
@@ -101,8 +105,12 @@ def test_a_create_whose_answer_was_lost_is_found_by_name_not_created_twice() -> 
 
 def test_problem_details_become_a_clear_error_without_retry() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        problem = {"type": "https://reference.airbyte.com/reference/errors#bad-request", "title": "bad-request",
-                   "status": 400, "detail": "The body of the request contains an invalid connector configuration."}
+        problem = {
+            "type": "https://reference.airbyte.com/reference/errors#bad-request",
+            "title": "bad-request",
+            "status": 400,
+            "detail": "The body of the request contains an invalid connector configuration.",
+        }
         return httpx.Response(400, json=problem, headers={"content-type": "application/problem+json"})
 
     with pytest.raises(ApiError) as info:

@@ -15,8 +15,8 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
     # name: (file, text to find, replacement, expected fragments of the error line)
     "malformed yaml": (
         "specs/airbyte/connections.yaml",
-        "    destination: lake\n    schedule: {cron: \"0 0 2 * * ?\"}",
-        "    destination: lake\n    schedule: {cron: \"0 0 2 * * ?\"",
+        '    destination: lake\n    schedule: {cron: "0 0 2 * * ?"}',
+        '    destination: lake\n    schedule: {cron: "0 0 2 * * ?"',
         ["specs/airbyte/connections.yaml:", "invalid YAML"],
     ),
     "unknown key": (
