@@ -93,6 +93,27 @@ def describe(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {str(body)[:500]}"
 
 
+def token_refused(response: httpx.Response) -> bool:
+    """A 401, or the 422 `{"msg": ...}` flask-jwt-extended gives for a malformed or foreign token."""
+    if response.status_code == 401:
+        return True
+    if response.status_code != 422 or "json" not in response.headers.get("content-type", ""):
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and set(body) == {"msg"}
+
+
+def csrf_refused(response: httpx.Response) -> bool:
+    """A write refused for its CSRF token: 400 "The CSRF token is missing" for JSON bodies; a
+    redirect to the login page for multipart ones (an import)."""
+    if response.status_code == 400:
+        return "csrf" in response.text.lower()
+    return response.is_redirect and "/login" in response.headers.get("location", "")
+
+
 @dataclass(frozen=True)
 class DashboardRef:
     id: int
@@ -248,9 +269,8 @@ class SupersetClient:
         renewed = csrf_renewed = False
         attempt = 0
         while True:
-            headers = self._bearer()
-            if method in WRITE_METHODS:
-                headers |= self._csrf_headers()
+            csrf = self._csrf_headers() if method in WRITE_METHODS else {}  # may renew the access token
+            headers = self._bearer() | csrf
             self.counter.record(method, write=write)
             try:
                 response = self._http.request(method, url, headers=headers, **kwargs)
@@ -261,12 +281,11 @@ class SupersetClient:
                 attempt += 1
                 self.counter.retries += 1
                 continue
-            if response.status_code == 401 and not renewed:
+            if token_refused(response) and not renewed:
                 renewed = True
                 self._renew_access()
                 continue
-            refused_csrf = response.status_code == 400 and "csrf" in response.text.lower()
-            if method in WRITE_METHODS and refused_csrf and not csrf_renewed:
+            if method in WRITE_METHODS and csrf_refused(response) and not csrf_renewed:
                 csrf_renewed = True
                 self._csrf_token = None
                 continue
@@ -280,6 +299,15 @@ class SupersetClient:
     @staticmethod
     def _fail(response: httpx.Response, method: str, path: str) -> SupersetError:
         status = response.status_code
+        if response.is_redirect:
+            location = response.headers.get("location", "")
+            reason = " (refused CSRF token or session)" if "/login" in location else ""
+            return SupersetResponseError(
+                f"expected JSON, got HTTP {status} redirect to {location}{reason}",
+                status=status,
+                method=method,
+                path=path,
+            )
         kind = SupersetNotFoundError if status == 404 else SupersetAuthError if status in (401, 403) else SupersetError
         return kind(describe(response), status=status, method=method, path=path)
 

@@ -1,17 +1,21 @@
 """Test bed, beside superset_bed: the superset_config.py each test instance runs with.
 
-Kept close to what a real deployment runs: CSRF stays enabled (clients must handle it). The
-differences are the ones a throwaway instance needs: SQLite metadata, SQLite warehouses allowed as
-data sources, no Talisman, the FAB security API on for roles.
+Kept close to what a real deployment runs: CSRF stays enabled (clients must handle it), feature
+flags stay at their defaults (native filters are always on in 6.x). The differences are the ones
+a throwaway instance needs: SQLite metadata, SQLite warehouses allowed as data sources, no
+Talisman, the FAB security API on for roles.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+# Also signs the JWTs (flask-jwt-extended falls back to it): tests mint expired tokens with it.
+SECRET_KEY = "reconciler-testbed-secret-key-not-for-production-0123456789"
+
 TEMPLATE = """\
 # Written by tests/testbeds/superset_bed.py: a throwaway Superset for the integration tests.
-SECRET_KEY = "reconciler-testbed-secret-key-not-for-production-0123456789"
+SECRET_KEY = "{secret_key}"
 SQLALCHEMY_DATABASE_URI = "sqlite:///{metadata_db}"
 DATA_DIR = "{data_dir}"
 
@@ -21,10 +25,6 @@ TALISMAN_ENABLED = False
 CONTENT_SECURITY_POLICY_WARNING = False
 WTF_CSRF_ENABLED = True
 
-FEATURE_FLAGS = {{
-    "DASHBOARD_RBAC": True,
-}}
-
 # One process per instance, SQLite everywhere: no Redis, no Celery, no thumbnails.
 CACHE_CONFIG = {{"CACHE_TYPE": "SimpleCache"}}
 DATA_CACHE_CONFIG = {{"CACHE_TYPE": "NullCache"}}
@@ -33,4 +33,4 @@ DATA_CACHE_CONFIG = {{"CACHE_TYPE": "NullCache"}}
 
 def render_config(metadata_db: Path, data_dir: Path) -> str:
     """The config text for an instance whose metadata lives in `metadata_db`."""
-    return TEMPLATE.format(metadata_db=metadata_db, data_dir=data_dir)
+    return TEMPLATE.format(secret_key=SECRET_KEY, metadata_db=metadata_db, data_dir=data_dir)

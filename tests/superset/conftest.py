@@ -1,0 +1,75 @@
+"""Fixtures for the Superset tests: a real "prod" and "qa" Superset, started once per session, side by side.
+
+Only tests that ask for `superset_pair` (or a fixture built on it) start the servers; the
+MockTransport and pure bundle tests run without them. Prod gets the dashboards from
+`build_fixtures`; QA gets its own `warehouse` connection and a dashboard of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reconciler.clients.superset import SupersetClient
+from tests.testbeds.superset_bed import SupersetInstance, ensure_superset_venv, start_superset
+from tests.testbeds.superset_fixtures import FixtureIds, QaBaseline, build_fixtures, build_qa_baseline
+
+
+@dataclass(frozen=True)
+class SupersetPair:
+    prod: SupersetInstance
+    qa: SupersetInstance
+
+
+def client_for(instance: SupersetInstance) -> SupersetClient:
+    return SupersetClient(instance.url, username=instance.username, password=instance.password)
+
+
+@pytest.fixture(scope="session")
+def superset_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupersetPair]:
+    ensure_superset_venv()  # once, before the two starts share it
+    root: Path = tmp_path_factory.mktemp("superset")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(start_superset, name, None, root / name) for name in ("prod", "qa")}
+        started: dict[str, SupersetInstance] = {}
+        failure: BaseException | None = None
+        for name, future in futures.items():
+            try:
+                started[name] = future.result()
+            except BaseException as exc:  # stop the one that did start before failing
+                failure = failure or exc
+    if failure is not None:
+        for instance in started.values():
+            instance.stop()
+        raise failure
+    try:
+        yield SupersetPair(started["prod"], started["qa"])
+    finally:
+        for instance in started.values():
+            instance.stop()
+
+
+@pytest.fixture(scope="session")
+def prod_client(superset_pair: SupersetPair) -> Iterator[SupersetClient]:
+    with client_for(superset_pair.prod) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def qa_client(superset_pair: SupersetPair) -> Iterator[SupersetClient]:
+    with client_for(superset_pair.qa) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def prod_fixtures(superset_pair: SupersetPair, prod_client: SupersetClient) -> FixtureIds:
+    return build_fixtures(prod_client, superset_pair.prod.warehouse_path)
+
+
+@pytest.fixture(scope="session")
+def qa_baseline(superset_pair: SupersetPair, qa_client: SupersetClient) -> QaBaseline:
+    return build_qa_baseline(qa_client, superset_pair.qa.warehouse_path)
