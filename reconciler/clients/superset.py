@@ -253,7 +253,7 @@ class SupersetClient:
         if self._csrf_token is None:
             path = "/api/v1/security/csrf_token/"
             response = self._auth_call("GET", path, headers=self._bearer())
-            if response.status_code == 401:
+            if token_refused(response):
                 self._renew_access()
                 response = self._auth_call("GET", path, headers=self._bearer())
             if response.status_code != 200:

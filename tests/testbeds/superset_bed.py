@@ -168,6 +168,9 @@ def bootstrap_metadata(venv: Path, metadata_db: Path, log_path: Path) -> None:
                 partial = template.with_suffix(".partial")
                 shutil.copyfile(scratch_db, partial)
                 partial.rename(template)
+            for stale in CACHE.glob("superset-*-metadata.db"):
+                if stale != template:
+                    stale.unlink()  # made for another version or config
             say(f"metadata template ready in {time.monotonic() - started:.0f} s")
     shutil.copyfile(template, metadata_db)
 
