@@ -105,6 +105,12 @@ def _make_bundle(entries: Iterable[tuple[str, str, dict[str, Any]]], other_files
     return Bundle(assets, other_files)
 
 
+def _without_root(name: str) -> str:
+    """`dashboard_export_20240101T000000/charts/x.yaml` -> `charts/x.yaml` (a ZIP without the folder is fine)."""
+    first, _, rest = name.partition("/")
+    return rest if rest and first not in KINDS else name
+
+
 def read_bundle(zip_bytes: bytes) -> Bundle:
     """Parse an export ZIP; paths lose the top folder (`dashboard_export_20240101T000000/`)."""
     try:
@@ -117,7 +123,7 @@ def read_bundle(zip_bytes: bytes) -> Bundle:
         for name in archive.namelist():
             if name.endswith("/"):
                 continue
-            path = name.split("/", 1)[1] if "/" in name else name
+            path = _without_root(name)
             text = archive.read(name).decode("utf-8")
             kind = path.split("/", 1)[0]
             if kind in KINDS and path.endswith((".yaml", ".yml")):
@@ -468,7 +474,7 @@ class DatabaseTarget:
 
 
 def _with_asset(bundle: Bundle, old: Asset, new: Asset) -> Bundle:
-    assets = {kind: dict(by_uuid) for kind, by_uuid in bundle.assets.items()}
+    assets = {kind: dict(bundle.assets.get(kind, {})) for kind in KINDS}
     del assets[old.kind][old.uuid]
     if new.uuid in assets[new.kind]:
         raise BundleError(f"{new.kind} {new.uuid} is in the bundle twice after rewriting")
@@ -556,7 +562,8 @@ def build_import_zip(bundle: Bundle, database_uri_overrides: Mapping[str, str] |
     """A `type: assets` ZIP for `/api/v1/assets/import/`; byte-for-byte the same for the same input.
 
     `database_uri_overrides` (database uuid or name -> URI) replaces connection strings, e.g. a
-    masked password with the real one for a database the target does not have yet.
+    masked password with the real one for a database the target does not have yet. Files of other
+    kinds (`bundle.other_files`: themes, tags) are left out: the assets import ignores them.
     """
     overrides = dict(database_uri_overrides or {})
     known = {key for asset in bundle.of("databases") for key in (asset.uuid, asset.name)}

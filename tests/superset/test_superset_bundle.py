@@ -120,9 +120,10 @@ def export_zip(files: dict[str, dict[str, Any]], root: str = "dashboard_export_2
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         meta = {"version": "1.0.0", "type": "Dashboard", "timestamp": "2024-01-01T00:00:00+00:00"}
-        archive.writestr(f"{root}/metadata.yaml", yaml.safe_dump(meta))
+        prefix = f"{root}/" if root else ""
+        archive.writestr(f"{prefix}metadata.yaml", yaml.safe_dump(meta))
         for path, content in files.items():
-            archive.writestr(f"{root}/{path}", yaml.safe_dump(content, sort_keys=False))
+            archive.writestr(f"{prefix}{path}", yaml.safe_dump(content, sort_keys=False))
     return buffer.getvalue()
 
 
@@ -152,6 +153,9 @@ def test_read_bundle_keys_assets_by_kind_and_uuid_without_the_export_folder() ->
     assert bundle.assets["dashboards"][DASH_2].content["position"]["ROW-1"]["children"] == ["CHART-0", "CHART-1"]
     assert bundle.find("charts", "Sales by region") is bundle.assets["charts"][CHART_B]
     assert list(bundle.other_files) == ["themes/Dark.yaml"]
+    rootless = read_bundle(export_zip(files, root=""))
+    assert rootless.assets["databases"][DB_UUID].path == "databases/analytics.yaml"
+    assert sorted(rootless.assets["charts"]) == sorted(bundle.assets["charts"])
 
 
 def test_read_bundle_refuses_a_non_zip_an_asset_without_uuid_and_a_duplicate_uuid() -> None:
