@@ -8,14 +8,12 @@ MockTransport and pure bundle tests run without them. Prod gets the dashboards f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from reconciler.clients.superset import SupersetClient
-from tests.testbeds.superset_bed import SupersetInstance, ensure_superset_venv, start_superset
+from tests.testbeds.superset_bed import SupersetInstance, start_superset_instances
 from tests.testbeds.superset_fixtures import FixtureIds, QaBaseline, build_fixtures, build_qa_baseline
 
 
@@ -31,21 +29,7 @@ def client_for(instance: SupersetInstance) -> SupersetClient:
 
 @pytest.fixture(scope="session")
 def superset_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupersetPair]:
-    ensure_superset_venv()  # once, before the two starts share it
-    root: Path = tmp_path_factory.mktemp("superset")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(start_superset, name, None, root / name) for name in ("prod", "qa")}
-        started: dict[str, SupersetInstance] = {}
-        failure: BaseException | None = None
-        for name, future in futures.items():
-            try:
-                started[name] = future.result()
-            except BaseException as exc:  # stop the one that did start before failing
-                failure = failure or exc
-    if failure is not None:
-        for instance in started.values():
-            instance.stop()
-        raise failure
+    started = start_superset_instances(("prod", "qa"), tmp_path_factory.mktemp("superset"))
     try:
         yield SupersetPair(started["prod"], started["qa"])
     finally:

@@ -2,6 +2,8 @@
 
 - `ensure_superset_venv()` builds `.cache/testbeds/superset-venv` once (a marker file holds the pins; a
   file lock keeps parallel test processes from racing).
+- `start_superset_instances(names, root)` starts several side by side (prod and qa: about 3 s
+  once the template is cached).
 - `start_superset(name, port, workdir)` writes a config, bootstraps the metadata DB (copied from a
   per-version template after the first time), starts `superset run` and waits for `/health`. Each
   instance also gets its own SQLite warehouse whose rows differ per instance (QA's alone holds the
@@ -22,7 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,6 +224,25 @@ def start_superset(name: str, port: int | None, workdir: Path) -> SupersetInstan
         raise
     say(f"{name} serving at {url} after {time.monotonic() - started:.0f} s")
     return instance
+
+
+def start_superset_instances(names: Sequence[str], root: Path) -> dict[str, SupersetInstance]:
+    """Start several instances side by side (`root/<name>` each); if one fails, the others are stopped."""
+    ensure_superset_venv()  # once, before the starts share it
+    started: dict[str, SupersetInstance] = {}
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        futures = {name: pool.submit(start_superset, name, None, root / name) for name in names}
+        for name, future in futures.items():
+            try:
+                started[name] = future.result()
+            except BaseException as exc:
+                failure = failure or exc
+    if failure is not None:
+        for instance in started.values():
+            instance.stop()
+        raise failure
+    return started
 
 
 REGIONS = {"prod": ("EMEA", "AMER", "APAC"), "qa": ("EMEA", "AMER", QA_ONLY_REGION)}
