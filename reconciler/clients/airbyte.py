@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import structlog
 
-from reconciler.clients.http import RETRYABLE_STATUS, TRANSIENT_ERRORS, RequestCounter, RetryPolicy
+from reconciler.clients.http import RETRYABLE_STATUS, RequestCounter, RetryPolicy
 from reconciler.errors import ApiError
 
 SYSTEM = "airbyte"
@@ -47,6 +47,15 @@ def problem_message(response: httpx.Response) -> str:
         detail = body.get("detail")
         return f"HTTP {response.status_code} {title}" + (f": {detail}" if detail and detail != title else "")
     return f"HTTP {response.status_code}: {body}"
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    """The JSON body, or an error naming the call: a proxy's HTML page is not an answer."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        snippet = response.text.strip().replace("\n", " ")[:120]
+        raise ApiError(SYSTEM, f"{what}: expected JSON, got {snippet!r}", status=response.status_code) from exc
 
 
 class AirbyteClient:
@@ -95,11 +104,11 @@ class AirbyteClient:
         try:
             self.counter.record("POST", write=False)  # a token request changes nothing in Airbyte
             response = self._http.post(f"{self._base}/applications/token", json=body)
-        except TRANSIENT_ERRORS as exc:
+        except httpx.HTTPError as exc:
             raise ApiError(SYSTEM, f"cannot reach {self._base}: {exc}") from exc
         if response.status_code != 200:
             raise ApiError(SYSTEM, f"sign-in failed: {problem_message(response)}", status=response.status_code)
-        answer = response.json()
+        answer = _json(response, "POST /applications/token")
         self._token = str(answer["access_token"])
         self._token_expires = self._clock() + float(answer.get("expires_in", 180)) - TOKEN_MARGIN_SECONDS
 
@@ -120,6 +129,8 @@ class AirbyteClient:
                 raise _Retryable(f"{method} {path} timed out", ambiguous=True) from exc
             except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise _Retryable(f"{method} {path}: connection lost ({exc})", ambiguous=True) from exc
+            except httpx.HTTPError as exc:  # bad URL, unsupported protocol, ...: not worth retrying
+                raise ApiError(SYSTEM, f"{method} {url}: {exc}") from exc
             if response.status_code == 401 and attempt == 0 and (self._client_id or not self._static_token):
                 self._token = None  # expired or revoked: sign in again once
                 continue
@@ -136,7 +147,7 @@ class AirbyteClient:
         for attempt in range(self._retry.attempts):
             try:
                 response = self._send(method, path, params=params, body=body)
-                return response.json() if response.content else None
+                return _json(response, f"{method} {path}") if response.content else None
             except _Retryable as exc:
                 last = str(exc)
                 self.counter.retries += 1
@@ -199,7 +210,7 @@ class AirbyteClient:
                     log.info("airbyte.create.recovered", resource=resource, name=body.get("name"))
                     return existing
             try:
-                answer: dict[str, Any] = self._send("POST", f"/{resource}", params=None, body=body).json()
+                answer: dict[str, Any] = _json(self._send("POST", f"/{resource}", params=None, body=body), "POST")
                 return answer
             except _Retryable as exc:
                 last = str(exc)

@@ -133,3 +133,15 @@ def test_wrong_credentials_fail_with_the_servers_reason() -> None:
 
     with pytest.raises(ApiError, match="sign-in failed: HTTP 401 Unauthorized"):
         client(handler).get("sources", "s1")
+
+
+def test_no_httpx_exception_leaks_out_of_the_client() -> None:
+    bad_url = AirbyteClient("htp://nowhere/api", token="t", retry=RetryPolicy(attempts=1, sleep=lambda _s: None))
+    with pytest.raises(ApiError, match="htp://nowhere"):
+        bad_url.get("sources", "s1")
+
+    def html(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>proxy login</html>")
+
+    with pytest.raises(ApiError, match="expected JSON, got '<html>proxy login</html>'"):
+        client(token_or(html)).get("sources", "s1")
