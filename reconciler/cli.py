@@ -108,6 +108,15 @@ def schema(kind: str) -> None:
     click.echo(json.dumps(json_schema(kind), indent=2))
 
 
+system_option = click.option(
+    "--system",
+    "systems",
+    multiple=True,
+    metavar="NAME",
+    help="Only this system (airbyte, superset, workloads); repeatable. Default: every configured one.",
+)
+
+
 def _environ() -> dict[str, str]:
     import os
 
@@ -129,13 +138,20 @@ def _emit_plan(plan: Plan, output_format: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan (JSON) for apply.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--allow-mass-delete", is_flag=True, help="Allow a plan deleting most owned resources.")
+@system_option
 @pass_state
 @guarded
 def plan(
-    state: State, env_name: str, output_format: str, out: Path | None, detailed_exitcode: bool, allow_mass_delete: bool
+    state: State,
+    env_name: str,
+    output_format: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    allow_mass_delete: bool,
+    systems: tuple[str, ...],
 ) -> None:
     """Observe the live systems and show what apply would change."""
-    with engine.open_session(state.root, env_name) as session:
+    with engine.open_session(state.root, env_name, systems=systems) as session:
         result = engine.make_plan(session, allow_mass_delete=allow_mass_delete)
     _emit_plan(result, output_format)
     if out is not None:
@@ -150,11 +166,19 @@ def plan(
 @click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--allow-mass-delete", is_flag=True, help="Allow a plan deleting most owned resources.")
+@system_option
 @pass_state
 @guarded
-def apply(state: State, env_name: str, plan_file: Path | None, auto_approve: bool, allow_mass_delete: bool) -> None:
+def apply(
+    state: State,
+    env_name: str,
+    plan_file: Path | None,
+    auto_approve: bool,
+    allow_mass_delete: bool,
+    systems: tuple[str, ...],
+) -> None:
     """Make the live systems match the specs (or carry out a saved plan exactly)."""
-    with engine.open_session(state.root, env_name) as session:
+    with engine.open_session(state.root, env_name, systems=systems) as session:
         if plan_file is not None:
             try:
                 saved = plan_from_json(json.loads(plan_file.read_text(encoding="utf-8")))

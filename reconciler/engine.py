@@ -97,8 +97,9 @@ def open_session(
     *,
     factories: Sequence[ProviderFactory] | None = None,
     state: StateStore | None = None,
+    systems: Sequence[str] = (),
 ) -> Iterator[Session]:
-    """Load the environment and connect its providers; closes them on exit."""
+    """Load the environment and connect its providers (only `systems`, when given); closes them on exit."""
     variables = dict(os.environ if environ is None else environ)
     env = load_environment(root, env_name, variables)
     resolver = SecretResolver(variables, base_dir=root)
@@ -111,8 +112,15 @@ def open_session(
     try:
         for factory in factories or default_providers():
             provider = factory(env, resolver)
-            if provider is not None:
-                providers[provider.system] = provider
+            if provider is None:
+                continue
+            if systems and provider.system not in systems:
+                provider.close()
+                continue
+            providers[provider.system] = provider
+        missing = sorted(set(systems) - set(providers))
+        if missing:
+            raise PlanError(f"{', '.join(missing)} is not configured in environment {env.name}")
         yield session
     finally:
         session.close()
@@ -164,6 +172,9 @@ def check_saved_plan(session: Session, saved: Plan) -> None:
     """Refuse a saved plan whose environment, live state or secrets changed since it was made."""
     if saved.environment != session.env.name:
         raise PlanError(f"the plan is for environment {saved.environment!r}, not {session.env.name!r}")
+    if saved.systems and set(saved.systems) != set(session.providers):
+        flags = " ".join(f"--system {name}" for name in saved.systems)
+        raise PlanError(f"the plan covers {', '.join(saved.systems)}; apply it with {flags}")
     current = make_plan(session, allow_mass_delete=True)
     if current.observed_digest != saved.observed_digest:
         changed = _changed_resources(saved, current)
