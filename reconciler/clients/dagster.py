@@ -1,0 +1,154 @@
+"""Dagster client, under the workloads provider's health gate: code-location status over GraphQL (httpx).
+
+A code location is healthy only when it loaded its definitions: Dagster reports a location whose
+module failed to import with loadStatus LOADED too, so health comes from locationOrLoadError
+(a RepositoryLocation, not a PythonError). HTTP failures, GraphQL errors and unexpected answers
+all leave as DagsterError with the URL and what went wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+LOCATION_FIELDS = """
+    name
+    loadStatus
+    locationOrLoadError { __typename ... on PythonError { message className } }
+"""
+STATUS_QUERY = f"""
+query LocationStatuses {{
+  workspaceOrError {{
+    __typename
+    ... on Workspace {{ locationEntries {{ {LOCATION_FIELDS} }} }}
+    ... on PythonError {{ message }}
+  }}
+}}
+"""
+RELOAD_MUTATION = f"""
+mutation ReloadLocation($name: String!) {{
+  reloadRepositoryLocation(repositoryLocationName: $name) {{
+    __typename
+    ... on WorkspaceLocationEntry {{ {LOCATION_FIELDS} }}
+    ... on PythonError {{ message }}
+    ... on RepositoryLocationNotFound {{ message }}
+    ... on ReloadNotSupported {{ message }}
+    ... on UnauthorizedError {{ message }}
+  }}
+}}
+"""
+LOADING = "LOADING"
+
+
+class DagsterError(Exception):
+    """Dagster could not be asked, or answered with an error."""
+
+
+@dataclass(frozen=True)
+class LocationStatus:
+    """One code location: its load status and, when it failed to load, the error."""
+
+    name: str
+    load_status: str
+    error: str | None = None
+    error_class: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None and self.load_status != LOADING
+
+
+def _location(entry: dict[str, Any]) -> LocationStatus:
+    outcome = entry.get("locationOrLoadError") or {}
+    kind = outcome.get("__typename")
+    failed = kind is not None and kind != "RepositoryLocation"
+    return LocationStatus(
+        name=str(entry.get("name")),
+        load_status=str(entry.get("loadStatus")),
+        error=str(outcome.get("message") or kind).strip() if failed else None,
+        error_class=str(outcome.get("className") or kind) if failed else None,
+    )
+
+
+class DagsterClient:
+    """GraphQL calls to one dagster-webserver (its base URL; `/graphql` is appended)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.endpoint = self.url if self.url.endswith("/graphql") else f"{self.url}/graphql"
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DagsterClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = self._http.post(self.endpoint, json={"query": query, "variables": variables or {}})
+        except httpx.HTTPError as error:
+            raise DagsterError(
+                f"Dagster at {self.endpoint} could not be reached: {type(error).__name__}: {error}"
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if errors:
+            messages = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
+            raise DagsterError(f"Dagster at {self.endpoint} answered GraphQL errors: {messages}")
+        if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+            snippet = response.text[:300].strip() or "(empty body)"
+            raise DagsterError(f"Dagster at {self.endpoint} answered HTTP {response.status_code}: {snippet}")
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def location_statuses(self) -> list[LocationStatus]:
+        """Every code location in the workspace."""
+        workspace = self._graphql(STATUS_QUERY).get("workspaceOrError") or {}
+        if workspace.get("__typename") != "Workspace":
+            raise DagsterError(f"Dagster could not load its workspace: {workspace.get('message') or workspace}")
+        return [_location(entry) for entry in workspace.get("locationEntries") or []]
+
+    def location_status(self, name: str) -> LocationStatus:
+        for status in self.location_statuses():
+            if status.name == name:
+                return status
+        raise DagsterError(f"Dagster has no code location {name!r}")
+
+    def reload_location(self, name: str) -> LocationStatus:
+        """Ask Dagster to reload a code location (it re-imports the code); returns the entry it reports."""
+        result = self._graphql(RELOAD_MUTATION, {"name": name}).get("reloadRepositoryLocation") or {}
+        kind = result.get("__typename")
+        if kind != "WorkspaceLocationEntry":
+            raise DagsterError(f"reloading code location {name!r} failed ({kind}): {result.get('message') or result}")
+        return _location(result)
+
+    def wait_until_loaded(self, name: str, timeout_s: float = 120.0, poll_s: float = 1.0) -> LocationStatus:
+        """The location's status once it is no longer LOADING (healthy or not); DagsterError on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.location_status(name)
+            if status.load_status != LOADING:
+                return status
+            if time.monotonic() >= deadline:
+                raise DagsterError(f"code location {name!r} still LOADING after {timeout_s:g} s")
+            time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))

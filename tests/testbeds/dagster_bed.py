@@ -1,0 +1,210 @@
+"""Test bed, under the Dagster client tests: installs Dagster in a venv of its own and runs a real webserver.
+
+- `ensure_dagster_venv(cache_dir)` builds `<cache_dir>/dagster-venv` once (a marker file holds the pins;
+  a file lock keeps parallel test processes from racing). Its pins are not the project's, hence the
+  separate venv.
+- `start_dagster_webserver(tmp_dir)` copies the code locations of `dagster_project/` into `tmp_dir`,
+  writes a workspace.yaml (by default `ingestion`, which loads, and `analytics`, which fails on
+  import), starts `dagster-webserver` with DAGSTER_HOME in `tmp_dir` and waits until `/server_info`
+  answers. The handle can break and fix a location's module file; a reload through GraphQL then
+  shows the health gate failing and passing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = REPO / ".cache" / "testbeds"
+PROJECT = Path(__file__).resolve().parent / "dagster_project"
+DAGSTER_VERSION = "1.13.27"
+DAGSTER_PINS = (f"dagster=={DAGSTER_VERSION}", f"dagster-webserver=={DAGSTER_VERSION}")
+START_TIMEOUT_SECONDS = 120.0
+GOOD_LOCATION, BROKEN_LOCATION = "ingestion", "analytics"
+DEFAULT_LOCATIONS = (GOOD_LOCATION, BROKEN_LOCATION)
+# What a location's module becomes when a test breaks it: the import error a bad image gives.
+BROKEN_MODULE = (
+    '"""Broken on purpose by the test bed."""\n\n'
+    "import dagster as dg\n"
+    "import missing_dependency_of_{name}  # noqa: F401\n\n"
+    "defs = dg.Definitions(assets=[])\n"
+)
+
+
+def say(message: str) -> None:
+    print(f"[dagster-bed] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock shared by every process on this machine (held until the block ends)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_dagster_venv(cache_dir: Path = CACHE) -> Path:
+    """The Dagster venv under `cache_dir`, installed on first use; returns its directory."""
+    venv = cache_dir / "dagster-venv"
+    marker = venv / ".reconciler-pins"
+    wanted = "\n".join(DAGSTER_PINS) + "\n"
+    with file_lock(cache_dir / "dagster-venv.lock"):
+        if marker.exists() and marker.read_text() == wanted and (venv / "bin" / "dagster-webserver").exists():
+            return venv
+        started = time.monotonic()
+        say(f"installing {' '.join(DAGSTER_PINS)} into {venv} (about a minute, once)")
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        result = subprocess.run([*pip, *DAGSTER_PINS], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"installing Dagster failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        marker.write_text(wanted)
+        say(f"Dagster installed in {time.monotonic() - started:.0f} s")
+        return venv
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = 60) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def workspace_yaml(locations: Sequence[str]) -> str:
+    """A workspace.yaml loading each location from `<name>.py` next to it."""
+    entries = "".join(
+        f"  - python_file:\n      relative_path: {name}.py\n      location_name: {name}\n      working_directory: .\n"
+        for name in locations
+    )
+    return f"load_from:\n{entries}"
+
+
+@dataclass
+class DagsterWebserver:
+    """A running dagster-webserver: its URL, its code-location files and its log."""
+
+    url: str
+    workdir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    def module_path(self, location: str) -> Path:
+        return self.workdir / f"{location}.py"
+
+    def break_location(self, location: str) -> None:
+        """Make the location's module fail on import (takes effect on the next reload)."""
+        self.module_path(location).write_text(BROKEN_MODULE.format(name=location))
+
+    def fix_location(self, location: str) -> bool:
+        """Restore the location's module from dagster_project/ (takes effect on the next reload); False if unchanged."""
+        original = (PROJECT / f"{location}.py").read_text()
+        if self.module_path(location).read_text() == original:
+            return False
+        self.module_path(location).write_text(original)
+        return True
+
+    def log(self) -> str:
+        return log_tail(self.log_path)
+
+    def stop(self) -> None:
+        """Stop the webserver and the code servers it spawned (a process group of their own)."""
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def dagster_env(venv: Path, home: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def wait_serving(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster-webserver at {url} exited with {process.returncode}:\n{log_tail(log_path)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/server_info", timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"dagster-webserver at {url} did not answer within {timeout:.0f} s:\n{log_tail(log_path)}")
+
+
+def start_dagster_webserver(
+    tmp_dir: Path,
+    locations: Sequence[str] = DEFAULT_LOCATIONS,
+    *,
+    port: int | None = None,
+    cache_dir: Path = CACHE,
+) -> DagsterWebserver:
+    """Run dagster-webserver over copies of `locations` (module names in dagster_project/) in `tmp_dir`."""
+    venv = ensure_dagster_venv(cache_dir)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    for name in locations:
+        shutil.copyfile(PROJECT / f"{name}.py", tmp_dir / f"{name}.py")
+    (tmp_dir / "workspace.yaml").write_text(workspace_yaml(locations))
+    home = tmp_dir / "dagster_home"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    log_path = tmp_dir / "dagster-webserver.log"
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [str(venv / "bin" / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with log_path.open("a") as log:
+        process = subprocess.Popen(
+            args,
+            cwd=tmp_dir,
+            env=dagster_env(venv, home),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = DagsterWebserver(url, tmp_dir, log_path, process)
+    try:
+        wait_serving(url, process, log_path, START_TIMEOUT_SECONDS)
+    except BaseException:
+        server.stop()
+        raise
+    say(f"dagster-webserver serving at {url} after {time.monotonic() - started:.1f} s")
+    return server
