@@ -137,7 +137,12 @@ def selects(terms: list[tuple[str, str, str | None]], labels: dict[str, str]) ->
 
 
 class KubeStandIn:
-    """A Kubernetes API server stand-in on host:port (0 picks a free port)."""
+    """A Kubernetes API server stand-in on host:port (0 picks a free port).
+
+    `stats.by_route` keys read like `PATCH deployments/{name}`, `GET pods`, `GET /version`. The
+    Python-side hooks (`seed`, `edit`, `get_object`) take the store lock like a request does and
+    raise ApiStatusError (e.g. 404) the way the HTTP side would answer.
+    """
 
     def __init__(
         self,
@@ -255,6 +260,9 @@ class KubeStandIn:
             return json_response(status, body)
         except ApiStatusError as error:
             return json_response(error.code, error.status())
+        except Exception as error:  # a request the stand-in cannot handle still gets a Status, as on a real server
+            internal = ApiStatusError(500, "InternalError", f"Internal error occurred: {type(error).__name__}: {error}")
+            return json_response(500, internal.status())
 
     def _dispatch(
         self, request: Request, rt: ResourceType, namespace: str, name: str | None, sub: str | None
