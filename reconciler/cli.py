@@ -96,6 +96,8 @@ def validate(state: State, env_name: str | None) -> None:
             counts.append(
                 f"{len(a.sources)} sources, {len(a.destinations)} destinations, {len(a.connections)} connections"
             )
+        if env.workloads is not None:
+            counts.append(f"{len(env.workloads.images)} pinned images")
         click.echo(f"{name}: valid ({'; '.join(counts) or 'no systems'})")
 
 
@@ -267,7 +269,7 @@ def sandbox(state: State, host: str, data_dir: Path) -> None:
     """Run the local stand-in servers in the foreground (Ctrl-C stops them)."""
     from reconciler.sandbox.launch import run_sandbox
 
-    run_sandbox(host, data_dir if data_dir.is_absolute() else state.root / data_dir, echo=click.echo)
+    run_sandbox(state.root, host, data_dir if data_dir.is_absolute() else state.root / data_dir, echo=click.echo)
 
 
 if __name__ == "__main__":

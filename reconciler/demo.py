@@ -54,7 +54,7 @@ def _apply(root: Path, env: str, environ: dict[str, str], echo: Echo) -> None:
 
 def run_demo(root: Path, echo: Echo, *, keep: bool = False) -> None:
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="reconciler-demo-") as scratch, running_standins() as standins:
+    with tempfile.TemporaryDirectory(prefix="reconciler-demo-") as scratch, running_standins(root) as standins:
         project = _copy_project(root, Path(scratch))
         environ = standins.environment()
         qa = standins.airbyte["qa"]

@@ -14,18 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.clients.airbyte import AirbyteClient
+from reconciler.clients.dagster import DagsterClient
+from reconciler.clients.kube import KubeClient, KubeError
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan
-from reconciler.errors import ApplyError, PlanError, ReconcilerError
+from reconciler.errors import ApiError, ApplyError, PlanError, ReconcilerError
 from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.providers.base import ApplyContext, Observation, Provider
+from reconciler.providers.workloads import WorkloadsProvider
 from reconciler.secrets import Fingerprinter, SecretResolver, load_fingerprint_key
 from reconciler.spec.files import read_spec_tree
 from reconciler.spec.loader import Environment, load_environments
 from reconciler.spec.secrets import SecretField, parse_secret_label
+from reconciler.spec.workloads import KubernetesSettings
 from reconciler.state import FileStateStore, StateStore
 
 STATE_DIR = ".reconciler"
+IN_CLUSTER = "in-cluster"
 
 
 def load_environment(root: Path, name: str, environ: Mapping[str, str]) -> Environment:
@@ -55,16 +60,54 @@ def _airbyte_provider(env: Environment, resolver: SecretResolver) -> AirbyteProv
     return AirbyteProvider(client, settings, env.airbyte)
 
 
+def _kube_client(root: Path, settings: KubernetesSettings) -> KubeClient:
+    """The environment's cluster: its kubeconfig (relative to the project) or in-cluster config."""
+    kubeconfig = settings.kubeconfig
+    try:
+        if kubeconfig == IN_CLUSTER:
+            return KubeClient.in_cluster()
+        if kubeconfig and not Path(kubeconfig).is_absolute():
+            kubeconfig = str(root / kubeconfig)
+        return KubeClient.from_environment(kubeconfig or None, settings.context)
+    except KubeError as exc:
+        raise ApiError("workloads", f"cannot load Kubernetes configuration: {exc}") from exc
+
+
+def _workloads_provider(root: Path, env: Environment) -> WorkloadsProvider:
+    assert env.workloads is not None
+    settings = env.workloads.settings
+    dagster = DagsterClient(settings.dagster.url) if settings.dagster else None
+    return WorkloadsProvider(_kube_client(root, settings.kubernetes), dagster, env.workloads)
+
+
 ProviderFactory = Callable[[Environment, SecretResolver], Provider | None]
 
 
-def default_providers() -> list[ProviderFactory]:
+def default_providers(root: Path) -> list[ProviderFactory]:
     """Every system reconciler knows, in the order their plans are shown."""
 
     def airbyte(env: Environment, resolver: SecretResolver) -> Provider | None:
         return _airbyte_provider(env, resolver) if env.airbyte is not None else None
 
-    return [airbyte]
+    def workloads(env: Environment, resolver: SecretResolver) -> Provider | None:
+        return _workloads_provider(root, env) if env.workloads is not None else None
+
+    return [airbyte, workloads]
+
+
+def _kube_secret_reader(root: Path, env: Environment) -> Callable[[str, str, str], str] | None:
+    """Reads `{secretRef: {kubernetes: ...}}` from the environment's cluster, connecting on first use."""
+    if env.workloads is None:
+        return None
+    settings = env.workloads.settings.kubernetes
+    clients: list[KubeClient] = []
+
+    def read(namespace: str, name: str, key: str) -> str:
+        if not clients:
+            clients.append(_kube_client(root, settings))
+        return clients[0].read_secret_key(namespace, name, key)
+
+    return read
 
 
 @dataclass
@@ -102,7 +145,7 @@ def open_session(
     """Load the environment and connect its providers (only `systems`, when given); closes them on exit."""
     variables = dict(os.environ if environ is None else environ)
     env = load_environment(root, env_name, variables)
-    resolver = SecretResolver(variables, base_dir=root)
+    resolver = SecretResolver(variables, base_dir=root, kube_reader=_kube_secret_reader(root, env))
     path = state_path(root, env)
     key = load_fingerprint_key(variables, root / STATE_DIR / "keys" / f"{env.name}.fingerprint.key")
     providers: dict[str, Provider] = {}
@@ -110,7 +153,7 @@ def open_session(
         root, env, providers, state or FileStateStore(path, env.name), resolver, Fingerprinter(resolver, key)
     )
     try:
-        for factory in factories or default_providers():
+        for factory in factories or default_providers(root):
             provider = factory(env, resolver)
             if provider is None:
                 continue

@@ -28,18 +28,24 @@ class CarrierRef:
     dagster_location: str | None
 
     @property
-    def label(self) -> str:
+    def place(self) -> str:
+        """Where in its object the image sits: `deployment/NAME/CONTAINER[/env/VAR]` or `configmap/NAME/KEY`."""
         c = self.carrier
         if isinstance(c, ContainerImage):
-            return f"deployment/{self.namespace}/{c.deployment}/{c.container}"
+            return f"deployment/{c.deployment}/{c.container}"
         if isinstance(c, ContainerEnv):
-            return f"deployment/{self.namespace}/{c.deployment}/{c.container}/env/{c.env}"
+            return f"deployment/{c.deployment}/{c.container}/env/{c.env}"
         assert isinstance(c, ConfigMapKey)
-        return f"configmap/{self.namespace}/{c.config_map}/{c.key}"
+        return f"configmap/{c.config_map}/{c.key}"
+
+    @property
+    def label(self) -> str:
+        """The place with its namespace, for messages."""
+        return f"{self.namespace}: {self.place}"
 
     @property
     def key(self) -> ResourceKey:
-        return ResourceKey(SYSTEM, KIND, f"{self.component}@{self.label}")
+        return ResourceKey(SYSTEM, KIND, f"{self.component}@{self.place}")
 
     @property
     def rolls_out(self) -> bool:

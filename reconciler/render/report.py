@@ -12,6 +12,8 @@ VERBS = {"started": "...", "done": "done", "failed": "FAILED", "progress": "  "}
 
 
 def event_line(action: Action, status: str, message: str = "") -> str:
+    if status == "progress":
+        return f"    {message}"
     suffix = f": {message}" if message else ""
     return f"{SYMBOLS[action.kind]} {action.kind.value} {action.key} {VERBS[status]}{suffix}"
 

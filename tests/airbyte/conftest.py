@@ -30,8 +30,10 @@ class Project:
         return self.standins.airbyte["prod"]
 
     def run(self, *args: str, **env: str) -> Result:
+        """The CLI on this project; plan and apply are scoped to the Airbyte system (`--system airbyte`)."""
+        scoped = [*args, "--system", "airbyte"] if set(args) & {"plan", "apply"} else list(args)
         return CliRunner().invoke(
-            main, ["--root", str(self.root), *args], env={**self.environ, **env}, catch_exceptions=False
+            main, ["--root", str(self.root), *scoped], env={**self.environ, **env}, catch_exceptions=False
         )
 
     def edit(self, relative: str, old: str, new: str) -> None:
@@ -46,5 +48,6 @@ class Project:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
-    with running_standins() as standins:
-        yield Project(copy_example(tmp_path), standins, standins.environment())
+    root = copy_example(tmp_path)
+    with running_standins(root) as standins:
+        yield Project(root, standins, standins.environment())

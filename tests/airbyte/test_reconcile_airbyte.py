@@ -163,7 +163,7 @@ def test_a_plan_deleting_most_owned_resources_needs_the_flag(project: Project) -
 def test_a_create_whose_response_is_lost_is_not_duplicated(project: Project) -> None:
     from reconciler import engine
 
-    with engine.open_session(project.root, "qa", project.environ) as session:
+    with engine.open_session(project.root, "qa", project.environ, systems=["airbyte"]) as session:
         plan = engine.make_plan(session)
         project.qa.stats.reset()
         project.qa.set_faults(lose_response=1)  # the very next request is the first create's POST
