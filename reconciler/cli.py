@@ -228,6 +228,46 @@ def diff_env(state: State, left: str, right: str) -> None:
     click.echo(render_table(["what", "name", left, right], [(r.area, r.item, r.left, r.right) for r in rows]))
 
 
+@main.command()
+@click.option("--from", "source", required=True, help="Environment whose pins were validated (e.g. qa).")
+@click.option("--to", "target", required=True, help="Environment file to rewrite (e.g. prod).")
+@click.option("--component", "components", multiple=True, help="Only this component; repeatable. Default: all.")
+@click.option("--skip-live-check", is_flag=True, help="Do not check the source's live state and health first.")
+@pass_state
+@guarded
+def promote(state: State, source: str, target: str, components: tuple[str, ...], skip_live_check: bool) -> None:
+    """Copy image versions from one environment file to another (one line per image), after checking the source."""
+    from reconciler.promote import promote as run_promotion
+
+    result = run_promotion(state.root, source, target, components, _environ(), check_live=not skip_live_check)
+    if not result.promoted:
+        click.echo(f"Nothing to promote: {target} already pins what {source} runs.")
+        return
+    for line in result.diff:
+        click.echo(line)
+    moved = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in sorted(result.promoted.items()))
+    click.echo(f"Promoted {moved} into {result.file}. Review and commit it; the merge applies it to {target}.")
+
+
+@main.command()
+@click.option("--env", "env_name", required=True)
+@pass_state
+@guarded
+def health(state: State, env_name: str) -> None:
+    """Ask Dagster whether each code location loaded (exit 1 if any failed)."""
+    from reconciler.providers.workloads import WorkloadsProvider, describe
+    from reconciler.render.table import render_table
+
+    with engine.open_session(state.root, env_name, systems=["workloads"]) as session:
+        provider = session.providers["workloads"]
+        assert isinstance(provider, WorkloadsProvider)
+        statuses = provider.health()
+    click.echo(render_table(["code location", "status"], [(s.name, describe(s)) for s in statuses]))
+    failed = [s.name for s in statuses if not s.healthy]
+    if failed:
+        fail(f"{len(failed)} code location(s) failed to load in {env_name}: {', '.join(failed)}")
+
+
 @main.command(name="import")
 @click.argument("system", type=click.Choice(["airbyte"]))
 @click.option("--env", "env_name", required=True)

@@ -1,7 +1,8 @@
 """`reconcile demo`: the product's main job, narrated, on local stand-ins in a scratch copy of the specs.
 
 validate -> plan -> apply -> plan again (no changes, zero writes) -> a hand edit in the live
-system -> the next plan catches the drift. Runs in well under a minute.
+system -> the next plan catches the drift -> images promoted qa -> prod -> a broken release
+stopped by the health gate and rolled back. Runs in well under a minute.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from pathlib import Path
 
 from reconciler import engine
 from reconciler.core.plan import Plan
+from reconciler.core.promotion import rewrite_image_pins
 from reconciler.errors import ReconcilerError
+from reconciler.promote import promote
 from reconciler.render.report import apply_summary, event_line
 from reconciler.render.text import render_plan
 from reconciler.sandbox.launch import running_standins
+from reconciler.spec.workloads import ImageVersion
 
 Echo = Callable[[str], None]
 
@@ -50,6 +54,30 @@ def _apply(root: Path, env: str, environ: dict[str, str], echo: Echo) -> None:
         report = engine.apply_plan(session, plan, on_event)
     echo("    " + apply_summary(report.done, report.failed))
     engine.raise_for(report)
+
+
+def _images_demo(project: Path, environ: dict[str, str], echo: Echo) -> None:
+    echo("\n8. dbt and each Dagster code location ship on their own. QA already runs the new dbt and")
+    echo("   ingestion images (step 3 rolled them out and Dagster loaded ingestion). Promote them to prod:")
+    result = promote(project, "qa", "prod", [], environ)
+    for line in result.diff:
+        echo(f"    {line}")
+    echo("   The pull request shows one line per image. Once merged, prod applies it:")
+    _apply(project, "prod", environ, echo)
+
+    echo("\n9. A broken Dagster release reaches QA: its code location fails to import.")
+    env_file = project / "environments" / "qa.yaml"
+    env_file.write_text(
+        rewrite_image_pins(
+            env_file.read_text(), "environments/qa.yaml", {"analytics": ImageVersion(tag="2026.11.21-broken")}
+        )
+    )
+    try:
+        _apply(project, "qa", environ, echo)
+    except ReconcilerError as exc:
+        echo(f"    Error: {exc}")
+    echo("   The health gate failed the apply and rolled the Deployment back; prod never saw it, and")
+    echo("   `reconcile promote` refuses to promote from an environment that fails its health check.")
 
 
 def run_demo(root: Path, echo: Echo, *, keep: bool = False) -> None:
@@ -97,6 +125,9 @@ def run_demo(root: Path, echo: Echo, *, keep: bool = False) -> None:
         echo("\n7. Apply puts it back, then prod gets the full set of connections:")
         _apply(project, "qa", environ, echo)
         _apply(project, "prod", environ, echo)
+
+        if standins.kube is not None:
+            _images_demo(project, environ, echo)
 
         echo(f"\nDone in {time.monotonic() - started:.1f}s. Try: reconcile sandbox, then reconcile plan --env qa.")
         if keep:
