@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.airbyte.conftest import Project
+from tests.helpers import Project
 
 
 def by_name(items: list[dict[str, object]]) -> dict[str, dict[str, object]]:

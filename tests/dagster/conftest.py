@@ -1,4 +1,4 @@
-"""Fixtures: one real dagster-webserver per test session (its own venv, installed on first use)."""
+"""Fixtures: a client of the session's real dagster-webserver (`dagster_server`, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler.clients.dagster import DagsterClient
-from tests.testbeds.dagster_bed import GOOD_LOCATION, DagsterWebserver, start_dagster_webserver
-
-
-@pytest.fixture(scope="session")
-def dagster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterWebserver]:
-    server = start_dagster_webserver(tmp_path_factory.mktemp("dagster"))
-    yield server
-    server.stop()
+from tests.testbeds.dagster_bed import GOOD_LOCATION, DagsterWebserver
 
 
 @pytest.fixture

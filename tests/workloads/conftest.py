@@ -1,0 +1,26 @@
+"""Fixtures: the example project on the Kubernetes stand-in, health-checked by a real dagster-webserver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.clients.dagster import DagsterClient
+from reconciler.sandbox.launch import running_standins
+from tests.helpers import Project, copy_example
+from tests.testbeds.dagster_bed import GOOD_LOCATION, DagsterWebserver
+
+
+@pytest.fixture
+def project(tmp_path: Path, dagster_server: DagsterWebserver) -> Iterator[Project]:
+    root = copy_example(tmp_path)
+    with running_standins(root) as standins:
+        environ = standins.environment()
+        environ["DAGSTER_QA_URL"] = dagster_server.graphql_url
+        environ["DAGSTER_PROD_URL"] = dagster_server.graphql_url
+        yield Project(root, standins, environ, systems=("workloads",))
+    if dagster_server.fix_location(GOOD_LOCATION):
+        with DagsterClient(dagster_server.url, timeout=60.0) as client:
+            client.reload_location(GOOD_LOCATION)
