@@ -19,6 +19,9 @@ from reconciler.errors import ReconcilerError
 from reconciler.render.markdown import render_markdown
 from reconciler.render.report import apply_summary, event_line
 from reconciler.render.text import render_plan
+from reconciler.spec.schema import SCHEMAS, json_schema
+
+SCHEMA_KINDS = sorted(SCHEMAS)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -102,10 +105,9 @@ def validate(state: State, env_name: str | None) -> None:
 
 
 @main.command()
-@click.option("--kind", type=click.Choice(["airbyte", "environment"]), default="environment", show_default=True)
+@click.option("--kind", type=click.Choice(SCHEMA_KINDS), default="environment", show_default=True)
 def schema(kind: str) -> None:
     """Print the JSON Schema of a spec file kind (for editors and linters)."""
-    from reconciler.spec.schema import json_schema
 
     click.echo(json.dumps(json_schema(kind), indent=2))
 

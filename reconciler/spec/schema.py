@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reconciler.spec.airbyte import ConnectionSpec, DestinationSpec, SourceSpec
 from reconciler.spec.environment import EnvironmentFile
+from reconciler.spec.workloads import WorkloadsFile
 
 
 class AirbyteSpecFile(BaseModel):
@@ -20,7 +21,11 @@ class AirbyteSpecFile(BaseModel):
     connections: list[ConnectionSpec] = []
 
 
-SCHEMAS: dict[str, type[BaseModel]] = {"airbyte": AirbyteSpecFile, "environment": EnvironmentFile}
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "airbyte": AirbyteSpecFile,
+    "environment": EnvironmentFile,
+    "workloads": WorkloadsFile,
+}
 
 
 def json_schema(kind: str) -> dict[str, Any]:
