@@ -83,8 +83,8 @@ def _workloads_provider(root: Path, env: Environment) -> WorkloadsProvider:
 ProviderFactory = Callable[[Environment, SecretResolver], Provider | None]
 
 
-def default_providers(root: Path) -> list[ProviderFactory]:
-    """Every system reconciler knows, in the order their plans are shown."""
+def default_providers(root: Path) -> dict[str, ProviderFactory]:
+    """Every system reconciler knows, by name, in the order their plans are shown."""
 
     def airbyte(env: Environment, resolver: SecretResolver) -> Provider | None:
         return _airbyte_provider(env, resolver) if env.airbyte is not None else None
@@ -92,7 +92,7 @@ def default_providers(root: Path) -> list[ProviderFactory]:
     def workloads(env: Environment, resolver: SecretResolver) -> Provider | None:
         return _workloads_provider(root, env) if env.workloads is not None else None
 
-    return [airbyte, workloads]
+    return {"airbyte": airbyte, "workloads": workloads}
 
 
 def _kube_secret_reader(root: Path, env: Environment) -> Callable[[str, str, str], str] | None:
@@ -138,7 +138,7 @@ def open_session(
     env_name: str,
     environ: Mapping[str, str] | None = None,
     *,
-    factories: Sequence[ProviderFactory] | None = None,
+    factories: Mapping[str, ProviderFactory] | None = None,
     state: StateStore | None = None,
     systems: Sequence[str] = (),
 ) -> Iterator[Session]:
@@ -153,14 +153,16 @@ def open_session(
         root, env, providers, state or FileStateStore(path, env.name), resolver, Fingerprinter(resolver, key)
     )
     try:
-        for factory in factories or default_providers(root):
+        known = factories if factories is not None else default_providers(root)
+        unknown = sorted(set(systems) - set(known))
+        if unknown:
+            raise PlanError(f"unknown system {', '.join(unknown)} (known: {', '.join(known)})")
+        for name, factory in known.items():
+            if systems and name not in systems:
+                continue  # not even connected: its credentials and endpoints are not needed
             provider = factory(env, resolver)
-            if provider is None:
-                continue
-            if systems and provider.system not in systems:
-                provider.close()
-                continue
-            providers[provider.system] = provider
+            if provider is not None:
+                providers[provider.system] = provider
         missing = sorted(set(systems) - set(providers))
         if missing:
             raise PlanError(f"{', '.join(missing)} is not configured in environment {env.name}")
