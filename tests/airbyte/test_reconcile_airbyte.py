@@ -217,3 +217,16 @@ def test_import_adopts_an_existing_platform_into_specs(project: Project) -> None
     assert plan.exit_code == 0, plan.output
     assert "0 to create" in plan.output and "0 to delete" in plan.output
     assert "(secret not tracked yet)" in plan.output
+
+
+def test_one_system_is_planned_without_reaching_the_others(project: Project) -> None:
+    missing = str(project.root / "no-such-kubeconfig")
+    scoped = project.run("plan", "--env", "qa", KUBECONFIG_QA=missing)
+    assert scoped.exit_code == 0, scoped.output
+
+    project.systems = ()
+    everything = project.run("plan", "--env", "qa", KUBECONFIG_QA=missing)
+    assert everything.exit_code == 1
+    assert "cannot load Kubernetes configuration" in everything.output and "no-such-kubeconfig" in everything.output
+    unknown = project.run("plan", "--env", "qa", "--system", "airflow")
+    assert unknown.exit_code == 1 and "unknown system airflow" in unknown.output
