@@ -13,22 +13,20 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / ".cache" / "testbeds"
+from tests.testbeds import common
+from tests.testbeds.common import CACHE, free_port, log_tail
+
 PROJECT = Path(__file__).resolve().parent / "dagster_project"
 DAGSTER_VERSION = "1.13.27"
 DAGSTER_PINS = (f"dagster=={DAGSTER_VERSION}", f"dagster-webserver=={DAGSTER_VERSION}")
@@ -45,52 +43,12 @@ BROKEN_MODULE = (
 
 
 def say(message: str) -> None:
-    print(f"[dagster-bed] {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock shared by every process on this machine (held until the block ends)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    common.say("dagster", message)
 
 
 def ensure_dagster_venv(cache_dir: Path = CACHE) -> Path:
-    """The Dagster venv under `cache_dir`, installed on first use; returns its directory."""
-    venv = cache_dir / "dagster-venv"
-    marker = venv / ".reconciler-pins"
-    wanted = "\n".join(DAGSTER_PINS) + "\n"
-    with file_lock(cache_dir / "dagster-venv.lock"):
-        if marker.exists() and marker.read_text() == wanted and (venv / "bin" / "dagster-webserver").exists():
-            return venv
-        started = time.monotonic()
-        say(f"installing {' '.join(DAGSTER_PINS)} into {venv} (about a minute, once)")
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        result = subprocess.run([*pip, *DAGSTER_PINS], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"installing Dagster failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-        marker.write_text(wanted)
-        say(f"Dagster installed in {time.monotonic() - started:.0f} s")
-        return venv
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def log_tail(path: Path, lines: int = 60) -> str:
-    if not path.exists():
-        return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    """The Dagster venv, installed on first use; returns its directory."""
+    return common.ensure_venv("dagster", DAGSTER_PINS, "dagster-webserver", cache_dir, expect="about a minute")
 
 
 def workspace_yaml(locations: Sequence[str]) -> str:

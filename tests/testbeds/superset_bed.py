@@ -13,28 +13,25 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from tests.testbeds import common
+from tests.testbeds.common import CACHE, file_lock, free_port, log_tail
 from tests.testbeds.superset_config_template import render_config
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / ".cache" / "testbeds"
 SUPERSET_VERSION = "6.1.0"
 # The upstream package alone breaks on 6.1.0 (see shared/reference/superset-testbed.md): `rich` is
 # missing, flask-caching 2.5 is too new, and SQLite connections need cachetools.
@@ -46,52 +43,12 @@ QA_ONLY_REGION = "QA-ONLY-REGION"
 
 
 def say(message: str) -> None:
-    print(f"[superset-bed] {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock shared by every process on this machine (held until the block ends)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    common.say("superset", message)
 
 
 def ensure_superset_venv() -> Path:
     """The Superset venv, installed on first use; returns its directory."""
-    venv = CACHE / "superset-venv"
-    marker = venv / ".reconciler-pins"
-    wanted = "\n".join(SUPERSET_PINS) + "\n"
-    with file_lock(CACHE / "superset-venv.lock"):
-        if marker.exists() and marker.read_text() == wanted and (venv / "bin" / "superset").exists():
-            return venv
-        started = time.monotonic()
-        say(f"installing {' '.join(SUPERSET_PINS)} into {venv} (about 2 minutes, once)")
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        result = subprocess.run([*pip, *SUPERSET_PINS], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"installing Superset failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-        marker.write_text(wanted)
-        say(f"Superset installed in {time.monotonic() - started:.0f} s")
-        return venv
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def log_tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return common.ensure_venv("superset", SUPERSET_PINS, "superset", CACHE, expect="about 2 minutes")
 
 
 @dataclass
