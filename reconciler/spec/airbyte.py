@@ -36,22 +36,19 @@ class SyncMode(StrEnum):
     INCREMENTAL_SOFT_DELETE = "incremental_soft_delete"
 
 
-class SourceSpec(_Strict):
+class _Connector(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: str = Field(min_length=1, description="sourceType (postgres, ...) or destinationType (s3, ...)")
+    definition_id: str | None = Field(default=None, alias="definitionId")
+    configuration: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceSpec(_Connector):
     """An Airbyte source: a connector type and its configuration (secrets as references)."""
 
-    name: str = Field(pattern=NAME_PATTERN)
-    type: str = Field(min_length=1, description="Airbyte sourceType, e.g. postgres, salesforce")
-    definition_id: str | None = Field(default=None, alias="definitionId")
-    configuration: dict[str, Any] = Field(default_factory=dict)
 
-
-class DestinationSpec(_Strict):
+class DestinationSpec(_Connector):
     """An Airbyte destination: a connector type and its configuration (secrets as references)."""
-
-    name: str = Field(pattern=NAME_PATTERN)
-    type: str = Field(min_length=1, description="Airbyte destinationType, e.g. s3")
-    definition_id: str | None = Field(default=None, alias="definitionId")
-    configuration: dict[str, Any] = Field(default_factory=dict)
 
 
 class Schedule(_Strict):
