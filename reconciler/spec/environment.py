@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.spec.airbyte import AirbyteEnvironment
+from reconciler.spec.superset import SupersetEnvironment
 from reconciler.spec.workloads import WorkloadsEnvironment
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -44,6 +45,7 @@ class EnvironmentFile(BaseModel):
     state: StateSettings = Field(default_factory=StateSettings)
     airbyte: AirbyteEnvironment | None = None
     workloads: WorkloadsEnvironment | None = None
+    superset: SupersetEnvironment | None = None
 
 
 class UnsetVariable(ValueError):

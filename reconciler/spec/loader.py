@@ -17,6 +17,7 @@ from reconciler.errors import SpecError, SpecProblem
 from reconciler.spec.airbyte import ConnectionSpec, DestinationSpec, SourceSpec
 from reconciler.spec.environment import EnvironmentFile, interpolate_tree
 from reconciler.spec.secrets import SecretRef, iter_inline_secrets, iter_secret_refs
+from reconciler.spec.superset_loader import SupersetSelection, SupersetSpecs, load_superset, read_superset_specs
 from reconciler.spec.workloads import ComponentSpec, ImageVersion, WorkloadsEnvironment, WorkloadsFile
 from reconciler.spec.yamlsource import LocatedMap, YamlSyntaxError, deep_merge, locate, parse_yaml
 
@@ -55,6 +56,7 @@ class Environment:
     settings: EnvironmentFile
     airbyte: AirbyteSelection | None
     workloads: WorkloadsSelection | None = None
+    superset: SupersetSelection | None = None
 
 
 class _Problems:
@@ -269,6 +271,7 @@ def load_environments(
             [SpecProblem(f"{ENVIRONMENT_DIR}{only}.yaml", None, "", f"no such environment (known: {known})")]
         )
     environments: dict[str, Environment] = {}
+    superset_specs: SupersetSpecs | None = None
     for name in names:
         if only is not None and name != only:
             continue
@@ -301,7 +304,17 @@ def load_environments(
             if settings.workloads is not None
             else None
         )
-        environments[name] = Environment(name=name, file=path, settings=settings, airbyte=airbyte, workloads=workloads)
+        superset = None
+        if settings.superset is not None:
+            superset_specs = superset_specs or read_superset_specs(files, parsed, problems)
+            trees = {
+                other: parsed.get(f"{ENVIRONMENT_DIR}{other}.yaml", parsed.get(f"{ENVIRONMENT_DIR}{other}.yml"))
+                for other in names
+            }
+            superset = load_superset(name, raw, settings.superset, superset_specs, trees, variables, problems)
+        environments[name] = Environment(
+            name=name, file=path, settings=settings, airbyte=airbyte, workloads=workloads, superset=superset
+        )
     if problems.items:
         raise SpecError(problems.items)
     return environments
