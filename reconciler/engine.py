@@ -16,16 +16,19 @@ from pathlib import Path
 from reconciler.clients.airbyte import AirbyteClient
 from reconciler.clients.dagster import DagsterClient
 from reconciler.clients.kube import KubeClient, KubeError
+from reconciler.clients.superset import SupersetClient
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan
 from reconciler.errors import ApiError, ApplyError, PlanError, ReconcilerError
 from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.providers.base import ApplyContext, Observation, Provider
+from reconciler.providers.superset import SupersetProvider
 from reconciler.providers.workloads import WorkloadsProvider
 from reconciler.secrets import Fingerprinter, SecretResolver, load_fingerprint_key
 from reconciler.spec.files import read_spec_tree
 from reconciler.spec.loader import Environment, load_environments
 from reconciler.spec.secrets import SecretField, parse_secret_label
+from reconciler.spec.superset import SupersetEnvironment
 from reconciler.spec.workloads import KubernetesSettings
 from reconciler.state import FileStateStore, StateStore
 
@@ -80,6 +83,25 @@ def _workloads_provider(root: Path, env: Environment) -> WorkloadsProvider:
     return WorkloadsProvider(_kube_client(root, settings.kubernetes), dagster, env.workloads)
 
 
+def _superset_connect(settings: SupersetEnvironment, resolver: SecretResolver) -> Callable[[], SupersetClient]:
+    """A Superset client made on first use: its secrets are resolved only when it is needed."""
+
+    def connect() -> SupersetClient:
+        auth = settings.auth
+        password = resolver.value(auth.password.secret_ref) if auth.password else None
+        token = resolver.value(auth.token.secret_ref) if auth.token else None
+        return SupersetClient(settings.url, username=auth.username, password=password, access_token=token)
+
+    return connect
+
+
+def _superset_provider(env: Environment, resolver: SecretResolver) -> SupersetProvider:
+    assert env.superset is not None
+    source = env.superset.source
+    connect_source = _superset_connect(source.settings, resolver) if source is not None else None
+    return SupersetProvider(_superset_connect(env.superset.settings, resolver), env.superset, env.name, connect_source)
+
+
 ProviderFactory = Callable[[Environment, SecretResolver], Provider | None]
 
 
@@ -92,7 +114,10 @@ def default_providers(root: Path) -> dict[str, ProviderFactory]:
     def workloads(env: Environment, resolver: SecretResolver) -> Provider | None:
         return _workloads_provider(root, env) if env.workloads is not None else None
 
-    return {"airbyte": airbyte, "workloads": workloads}
+    def superset(env: Environment, resolver: SecretResolver) -> Provider | None:
+        return _superset_provider(env, resolver) if env.superset is not None else None
+
+    return {"airbyte": airbyte, "superset": superset, "workloads": workloads}
 
 
 def _kube_secret_reader(root: Path, env: Environment) -> Callable[[str, str, str], str] | None:

@@ -120,6 +120,14 @@ class DashboardRef:
     uuid: str
     slug: str | None
     title: str
+    tags: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+    """Each owner's e-mail and full name."""
+
+
+def _owner_names(owner: Mapping[str, Any]) -> list[str]:
+    full = " ".join(str(owner[part]) for part in ("first_name", "last_name") if owner.get(part))
+    return [name for name in (owner.get("email"), full) if name]
 
 
 @dataclass(frozen=True)
@@ -363,9 +371,18 @@ class SupersetClient:
     # ---- listing ----------------------------------------------------------------------------
 
     def list_dashboards(self) -> list[DashboardRef]:
+        columns = ["id", "uuid", "slug", "dashboard_title", "tags.name", "owners.email"]
+        columns += ["owners.first_name", "owners.last_name"]
         return [
-            DashboardRef(row["id"], str(row["uuid"]), row.get("slug"), row["dashboard_title"])
-            for row in self.iter_pages("/api/v1/dashboard/", q={"columns": ["id", "uuid", "slug", "dashboard_title"]})
+            DashboardRef(
+                row["id"],
+                str(row["uuid"]),
+                row.get("slug"),
+                row["dashboard_title"],
+                tuple(sorted(str(tag["name"]) for tag in row.get("tags") or [])),
+                tuple(sorted({name for owner in row.get("owners") or [] for name in _owner_names(owner)})),
+            )
+            for row in self.iter_pages("/api/v1/dashboard/", q={"columns": columns})
         ]
 
     def list_charts(self) -> list[ChartRef]:
@@ -482,9 +499,13 @@ class SupersetClient:
 
     def export_dashboards(self, ids: Sequence[int]) -> bytes:
         """One ZIP bundle holding the dashboards and every chart, dataset and database they use."""
+        return self.export("dashboard", ids)
+
+    def export(self, resource: str, ids: Sequence[int]) -> bytes:
+        """One ZIP bundle of `dashboard`s, `chart`s, `dataset`s or `database`s and what they use."""
         if not ids:
-            raise ValueError("export_dashboards needs at least one dashboard id")
-        path = "/api/v1/dashboard/export/"
+            raise ValueError(f"exporting {resource}s needs at least one id")
+        path = f"/api/v1/{resource}/export/"
         response = self._send("GET", path, params={"q": rison(list(ids))})
         if response.status_code != 200:
             raise self._fail(response, "GET", path)
@@ -522,9 +543,10 @@ class SupersetClient:
 
     # ---- chart data -------------------------------------------------------------------------
 
-    def chart_data(self, chart_id: int) -> dict[str, Any]:
-        """Run a chart's saved query (charts need a saved `query_context`)."""
-        return self.get_json(f"/api/v1/chart/{chart_id}/data/")
+    def chart_data(self, chart_id: int, *, force: bool = False) -> dict[str, Any]:
+        """Run a chart's saved query (charts need a saved `query_context`); `force` skips Superset's cache."""
+        params = {"force": "true"} if force else None
+        return self.request_json("GET", f"/api/v1/chart/{chart_id}/data/", params=params)
 
     def query_chart_data(self, query_context: Mapping[str, Any]) -> dict[str, Any]:
         """Run a query context given in full (`POST /api/v1/chart/data`); reads, so not a write."""

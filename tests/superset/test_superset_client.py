@@ -278,7 +278,8 @@ def test_lists_page_with_rison_until_count_rows_are_seen() -> None:
     fake.routes[("GET", "/api/v1/dashboard/")] = handler
     listed = make_client(fake).list_dashboards()
     assert [d.id for d in listed] == list(range(230))
-    assert pages[0] == "(columns:!(id,uuid,slug,dashboard_title),page:0,page_size:100)"
+    columns = "id,uuid,slug,dashboard_title,tags.name,owners.email,owners.first_name,owners.last_name"
+    assert pages[0] == f"(columns:!({columns}),page:0,page_size:100)"
     assert len(pages) == 3
 
 
