@@ -13,6 +13,7 @@ import os
 import pathlib
 import tempfile
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 SOURCES, DESTINATIONS, CONNECTIONS, JOBS = "sources", "destinations", "connections", "jobs"
@@ -70,6 +71,11 @@ class Store:
         with self.lock:
             self._objects[kind][str(resource_id)][TOMBSTONE] = True
             self.save()
+
+    def deprecate_connection(self, connection: Mapping[str, Any]) -> None:
+        """Soft-delete a connection the way Airbyte does: it stays readable, with status `deprecated`."""
+        updated = {**copy.deepcopy(dict(connection)), "status": "deprecated", TOMBSTONE: True}
+        self.put(CONNECTIONS, updated)
 
     def next_job_id(self) -> int:
         with self.lock:
