@@ -270,6 +270,36 @@ def health(state: State, env_name: str) -> None:
         fail(f"{len(failed)} code location(s) failed to load in {env_name}: {', '.join(failed)}")
 
 
+@main.command()
+@click.argument("system", type=click.Choice(["superset"]))
+@click.option("--env", "env_name", required=True, help="Environment to pull from (e.g. prod).")
+@click.option("--dashboard", "dashboards", multiple=True, metavar="SLUG", help="Only this dashboard; repeatable.")
+@pass_state
+@guarded
+def pull(state: State, system: str, env_name: str, dashboards: tuple[str, ...]) -> None:
+    """Write live dashboards into specs/ (deterministic files; connections go to the environment file)."""
+    from reconciler.superset_commands import pull_superset
+
+    for line in pull_superset(state.root, env_name, _environ(), dashboards):
+        click.echo(line)
+
+
+@main.command()
+@click.argument("system", type=click.Choice(["superset"]))
+@click.option("--env", "env_name", required=True)
+@pass_state
+@guarded
+def verify(state: State, system: str, env_name: str) -> None:
+    """Run every chart of the environment's dashboards (exit 1 naming the charts that fail)."""
+    from reconciler.render.verify import render_verification
+    from reconciler.superset_commands import verify_superset
+
+    verification = verify_superset(state.root, env_name, _environ())
+    click.echo(render_verification(verification))
+    if not verification.ok:
+        fail(verification.failure_message())
+
+
 @main.command(name="import")
 @click.argument("system", type=click.Choice(["airbyte"]))
 @click.option("--env", "env_name", required=True)
