@@ -7,10 +7,11 @@ Deployments), and enough discovery (/api, /apis, /version). Every error is a `St
 worded like the real server's. A bearer token is required.
 
 Layers: this module does HTTP, auth, routing and the verbs (GET, LIST with labelSelector, POST,
-PUT, PATCH in four formats, DELETE); kube_store.py holds objects, patch formats and field
-ownership (its docstring lists the simplifications); kube_rollout.py plays the Deployment
-controller. Test hooks: `fail_images` (pods that never become ready), `force_conflicts` (someone
-else wrote first), `edit` (a hand edit, like `kubectl edit`), `seed`, and request `stats`.
+PUT, PATCH in four formats, DELETE); kube_store.py holds objects, kube_patch.py the patch
+formats, kube_fields.py field ownership (their docstrings list the simplifications);
+kube_rollout.py plays the Deployment controller. Test hooks: `fail_images` (pods that never
+become ready), `force_conflicts` (someone else wrote first), `edit` (a hand edit, like
+`kubectl edit`), `seed`, and request `stats`.
 Watches, field selectors, set-based label selectors and other resource types are not served.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.sandbox import kube_fields, kube_patch
 from reconciler.sandbox import kube_rollout as rollout
 from reconciler.sandbox import kube_store as ks
 from reconciler.sandbox.http_util import JsonHttpServer, Request, RequestStats, Response, json_response
@@ -353,12 +355,12 @@ class KubeStandIn:
             carries = isinstance(patch, list) and any(
                 isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in patch
             )
-            patched = ks.json_patch(old, patch)
+            patched = kube_patch.json_patch(old, patch)
         else:
             if not isinstance(patch, dict):
                 raise ks.bad_request("json: cannot unmarshal array into Go value of type map[string]interface {}")
             carries = bool((patch.get("metadata") or {}).get("resourceVersion"))
-            merge = ks.merge_patch if content_type == MERGE_PATCH else ks.strategic_merge
+            merge = kube_patch.merge_patch if content_type == MERGE_PATCH else kube_patch.strategic_merge
             patched = merge(copy.deepcopy(old), patch)
         if not isinstance(patched, dict):
             raise ks.bad_request("the patch did not produce an object")
@@ -391,11 +393,11 @@ class KubeStandIn:
             return copy.deepcopy(created)
         old = self._existing(rt, namespace, name)
         self._check_version(rt, old, config, carries=bool(meta.get("resourceVersion")))
-        conflicts = ks.apply_conflicts(old, config, manager)
+        conflicts = kube_fields.apply_conflicts(old, config, manager)
         if conflicts and request.first("force") != "true":
-            raise _apply_conflict(rt, name, conflicts)
-        merged = ks.strategic_merge(copy.deepcopy(old), {k: v for k, v in config.items() if k != "metadata"})
-        merged["metadata"] = ks.strategic_merge(
+            raise kube_fields.apply_conflict_error(rt, name, conflicts)
+        merged = kube_patch.strategic_merge(copy.deepcopy(old), {k: v for k, v in config.items() if k != "metadata"})
+        merged["metadata"] = kube_patch.strategic_merge(
             old["metadata"], {k: v for k, v in meta.items() if k != "resourceVersion"}
         )
         return copy.deepcopy(self._commit(rt, old, merged, manager, apply=(config, set(conflicts))))
@@ -437,7 +439,7 @@ class KubeStandIn:
         new: dict[str, Any],
         manager: str,
         *,
-        apply: tuple[dict[str, Any], set[ks.Path]] | None = None,
+        apply: tuple[dict[str, Any], set[kube_fields.Path]] | None = None,
     ) -> dict[str, Any]:
         """Validate, stamp and store a write; the Deployment controller reacts to template changes."""
         moment = time.time()
@@ -462,11 +464,11 @@ class KubeStandIn:
         self.store.stamp_write(rt, old, new, moment)
         stamp = ks.now_rfc3339(moment)
         if apply is None:
-            ks.record_update(old, new, manager, rt, stamp)
+            kube_fields.record_update(old, new, manager, rt, stamp)
         else:
             if old is not None:
                 new["metadata"]["managedFields"] = old["metadata"].get("managedFields") or []
-            ks.record_apply(new, apply[0], manager, apply[1], rt, stamp)
+            kube_fields.record_apply(new, apply[0], manager, apply[1], rt, stamp)
         key = (rt.plural, namespace, name)
         self.store.objects[key] = new
         if rt is ks.DEPLOYMENTS:
@@ -509,26 +511,6 @@ class KubeStandIn:
                 rollout.simulated_pods(deployment, self.store.controller[key], time.time(), self.rollout_seconds)
             )
         return pods
-
-
-def _apply_conflict(rt: ResourceType, name: str, conflicts: dict[ks.Path, list[str]]) -> ApiStatusError:
-    causes = [
-        {
-            "reason": "FieldManagerConflict",
-            "message": f'conflict with "{manager}" using {rt.api_version}',
-            "field": ks.render_path(path),
-        }
-        for path, managers in sorted(conflicts.items(), key=lambda item: ks.render_path(item[0]))
-        for manager in managers
-    ]
-    if len(causes) == 1:
-        message = f"Apply failed with 1 conflict: {causes[0]['message']}: {causes[0]['field']}"
-    else:
-        lines = "\n".join(f"- {c['message']}: {c['field']}" for c in causes)
-        message = f"Apply failed with {len(causes)} conflicts: \n{lines}"
-    return ApiStatusError(
-        409, "Conflict", message, {"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}
-    )
 
 
 def _json(body: bytes) -> Any:
