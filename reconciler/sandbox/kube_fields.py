@@ -1,6 +1,6 @@
 """Kubernetes stand-in, field ownership: who manages which field (metadata.managedFields, FieldsV1).
 
-Used by kube_server.py on every write: an Update takes the fields it changed from everyone else;
+Used by kube_verbs.py on every write: an Update takes the fields it changed from everyone else;
 a server-side apply owns exactly what it applied, and answers 409 when it would change a value
 another manager owns (unless force=true, which takes those fields over). Items of keyed lists are
 addressed by their merge key (kube_patch.MERGE_KEYS), as `k:{"name":"app"}` in FieldsV1.

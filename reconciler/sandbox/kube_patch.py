@@ -1,6 +1,6 @@
 """Kubernetes stand-in, patch documents: RFC 7386 merge patch, strategic merge patch, RFC 6902 JSON patch.
 
-Pure functions from (live object, patch) to the patched object; kube_server.py picks one by the
+Pure functions from (live object, patch) to the patched object; kube_verbs.py picks one by the
 request's content type, and server-side apply (kube_fields.py tracks its field ownership) merges
 like a strategic merge. Errors are the API server's own (`ApiStatusError` from kube_store.py).
 

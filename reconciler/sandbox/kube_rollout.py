@@ -1,6 +1,6 @@
 """Kubernetes stand-in, controller layer: how a Deployment's status and pods move during a rollout.
 
-Beside kube_store.py (objects) and under kube_server.py (which calls it on every read and write).
+Beside kube_store.py (objects) and under kube_verbs.py (which calls it on every read and write).
 There is no background thread: a write that changes the pod template starts a rollout (a new
 ReplicaSet, or an old one on rollback) and records when; a read computes the status from the
 clock, so the same moment always gives the same answer.

@@ -1,9 +1,10 @@
 """Kubernetes stand-in, state layer: stored objects, the errors the API server answers with, validation.
 
-Below kube_server.py (HTTP, auth, routing) and beside kube_rollout.py (the Deployment controller),
-kube_patch.py (patch formats) and kube_fields.py (field ownership). It keeps objects in API shape
-under one lock and stamps what the API server stamps (uid, creationTimestamp, a global
-resourceVersion bumped on every write, generation for objects with a spec).
+Below kube_verbs.py (what each verb does) and kube_server.py (HTTP, auth, routing), beside
+kube_rollout.py (the Deployment controller), kube_patch.py (patch formats) and kube_fields.py
+(field ownership). It keeps objects in API shape under one lock and stamps what the API server
+stamps (uid, creationTimestamp, a global resourceVersion bumped on every write, generation for
+objects with a spec).
 
 Simplifications, on purpose: validation covers only what the stand-in relies on (names, selector,
 container name/image, env value vs valueFrom, base64 Secret data).
