@@ -101,6 +101,11 @@ def validate(state: State, env_name: str | None) -> None:
             )
         if env.workloads is not None:
             counts.append(f"{len(env.workloads.images)} pinned images")
+        if env.superset is not None:
+            replicated = f", replicated from {env.superset.source.environment}" if env.superset.source else ""
+            counts.append(
+                f"{len(env.superset.dashboards)} spec dashboards{replicated}, {len(env.superset.roles)} roles"
+            )
         click.echo(f"{name}: valid ({'; '.join(counts) or 'no systems'})")
 
 

@@ -24,6 +24,9 @@ from reconciler.sandbox.launch import running_standins
 from reconciler.spec.workloads import ImageVersion
 
 Echo = Callable[[str], None]
+# The systems the local stand-ins serve. Superset needs real servers (tests/superset start two),
+# so the demo plans and applies without it; `reconcile plan --system ...` does the same.
+STANDIN_SYSTEMS = ("airbyte", "workloads")
 
 
 def _copy_project(root: Path, target: Path) -> Path:
@@ -39,12 +42,12 @@ def _indent(text: str) -> str:
 
 
 def _plan(root: Path, env: str, environ: dict[str, str]) -> Plan:
-    with engine.open_session(root, env, environ) as session:
+    with engine.open_session(root, env, environ, systems=STANDIN_SYSTEMS) as session:
         return engine.make_plan(session)
 
 
 def _apply(root: Path, env: str, environ: dict[str, str], echo: Echo) -> None:
-    with engine.open_session(root, env, environ) as session:
+    with engine.open_session(root, env, environ, systems=STANDIN_SYSTEMS) as session:
         plan = engine.make_plan(session)
 
         def on_event(event: engine.ApplyEvent) -> None:
@@ -88,7 +91,8 @@ def run_demo(root: Path, echo: Echo, *, keep: bool = False) -> None:
         qa = standins.airbyte["qa"]
         echo("reconciler demo: git is the source of truth; the live systems are made to match it.")
         echo(f"Local stand-ins: Airbyte prod at {standins.airbyte['prod'].url}, Airbyte qa at {qa.url}")
-        echo(f"Specs: a scratch copy of {root}/specs and environments (your files are not touched).\n")
+        echo(f"Specs: a scratch copy of {root}/specs and environments (your files are not touched).")
+        echo("Superset needs a real server, so the demo leaves it out (--system airbyte --system workloads).\n")
 
         echo("1. Validate the specs offline (schema, references, cron, no inline secrets):")
         for name, env in engine.validate(project, environ).items():
@@ -129,7 +133,8 @@ def run_demo(root: Path, echo: Echo, *, keep: bool = False) -> None:
         if standins.kube is not None:
             _images_demo(project, environ, echo)
 
-        echo(f"\nDone in {time.monotonic() - started:.1f}s. Try: reconcile sandbox, then reconcile plan --env qa.")
+        elapsed = time.monotonic() - started
+        echo(f"\nDone in {elapsed:.1f}s. Try: reconcile sandbox, then reconcile plan --env qa --system airbyte.")
         if keep:
             echo("Stand-ins still running (Ctrl-C to stop).")
             try:

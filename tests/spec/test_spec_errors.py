@@ -105,7 +105,11 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
 def test_the_worked_example_is_valid() -> None:
     result = CliRunner().invoke(main, ["--root", str(REPO), "validate"])
     assert result.exit_code == 0, result.output
-    assert "qa: valid (2 sources, 1 destinations, 2 connections; 3 pinned images)" in result.output
+    assert "qa: valid (2 sources, 1 destinations, 2 connections; 3 pinned images; " in result.output
+    assert "prod: valid (4 sources, 1 destinations, 4 connections; 3 pinned images; 3 spec dashboards, 2 roles)" in (
+        result.output
+    )
+    assert "0 spec dashboards, replicated from prod, 2 roles)" in result.output
 
 
 def test_unset_variable_without_default_names_the_line(tmp_path: Path) -> None:
