@@ -162,15 +162,24 @@ def depends_of(asset: Asset, names: Names) -> tuple[ResourceKey, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def mapping_paths(tree: Any, path: Path = ()) -> list[Path]:
-    """Every path to a mapping in the tree (the root included): compared on all keys, so an entry
-    someone added in the UI (a chart parameter, a filter, a column) shows up as a change."""
-    if not isinstance(tree, Mapping):
-        return []
-    paths = [path]
-    for name, value in tree.items():
-        paths += mapping_paths(value, (*path, str(name)))
-    return paths
+# Collections people add entries to in the UI: compared on every key, so a chart placed on a
+# dashboard, a filter, a column, a metric or a chart parameter added in QA shows up as a change.
+# An asset's own fields are compared as declared, so defaults a server fills in are not drift.
+COLLECTIONS: dict[str, tuple[Path, ...]] = {
+    "datasets": (("columns",), ("metrics",)),
+    "charts": (("params",),),
+    "dashboards": (("position",), ("metadata", "native_filter_configuration")),
+}
+
+
+def exact_paths(folder: str, fields: Mapping[str, Any]) -> tuple[Path, ...]:
+    def at(path: Path) -> Any:
+        node: Any = fields
+        for step in path:
+            node = node.get(step) if isinstance(node, Mapping) else None
+        return node
+
+    return tuple(path for path in COLLECTIONS.get(folder, ()) if isinstance(at(path), Mapping))
 
 
 def trim_live(desired: Any, live: Any) -> Any:
@@ -198,7 +207,7 @@ def desired_assets(bundle: Bundle, passwords: Mapping[str, SecretSlot]) -> list[
                 fields,
                 (slot,) if slot is not None else (),
                 depends_of(asset, names),
-                exact=tuple(mapping_paths(fields)),
+                exact=exact_paths(asset.kind, fields),
             )
         )
     return resources

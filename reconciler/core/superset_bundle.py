@@ -190,7 +190,19 @@ def _normalise_dataset(content: dict[str, Any]) -> None:
     content.pop("database_id", None)
 
 
+# The database export writes the v1 names of two fields; the dashboard and dataset exports do not.
+DATABASE_RENAMES = {"allow_csv_upload": "allow_file_upload"}
+DATABASE_EXTRA_RENAMES = {"schemas_allowed_for_csv_upload": "schemas_allowed_for_file_upload"}
+
+
 def _normalise_database(content: dict[str, Any]) -> None:
+    for old, new in DATABASE_RENAMES.items():
+        if old in content:
+            content.setdefault(new, content.pop(old))
+    if isinstance(content.get("extra"), dict):
+        for old, new in DATABASE_EXTRA_RENAMES.items():
+            if old in content["extra"]:
+                content["extra"].setdefault(new, content["extra"].pop(old))
     if isinstance(content.get("sqlalchemy_uri"), str):
         content["sqlalchemy_uri"] = _mask_password(content["sqlalchemy_uri"])
     content.pop("password", None)
