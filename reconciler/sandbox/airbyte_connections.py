@@ -4,7 +4,8 @@ Routed by airbyte_server.py (`/connections`, `/connections/{connectionId}`, `/st
 connection's source and destination through airbyte_actors.py, and airbyte_jobs.py finds
 connections through `stored_connection`. Answers carry the quirks of a real Airbyte: cron echoed
 with " UTC", streams in a different order on every read, a deleted connection still readable with
-status `deprecated`. Whether a configured catalog fits its source is airbyte_catalog.py's call.
+status `deprecated`. Whether configured streams fit their source, and whether a cron expression is
+valid, is airbyte_connection_checks.py's call.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.sandbox import airbyte_catalog as catalog
+from reconciler.sandbox import airbyte_connection_checks as checks
 from reconciler.sandbox.airbyte_actors import DESTINATION_ACTOR, SOURCE_ACTOR, ActorHandlers
 from reconciler.sandbox.airbyte_problems import bad_request, not_found
 from reconciler.sandbox.airbyte_requests import (
@@ -203,8 +205,8 @@ def _requested_streams(body: Mapping[str, Any]) -> list[Mapping[str, Any]] | Non
 
 def _configure(spec: catalog.Connector, requested: list[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     try:
-        return catalog.configure_streams(spec, requested)
-    except catalog.CatalogError as error:
+        return checks.configure_streams(spec, requested)
+    except checks.CatalogError as error:
         raise bad_request(str(error)) from error
 
 
@@ -221,6 +223,6 @@ def _schedule(schedule: Any) -> dict[str, Any]:
     if not isinstance(expression, str) or not expression.strip():
         raise bad_request("Missing cron expression in the schedule.")
     try:
-        return {"scheduleType": "cron", "cronExpression": catalog.normalize_cron(expression)}
-    except catalog.CatalogError as error:
+        return {"scheduleType": "cron", "cronExpression": checks.normalize_cron(expression)}
+    except checks.CatalogError as error:
         raise bad_request(str(error)) from error
