@@ -1,13 +1,15 @@
 """Core: what differs between two environments' desired states (`reconcile diff-env qa prod`).
 
 Pure: image versions per component, Airbyte resources present in one environment but not the
-other, and settings that differ for resources present in both.
+other, and settings that differ for resources present in both; Superset dashboards one side has
+and the other does not replicate, and roles (`core.superset_compare`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.core.superset_compare import superset_rows
 from reconciler.spec.loader import Environment
 
 
@@ -63,4 +65,5 @@ def compare_environments(left: Environment, right: Environment) -> list[Differen
                 rows.append(Difference(f"airbyte {kind}", name, ABSENT, "present"))
             elif kind == "connection" and a_items[name] != b_items[name]:
                 rows.append(Difference("airbyte schedule", name, a_items[name], b_items[name]))
+    rows += [Difference(*row) for row in superset_rows(left, right)]
     return rows

@@ -139,11 +139,20 @@ class SchemaAccess(_Strict):
     schema_: str = Field(alias="schema")
 
 
+def _pair(value: object) -> object:
+    if not (isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise ValueError("expected a [permission, view menu] pair, e.g. [can_read, Dashboard]")
+    return value
+
+
+Permission = Annotated[tuple[str, str], BeforeValidator(_pair)]
+
+
 class RoleSpec(_Strict):
     """A role: permissions on view menus, plus data access by name (never by instance id)."""
 
     name: str = Field(pattern=NAME)
-    permissions: list[tuple[str, str]] = Field(
+    permissions: list[Permission] = Field(
         default_factory=list, description="[permission, view menu] pairs, e.g. [can_read, Dashboard]"
     )
     datasets: list[DatasetAccess] = Field(default_factory=list)

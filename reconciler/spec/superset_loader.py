@@ -65,6 +65,7 @@ class SupersetSpecs:
     files: dict[str, LocatedMap] = field(default_factory=dict)
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     broken: bool = False
+    roles_broken: bool = False
 
 
 def _kind(relative: str) -> str | None:
@@ -146,6 +147,7 @@ def read_superset_specs(texts: Mapping[str, str], parsed: Mapping[str, Any], pro
             roles = RolesFile.model_validate(roles_tree)
         except ValidationError as error:
             problems.from_validation(roles_tree, (), error)
+            specs.roles_broken = True
         else:
             for index, role in enumerate(roles.roles):
                 if role.name in specs.roles:
@@ -226,7 +228,7 @@ def load_superset(
     for index, role_name in enumerate(role_names):
         if role_name in specs.roles:
             roles.append(specs.roles[role_name])
-        else:
+        elif not specs.roles_broken:
             problems.at(raw, (SECTION, "roles", index), f"no role {role_name!r} in {SUPERSET_SPEC_DIR}{ROLES_FILE}")
     for database in bundle.of("databases"):
         if database.name not in settings.databases:

@@ -1,0 +1,116 @@
+"""The Superset slice of the specs, offline: every broken case named by file, line and field; diff-env rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import main
+from tests.helpers import copy_example
+
+QA_SECTION = "environments/qa.yaml"
+
+CASES: dict[str, tuple[str, str, str, list[str]]] = {
+    # name: (file, text to find, replacement, fragments of the expected error line)
+    "unknown key": (
+        QA_SECTION,
+        "  verify: true",
+        "  verify: true\n  verfiy: false",
+        ["environments/qa.yaml:", "superset.verfiy: unknown field"],
+    ),
+    "replicate from an unknown environment": (
+        QA_SECTION,
+        "    from: prod",
+        "    from: production",
+        ["superset.replicate.from: no environment 'production' (known: prod, qa)"],
+    ),
+    "replicate from itself": (QA_SECTION, "    from: prod", "    from: qa", ["cannot replicate from itself"]),
+    "dashboard not in specs": (
+        "environments/prod.yaml",
+        "  dashboards: all ",
+        "  dashboards: [sales-overview, sales-overveiw] ",
+        ["environments/prod.yaml:", "superset.dashboards.1: no dashboard 'sales-overveiw' in specs/superset/"],
+    ),
+    "mapping onto an undeclared database": (
+        QA_SECTION,
+        "databases: {warehouse: warehouse}",
+        "databases: {warehouse: lakehouse}",
+        ["superset.replicate.databases.warehouse: maps onto 'lakehouse', which superset.databases does not declare"],
+    ),
+    "inline password": (
+        QA_SECTION,
+        "    password: {secretRef: {env: SUPERSET_QA_PASSWORD}}",
+        "    password: admin123",
+        ["superset.auth.password: looks like an inline secret"],
+    ),
+    "password inside the URI": (
+        "environments/prod.yaml",
+        "sqlite:////srv/superset/warehouse_prod.db",
+        "postgresql://reporter:hunter2@warehouse:5432/analytics",
+        ["superset.databases.warehouse.sqlalchemyUri: the URI carries a password"],
+    ),
+    "database without a connection": (
+        "environments/prod.yaml",
+        "    warehouse:\n      sqlalchemyUri: ${SUPERSET_PROD_WAREHOUSE_URI:-sqlite:////srv/superset/warehouse_prod.db}\n",
+        "    lakehouse:\n      sqlalchemyUri: sqlite:////srv/lake.db\n",
+        ["superset.databases: database 'warehouse' (used by customer-health, executive-summary, sales-overview)"],
+    ),
+    "unknown role": (
+        QA_SECTION,
+        "  roles: [analyst, sales-viewer]",
+        "  roles: [analyst, sales-veiwer]",
+        ["superset.roles.1: no role 'sales-veiwer' in specs/superset/roles.yaml"],
+    ),
+    "role permission that is not a pair": (
+        "specs/superset/roles.yaml",
+        "      - [can_read, Dataset]",
+        "      - [can_read]",
+        ["specs/superset/roles.yaml:9: roles.0.permissions.2: expected a [permission, view menu] pair"],
+    ),
+    "chart whose dataset is not in specs": (
+        "specs/superset/dashboards/sales-overview/charts/sales-by-region_fa85148a.yaml",
+        "dataset_uuid: 95f83bc2",
+        "dataset_uuid: 00000000",
+        ["sales-by-region_fa85148a.yaml:", "dataset_uuid: no dataset in specs/superset/ has this uuid"],
+    ),
+    "asset without uuid": (
+        "specs/superset/datasets/warehouse/sales.yaml",
+        "uuid: 95f83bc2-d280-4df9-a309-3e0af886a8e4\n",
+        "",
+        ["specs/superset/datasets/warehouse/sales.yaml:1: an asset file needs its uuid"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_broken_superset_spec_is_rejected_with_file_line_and_field(case: str, tmp_path: Path) -> None:
+    file, find, replace, fragments = CASES[case]
+    root = copy_example(tmp_path)
+    path = root / file
+    text = path.read_text()
+    assert find in text, f"{find!r} not in {file}"
+    path.write_text(text.replace(find, replace, 1))
+    result = CliRunner().invoke(main, ["--root", str(root), "validate"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    line = next((line for line in result.output.splitlines() if all(f in line for f in fragments)), None)
+    assert line is not None, result.output
+
+
+def test_diff_env_names_the_dashboards_one_side_does_not_replicate(tmp_path: Path) -> None:
+    root = copy_example(tmp_path)
+    same = CliRunner().invoke(main, ["--root", str(root), "diff-env", "prod", "qa"])
+    assert "superset replication  dashboards            —            all from prod" in same.output
+    assert "superset dashboard" not in same.output  # qa replicates every dashboard prod has
+
+    qa = root / "environments" / "qa.yaml"
+    qa.write_text(qa.read_text().replace("    dashboards: all\n", "    dashboards: {slugs: [sales-overview]}\n"))
+    narrowed = CliRunner().invoke(main, ["--root", str(root), "diff-env", "prod", "qa"])
+    assert narrowed.exit_code == 0, narrowed.output
+    lines = [" ".join(line.split()) for line in narrowed.output.splitlines()]
+    assert "superset dashboard customer-health spec —" in lines
+    assert "superset dashboard executive-summary spec —" in lines
+    assert not any("sales-overview" in line for line in lines if line.startswith("superset dashboard"))
+    assert "superset replication dashboards — from prod: slugs sales-overview" in lines
