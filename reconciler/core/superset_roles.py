@@ -98,7 +98,7 @@ def resolve_permissions(
         if permission == DATASOURCE and len(candidates) > 1:
             candidates = _in_schema(candidates, view, schemas, datasets)
         if len(candidates) != 1:
-            problem = "no such permission" if not candidates else f"{len(candidates)} permissions match"
+            problem = "no such permission" if not candidates else f"{len(candidates)} match; name the schema"
             missing.append(f"{permission} on {view} ({problem})")
             continue
         ids.append(candidates[0].id)
@@ -116,6 +116,8 @@ def _in_schema(
     """Datasets with one name in several schemas: keep the one in the schema the role names."""
     database, _, table = view.strip("[]").partition("].[")
     schema = schemas.get((database, table))
+    if schema is None:
+        return candidates
     ids = {d.id for d in datasets if d.database == database and d.table == table and d.schema == schema}
     return [pvm for pvm in candidates if any(pvm.view_menu.endswith(f"(id:{i})") for i in ids)]
 

@@ -1,0 +1,318 @@
+"""The Superset rules with plain data: keys, comparable fields, roles, replication, imports, verification, pull."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import zipfile
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.core.diff import diff_resource
+from reconciler.core.model import LiveResource, ResourceKey, SecretSlot
+from reconciler.core.superset import desired_assets, fields_of, names_of, trim_live
+from reconciler.core.superset_bundle import Asset, Bundle, BundleError, from_files, normalise, read_bundle, to_files
+from reconciler.core.superset_desired import ListedDashboard, masked_uri, merge, replicated, select_dashboards
+from reconciler.core.superset_import import import_request
+from reconciler.core.superset_pull import connection_entries, replace_assets, without_connections
+from reconciler.core.superset_roles import (
+    LiveDataset,
+    PermissionView,
+    UnknownPermissionError,
+    desired_roles,
+    resolve_permissions,
+    role_fields,
+)
+from reconciler.core.superset_verify import (
+    ChartResult,
+    Outcome,
+    Verification,
+    charts_to_verify,
+    result_error,
+)
+from reconciler.spec.secrets import SecretField
+from reconciler.spec.superset import DashboardSelector, DatabaseConnection, DatasetAccess, RoleSpec
+from tests.superset.test_superset_bundle import (
+    CHART_A,
+    CHART_B,
+    CHART_LONELY,
+    DASH_1,
+    DASH_2,
+    DB_UUID,
+    DS_UUID,
+    export_zip,
+    prod_like,
+)
+
+QA_DB_UUID = "d0000000-0000-4000-8000-0000000000aa"
+QA_DS_UUID = "da000000-0000-4000-8000-0000000000aa"
+
+
+def prod() -> Bundle:
+    return read_bundle(export_zip(prod_like()))
+
+
+def qa_copy() -> Bundle:
+    """The same assets as another instance exports them: other ids, its own database and dataset uuids."""
+    files = prod_like(dataset_id=5, ids=(40, 41, 42))
+    text = json.dumps(files).replace(DB_UUID, QA_DB_UUID).replace(DS_UUID, QA_DS_UUID)
+    return read_bundle(export_zip(json.loads(text)))
+
+
+def by_key(bundle: Bundle) -> dict[ResourceKey, Any]:
+    return {resource.key: resource for resource in desired_assets(bundle, {})}
+
+
+def live_of(bundle: Bundle) -> dict[ResourceKey, LiveResource]:
+    names = names_of(bundle)
+    return {names.key(a): LiveResource(names.key(a), a.uuid, fields_of(a, names)) for a in bundle.all_assets()}
+
+
+def test_resources_have_readable_keys_and_depend_on_what_they_use() -> None:
+    resources = by_key(prod())
+    keys = {str(key) for key in resources}
+    assert keys == {
+        "superset.database/analytics",
+        "superset.dataset/analytics.public.sales",
+        "superset.chart/sales_c0000000",
+        "superset.chart/sales-by-region_c0000000",
+        "superset.chart/lonely_c0000000",
+        "superset.dashboard/overview",
+        "superset.dashboard/regions",
+    }
+    regions = resources[ResourceKey("superset", "dashboard", "regions")]
+    assert {str(k) for k in regions.depends_on} == {
+        "superset.chart/sales-by-region_c0000000",
+        "superset.chart/sales_c0000000",
+        "superset.dataset/analytics.public.sales",  # its native filter reads it
+    }
+    chart = resources[ResourceKey("superset", "chart", "sales_c0000000")]
+    assert [str(k) for k in chart.depends_on] == ["superset.dataset/analytics.public.sales"]
+    assert chart.fields["dataset"] == "analytics.public.sales" and "dataset_uuid" not in chart.fields
+
+
+def test_another_instances_export_of_the_same_assets_is_no_change() -> None:
+    live = live_of(qa_copy())
+    for key, resource in by_key(prod()).items():
+        assert diff_resource(resource, live[key], None) == [], key
+
+
+def test_a_chart_parameter_added_in_the_ui_is_a_change_but_a_field_a_newer_server_exports_is_not() -> None:
+    desired = by_key(prod())[ResourceKey("superset", "chart", "sales_c0000000")]
+    live = copy.deepcopy(dict(live_of(qa_copy())[desired.key].fields))
+    live["params"]["color_scheme"] = "bnbColors"
+    live["theme_uuid"] = None
+    live["query_context_generation"] = True
+    changes = diff_resource(desired, LiveResource(desired.key, "x", trim_live(desired.fields, live)), None)
+    assert [(c.name, c.old, c.new) for c in changes] == [("params.color_scheme", "bnbColors", None)]
+
+
+def test_a_filter_added_to_a_dashboard_in_the_ui_is_a_change() -> None:
+    desired = by_key(prod())[ResourceKey("superset", "dashboard", "overview")]
+    live = copy.deepcopy(dict(live_of(qa_copy())[desired.key].fields))
+    live["metadata"]["native_filter_configuration"]["NATIVE_FILTER-2"] = {"id": "NATIVE_FILTER-2", "name": "Year"}
+    changes = diff_resource(desired, LiveResource(desired.key, "x", live), None)
+    assert [c.name for c in changes] == ["metadata.native_filter_configuration.NATIVE_FILTER-2"]
+
+
+def test_the_database_exports_spelling_of_file_upload_is_the_same_field() -> None:
+    dashboard_export = {"database_name": "w", "uuid": DB_UUID, "allow_file_upload": False, "extra": {}}
+    database_export = {"database_name": "w", "uuid": DB_UUID, "allow_csv_upload": False, "extra": {}}
+    dashboard_export["extra"] = {"schemas_allowed_for_file_upload": []}
+    database_export["extra"] = {"schemas_allowed_for_csv_upload": []}
+    as_asset = [
+        Asset("databases", DB_UUID, "databases/w.yaml", content) for content in (dashboard_export, database_export)
+    ]
+    assert normalise(as_asset[0]) == normalise(as_asset[1])
+
+
+def test_a_database_password_is_compared_by_fingerprint_only() -> None:
+    slot = SecretSlot(("password",), "env:W", "hmac-sha256:abc")
+    desired = {r.key: r for r in desired_assets(prod(), {"analytics": slot})}
+    database = desired[ResourceKey("superset", "database", "analytics")]
+    assert database.secrets == (slot,)
+    assert "password" not in database.fields and database.fields["sqlalchemy_uri"].count("XXXXXXXXXX") == 1
+
+
+# ---- roles ----------------------------------------------------------------------------------------
+
+
+def analyst(*extra: list[str]) -> RoleSpec:
+    return RoleSpec.model_validate(
+        {
+            "name": "analyst",
+            "permissions": [["can_read", "Dashboard"], *extra],
+            "datasets": [{"database": "warehouse", "table": "sales"}],
+            "databases": ["warehouse"],
+        }
+    )
+
+
+def test_role_changes_list_every_permission_gained_and_lost_and_ignore_instance_ids() -> None:
+    (desired,) = desired_roles([analyst(["can_write", "Chart"])])
+    live_pairs = [
+        ("can_read", "Dashboard"),
+        ("can_read", "Log"),
+        ("datasource_access", "[warehouse].[sales](id:7)"),
+        ("database_access", "[warehouse].(id:3)"),
+    ]
+    live = LiveResource(desired.key, "4", role_fields("analyst", live_pairs))
+    changes = {(c.name, c.old, c.new) for c in diff_resource(desired, live, None)}
+    assert changes == {
+        ("permissions.can_write on Chart", None, "granted"),
+        ("permissions.can_read on Log", "granted", None),
+    }
+    assert [str(k) for k in desired.depends_on] == ["superset.dataset/warehouse.sales"]
+
+
+def test_permissions_resolve_by_name_to_this_instances_ids() -> None:
+    available = [
+        PermissionView(1, "can_read", "Dashboard"),
+        PermissionView(2, "can_write", "Chart"),
+        PermissionView(9, "datasource_access", "[warehouse].[sales](id:31)"),
+        PermissionView(10, "database_access", "[warehouse].(id:2)"),
+    ]
+    assert resolve_permissions(analyst(["can_write", "Chart"]), available, []) == [1, 2, 9, 10]
+    with pytest.raises(UnknownPermissionError, match="can_fly on Dashboard \\(no such permission\\)"):
+        resolve_permissions(analyst(["can_fly", "Dashboard"]), available, [])
+    twice = [*available, PermissionView(11, "datasource_access", "[warehouse].[sales](id:32)")]
+    with pytest.raises(UnknownPermissionError, match="2 match; name the schema"):
+        resolve_permissions(analyst(), twice, [])
+    in_schema_b = analyst().model_copy(
+        update={"datasets": [DatasetAccess.model_validate({"database": "warehouse", "schema": "b", "table": "sales"})]}
+    )
+    datasets = [LiveDataset(31, "warehouse", "a", "sales"), LiveDataset(32, "warehouse", "b", "sales")]
+    assert resolve_permissions(in_schema_b, twice, datasets) == [1, 10, 11]
+
+
+# ---- replication ----------------------------------------------------------------------------------
+
+
+def test_a_selector_takes_dashboards_by_slug_tag_or_owner() -> None:
+    listed = [
+        ListedDashboard(1, "sales", ("finance",), ("ada@example.com", "Ada Admin")),
+        ListedDashboard(2, "ops", (), ("bob@example.com",)),
+        ListedDashboard(3, None, ("kpi",), ()),
+    ]
+    assert [d.id for d in select_dashboards(listed, "all")] == [1, 2, 3]
+    by = DashboardSelector.model_validate
+    assert [d.id for d in select_dashboards(listed, by({"slugs": ["ops"]}))] == [2]
+    assert [d.id for d in select_dashboards(listed, by({"tags": ["kpi", "finance"]}))] == [1, 3]
+    assert [d.id for d in select_dashboards(listed, by({"owners": ["Ada Admin"]}))] == [1]
+
+
+def connection(uri: str, password: bool = False) -> DatabaseConnection:
+    secret = SecretField.model_validate({"secretRef": {"env": "X"}}) if password else None
+    return DatabaseConnection.model_validate({"sqlalchemyUri": uri, "password": secret})
+
+
+def test_replicated_dashboards_point_at_this_environments_connection_or_are_refused() -> None:
+    qa = {"lake": connection("postgresql://reporter@warehouse.qa:5432/analytics", password=True)}
+    with pytest.raises(BundleError, match=r"use database 'analytics', which superset\.replicate\.databases"):
+        replicated(prod(), {}, qa, "prod")
+    bundle = replicated(prod(), {"analytics": "lake"}, qa, "prod")
+    (database,) = bundle.of("databases")
+    assert database.name == "lake"
+    assert database.content["sqlalchemy_uri"] == "postgresql://reporter:XXXXXXXXXX@warehouse.qa:5432/analytics"
+    assert masked_uri(connection("sqlite:////srv/w.db")) == "sqlite:////srv/w.db"
+
+
+def test_merge_keeps_the_spec_asset_and_repoints_what_referred_to_the_replicated_copy() -> None:
+    spec = qa_copy()  # the same database and dataset by name, under other uuids
+    source = prod()
+    spec_only = Bundle({kind: dict(spec.assets[kind]) for kind in ("databases", "datasets")})
+    merged = merge(spec_only, source)
+    assert [a.uuid for a in merged.of("databases")] == [QA_DB_UUID]
+    assert [a.uuid for a in merged.of("datasets")] == [QA_DS_UUID]
+    assert {a.content["dataset_uuid"] for a in merged.of("charts")} == {QA_DS_UUID}
+    targets = merged.assets["dashboards"][DASH_1].content["metadata"]["native_filter_configuration"][0]["targets"]
+    assert targets[0]["datasetUuid"] == QA_DS_UUID
+
+
+# ---- import -------------------------------------------------------------------------------------
+
+
+def test_an_import_carries_what_it_needs_under_the_targets_uuids_with_passwords_by_file() -> None:
+    request = import_request(
+        prod(),
+        [CHART_B],
+        {"analytics": QA_DB_UUID},
+        {"analytics.public.sales": QA_DS_UUID},
+        lambda name: "s3cret" if name == "analytics" else None,
+    )
+    assert request.describe() == "1 chart, 1 dataset, 1 database"
+    assert request.passwords == {"databases/analytics.yaml": "s3cret"}
+    (chart,) = request.bundle.of("charts")
+    assert chart.content["dataset_uuid"] == QA_DS_UUID
+    archive = zipfile.ZipFile(io.BytesIO(request.zip_bytes))
+    database = yaml.safe_load(archive.read("reconciler_import/databases/analytics.yaml"))
+    assert database["uuid"] == QA_DB_UUID  # never a new uuid under an existing name
+    assert "s3cret" not in b"".join(archive.read(name) for name in archive.namelist()).decode()
+
+    whole = import_request(prod(), [DASH_2], {}, {}, lambda _name: None)
+    assert whole.describe() == "1 dashboard, 2 charts, 1 dataset, 1 database"  # every chart of the dashboard
+
+
+# ---- verification ---------------------------------------------------------------------------------
+
+
+def test_charts_to_verify_are_every_chart_of_each_touched_dashboard() -> None:
+    bundle = prod()
+    everything = charts_to_verify(bundle)
+    assert {c.uuid for c in everything} == {CHART_A, CHART_B, CHART_LONELY}
+    shared = next(c for c in everything if c.uuid == CHART_A)
+    assert shared.dashboards == ("Overview", "Regions")
+    assert {c.uuid for c in charts_to_verify(bundle, [CHART_B])} == {CHART_A, CHART_B}  # all of Regions
+    assert {c.uuid for c in charts_to_verify(bundle, [DS_UUID])} == {CHART_A, CHART_B, CHART_LONELY}
+    assert [c.uuid for c in charts_to_verify(bundle, [CHART_LONELY])] == [CHART_LONELY]
+
+
+def test_a_verification_names_failing_charts_by_dashboard_and_reads_errors_inside_a_200() -> None:
+    (chart,) = [c for c in charts_to_verify(prod()) if c.uuid == CHART_B]
+    results = (ChartResult(chart, Outcome.FAILED, "no such column: region"),)
+    verification = Verification("qa", results)
+    assert not verification.ok
+    assert verification.failure_message() == (
+        "1 of 1 chart(s) failed in qa:\n  Regions / Sales by region: no such column: region"
+    )
+    assert result_error({"result": [{"data": [], "error": "boom"}]}) == "boom"
+    assert result_error({"result": [{"data": [{"x": 1}]}]}) is None
+    assert result_error({"result": []}) == "the answer holds no query result"
+
+
+# ---- pull ---------------------------------------------------------------------------------------
+
+
+def test_pull_replaces_assets_by_identity_and_drops_charts_only_a_replaced_dashboard_showed() -> None:
+    existing = from_files(to_files(without_connections(prod())))
+    pulled = without_connections(qa_copy())  # the same dashboards re-created elsewhere: other db/dataset uuids
+    regions = pulled.assets["dashboards"][DASH_2]
+    content = copy.deepcopy(regions.content)
+    content["uuid"] = "b0000000-0000-4000-8000-0000000000ff"
+    del content["position"]["CHART-0"]  # chart B is no longer on it
+    content["position"]["ROW-1"]["children"] = ["CHART-1"]
+    new_regions = Asset("dashboards", content["uuid"], regions.path, content)
+    only_regions = Bundle(
+        {
+            "databases": pulled.assets["databases"],
+            "datasets": pulled.assets["datasets"],
+            "charts": {CHART_A: pulled.assets["charts"][CHART_A]},
+            "dashboards": {new_regions.uuid: new_regions},
+        }
+    )
+    result = replace_assets(existing, only_regions)
+    assert sorted(a.content["slug"] for a in result.of("dashboards")) == ["overview", "regions"]
+    assert [a.uuid for a in result.of("databases")] == [QA_DB_UUID]
+    assert [a.uuid for a in result.of("datasets")] == [QA_DS_UUID]
+    assert CHART_B not in result.assets["charts"] and CHART_LONELY in result.assets["charts"]
+    assert "sqlalchemy_uri" not in result.of("databases")[0].content
+
+
+def test_pull_declares_new_connections_without_their_password() -> None:
+    (entry,) = connection_entries(prod(), [], "prod")
+    assert entry.sqlalchemy_uri == "postgresql://reporter@warehouse.prod:5432/analytics"
+    assert entry.password_variable == "SUPERSET_PROD_ANALYTICS_PASSWORD"
+    assert connection_entries(prod(), ["analytics"], "prod") == []
