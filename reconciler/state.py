@@ -8,12 +8,11 @@ value. The file store writes atomically; a ConfigMap store for the controller li
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from reconciler.atomic import atomic_write
 from reconciler.core.model import OwnershipRecord, ResourceKey
 from reconciler.errors import ReconcilerError
 
@@ -67,8 +66,4 @@ class FileStateStore:
         return decode_records(self.path.read_text(encoding="utf-8"), str(self.path))
 
     def save(self, records: Mapping[ResourceKey, OwnershipRecord]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".state-", suffix=".json")
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(encode_records(self.environment, records))
-        os.replace(temporary, self.path)
+        atomic_write(self.path, encode_records(self.environment, records))

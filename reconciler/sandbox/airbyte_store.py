@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import pathlib
-import tempfile
 import threading
 from collections.abc import Mapping
 from typing import Any
+
+from reconciler.atomic import atomic_write  # the file holds secrets: mode 0600
 
 SOURCES, DESTINATIONS, CONNECTIONS, JOBS = "sources", "destinations", "connections", "jobs"
 KINDS = (SOURCES, DESTINATIONS, CONNECTIONS, JOBS)
@@ -102,17 +102,4 @@ class Store:
         with self.lock:  # written under the lock too, so an older snapshot never replaces a newer one
             data: dict[str, Any] = {"version": _FORMAT_VERSION, "nextJobId": self._next_job_id}
             data.update({kind: list(self._objects[kind].values()) for kind in KINDS})
-            _atomic_write(self._state_file, json.dumps(data, indent=2, sort_keys=True))
-
-
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o600)  # it holds the connectors' secrets
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
+            atomic_write(self._state_file, json.dumps(data, indent=2, sort_keys=True))

@@ -16,13 +16,13 @@ import base64
 import binascii
 import datetime
 import json
-import os
 import pathlib
-import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from reconciler.atomic import atomic_write  # the file holds secrets: mode 0600
 
 _FORMAT_VERSION = 1
 
@@ -240,17 +240,4 @@ class KubeStore:
                 "objects": [{"key": list(key), "object": obj} for key, obj in sorted(self.objects.items())],
                 "controller": [{"key": list(key), "state": state} for key, state in sorted(self.controller.items())],
             }
-            _atomic_write(self._state_file, json.dumps(data, indent=1, sort_keys=True))
-
-
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o600)  # it holds Secrets
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
+            atomic_write(self._state_file, json.dumps(data, indent=1, sort_keys=True))

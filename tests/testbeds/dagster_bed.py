@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from tests.testbeds import common
-from tests.testbeds.common import CACHE, free_port, log_tail
+from tests.testbeds.common import CACHE, free_port, log_tail, stop_process_group
 
 PROJECT = Path(__file__).resolve().parent / "dagster_project"
 DAGSTER_VERSION = "1.13.27"
@@ -93,16 +92,7 @@ class DagsterWebserver:
 
     def stop(self) -> None:
         """Stop the webserver and the code servers it spawned (a process group of their own)."""
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        stop_process_group(self.process)
 
 
 def dagster_env(venv: Path, home: Path) -> dict[str, str]:

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from tests.testbeds import common
-from tests.testbeds.common import CACHE, file_lock, free_port, log_tail
+from tests.testbeds.common import CACHE, file_lock, free_port, log_tail, stop_process_group
 from tests.testbeds.superset_config_template import render_config
 
 SUPERSET_VERSION = "6.1.0"
@@ -70,16 +69,7 @@ class SupersetInstance:
 
     def stop(self) -> None:
         """Stop the server and everything it spawned (it runs in a process group of its own)."""
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        stop_process_group(self.process)
 
 
 def superset_env(venv: Path, config_path: Path, home: Path) -> dict[str, str]:
