@@ -260,11 +260,14 @@ class SupersetProvider:
             if asset is not None and (uuid := self._live_uuid(resource.key, asset, records.get(resource.key))):
                 matched[resource.key] = uuid
                 found[resource.key.kind].add(uuid)
+        # An owned key whose asset a desired key already claims was renamed (a chart's name or a
+        # dashboard's slug is part of its key): its record is dropped, the asset is not deleted.
+        claimed = set(matched.values())
         owned_only = {
             k: r for k, r in records.items() if k not in matched and k.kind != ROLE and k not in self._desired
         }
         for key, record in owned_only.items():
-            if self._listing.id_of(key.kind, record.id) is not None:
+            if record.id not in claimed and self._listing.id_of(key.kind, record.id) is not None:
                 matched[key] = record.id
                 found[key.kind].add(record.id)
         live_bundle = self._export(found)

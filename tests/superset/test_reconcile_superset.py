@@ -142,6 +142,33 @@ def test_a_chart_edited_in_the_qa_ui_shows_up_as_a_change_and_apply_puts_it_back
     assert "No changes." in staging_applied.plan("staging").output
 
 
+def test_renaming_a_chart_and_a_dashboard_slug_in_the_specs_updates_them_and_deletes_nothing(
+    staging_applied: SupersetProject, staging_client: SupersetClient
+) -> None:
+    """A chart's name and a dashboard's slug are part of their keys; staging prunes, yet nothing goes."""
+    project = staging_applied
+    (chart_file,) = (project.root / "specs" / "superset" / "dashboards").glob("*/charts/sales-by-product_*.yaml")
+    original_chart = chart_file.read_text()
+    dashboard_file = project.root / "specs" / "superset" / "dashboards" / "customer-health" / "dashboard.yaml"
+    original_dashboard = dashboard_file.read_text()
+    chart_file.write_text(original_chart.replace("slice_name: Sales by product", "slice_name: Revenue by product"))
+    dashboard_file.write_text(original_dashboard.replace("slug: customer-health", "slug: customers"))
+    try:
+        plan = project.plan("staging")
+        assert "~ update superset.chart/revenue-by-product_" in plan.output
+        assert "~ update superset.dashboard/customers" in plan.output
+        assert "0 to create, 2 to update, 0 to replace, 0 to delete" in plan.output, plan.output
+        assert project.apply("staging").exit_code == 0
+        assert "Revenue by product" in {c.name for c in staging_client.list_charts()}
+        assert "customers" in {d.slug for d in staging_client.list_dashboards()}
+        assert "No changes." in project.plan("staging").output
+    finally:
+        chart_file.write_text(original_chart)
+        dashboard_file.write_text(original_dashboard)
+    restored = project.apply("staging")
+    assert "0 to create, 2 to update, 0 to replace, 0 to delete" in restored.output, restored.output
+
+
 def test_a_role_gaining_a_permission_shows_up_as_a_change_either_way(
     staging_applied: SupersetProject, staging_client: SupersetClient
 ) -> None:
