@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reconciler.spec.airbyte import ConnectionSpec, DestinationSpec, SourceSpec
 from reconciler.spec.environment import EnvironmentFile
+from reconciler.spec.superset import RolesFile
 from reconciler.spec.workloads import WorkloadsFile
 
 
@@ -25,6 +26,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "airbyte": AirbyteSpecFile,
     "environment": EnvironmentFile,
     "workloads": WorkloadsFile,
+    "superset-roles": RolesFile,
 }
 
 
