@@ -19,9 +19,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from reconciler.clients.superset import SupersetClient, SupersetError
 from reconciler.core.diff import diff_resource
@@ -37,7 +36,6 @@ from reconciler.core.superset import (
     ROLE,
     SYSTEM,
     assets_by_key,
-    dataset_name,
     depends_of,
     desired_assets,
     fields_of,
@@ -64,6 +62,7 @@ from reconciler.core.superset_verify import (
 )
 from reconciler.errors import ApiError, PlanError
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
+from reconciler.providers.superset_listing import Listing, union
 from reconciler.spec.secrets import SecretRef
 from reconciler.spec.superset_loader import SupersetSelection
 
@@ -74,58 +73,6 @@ NO_QUERY_CONTEXT = "no query context saved"
 
 class SupersetVerificationError(ApiError):
     """Charts failed to run their queries after an apply."""
-
-
-@dataclass
-class Listing:
-    """What one Superset holds, from its four list endpoints: ids and uuids by identity."""
-
-    dashboards: dict[str, int] = field(default_factory=dict)
-    slugs: dict[str, str] = field(default_factory=dict)
-    charts: dict[str, int] = field(default_factory=dict)
-    datasets: dict[str, tuple[int, str]] = field(default_factory=dict)
-    """Dataset name (`database.schema.table`) -> (id, uuid)."""
-    databases: dict[str, tuple[int, str]] = field(default_factory=dict)
-    dataset_rows: list[LiveDataset] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, client: SupersetClient) -> Listing:
-        listing = cls()
-        for dashboard in client.list_dashboards():
-            listing.dashboards[dashboard.uuid] = dashboard.id
-            if dashboard.slug:
-                listing.slugs[dashboard.slug] = dashboard.uuid
-        listing.charts = {chart.uuid: chart.id for chart in client.list_charts()}
-        for dataset in client.list_datasets():
-            name = dataset_name(dataset.database_name, dataset.schema, dataset.table_name)
-            listing.datasets[name] = (dataset.id, dataset.uuid)
-            listing.dataset_rows.append(
-                LiveDataset(dataset.id, dataset.database_name, dataset.schema, dataset.table_name)
-            )
-        listing.databases = {db.name: (db.id, db.uuid) for db in client.list_databases()}
-        return listing
-
-    def id_of(self, kind: str, uuid: str) -> int | None:
-        """This instance's integer id of an asset, by uuid."""
-        if kind == DASHBOARD:
-            return self.dashboards.get(uuid)
-        if kind in (DATASET, DATABASE):
-            rows = self.datasets if kind == DATASET else self.databases
-            return next((id_ for id_, live_uuid in rows.values() if live_uuid == uuid), None)
-        return self.charts.get(uuid)
-
-    def uuids(self, kind: str) -> dict[str, str]:
-        """Name -> uuid of the datasets or databases."""
-        rows = self.datasets if kind == DATASET else self.databases
-        return {name: uuid for name, (_, uuid) in rows.items()}
-
-
-def union(bundles: Iterable[Bundle]) -> Bundle:
-    merged = Bundle()
-    for bundle in bundles:
-        for kind, assets in bundle.assets.items():
-            merged.assets.setdefault(kind, {}).update(assets)
-    return merged
 
 
 class SupersetProvider:
