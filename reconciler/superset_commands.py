@@ -73,6 +73,7 @@ def _add_to_environment(env_file: Path, entries: Sequence[ConnectionEntry], slug
     """Declare new databases and select new dashboards in the environment file; False when nothing changed."""
     editor = YAML()
     editor.preserve_quotes = True
+    editor.width = 4096  # a long URI stays on its line
     document = editor.load(env_file.read_text(encoding="utf-8"))
     section = document["superset"]
     changed = False

@@ -92,6 +92,35 @@ def test_pull_writes_reviewable_files_and_pulling_again_changes_no_byte(project:
     assert (project.root / "environments" / "prod.yaml").read_bytes() == prod_env
 
 
+ANALYTICS = """\
+# Prod's Superset as a second team sees it: nothing selected yet.
+environment: analytics
+superset:
+  url: ${SUPERSET_PROD_URL}
+  auth: {username: admin, password: {secretRef: {env: SUPERSET_PROD_PASSWORD}}}   # keep me
+  dashboards: []
+"""
+
+
+def test_pull_declares_the_connections_and_selects_the_dashboards_in_the_environment_file(
+    project: SupersetProject, superset_pair: SupersetPair
+) -> None:
+    env_file = project.root / "environments" / "analytics.yaml"
+    env_file.write_text(ANALYTICS)
+    try:
+        pulled = project.run("pull", "superset", "--env", "analytics", "--dashboard", "sales-overview")
+        assert pulled.exit_code == 0, pulled.output
+        assert "no file changed" in pulled.output  # the same dashboard is in the specs already
+        assert "Updated environments/analytics.yaml" in pulled.output
+        text = env_file.read_text()
+        assert "# keep me" in text and "# Prod's Superset as a second team sees it" in text
+        assert "  - sales-overview" in text or "[sales-overview]" in text
+        assert f"sqlalchemyUri: {superset_pair.prod.warehouse_uri}" in text
+        assert "No changes." in project.plan("analytics").output  # prod's own dashboard, adopted as it is
+    finally:
+        env_file.unlink()
+
+
 def test_a_fresh_qa_plans_every_create_then_converges_and_a_second_apply_writes_nothing(
     project: SupersetProject, staging_client: SupersetClient
 ) -> None:
