@@ -124,7 +124,8 @@ def read_superset_specs(texts: Mapping[str, str], parsed: Mapping[str, Any], pro
         if _kind(relative) is None:
             continue
         if not isinstance(tree, LocatedMap):
-            problems.at(tree, (), "expected a mapping (an exported Superset asset)")
+            where = tree if getattr(tree, "file", "") else LocatedMap(file=path, line=1)
+            problems.at(where, (), "expected a mapping (an exported Superset asset)")
             specs.broken = True
             continue
         specs.files[path] = tree

@@ -81,6 +81,12 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
         "",
         ["specs/superset/datasets/warehouse/sales.yaml:1: an asset file needs its uuid"],
     ),
+    "empty asset file": (
+        "specs/superset/databases/warehouse.yaml",
+        "",
+        "# emptied by mistake\n",
+        ["specs/superset/databases/warehouse.yaml:1: expected a mapping"],
+    ),
 }
 
 
@@ -90,8 +96,8 @@ def test_broken_superset_spec_is_rejected_with_file_line_and_field(case: str, tm
     root = copy_example(tmp_path)
     path = root / file
     text = path.read_text()
-    assert find in text, f"{find!r} not in {file}"
-    path.write_text(text.replace(find, replace, 1))
+    assert find in text, f"{find!r} not in {file}"  # an empty `find` empties the file
+    path.write_text(text.replace(find, replace, 1) if find else replace)
     result = CliRunner().invoke(main, ["--root", str(root), "validate"])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
