@@ -134,7 +134,9 @@ def run_demo(root: Path, echo: Echo, *, keep: bool = False) -> None:
             _images_demo(project, environ, echo)
 
         elapsed = time.monotonic() - started
-        echo(f"\nDone in {elapsed:.1f}s. Try: reconcile sandbox, then reconcile plan --env qa --system airbyte.")
+        echo(f"\nDone in {elapsed:.1f}s. Next: `reconcile sandbox` in one shell; in another, its export lines,")
+        echo("then `reconcile plan --env qa --system airbyte --system workloads` (the stand-ins serve no Superset;")
+        echo("point SUPERSET_QA_URL and SUPERSET_PROD_URL at real servers for that system).")
         if keep:
             echo("Stand-ins still running (Ctrl-C to stop).")
             try:
