@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import httpx
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "testbeds"
 
@@ -83,3 +85,16 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
+
+
+def wait_answering(what: str, probe: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    """Poll `probe` until it answers 200; raise with the server's log if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log_tail(log_path)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(probe, timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not answer {probe} within {timeout:.0f} s:\n{log_tail(log_path)}")

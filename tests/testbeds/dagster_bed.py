@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -21,10 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from tests.testbeds import common
-from tests.testbeds.common import CACHE, free_port, log_tail, stop_process_group
+from tests.testbeds.common import CACHE, free_port, log_tail, stop_process_group, wait_answering
 
 PROJECT = Path(__file__).resolve().parent / "dagster_project"
 DAGSTER_VERSION = "1.13.27"
@@ -105,18 +102,6 @@ def dagster_env(venv: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def wait_serving(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dagster-webserver at {url} exited with {process.returncode}:\n{log_tail(log_path)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/server_info", timeout=2.0).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise RuntimeError(f"dagster-webserver at {url} did not answer within {timeout:.0f} s:\n{log_tail(log_path)}")
-
-
 def start_dagster_webserver(
     tmp_dir: Path,
     locations: Sequence[str] = DEFAULT_LOCATIONS,
@@ -150,7 +135,7 @@ def start_dagster_webserver(
         )
     server = DagsterWebserver(url, tmp_dir, log_path, process)
     try:
-        wait_serving(url, process, log_path, START_TIMEOUT_SECONDS)
+        wait_answering(f"dagster-webserver at {url}", f"{url}/server_info", process, log_path, START_TIMEOUT_SECONDS)
     except BaseException:
         server.stop()
         raise

@@ -25,10 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from tests.testbeds import common
-from tests.testbeds.common import CACHE, file_lock, free_port, log_tail, stop_process_group
+from tests.testbeds.common import CACHE, file_lock, free_port, log_tail, stop_process_group, wait_answering
 from tests.testbeds.superset_config_template import render_config
 
 SUPERSET_VERSION = "6.1.0"
@@ -125,18 +123,6 @@ def bootstrap_metadata(venv: Path, metadata_db: Path, log_path: Path) -> None:
     shutil.copyfile(template, metadata_db)
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Superset at {url} exited with {process.returncode}:\n{log_tail(log_path)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise RuntimeError(f"Superset at {url} did not answer /health within {timeout:.0f} s:\n{log_tail(log_path)}")
-
-
 def start_superset(name: str, port: int | None, workdir: Path) -> SupersetInstance:
     """Bootstrap and run one Superset instance in `workdir`; returns once `/health` answers."""
     venv = ensure_superset_venv()
@@ -165,7 +151,7 @@ def start_superset(name: str, port: int | None, workdir: Path) -> SupersetInstan
         )
     instance = SupersetInstance(name, url, ADMIN_USERNAME, ADMIN_PASSWORD, workdir, warehouse_path, log_path, process)
     try:
-        wait_healthy(url, process, log_path, START_TIMEOUT_SECONDS)
+        wait_answering(f"Superset at {url}", f"{url}/health", process, log_path, START_TIMEOUT_SECONDS)
     except BaseException:
         instance.stop()
         raise
