@@ -16,7 +16,3 @@ def short(value: Any) -> str:
     if isinstance(value, str):
         text = json.dumps(value)
     return text if len(text) <= MAX_WIDTH else text[: MAX_WIDTH - 1] + "…"
-
-
-def secret_or_plain(change_new: Any, secret: bool) -> str:
-    return str(change_new) if secret else short(change_new)
