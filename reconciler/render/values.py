@@ -12,7 +12,5 @@ def short(value: Any) -> str:
     """A compact JSON-ish rendering; long values are cut with an ellipsis."""
     if value is None:
         return "(none)"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    if isinstance(value, str):
-        text = json.dumps(value)
+    text = json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= MAX_WIDTH else text[: MAX_WIDTH - 1] + "…"
