@@ -18,7 +18,7 @@ from reconciler.clients.dagster import DagsterClient
 from reconciler.clients.kube import KubeClient, KubeError
 from reconciler.clients.superset import SupersetClient
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
-from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan
+from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan, changed_since
 from reconciler.errors import ApiError, ApplyError, PlanError, ReconcilerError
 from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.providers.base import ApplyContext, Observation, Provider
@@ -247,7 +247,7 @@ def check_saved_plan(session: Session, saved: Plan) -> None:
         raise PlanError(f"the plan covers {', '.join(saved.systems)}; apply it with {flags}")
     current = make_plan(session, allow_mass_delete=True)
     if current.observed_digest != saved.observed_digest:
-        changed = _changed_resources(saved, current)
+        changed = [str(key) for key in changed_since(saved, current)][:5]
         raise PlanError(
             "the live state changed since this plan was made"
             + (f" ({', '.join(changed)})" if changed else "")
@@ -257,11 +257,6 @@ def check_saved_plan(session: Session, saved: Plan) -> None:
         for slot in action.desired.secrets if action.desired else ():
             if session.fingerprinter(parse_secret_label(slot.ref)) != slot.fingerprint:
                 raise PlanError(f"secret {slot.ref} of {action.key} changed since this plan was made; plan again")
-
-
-def _changed_resources(saved: Plan, current: Plan) -> list[str]:
-    keys = set(saved.live_ids) | set(current.live_ids)
-    return sorted(str(k) for k in keys if saved.live_ids.get(k) != current.live_ids.get(k))[:5]
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ class Plan:
     observed_digest: str
     warnings: tuple[str, ...] = ()
     live_ids: Mapping[ResourceKey, str] = field(default_factory=dict)
+    live_digests: Mapping[ResourceKey, str] = field(default_factory=dict)
+    """What each observed resource looked like, so a stale saved plan can say which one changed."""
     """Ids of every live resource observed, for actions that reference unchanged ones."""
     adopted: tuple[ResourceKey, ...] = ()
     """Desired resources found by name with no record: apply records them (no write)."""
@@ -70,6 +72,12 @@ class Plan:
 def observed_digest(live: Mapping[ResourceKey, LiveResource]) -> str:
     """One hash over everything observed that the plan depends on."""
     return digest_of(sorted((str(key), resource.digest) for key, resource in live.items()))
+
+
+def changed_since(saved: Plan, current: Plan) -> list[ResourceKey]:
+    """Resources observed differently (changed, appeared or vanished) by two plans of one environment."""
+    keys = set(saved.live_digests) | set(current.live_digests)
+    return sorted(key for key in keys if saved.live_digests.get(key) != current.live_digests.get(key))
 
 
 def dependency_order(resources: Iterable[DesiredResource]) -> list[DesiredResource]:
@@ -191,6 +199,7 @@ def build_plan(inputs: PlanInputs) -> Plan:
         observed_digest=observed_digest(inputs.live),
         warnings=tuple(warnings),
         live_ids={key: resource.id for key, resource in sorted(inputs.live.items())},
+        live_digests={key: resource.digest for key, resource in sorted(inputs.live.items())},
         adopted=adopted,
         forgotten=forgotten,
         systems=inputs.systems,

@@ -11,6 +11,7 @@
                           "secrets": [{"path": "...", "ref": "env:X", "fingerprint": "hmac-sha256:..."}],
                           "dependsOn": [...], "replaceOn": [...], "exact": [...]}}],
  "unchanged": [...], "adopted": [...], "forgotten": [...], "liveIds": {"airbyte.source/x": "<id>"},
+ "liveDigests": {"airbyte.source/x": "<sha256 of what was observed>"},
  "warnings": [...]}
 ```
 Secret values never appear: a secret change shows only a label and a keyed fingerprint.
@@ -76,6 +77,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "adopted": [str(key) for key in plan.adopted],
         "forgotten": [str(key) for key in plan.forgotten],
         "liveIds": {str(key): value for key, value in plan.live_ids.items()},
+        "liveDigests": {str(key): value for key, value in plan.live_digests.items()},
         "warnings": list(plan.warnings),
     }
 
@@ -118,6 +120,7 @@ def plan_from_json(body: Any) -> Plan:
             observed_digest=str(body["observedDigest"]),
             warnings=tuple(body.get("warnings", [])),
             live_ids={ResourceKey.parse(k): str(v) for k, v in body.get("liveIds", {}).items()},
+            live_digests={ResourceKey.parse(k): str(v) for k, v in body.get("liveDigests", {}).items()},
             adopted=tuple(ResourceKey.parse(k) for k in body.get("adopted", [])),
             forgotten=tuple(ResourceKey.parse(k) for k in body.get("forgotten", [])),
             systems=tuple(body.get("systems", [])),

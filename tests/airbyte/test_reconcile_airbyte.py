@@ -96,7 +96,7 @@ def test_a_saved_plan_is_refused_after_the_live_state_changed(project: Project, 
     writes = project.qa.stats.writes
     refused = project.run("apply", "--env", "qa", str(plan_file))
     assert refused.exit_code == 1
-    assert "the live state changed since this plan was made" in refused.output
+    assert "the live state changed since this plan was made (airbyte.connection/mailchimp-to-lake)" in refused.output
     assert project.qa.stats.writes == writes
 
 
