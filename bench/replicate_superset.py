@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the test bed lives under tests/
 
@@ -41,7 +39,13 @@ from reconciler.core.superset_bundle import Bundle, build_import_zip, read_bundl
 from reconciler.core.superset_desired import desired_bundle  # noqa: E402
 from reconciler.providers.superset import SupersetProvider  # noqa: E402
 from reconciler.spec.superset import DatabaseConnection  # noqa: E402
-from tests.testbeds.superset_bed import SupersetInstance, ensure_superset_venv, start_superset, superset_env  # noqa: E402
+from tests.testbeds.superset_bed import (  # noqa: E402
+    SupersetInstance,
+    as_dashboard_zip,
+    ensure_superset_venv,
+    start_superset,
+    superset_env,
+)
 from tests.testbeds.superset_fixtures import (  # noqa: E402
     CUSTOMERS,
     CUSTOMERS_SQL,
@@ -204,19 +208,6 @@ def cli_run(instance: SupersetInstance, args: list[str]) -> float:
     if result.returncode != 0 or "Traceback" in result.stderr:
         print(f"  superset {args[0]} failed (exit {result.returncode}): {result.stderr[-600:]}")
     return elapsed
-
-
-def as_dashboard_zip(assets_zip: bytes) -> bytes:
-    """The same files with the `type: Dashboard` metadata `import-dashboards` wants."""
-    source = zipfile.ZipFile(io.BytesIO(assets_zip))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in source.namelist():
-            data = source.read(name)
-            if name.endswith("/metadata.yaml"):
-                data = yaml.safe_dump({"version": "1.0.0", "type": "Dashboard"}).encode()
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def cli_bundle(source: Bundle, instance: SupersetInstance) -> bytes:

@@ -32,6 +32,7 @@ from reconciler.clients.superset import (
 )
 from reconciler.core.superset_bundle import DatabaseTarget, build_import_zip, read_bundle, rewrite_databases
 from tests.superset.conftest import SupersetPair
+from tests.testbeds.superset_bed import as_dashboard_zip
 from tests.testbeds.superset_config_template import SECRET_KEY
 from tests.testbeds.superset_fixtures import FixtureIds, QaBaseline
 
@@ -421,21 +422,8 @@ def test_real_superset_dashboard_import_keeps_edited_charts_but_assets_import_ov
     bundle.assets["charts"][chart_uuid] = replace(
         chart, content=chart.content | {"slice_name": "Customer count (edited)"}
     )
-    as_dashboard_bundle = rezip_as_dashboard_type(build_import_zip(bundle))
+    as_dashboard_bundle = as_dashboard_zip(build_import_zip(bundle))
     qa_client.import_dashboards(as_dashboard_bundle, {}, overwrite=True)
     assert qa_chart_name() == "Customer count"
     qa_client.import_assets(build_import_zip(bundle), {})
     assert qa_chart_name() == "Customer count (edited)"
-
-
-def rezip_as_dashboard_type(zip_bytes: bytes) -> bytes:
-    """The same files with `metadata.yaml` saying `type: Dashboard`, as `/dashboard/import/` wants."""
-    source = zipfile.ZipFile(io.BytesIO(zip_bytes))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name in source.namelist():
-            data = source.read(name)
-            if name.endswith("/metadata.yaml"):
-                data = yaml.safe_dump({"version": "1.0.0", "type": "Dashboard"}).encode()
-            archive.writestr(name, data)
-    return buffer.getvalue()

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import sqlite3
 import subprocess
 import tempfile
 import time
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from tests.testbeds import common
 from tests.testbeds.common import CACHE, file_lock, free_port, log_tail, stop_process_group, wait_answering
@@ -207,3 +211,16 @@ def create_warehouse(path: Path, name: str) -> None:
             for index in range(1, 21)
         ]
         db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?)", customers)
+
+
+def as_dashboard_zip(assets_zip: bytes) -> bytes:
+    """The same files with `metadata.yaml` saying `type: Dashboard`, as Superset's dashboard imports want."""
+    source = zipfile.ZipFile(io.BytesIO(assets_zip))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in source.namelist():
+            data = source.read(name)
+            if name.endswith("/metadata.yaml"):
+                data = yaml.safe_dump({"version": "1.0.0", "type": "Dashboard"}).encode()
+            archive.writestr(name, data)
+    return buffer.getvalue()
