@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from reconciler.sandbox.airbyte_problems import bad_request, unauthorized
+from reconciler.sandbox.airbyte_requests import request_body
 from reconciler.sandbox.http_util import Request, Response, json_response
 
 
@@ -43,13 +44,7 @@ class AccessTokens:
         """The token request comes as JSON (api.yaml) or as a form (what OAuth clients, the SDK included, send)."""
         if "x-www-form-urlencoded" in request.headers.get("content-type", ""):
             return dict(request.form())
-        try:
-            body = request.json()
-        except ValueError as error:
-            raise bad_request("The token request body is not valid JSON.") from error
-        if not isinstance(body, dict):
-            raise bad_request("The token request body must be an object.")
-        return body
+        return request_body(request)
 
     def authorized(self, request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
