@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   installs reconciler in .venv and runs the demo on local stand-ins
 #   make test   installs it (with the dev tools) and runs lint, types, import contracts and tests
+# make check runs the same without the slow group (the tests that need a real Superset or Dagster server).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -26,6 +27,9 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+check: lint
+	$(BIN)/pytest -m "not slow"
 
 bench: install
 	$(BIN)/python bench/plan_airbyte.py
