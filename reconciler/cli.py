@@ -193,8 +193,7 @@ def apply(
                 saved = plan_from_json(json.loads(plan_file.read_text(encoding="utf-8")))
             except json.JSONDecodeError as exc:
                 fail(f"{plan_file} is not JSON: {exc}")
-            engine.check_saved_plan(session, saved)
-            to_run = saved
+            to_run = engine.check_saved_plan(session, saved)
         else:
             to_run = engine.make_plan(session, allow_mass_delete=allow_mass_delete)
         click.echo(render_plan(to_run, colour=sys.stdout.isatty()))

@@ -19,6 +19,7 @@ from reconciler.clients.kube import KubeClient, KubeError
 from reconciler.clients.superset import SupersetClient
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan, changed_since
+from reconciler.core.saved_plan import saved_plan_differences
 from reconciler.errors import ApiError, ApplyError, PlanError, ReconcilerError
 from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.providers.base import ApplyContext, Observation, Provider
@@ -238,8 +239,12 @@ def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
     )
 
 
-def check_saved_plan(session: Session, saved: Plan) -> None:
-    """Refuse a saved plan whose environment, live state or secrets changed since it was made."""
+def check_saved_plan(session: Session, saved: Plan) -> Plan:
+    """The plan to run for a saved one: a fresh plan identical to it, or `PlanError` naming what differs.
+
+    Refused when the environment, the live state, a secret, the specs or the plan file itself
+    changed since it was made (an edited id, desired state, or an action added or removed).
+    """
     if saved.environment != session.env.name:
         raise PlanError(f"the plan is for environment {saved.environment!r}, not {session.env.name!r}")
     if saved.systems and set(saved.systems) != set(session.providers):
@@ -253,10 +258,14 @@ def check_saved_plan(session: Session, saved: Plan) -> None:
             + (f" ({', '.join(changed)})" if changed else "")
             + "; run `reconcile plan` again and review the new plan"
         )
-    for action in saved.actions:
-        for slot in action.desired.secrets if action.desired else ():
-            if session.fingerprinter(parse_secret_label(slot.ref)) != slot.fingerprint:
-                raise PlanError(f"secret {slot.ref} of {action.key} changed since this plan was made; plan again")
+    differences = saved_plan_differences(saved, current)
+    if differences:
+        more = f" (and {len(differences) - 1} more difference(s))" if len(differences) > 1 else ""
+        raise PlanError(
+            f"the saved plan is not what a plan made now would do: {differences[0]}{more}; the plan file, "
+            "the specs or a secret changed since it was made. Run `reconcile plan` again and review the new plan"
+        )
+    return current
 
 
 @dataclass(frozen=True)
