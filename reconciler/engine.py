@@ -21,6 +21,7 @@ from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord
 from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan, changed_since
 from reconciler.core.saved_plan import saved_plan_differences
 from reconciler.errors import ApiError, ApplyError, PlanError, ReconcilerError
+from reconciler.lock import EnvironmentLock, FileLock, LockHolder
 from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.providers.base import ApplyContext, Observation, Provider
 from reconciler.providers.superset import SupersetProvider
@@ -146,6 +147,7 @@ class Session:
     state: StateStore
     resolver: SecretResolver
     fingerprinter: Fingerprinter
+    lock: EnvironmentLock
 
     def close(self) -> None:
         for provider in self.providers.values():
@@ -158,6 +160,11 @@ def state_path(root: Path, env: Environment) -> Path:
     return path if path.is_absolute() else root / path
 
 
+def lock_path(state_file: Path) -> Path:
+    """The environment's lock file, beside its state: `.reconciler/state/qa.json.lock`."""
+    return state_file.with_name(f"{state_file.name}.lock")
+
+
 @contextmanager
 def open_session(
     root: Path,
@@ -166,6 +173,7 @@ def open_session(
     *,
     factories: Mapping[str, ProviderFactory] | None = None,
     state: StateStore | None = None,
+    lock: EnvironmentLock | None = None,
     systems: Sequence[str] = (),
 ) -> Iterator[Session]:
     """Load the environment and connect its providers (only `systems`, when given); closes them on exit."""
@@ -176,7 +184,13 @@ def open_session(
     key = load_fingerprint_key(variables, root / STATE_DIR / "keys" / f"{env.name}.fingerprint.key")
     providers: dict[str, Provider] = {}
     session = Session(
-        root, env, providers, state or FileStateStore(path, env.name), resolver, Fingerprinter(resolver, key)
+        root,
+        env,
+        providers,
+        state or FileStateStore(path, env.name),
+        resolver,
+        Fingerprinter(resolver, key),
+        lock or FileLock(lock_path(path), env.name),
     )
     try:
         known = factories if factories is not None else default_providers(root)
@@ -195,6 +209,22 @@ def open_session(
         yield session
     finally:
         session.close()
+
+
+@contextmanager
+def locked(session: Session, command: str, warn: Callable[[str], None] = lambda _m: None) -> Iterator[None]:
+    """Hold the environment's write lock for `command` (raises `LockedError` when another run holds it).
+
+    Every command that writes live systems or state plans and writes inside it, so two runs
+    never both create what neither has yet.
+    """
+    stale = session.lock.acquire(LockHolder.current(command))
+    if stale is not None:
+        warn(f"took over the lock of environment {session.env.name} left by {stale.describe()}, which is gone")
+    try:
+        yield
+    finally:
+        session.lock.release()
 
 
 def desired_state(session: Session) -> list[DesiredResource]:
