@@ -102,6 +102,7 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
         provider = session.providers.get(rules.SYSTEM)
         if not isinstance(provider, AirbyteProvider):
             raise ReconcilerError(f"environment {env_name} has no airbyte section")
+        records = session.state.load()  # a state it cannot use is refused before any file is written
         selection = provider.selection
         selected = {
             "source": {s.name for s in selection.sources},
@@ -122,7 +123,6 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
             header = f"# Imported from the live Airbyte of {env_name} by `reconcile import airbyte`.\n"
             target.write_text(header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True), encoding="utf-8")
         _add_to_environment(root / session.env.file, imported)
-        records = session.state.load()
         for (kind, name), live_id in imported.ids.items():
             key = ResourceKey(rules.SYSTEM, kind, name)
             records[key] = OwnershipRecord(key, live_id)

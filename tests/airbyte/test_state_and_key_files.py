@@ -66,3 +66,14 @@ def test_state_records_name_their_environment(tmp_path: Path) -> None:
     path = tmp_path / "qa.json"
     path.write_text(text.replace('"prod"', '"qa"'))
     assert FileStateStore(path, "qa").load() == {}
+
+
+def test_import_refuses_another_environments_state_before_writing_any_file(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    project.edit("environments/qa.yaml", "description:", "state: {path: .reconciler/state/prod.json}\ndescription:")
+    env_file = (project.root / "environments" / "qa.yaml").read_text()
+    refused = project.run("import", "airbyte", "--env", "qa")
+    assert refused.exit_code == 1, refused.output
+    assert "prod.json belongs to environment 'prod', not 'qa'" in refused.output
+    assert not (project.root / "specs" / "airbyte" / "imported-qa.yaml").exists()
+    assert (project.root / "environments" / "qa.yaml").read_text() == env_file
