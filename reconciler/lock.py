@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.errors import LockedError
+from reconciler.errors import LockedError, ReconcilerError
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,12 @@ class FileLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise LockedError(f"cannot create the lock {self.path} of environment {self.environment}: {exc}") from exc
+            raise ReconcilerError(f"cannot create the lock {self.path}: {exc.strerror}") from exc
         while True:
             try:
                 descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as exc:
-                raise LockedError(f"cannot open the lock {self.path}: {exc.strerror}") from exc
+                raise ReconcilerError(f"cannot open the lock {self.path}: {exc.strerror}") from exc
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
