@@ -94,10 +94,15 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
     target = root / "specs" / "airbyte" / f"imported-{env_name}.yaml"
     if target.exists():
         raise ReconcilerError(f"{target} already exists; merge or remove it before importing again")
-    with engine.open_session(root, env_name, environ) as session:
+    warnings: list[str] = []
+    with (
+        engine.open_session(root, env_name, environ) as session,
+        engine.locked(session, "reconcile import airbyte", lambda message: warnings.append(f"Warning: {message}")),
+    ):
         provider = session.providers.get(rules.SYSTEM)
         if not isinstance(provider, AirbyteProvider):
             raise ReconcilerError(f"environment {env_name} has no airbyte section")
+        records = session.state.load()  # a state it cannot use is refused before any file is written
         selection = provider.selection
         selected = {
             "source": {s.name for s in selection.sources},
@@ -107,7 +112,7 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
         defined = airbyte_definition_names(read_spec_tree(root))
         imported = _collect(provider, env_name, selected, defined, include_owned)
         if not imported.ids:
-            return ["Nothing to import: every live resource is already in the specs."]
+            return [*warnings, "Nothing to import: every live resource is already in the specs."]
         body: dict[str, Any] = {
             section: getattr(imported, section)
             for section in ("sources", "destinations", "connections")
@@ -118,12 +123,12 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
             header = f"# Imported from the live Airbyte of {env_name} by `reconcile import airbyte`.\n"
             target.write_text(header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True), encoding="utf-8")
         _add_to_environment(root / session.env.file, imported)
-        records = session.state.load()
         for (kind, name), live_id in imported.ids.items():
             key = ResourceKey(rules.SYSTEM, kind, name)
             records[key] = OwnershipRecord(key, live_id)
         session.state.save(records)
     lines = [
+        *warnings,
         f"Wrote {target.relative_to(root)}: {len(imported.sources)} sources, {len(imported.destinations)} "
         f"destinations, {len(imported.connections)} connections; added them to {session.env.file}."
         if body

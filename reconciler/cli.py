@@ -46,6 +46,10 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_ERROR)
 
 
+def warn(message: str) -> None:
+    click.secho(f"Warning: {message}", fg="yellow", err=True)
+
+
 def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn reconciler errors into `Error: ...` and exit 1; tracebacks only with --debug."""
 
@@ -187,14 +191,16 @@ def apply(
     systems: tuple[str, ...],
 ) -> None:
     """Make the live systems match the specs (or carry out a saved plan exactly)."""
-    with engine.open_session(state.root, env_name, systems=systems) as session:
+    with (
+        engine.open_session(state.root, env_name, systems=systems) as session,
+        engine.locked(session, "reconcile apply", warn),
+    ):
         if plan_file is not None:
             try:
                 saved = plan_from_json(json.loads(plan_file.read_text(encoding="utf-8")))
             except json.JSONDecodeError as exc:
                 fail(f"{plan_file} is not JSON: {exc}")
-            engine.check_saved_plan(session, saved)
-            to_run = saved
+            to_run = engine.check_saved_plan(session, saved)
         else:
             to_run = engine.make_plan(session, allow_mass_delete=allow_mass_delete)
         click.echo(render_plan(to_run, colour=sys.stdout.isatty()))

@@ -19,7 +19,9 @@ from reconciler.clients.kube import KubeClient, KubeError
 from reconciler.clients.superset import SupersetClient
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan, changed_since
+from reconciler.core.saved_plan import saved_plan_differences
 from reconciler.errors import ApiError, ApplyError, PlanError, ReconcilerError
+from reconciler.lock import EnvironmentLock, FileLock, LockHolder
 from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.providers.base import ApplyContext, Observation, Provider
 from reconciler.providers.superset import SupersetProvider
@@ -145,6 +147,7 @@ class Session:
     state: StateStore
     resolver: SecretResolver
     fingerprinter: Fingerprinter
+    lock: EnvironmentLock
 
     def close(self) -> None:
         for provider in self.providers.values():
@@ -157,6 +160,11 @@ def state_path(root: Path, env: Environment) -> Path:
     return path if path.is_absolute() else root / path
 
 
+def lock_path(state_file: Path) -> Path:
+    """The environment's lock file, beside its state: `.reconciler/state/qa.json.lock`."""
+    return state_file.with_name(f"{state_file.name}.lock")
+
+
 @contextmanager
 def open_session(
     root: Path,
@@ -165,6 +173,7 @@ def open_session(
     *,
     factories: Mapping[str, ProviderFactory] | None = None,
     state: StateStore | None = None,
+    lock: EnvironmentLock | None = None,
     systems: Sequence[str] = (),
 ) -> Iterator[Session]:
     """Load the environment and connect its providers (only `systems`, when given); closes them on exit."""
@@ -175,7 +184,13 @@ def open_session(
     key = load_fingerprint_key(variables, root / STATE_DIR / "keys" / f"{env.name}.fingerprint.key")
     providers: dict[str, Provider] = {}
     session = Session(
-        root, env, providers, state or FileStateStore(path, env.name), resolver, Fingerprinter(resolver, key)
+        root,
+        env,
+        providers,
+        state or FileStateStore(path, env.name),
+        resolver,
+        Fingerprinter(resolver, key),
+        lock or FileLock(lock_path(path), env.name),
     )
     try:
         known = factories if factories is not None else default_providers(root)
@@ -194,6 +209,22 @@ def open_session(
         yield session
     finally:
         session.close()
+
+
+@contextmanager
+def locked(session: Session, command: str, warn: Callable[[str], None] = lambda _m: None) -> Iterator[None]:
+    """Hold the environment's write lock for `command` (raises `LockedError` when another run holds it).
+
+    Every command that writes live systems or state plans and writes inside it, so two runs
+    never both create what neither has yet.
+    """
+    stale = session.lock.acquire(LockHolder.current(command))
+    if stale is not None:
+        warn(f"took over the lock of environment {session.env.name} left by {stale.describe()}, which is gone")
+    try:
+        yield
+    finally:
+        session.lock.release()
 
 
 def desired_state(session: Session) -> list[DesiredResource]:
@@ -238,8 +269,12 @@ def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
     )
 
 
-def check_saved_plan(session: Session, saved: Plan) -> None:
-    """Refuse a saved plan whose environment, live state or secrets changed since it was made."""
+def check_saved_plan(session: Session, saved: Plan) -> Plan:
+    """The plan to run for a saved one: a fresh plan identical to it, or `PlanError` naming what differs.
+
+    Refused when the environment, the live state, a secret, the specs or the plan file itself
+    changed since it was made (an edited id, desired state, or an action added or removed).
+    """
     if saved.environment != session.env.name:
         raise PlanError(f"the plan is for environment {saved.environment!r}, not {session.env.name!r}")
     if saved.systems and set(saved.systems) != set(session.providers):
@@ -253,10 +288,14 @@ def check_saved_plan(session: Session, saved: Plan) -> None:
             + (f" ({', '.join(changed)})" if changed else "")
             + "; run `reconcile plan` again and review the new plan"
         )
-    for action in saved.actions:
-        for slot in action.desired.secrets if action.desired else ():
-            if session.fingerprinter(parse_secret_label(slot.ref)) != slot.fingerprint:
-                raise PlanError(f"secret {slot.ref} of {action.key} changed since this plan was made; plan again")
+    differences = saved_plan_differences(saved, current)
+    if differences:
+        more = f" (and {len(differences) - 1} more difference(s))" if len(differences) > 1 else ""
+        raise PlanError(
+            f"the saved plan is not what a plan made now would do: {differences[0]}{more}; the plan file, "
+            "the specs or a secret changed since it was made. Run `reconcile plan` again and review the new plan"
+        )
+    return current
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ The tree:
     ├── ApiError                    a live system answered with an error (status, detail)
     │   └── AmbiguousIdentityError  two live objects answer to one spec name
     ├── PlanError                   a plan that must not run (mass delete, stale saved plan)
+    ├── LockedError                 another run holds the environment's lock (retry once it is done)
     └── ApplyError                  an action failed mid-apply (what was done is recorded)
 """
 
@@ -64,6 +65,10 @@ class AmbiguousIdentityError(ApiError):
 
 class PlanError(ReconcilerError):
     """A plan that reconciler refuses to carry out as it stands."""
+
+
+class LockedError(ReconcilerError):
+    """Another run holds the environment's write lock; nothing was done."""
 
 
 class ApplyError(ReconcilerError):

@@ -17,6 +17,8 @@ from reconciler.spec.secrets import SecretRef
 
 KubeSecretReader = Callable[[str, str, str], str]
 FINGERPRINT_KEY_VARIABLE = "RECONCILER_FINGERPRINT_KEY"
+MIN_KEY_FILE_BYTES = 32
+"""A created key has 64 hex characters; a file with fewer than this was damaged or hand-made too weak."""
 
 
 class SecretResolver:
@@ -79,12 +81,28 @@ class Fingerprinter:
 
 
 def load_fingerprint_key(environ: Mapping[str, str], key_file: Path) -> bytes:
-    """The HMAC key: from RECONCILER_FINGERPRINT_KEY, else a file created once with mode 0600."""
+    """The HMAC key: from RECONCILER_FINGERPRINT_KEY, else a file created once with mode 0600.
+
+    A key file that exists but holds no usable key (emptied, truncated) is refused: a new key
+    would silently make every secret look rotated, and a short one makes fingerprints guessable.
+    """
     configured = environ.get(FINGERPRINT_KEY_VARIABLE)
-    if configured:
+    if configured is not None and configured.strip():
         return configured.encode()
+    if configured:
+        raise SecretError(f"{FINGERPRINT_KEY_VARIABLE} is set but holds only whitespace")
     if key_file.exists():
-        return key_file.read_bytes().strip()
+        try:
+            key = key_file.read_bytes().strip()
+        except OSError as exc:
+            raise SecretError(f"cannot read the fingerprint key {key_file}: {exc.strerror}") from exc
+        if len(key) < MIN_KEY_FILE_BYTES:
+            found = "is empty" if not key else f"holds {len(key)} characters (at least {MIN_KEY_FILE_BYTES} needed)"
+            raise SecretError(
+                f"the fingerprint key {key_file} {found}; restore it from a backup, or delete it to "
+                "create a new one (every applied secret then shows as changed once)"
+            )
+        return key
     key_file.parent.mkdir(parents=True, exist_ok=True)
     token = stdlib_secrets.token_hex(32).encode()
     descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

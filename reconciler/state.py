@@ -31,11 +31,17 @@ def encode_records(environment: str, records: Mapping[ResourceKey, OwnershipReco
     return json.dumps(body, indent=2, sort_keys=False) + "\n"
 
 
-def decode_records(text: str, origin: str) -> dict[ResourceKey, OwnershipRecord]:
+def decode_records(text: str, origin: str, environment: str) -> dict[ResourceKey, OwnershipRecord]:
+    """Records of `environment`; a state written for another environment is refused, never merged."""
     try:
         body = json.loads(text)
         if body.get("formatVersion") != FORMAT_VERSION:
             raise ValueError(f"unsupported formatVersion {body.get('formatVersion')!r}")
+        if body.get("environment") != environment:
+            raise ReconcilerError(
+                f"state {origin} belongs to environment {body.get('environment')!r}, not {environment!r}; "
+                "point state.path at this environment's own state"
+            )
         records: dict[ResourceKey, OwnershipRecord] = {}
         for name, entry in body.get("resources", {}).items():
             key = ResourceKey.parse(name)
@@ -63,7 +69,14 @@ class FileStateStore:
     def load(self) -> dict[ResourceKey, OwnershipRecord]:
         if not self.path.exists():
             return {}
-        return decode_records(self.path.read_text(encoding="utf-8"), str(self.path))
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ReconcilerError(f"cannot read state {self.path}: {exc.strerror}") from exc
+        return decode_records(text, str(self.path), self.environment)
 
     def save(self, records: Mapping[ResourceKey, OwnershipRecord]) -> None:
-        atomic_write(self.path, encode_records(self.environment, records))
+        try:
+            atomic_write(self.path, encode_records(self.environment, records))
+        except OSError as exc:
+            raise ReconcilerError(f"cannot write state {self.path}: {exc.strerror}") from exc

@@ -52,6 +52,20 @@ def _desired(desired: DesiredResource) -> dict[str, Any]:
     }
 
 
+def action_to_json(action: Action) -> dict[str, Any]:
+    return {
+        "action": action.kind.value,
+        "resource": str(action.key),
+        "system": action.key.system,
+        "kind": action.key.kind,
+        "name": action.key.name,
+        "id": action.live_id,
+        "reason": action.reason,
+        "changes": [_change(change) for change in action.changes],
+        "desired": _desired(action.desired) if action.desired else None,
+    }
+
+
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     return {
         "formatVersion": FORMAT_VERSION,
@@ -59,20 +73,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "observedDigest": plan.observed_digest,
         "systems": list(plan.systems),
         "summary": plan.summary(),
-        "actions": [
-            {
-                "action": action.kind.value,
-                "resource": str(action.key),
-                "system": action.key.system,
-                "kind": action.key.kind,
-                "name": action.key.name,
-                "id": action.live_id,
-                "reason": action.reason,
-                "changes": [_change(change) for change in action.changes],
-                "desired": _desired(action.desired) if action.desired else None,
-            }
-            for action in plan.actions
-        ],
+        "actions": [action_to_json(action) for action in plan.actions],
         "unchanged": [str(key) for key in plan.unchanged],
         "adopted": [str(key) for key in plan.adopted],
         "forgotten": [str(key) for key in plan.forgotten],

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +29,7 @@ from reconciler.providers.superset import SupersetProvider
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
 from tests.superset.conftest import FreshQas, SupersetPair, client_for
-from tests.superset.project import STAGING, SupersetProject, superset_project
+from tests.superset.project import STAGING, SUPERSET, SupersetProject, superset_project
 from tests.testbeds.superset_bed import QA_ONLY_REGION, create_warehouse
 from tests.testbeds.superset_fixtures import FixtureIds, QaBaseline, build_qa_baseline
 
@@ -167,6 +171,30 @@ def test_a_chart_edited_in_the_qa_ui_shows_up_as_a_change_and_apply_puts_it_back
     assert applied.exit_code == 0, applied.output
     assert "imported 1 chart, 1 dataset, 1 database in one bundle" in applied.output
     assert "verified 3 chart(s) on 1 dashboard(s)" in applied.output  # every chart of the sales overview
+    assert next(c.name for c in staging_client.list_charts() if c.id == chart.id) == "Sales by region"
+    assert "No changes." in staging_applied.plan("staging").output
+
+
+def test_a_plan_saved_by_another_process_is_applied_as_printed(
+    staging_applied: SupersetProject, staging_client: SupersetClient, tmp_path: Path
+) -> None:
+    chart = next(c for c in staging_client.list_charts() if c.name == "Sales by region")
+    staging_client.update_chart(chart.id, {"slice_name": "Sales by region (QA)"})
+    plan_file = tmp_path / "plan.json"
+    # another process (another hash seed): the apply re-derives every action and finds the same ones
+    command = [sys.executable, "-m", "reconciler.cli", "--root", str(staging_applied.root)]
+    made = subprocess.run(
+        [*command, "plan", "--env", "staging", *SUPERSET, "--out", str(plan_file)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **staging_applied.environ},
+        timeout=600,
+    )
+    assert made.returncode == 0, made.stderr
+    assert f"~ update superset.chart/sales-by-region_{chart.uuid[:8]}" in made.stdout
+
+    applied = staging_applied.run("apply", "--env", "staging", str(plan_file), *SUPERSET)
+    assert applied.exit_code == 0, applied.output
     assert next(c.name for c in staging_client.list_charts() if c.id == chart.id) == "Sales by region"
     assert "No changes." in staging_applied.plan("staging").output
 
