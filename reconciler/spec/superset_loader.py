@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from reconciler.core.superset import chart_uuids, filter_dataset_uuids, sub_bundle
+from reconciler.core.superset import chart_nodes, filter_dataset_uuids, sub_bundle
 from reconciler.core.superset_bundle import Asset, Bundle, BundleError, from_files, slugify
 from reconciler.core.superset_import import closure
 from reconciler.spec.environment import interpolate_tree
@@ -105,9 +105,10 @@ def _check_references(specs: SupersetSpecs, problems: Problems) -> None:
         if asset.content.get("dataset_uuid") not in known["datasets"]:
             problems.at(trees[asset.uuid], ("dataset_uuid",), "no dataset in specs/superset/ has this uuid")
     for asset in bundle.of("dashboards"):
-        for uuid in chart_uuids(asset):
+        for node, uuid in chart_nodes(asset):
             if uuid not in known["charts"]:
-                problems.at(trees[asset.uuid], ("position",), f"places chart {uuid}, which is not in specs/superset/")
+                where = ("position", node, "meta", "uuid")
+                problems.at(trees[asset.uuid], where, f"places chart {uuid}, which is not in specs/superset/")
         for uuid in filter_dataset_uuids(asset):
             if uuid not in known["datasets"]:
                 problems.at(trees[asset.uuid], ("metadata",), f"a native filter reads dataset {uuid}, not in specs/")

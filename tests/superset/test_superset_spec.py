@@ -75,6 +75,15 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
         "dataset_uuid: 00000000",
         ["sales-by-region_fa85148a.yaml:", "dataset_uuid: no dataset in specs/superset/ has this uuid"],
     ),
+    "dashboard placing a chart no file defines": (
+        "specs/superset/dashboards/sales-overview/dashboard.yaml",
+        "      uuid: ecb2c7c6-c2bf-4fea-8195-e9986ab91296",
+        "      uuid: 00000000-c2bf-4fea-8195-e9986ab91296",
+        [
+            "specs/superset/dashboards/sales-overview/dashboard.yaml:80: position.CHART-sales-overview-2.meta.uuid: "
+            "places chart 00000000-c2bf-4fea-8195-e9986ab91296, which is not in specs/superset/"
+        ],
+    ),
     "asset without uuid": (
         "specs/superset/datasets/warehouse/sales.yaml",
         "uuid: 95f83bc2-d280-4df9-a309-3e0af886a8e4\n",
