@@ -84,6 +84,33 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
             "places chart 00000000-c2bf-4fea-8195-e9986ab91296, which is not in specs/superset/"
         ],
     ),
+    "typo in a dashboard's key": (
+        "specs/superset/dashboards/sales-overview/dashboard.yaml",
+        "dashboard_title: Sales overview",
+        "dashbaord_title: Sales overview",
+        [
+            "specs/superset/dashboards/sales-overview/dashboard.yaml:4: dashbaord_title: unknown key: Superset's "
+            "dashboard import does not accept 'dashbaord_title' (did you mean 'dashboard_title'?)"
+        ],
+    ),
+    "unknown key in a chart": (
+        "specs/superset/dashboards/sales-overview/charts/sales-by-region_fa85148a.yaml",
+        "slice_name: Sales by region",
+        "slice_name: Sales by region\nowner: alice",
+        ["sales-by-region_fa85148a.yaml:51: owner: unknown key: Superset's chart import does not accept 'owner'"],
+    ),
+    "unknown key in a dataset": (
+        "specs/superset/datasets/warehouse/sales.yaml",
+        "table_name: sales",
+        "table_name: sales\ntable_schema: main",
+        ["specs/superset/datasets/warehouse/sales.yaml:", "table_schema: unknown key: Superset's dataset import"],
+    ),
+    "unknown key in a database": (
+        "specs/superset/databases/warehouse.yaml",
+        "database_name: warehouse",
+        "database_name: warehouse\nallow_csv_uploads: true",
+        ["specs/superset/databases/warehouse.yaml:", "(did you mean 'allow_csv_upload'?)"],
+    ),
     "asset without uuid": (
         "specs/superset/datasets/warehouse/sales.yaml",
         "uuid: 95f83bc2-d280-4df9-a309-3e0af886a8e4\n",
