@@ -198,7 +198,13 @@ def _normalise_dashboard(content: dict[str, Any]) -> None:
     by_id = chart_uuids_by_id(position)
     if isinstance(position, dict):
         content["position"] = _normalise_position(position)
-    if isinstance(content.get("metadata"), dict):
+    # A dashboard created without metadata exports none, but an import stores
+    # `{"native_filter_configuration": []}`: absent, null and empty mean the same.
+    if content.get("metadata") in (None, {}):
+        content["metadata"] = {}
+    if isinstance(content["metadata"], dict):
+        if content["metadata"].get("native_filter_configuration") is None:
+            content["metadata"]["native_filter_configuration"] = []
         _normalise_dashboard_metadata(content["metadata"], by_id)
 
 

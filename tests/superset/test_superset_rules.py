@@ -118,6 +118,28 @@ def test_a_filter_added_to_a_dashboard_in_the_ui_is_a_change() -> None:
     assert [c.name for c in changes] == ["metadata.native_filter_configuration.NATIVE_FILTER-2"]
 
 
+@pytest.mark.parametrize("absent", ["no metadata", "null metadata", "empty metadata", "null filters"])
+def test_a_dashboard_without_metadata_is_no_change_against_the_empty_filter_list_an_import_stores(
+    absent: str,
+) -> None:
+    """Superset exports a dashboard created without metadata with no `metadata`, and stores
+    `{"native_filter_configuration": []}` once it is imported: the same, whichever side has which."""
+    files = prod_like()
+    content = files["dashboards/Overview_1.yaml"]
+    content.pop("metadata")
+    if absent != "no metadata":
+        content["metadata"] = {"null metadata": None, "empty metadata": {}, "null filters": {}}[absent]
+        if absent == "null filters":
+            content["metadata"]["native_filter_configuration"] = None
+    bare = read_bundle(export_zip(files))
+    stored = copy.deepcopy(files)
+    stored["dashboards/Overview_1.yaml"]["metadata"] = {"native_filter_configuration": []}
+    imported = read_bundle(export_zip(stored))
+    key = ResourceKey("superset", "dashboard", "overview")
+    for desired, live in ((bare, imported), (imported, bare)):
+        assert diff_resource(by_key(desired)[key], live_of(live)[key], None) == []
+
+
 def test_the_database_exports_spelling_of_file_upload_is_the_same_field() -> None:
     dashboard_export = {"database_name": "w", "uuid": DB_UUID, "allow_file_upload": False, "extra": {}}
     database_export = {"database_name": "w", "uuid": DB_UUID, "allow_csv_upload": False, "extra": {}}
