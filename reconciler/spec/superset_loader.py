@@ -21,7 +21,7 @@ from reconciler.core.superset_bundle import Asset, Bundle, BundleError, from_fil
 from reconciler.core.superset_import import closure
 from reconciler.spec.environment import interpolate_tree
 from reconciler.spec.superset import ROLES_FILE, RolesFile, RoleSpec, SupersetEnvironment
-from reconciler.spec.superset_asset_keys import unknown_key_message
+from reconciler.spec.superset_asset_keys import unknown_keys
 from reconciler.spec.yamlsource import LocatedMap
 
 SUPERSET_SPEC_DIR = "specs/superset/"
@@ -83,10 +83,8 @@ def _check_asset_files(files: Mapping[str, LocatedMap], problems: Problems) -> b
     seen: dict[tuple[str, str], str] = {}
     for path, tree in sorted(files.items()):
         kind = _kind(path.removeprefix(SUPERSET_SPEC_DIR))
-        for name in tree:
-            message = unknown_key_message(str(kind), str(name))
-            if message is not None:
-                problems.at(tree, (str(name),), message)
+        for where, message in unknown_keys(str(kind), tree):
+            problems.at(tree, where, message)
         uuid = tree.get("uuid")
         if not isinstance(uuid, str) or not uuid:
             problems.at(tree, (), "an asset file needs its uuid (the identity Superset keeps across instances)")

@@ -105,6 +105,15 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
         "table_name: sales\ntable_schema: main",
         ["specs/superset/datasets/warehouse/sales.yaml:", "table_schema: unknown key: Superset's dataset import"],
     ),
+    "unknown key in a dataset's column": (
+        "specs/superset/datasets/warehouse/sales.yaml",
+        "  column_name: order_date\n",
+        "  column_name: order_date\n  is_dtm: true\n",
+        [
+            "specs/superset/datasets/warehouse/sales.yaml:20: columns.1.is_dtm: unknown key: Superset's dataset "
+            "column import does not accept 'is_dtm' (did you mean 'is_dttm'?)"
+        ],
+    ),
     "unknown key in a database": (
         "specs/superset/databases/warehouse.yaml",
         "database_name: warehouse",
