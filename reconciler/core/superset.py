@@ -58,16 +58,21 @@ def chart_uuids(dashboard: Asset) -> list[str]:
     return list(dict.fromkeys(uuid for _, uuid in chart_nodes(dashboard)))
 
 
+def filter_targets(dashboard: Asset) -> list[tuple[int, int, str]]:
+    """The datasets the dashboard's native filters read: (filter index, target index, dataset uuid)."""
+    metadata = dashboard.content.get("metadata") or {}
+    found: list[tuple[int, int, str]] = []
+    for index, native_filter in enumerate(metadata.get("native_filter_configuration") or []):
+        for number, target in enumerate(native_filter.get("targets") or [] if isinstance(native_filter, dict) else []):
+            uuid = target.get("datasetUuid") if isinstance(target, dict) else None
+            if uuid:
+                found.append((index, number, str(uuid)))
+    return found
+
+
 def filter_dataset_uuids(dashboard: Asset) -> list[str]:
     """Datasets the dashboard's native filters read their values from."""
-    metadata = dashboard.content.get("metadata") or {}
-    found: list[str] = []
-    for native_filter in metadata.get("native_filter_configuration") or []:
-        for target in native_filter.get("targets") or [] if isinstance(native_filter, dict) else []:
-            uuid = target.get("datasetUuid") if isinstance(target, dict) else None
-            if uuid and str(uuid) not in found:
-                found.append(str(uuid))
-    return found
+    return list(dict.fromkeys(uuid for _, _, uuid in filter_targets(dashboard)))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from reconciler.core.superset import chart_nodes, filter_dataset_uuids, sub_bundle
+from reconciler.core.superset import chart_nodes, filter_targets, sub_bundle
 from reconciler.core.superset_bundle import Asset, Bundle, BundleError, from_files, slugify
 from reconciler.core.superset_import import closure
 from reconciler.spec.environment import interpolate_tree
@@ -113,9 +113,10 @@ def _check_references(specs: SupersetSpecs, problems: Problems) -> None:
             if uuid not in known["charts"]:
                 where = ("position", node, "meta", "uuid")
                 problems.at(trees[asset.uuid], where, f"places chart {uuid}, which is not in specs/superset/")
-        for uuid in filter_dataset_uuids(asset):
-            if uuid not in known["datasets"]:
-                problems.at(trees[asset.uuid], ("metadata",), f"a native filter reads dataset {uuid}, not in specs/")
+        for index, number, dataset in filter_targets(asset):
+            if dataset not in known["datasets"]:
+                target = ("metadata", "native_filter_configuration", index, "targets", number, "datasetUuid")
+                problems.at(trees[asset.uuid], target, f"a native filter reads dataset {dataset}, not in specs/")
 
 
 def read_superset_specs(texts: Mapping[str, str], parsed: Mapping[str, Any], problems: Problems) -> SupersetSpecs:

@@ -84,6 +84,15 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
             "places chart 00000000-c2bf-4fea-8195-e9986ab91296, which is not in specs/superset/"
         ],
     ),
+    "native filter reading a dataset no file defines": (
+        "specs/superset/dashboards/sales-overview/dashboard.yaml",
+        "      datasetUuid: 95f83bc2-d280-4df9-a309-3e0af886a8e4",
+        "      datasetUuid: 00000000-d280-4df9-a309-3e0af886a8e4",
+        [
+            "dashboard.yaml:39: metadata.native_filter_configuration.0.targets.0.datasetUuid: "
+            "a native filter reads dataset 00000000-d280-4df9-a309-3e0af886a8e4"
+        ],
+    ),
     "typo in a dashboard's key": (
         "specs/superset/dashboards/sales-overview/dashboard.yaml",
         "dashboard_title: Sales overview",
