@@ -6,7 +6,9 @@ and asset files nothing produces any more are removed, so re-pulling an unchange
 changes no file. Databases the environment file does not declare yet are added to it (URI
 without password, the password as a reference), comments and order kept.
 
-verify: every chart of every dashboard the environment should have runs its query there.
+verify: every chart of every dashboard the environment should have runs its query there (its
+saved query context, else the query its params describe); a chart that fails or could not be
+checked at all makes the command exit 1, naming it.
 """
 
 from __future__ import annotations

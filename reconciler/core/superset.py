@@ -41,28 +41,38 @@ def dataset_name(database: str, schema: str | None, table: str) -> str:
     return ".".join(part for part in (database, schema, table) if part)
 
 
-def chart_uuids(dashboard: Asset) -> list[str]:
-    """The charts a dashboard's layout places, in layout order."""
+def chart_nodes(dashboard: Asset) -> list[tuple[str, str]]:
+    """The layout's chart nodes, in layout order: (node key, chart uuid)."""
     position = dashboard.content.get("position")
-    found: list[str] = []
-    for node in position.values() if isinstance(position, dict) else ():
+    found: list[tuple[str, str]] = []
+    for name, node in position.items() if isinstance(position, dict) else ():
         if isinstance(node, dict) and node.get("type") == "CHART":
             uuid = (node.get("meta") or {}).get("uuid")
-            if uuid and str(uuid) not in found:
-                found.append(str(uuid))
+            if uuid:
+                found.append((str(name), str(uuid)))
+    return found
+
+
+def chart_uuids(dashboard: Asset) -> list[str]:
+    """The charts a dashboard's layout places, in layout order."""
+    return list(dict.fromkeys(uuid for _, uuid in chart_nodes(dashboard)))
+
+
+def filter_targets(dashboard: Asset) -> list[tuple[int, int, str]]:
+    """The datasets the dashboard's native filters read: (filter index, target index, dataset uuid)."""
+    metadata = dashboard.content.get("metadata") or {}
+    found: list[tuple[int, int, str]] = []
+    for index, native_filter in enumerate(metadata.get("native_filter_configuration") or []):
+        for number, target in enumerate(native_filter.get("targets") or [] if isinstance(native_filter, dict) else []):
+            uuid = target.get("datasetUuid") if isinstance(target, dict) else None
+            if uuid:
+                found.append((index, number, str(uuid)))
     return found
 
 
 def filter_dataset_uuids(dashboard: Asset) -> list[str]:
     """Datasets the dashboard's native filters read their values from."""
-    metadata = dashboard.content.get("metadata") or {}
-    found: list[str] = []
-    for native_filter in metadata.get("native_filter_configuration") or []:
-        for target in native_filter.get("targets") or [] if isinstance(native_filter, dict) else []:
-            uuid = target.get("datasetUuid") if isinstance(target, dict) else None
-            if uuid and str(uuid) not in found:
-                found.append(str(uuid))
-    return found
+    return list(dict.fromkeys(uuid for _, _, uuid in filter_targets(dashboard)))
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ maps paths to texts and never touches the filesystem.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +21,7 @@ from reconciler.core.superset_bundle_model import (
     parse_yaml,
     slugify,
 )
+from reconciler.core.superset_bundle_normalise import normalise
 
 
 def _dashboard_dirs(bundle: Bundle) -> dict[str, str]:
@@ -50,13 +49,9 @@ def chart_homes(bundle: Bundle) -> dict[str, str]:
 
 
 def _file_content(asset: Asset) -> dict[str, Any]:
-    """What goes in git: the export minus `version`; a chart's query context as YAML, not a JSON string."""
-    content = copy.deepcopy(asset.content)
-    content.pop("version", None)
-    if asset.kind == "charts" and isinstance(content.get("query_context"), str):
-        with contextlib.suppress(ValueError):
-            content["query_context"] = json.loads(content["query_context"])
-    return content
+    """What goes in git: the asset in the normalised form the plan compares (no instance ids, no
+    random layout ids, no `version`; a chart's query context as YAML, not a JSON string)."""
+    return normalise(asset)
 
 
 def to_files(bundle: Bundle) -> dict[str, str]:

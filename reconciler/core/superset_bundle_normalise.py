@@ -1,7 +1,9 @@
-"""Core, Superset assets: `normalise` an asset for comparing, before desired and live copies are compared.
+"""Core, Superset assets: `normalise` an asset for comparing and for git; `with_chart_ids` undoes it for an import.
 
-Removes what differs between instances or exports of one unchanged asset (integer ids, derived
-scopes, export noise), so prod and QA copies compare equal. Pure.
+`normalise` removes what differs between instances or exports of one unchanged asset (integer
+ids, derived scopes, export noise, random layout ids), so prod and QA copies compare equal and a
+re-pulled file keeps its bytes. An import needs chart ids in a dashboard's layout and metadata:
+`with_chart_ids` gives them back. Pure.
 """
 
 from __future__ import annotations
@@ -198,8 +200,103 @@ def _normalise_dashboard(content: dict[str, Any]) -> None:
     by_id = chart_uuids_by_id(position)
     if isinstance(position, dict):
         content["position"] = _normalise_position(position)
-    if isinstance(content.get("metadata"), dict):
+    # A dashboard created without metadata exports none, but an import stores
+    # `{"native_filter_configuration": []}`: absent, null and empty mean the same.
+    if content.get("metadata") in (None, {}):
+        content["metadata"] = {}
+    if isinstance(content["metadata"], dict):
+        if content["metadata"].get("native_filter_configuration") is None:
+            content["metadata"]["native_filter_configuration"] = []
         _normalise_dashboard_metadata(content["metadata"], by_id)
+
+
+def _chart_ids_by_uuid(position: dict[str, Any]) -> dict[str, int]:
+    """Chart uuid -> the id the import will remap: the node's `chartId` when it has one, else a new
+    one after the highest (in uuid order, so the same file always gets the same ids)."""
+    nodes = [node for node in position.values() if isinstance(node, dict) and node.get("type") == "CHART"]
+    by_uuid: dict[str, int] = {}
+    for node in nodes:
+        meta = node.get("meta") or {}
+        if meta.get("uuid") and isinstance(meta.get("chartId"), int):
+            by_uuid.setdefault(str(meta["uuid"]), meta["chartId"])
+    missing = sorted({str((node.get("meta") or {}).get("uuid")) for node in nodes} - set(by_uuid) - {"None"})
+    start = max(by_uuid.values(), default=0) + 1
+    by_uuid.update({uuid: start + offset for offset, uuid in enumerate(missing)})
+    return by_uuid
+
+
+def _ref_to_id(ref: Any, by_uuid: Mapping[str, int]) -> int | None:
+    """A chart reference of a normalised file as an id: a uuid the layout places, or an id kept as is."""
+    if isinstance(ref, int):
+        return ref
+    if str(ref) in by_uuid:
+        return by_uuid[str(ref)]
+    return int(ref) if str(ref).isdigit() else None
+
+
+def _refs_to_ids(refs: Any, by_uuid: Mapping[str, int]) -> Any:
+    if not isinstance(refs, list):
+        return refs
+    return [found for ref in refs if (found := _ref_to_id(ref, by_uuid)) is not None]
+
+
+def _keys_to_ids(mapping: dict[str, Any], by_uuid: Mapping[str, int]) -> dict[str, Any]:
+    return {str(found): value for key, value in mapping.items() if (found := _ref_to_id(key, by_uuid)) is not None}
+
+
+def _scope_to_ids(scope: Any, by_uuid: Mapping[str, int]) -> None:
+    if isinstance(scope, dict) and "excluded" in scope:
+        scope["excluded"] = _refs_to_ids(scope["excluded"], by_uuid)
+
+
+def _metadata_with_ids(metadata: dict[str, Any], by_uuid: Mapping[str, int]) -> None:
+    for native_filter in metadata.get("native_filter_configuration") or []:
+        if isinstance(native_filter, dict):
+            _scope_to_ids(native_filter.get("scope"), by_uuid)
+    if isinstance(metadata.get("global_chart_configuration"), dict):
+        _scope_to_ids(metadata["global_chart_configuration"].get("scope"), by_uuid)
+    if isinstance(metadata.get("chart_configuration"), dict):
+        configurations = _keys_to_ids(metadata["chart_configuration"], by_uuid)
+        for key, config in configurations.items():
+            if isinstance(config, dict):
+                config["id"] = int(key)
+                if isinstance(config.get("crossFilters"), dict):
+                    _scope_to_ids(config["crossFilters"].get("scope"), by_uuid)
+        metadata["chart_configuration"] = configurations
+    if "timed_refresh_immune_slices" in metadata:
+        metadata["timed_refresh_immune_slices"] = _refs_to_ids(metadata["timed_refresh_immune_slices"], by_uuid)
+    if isinstance(metadata.get("expanded_slices"), dict):
+        metadata["expanded_slices"] = _keys_to_ids(metadata["expanded_slices"], by_uuid)
+    if isinstance(metadata.get("filter_scopes"), dict):
+        metadata["filter_scopes"] = _keys_to_ids(metadata["filter_scopes"], by_uuid)
+        for columns in metadata["filter_scopes"].values():
+            for attributes in (columns or {}).values():
+                if isinstance(attributes, dict) and "immune" in attributes:
+                    attributes["immune"] = _refs_to_ids(attributes["immune"], by_uuid)
+    if isinstance(metadata.get("default_filters"), dict):
+        metadata["default_filters"] = json.dumps(_keys_to_ids(metadata["default_filters"], by_uuid), sort_keys=True)
+
+
+def with_chart_ids(dashboard: Mapping[str, Any]) -> dict[str, Any]:
+    """A dashboard as Superset's import needs it: what `normalise` made uuids become ids again.
+
+    The import maps each layout node's `chartId` to the chart's id in the target and rewrites the
+    ids in the metadata through that map; a node without `chartId` fails the import. A file in the
+    normalised form has no ids, so each chart gets one, the same for the same file.
+    """
+    content = copy.deepcopy(dict(dashboard))
+    position = content.get("position")
+    if not isinstance(position, dict):
+        return content
+    by_uuid = _chart_ids_by_uuid(position)
+    for node in position.values():
+        if isinstance(node, dict) and node.get("type") == "CHART" and isinstance(node.get("meta"), dict):
+            uuid = node["meta"].get("uuid")
+            if uuid and "chartId" not in node["meta"]:
+                node["meta"]["chartId"] = by_uuid[str(uuid)]
+    if isinstance(content.get("metadata"), dict):
+        _metadata_with_ids(content["metadata"], by_uuid)
+    return content
 
 
 NORMALISERS = {
@@ -211,10 +308,10 @@ NORMALISERS = {
 
 
 def normalise(asset: Asset) -> dict[str, Any]:
-    """The asset's content with instance-specific ids and export noise removed, for comparing.
+    """The asset's content with instance-specific ids and export noise removed, for comparing and
+    for the files `pull` writes.
 
-    Not for importing: an import needs the ids it remaps (`position.*.meta.chartId`) and
-    `query_context` as a JSON string.
+    An import of it needs the ids it remaps (`with_chart_ids`) and `query_context` as a JSON string.
     """
     content = copy.deepcopy(asset.content)
     content.pop("version", None)

@@ -23,6 +23,7 @@ from reconciler.core.superset_bundle_model import (
     make_bundle,
     parse_yaml,
 )
+from reconciler.core.superset_bundle_normalise import with_chart_ids
 
 IMPORT_ROOT = "reconciler_import"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -64,6 +65,8 @@ def _import_content(asset: Asset, database_uri_overrides: Mapping[str, str]) -> 
         override = database_uri_overrides.get(asset.uuid) or database_uri_overrides.get(asset.name)
         if override:
             content["sqlalchemy_uri"] = override
+    if asset.kind == "dashboards":
+        content = with_chart_ids(content)
     if asset.kind == "charts" and isinstance(content.get("query_context"), dict):
         content["query_context"] = json.dumps(content["query_context"], sort_keys=True)
     return content

@@ -4,7 +4,9 @@ Pure. After an apply, every chart of every dashboard the apply touched (the dash
 one of its charts, or a dataset or database under them) runs its saved query in the target;
 `reconcile verify superset` runs every chart of the environment's desired dashboards. A chart
 that fails is named by dashboard and chart, with Superset's error, so a Superset upgrade or a
-dbt change that broke a dashboard is found before its users find it.
+dbt change that broke a dashboard is found before its users find it. A chart that could not be
+checked at all (no saved query, and its params give none) fails the verification too: a pass
+means every chart ran.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def charts_to_verify(bundle: Bundle, touched: Iterable[str] | None = None) -> li
 class Outcome(StrEnum):
     OK = "ok"
     FAILED = "failed"
-    SKIPPED = "skipped"
+    UNCHECKED = "not checked"
+    """No query could be run at all (no saved query context, and its parameters give none): not a pass."""
 
 
 @dataclass(frozen=True)
@@ -75,23 +78,28 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return not self.of(Outcome.FAILED)
+        """Every chart ran its query: one that failed or could not be checked fails the verification."""
+        return not self.of(Outcome.FAILED) and not self.of(Outcome.UNCHECKED)
 
     def dashboards(self) -> set[str]:
         return {title for result in self.results for title in result.chart.dashboards}
 
     def summary(self) -> str:
         counts = f"{len(self.results)} chart(s) on {len(self.dashboards())} dashboard(s)"
-        failed, skipped = self.of(Outcome.FAILED), self.of(Outcome.SKIPPED)
+        failed, unchecked = self.of(Outcome.FAILED), self.of(Outcome.UNCHECKED)
         text = f"verified {counts} in {self.environment}: "
-        text += f"{len(failed)} failed" if failed else "every query ran"
-        if skipped:
-            text += f", {len(skipped)} skipped (no saved query)"
+        text += f"{len(failed)} failed" if failed else "every query ran" if not unchecked else "no query failed"
+        if unchecked:
+            text += f", {len(unchecked)} could not be checked"
         return text
 
     def failure_message(self) -> str:
-        lines = [f"{len(self.of(Outcome.FAILED))} of {len(self.results)} chart(s) failed in {self.environment}:"]
-        lines += [f"  {result.chart.label}: {result.detail}" for result in self.of(Outcome.FAILED)]
+        lines: list[str] = []
+        for outcome, verb in ((Outcome.FAILED, "failed"), (Outcome.UNCHECKED, "could not be checked")):
+            results = self.of(outcome)
+            if results:
+                lines.append(f"{len(results)} of {len(self.results)} chart(s) {verb} in {self.environment}:")
+                lines += [f"  {result.chart.label}: {result.detail}" for result in results]
         return "\n".join(lines)
 
 

@@ -16,11 +16,12 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from reconciler.core.superset import chart_uuids, filter_dataset_uuids, sub_bundle
+from reconciler.core.superset import chart_nodes, filter_targets, sub_bundle
 from reconciler.core.superset_bundle import Asset, Bundle, BundleError, from_files, slugify
 from reconciler.core.superset_import import closure
 from reconciler.spec.environment import interpolate_tree
 from reconciler.spec.superset import ROLES_FILE, RolesFile, RoleSpec, SupersetEnvironment
+from reconciler.spec.superset_asset_keys import unknown_keys
 from reconciler.spec.yamlsource import LocatedMap
 
 SUPERSET_SPEC_DIR = "specs/superset/"
@@ -76,11 +77,14 @@ def _kind(relative: str) -> str | None:
 
 
 def _check_asset_files(files: Mapping[str, LocatedMap], problems: Problems) -> bool:
-    """A uuid in every asset file, none twice in one kind; True when they can be read as a bundle."""
+    """Only keys Superset's import accepts, a uuid in every asset file, none twice in one kind; True when
+    they can be read as a bundle (an unknown key is reported but does not stop the other checks)."""
     ok = True
     seen: dict[tuple[str, str], str] = {}
     for path, tree in sorted(files.items()):
         kind = _kind(path.removeprefix(SUPERSET_SPEC_DIR))
+        for where, message in unknown_keys(str(kind), tree):
+            problems.at(tree, where, message)
         uuid = tree.get("uuid")
         if not isinstance(uuid, str) or not uuid:
             problems.at(tree, (), "an asset file needs its uuid (the identity Superset keeps across instances)")
@@ -105,12 +109,14 @@ def _check_references(specs: SupersetSpecs, problems: Problems) -> None:
         if asset.content.get("dataset_uuid") not in known["datasets"]:
             problems.at(trees[asset.uuid], ("dataset_uuid",), "no dataset in specs/superset/ has this uuid")
     for asset in bundle.of("dashboards"):
-        for uuid in chart_uuids(asset):
+        for node, uuid in chart_nodes(asset):
             if uuid not in known["charts"]:
-                problems.at(trees[asset.uuid], ("position",), f"places chart {uuid}, which is not in specs/superset/")
-        for uuid in filter_dataset_uuids(asset):
-            if uuid not in known["datasets"]:
-                problems.at(trees[asset.uuid], ("metadata",), f"a native filter reads dataset {uuid}, not in specs/")
+                where = ("position", node, "meta", "uuid")
+                problems.at(trees[asset.uuid], where, f"places chart {uuid}, which is not in specs/superset/")
+        for index, number, dataset in filter_targets(asset):
+            if dataset not in known["datasets"]:
+                target = ("metadata", "native_filter_configuration", index, "targets", number, "datasetUuid")
+                problems.at(trees[asset.uuid], target, f"a native filter reads dataset {dataset}, not in specs/")
 
 
 def read_superset_specs(texts: Mapping[str, str], parsed: Mapping[str, Any], problems: Problems) -> SupersetSpecs:

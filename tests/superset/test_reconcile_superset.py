@@ -12,12 +12,14 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -361,6 +363,105 @@ def test_prune_deletes_only_what_reconciler_owns(
         (project.root / "environments" / "staging.yaml").write_text(STAGING)
     restored = project.apply("staging")
     assert "+ create superset.dashboard/executive-summary" in restored.output, restored.output
+
+
+# ---- a dashboard made through the API: no layout, no metadata, charts without a saved query ------
+
+API_CHARTS: dict[str, dict[str, Any]] = {
+    "API sales by region": {"viz_type": "table", "groupby": ["region"], "metrics": ["total_amount"], "row_limit": 100},
+    "API total sales": {"viz_type": "big_number_total", "metric": "total_amount"},
+}
+API_DIR = "specs/superset/dashboards/made-by-api"
+
+
+@pytest.fixture
+def api_dashboard(
+    project: SupersetProject, prod_client: SupersetClient, prod_fixtures: FixtureIds
+) -> Iterator[SupersetProject]:
+    """Prod gets a dashboard as a script makes one (`position_json` and `json_metadata` null) with two
+    charts created without a query context; the project pulls it. Afterwards it leaves the specs,
+    staging (which prunes) and prod."""
+    dashboard_id = prod_client.create_dashboard({"dashboard_title": "Made by API", "slug": "made-by-api"})
+    dataset_id = prod_fixtures.dataset_ids["sales"]
+    chart_ids = [
+        prod_client.create_chart(
+            {
+                "slice_name": name,
+                "viz_type": params["viz_type"],
+                "datasource_id": dataset_id,
+                "datasource_type": "table",
+                "params": json.dumps(params | {"datasource": f"{dataset_id}__table"}),
+                "dashboards": [dashboard_id],
+            }
+        )
+        for name, params in API_CHARTS.items()
+    ]
+    try:
+        pulled = project.run("pull", "superset", "--env", "prod", "--dashboard", "made-by-api")
+        assert pulled.exit_code == 0, pulled.output
+        yield project
+    finally:
+        shutil.rmtree(project.root / API_DIR, ignore_errors=True)
+        project.apply("staging")
+        prod_client.delete_dashboard(dashboard_id)
+        for chart_id in chart_ids:
+            prod_client.delete_chart(chart_id)
+
+
+def test_a_dashboard_without_a_saved_layout_pulls_again_to_the_same_bytes_without_instance_ids(
+    api_dashboard: SupersetProject,
+) -> None:
+    project = api_dashboard
+    files = project.spec_files()
+    made = {path: text.decode() for path, text in files.items() if path.startswith("dashboards/made-by-api/")}
+    assert len(made) == 3, sorted(made)
+    for path, text in made.items():
+        for instance_id in ("chartId", "__table", "slice_id", "datasource"):
+            assert instance_id not in text, (path, instance_id)
+        assert not re.search(r"(CHART|ROW-N)-[A-Z0-9]{8}\b", text), path  # the export's random layout ids
+    for _ in range(2):  # Superset invents new random layout ids and a new chart order each time
+        again = project.run("pull", "superset", "--env", "prod", "--dashboard", "made-by-api")
+        assert again.exit_code == 0, again.output
+        assert "no file changed" in again.output
+        assert project.spec_files() == files
+
+
+def test_a_dashboard_made_without_metadata_plans_no_changes_once_applied(
+    api_dashboard: SupersetProject, staging_client: SupersetClient
+) -> None:
+    project = api_dashboard
+    plan = project.plan("staging")
+    assert "+ create superset.dashboard/made-by-api" in plan.output
+    assert "3 to create, 0 to update, 0 to replace, 0 to delete" in plan.output, plan.output
+    applied = project.apply("staging")
+    assert applied.exit_code == 0, applied.output
+    assert "made-by-api" in {d.slug for d in staging_client.list_dashboards()}
+
+    assert "No changes." in project.plan("staging").output  # not `metadata: {...} -> (none)` for ever
+    with project.provider("staging") as (session, provider):
+        report = engine.apply_plan(session, engine.make_plan(session))
+        assert report.ok and not report.done and provider.client.writes_made == 0
+
+
+def test_verify_queries_charts_without_a_saved_query_from_their_params_and_fails_on_one_it_cannot_check(
+    api_dashboard: SupersetProject, staging_client: SupersetClient
+) -> None:
+    project = api_dashboard
+    applied = project.apply("staging")
+    assert applied.exit_code == 0, applied.output
+    assert "verified 2 chart(s) on 1 dashboard(s) in staging: every query ran (" in applied.output
+
+    verified = project.run("verify", "superset", "--env", "staging")
+    assert verified.exit_code == 0, verified.output
+    assert re.search(r"Made by API\s+API total sales\s+ok\s+no saved query context", verified.output)
+    assert re.search(r"Made by API\s+API sales by region\s+ok\s+no saved query context", verified.output)
+
+    chart = next(c for c in staging_client.list_charts() if c.name == "API total sales")
+    staging_client.update_chart(chart.id, {"params": json.dumps({"viz_type": "big_number_total"})})  # no metric
+    verified = project.run("verify", "superset", "--env", "staging")
+    assert verified.exit_code == 1, verified.output
+    assert "1 of 8 chart(s) could not be checked in staging:" in verified.output
+    assert "Made by API / API total sales: no saved query context, and its params name no metric" in verified.output
 
 
 # ---- replication prod -> QA ------------------------------------------------------------------------

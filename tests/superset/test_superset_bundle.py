@@ -270,6 +270,74 @@ def test_from_files_reads_back_an_importable_bundle_equal_to_the_export() -> Non
     assert back.other_files == {"themes/Dark.yaml": "uuid: t1\n"}
 
 
+def unsaved_layout_export(row: str, nodes: list[tuple[str, str]], dataset_id: int, ids: dict[str, int]) -> bytes:
+    """What Superset exports for a dashboard without `position_json` (created through the API): a
+    default layout with its charts appended in a `ROW-N-<random>` row, as `CHART-<random>` nodes
+    in set order, carrying this instance's chart and dataset ids."""
+    position: dict[str, Any] = {
+        "DASHBOARD_VERSION_KEY": "v2",
+        "ROOT_ID": {"children": ["GRID_ID"], "id": "ROOT_ID", "type": "ROOT"},
+        "GRID_ID": {"children": [row], "id": "GRID_ID", "parents": ["ROOT_ID"], "type": "GRID"},
+        "HEADER_ID": {"id": "HEADER_ID", "meta": {"text": "Made by API"}, "type": "HEADER"},
+        row: {
+            "children": [node for node, _ in nodes],
+            "id": row,
+            "meta": {"0": "ROOT_ID", "background": "BACKGROUND_TRANSPARENT"},
+            "parents": ["ROOT_ID", "GRID_ID"],
+            "type": "ROW",
+        },
+    }
+    for node, uuid in nodes:
+        position[node] = chart_node(node, ids[uuid], uuid) | {"parents": ["ROOT_ID", "GRID_ID", row]}
+    made = {"dashboard_title": "Made by API", "slug": "made-by-api", "uuid": DASH_1, "version": "1.0.0"}
+    return export_zip(
+        {
+            "databases/analytics.yaml": database(),
+            "datasets/analytics/sales.yaml": dataset(),
+            "charts/Sales.yaml": chart(CHART_A, "Sales", dataset_id, ids[CHART_A]),
+            "charts/Region.yaml": chart(CHART_B, "Sales by region", dataset_id, ids[CHART_B]),
+            "dashboards/Made.yaml": made | {"position": position},
+        }
+    )
+
+
+def test_a_dashboard_without_a_saved_layout_is_written_to_the_same_bytes_without_instance_ids() -> None:
+    first = unsaved_layout_export(
+        "ROW-N-APRY9XRX", [("CHART-M1CYNET7", CHART_A), ("CHART-0KQ2LX9A", CHART_B)], 21, {CHART_A: 1, CHART_B: 2}
+    )
+    again = unsaved_layout_export(
+        "ROW-N-Q7T3ZB1C", [("CHART-JX5V2W8D", CHART_B), ("CHART-H4N6P0RS", CHART_A)], 21, {CHART_A: 1, CHART_B: 2}
+    )
+    elsewhere = unsaved_layout_export(
+        "ROW-N-8B8B8B8B", [("CHART-7C7C7C7C", CHART_A), ("CHART-6D6D6D6D", CHART_B)], 5, {CHART_A: 40, CHART_B: 41}
+    )
+    files = to_files(read_bundle(first))
+    assert to_files(read_bundle(again)) == files
+    assert to_files(read_bundle(elsewhere)) == files
+    text = "".join(files.values())
+    for instance_id in ("chartId", "__table", "slice_id", "datasource", "CHART-M1CYNET7", "ROW-N-APRY9XRX"):
+        assert instance_id not in text
+    assert to_files(from_files(files)) == files  # what pull wrote is what pull writes
+
+
+def test_an_import_of_files_without_ids_gives_each_chart_one_id_in_the_layout_and_the_metadata() -> None:
+    """Superset's import maps `chartId`s to the target's ids (a node without one fails it) and rewrites
+    the metadata's chart ids through that map: the ids must agree with each other."""
+    exported = read_bundle(export_zip(prod_like(dataset_id=5, ids=(40, 41, 42))))
+    files = to_files(exported)
+    assert "chartId" not in files["dashboards/regions/dashboard.yaml"]
+    imported = read_bundle(build_import_zip(from_files(files)))
+    regions = imported.assets["dashboards"][DASH_2].content
+    ids = {node["meta"]["uuid"]: node["meta"]["chartId"] for node in regions["position"].values() if "meta" in node}
+    region_id = ids[CHART_B]
+    assert sorted(ids.values()) == [1, 2]
+    metadata = regions["metadata"]
+    assert metadata["native_filter_configuration"][0]["scope"]["excluded"] == [region_id]
+    assert metadata["chart_configuration"] == {str(region_id): {"id": region_id, "crossFilters": {"scope": "global"}}}
+    assert metadata["timed_refresh_immune_slices"] == [region_id]
+    assert normalise_bundle(imported) == normalise_bundle(exported)
+
+
 def test_to_files_keeps_two_dashboards_without_slug_and_the_same_title_apart() -> None:
     one = dashboard(DASH_1, "same", {CHART_A: 1}) | {"slug": None}
     two = dashboard(DASH_2, "same", {CHART_B: 2}) | {"slug": None}

@@ -15,6 +15,7 @@ from reconciler.core.diff import diff_resource
 from reconciler.core.model import LiveResource, ResourceKey, SecretSlot
 from reconciler.core.superset import desired_assets, fields_of, names_of, trim_live
 from reconciler.core.superset_bundle import Asset, Bundle, BundleError, from_files, normalise, read_bundle, to_files
+from reconciler.core.superset_chart_query import UncheckableChart, query_context_from_params
 from reconciler.core.superset_desired import ListedDashboard, masked_uri, merge, replicated, select_dashboards
 from reconciler.core.superset_import import import_request
 from reconciler.core.superset_pull import connection_entries, replace_assets, without_connections
@@ -116,6 +117,28 @@ def test_a_filter_added_to_a_dashboard_in_the_ui_is_a_change() -> None:
     live["metadata"]["native_filter_configuration"]["NATIVE_FILTER-2"] = {"id": "NATIVE_FILTER-2", "name": "Year"}
     changes = diff_resource(desired, LiveResource(desired.key, "x", live), None)
     assert [c.name for c in changes] == ["metadata.native_filter_configuration.NATIVE_FILTER-2"]
+
+
+@pytest.mark.parametrize("absent", ["no metadata", "null metadata", "empty metadata", "null filters"])
+def test_a_dashboard_without_metadata_is_no_change_against_the_empty_filter_list_an_import_stores(
+    absent: str,
+) -> None:
+    """Superset exports a dashboard created without metadata with no `metadata`, and stores
+    `{"native_filter_configuration": []}` once it is imported: the same, whichever side has which."""
+    files = prod_like()
+    content = files["dashboards/Overview_1.yaml"]
+    content.pop("metadata")
+    if absent != "no metadata":
+        content["metadata"] = {"null metadata": None, "empty metadata": {}, "null filters": {}}[absent]
+        if absent == "null filters":
+            content["metadata"]["native_filter_configuration"] = None
+    bare = read_bundle(export_zip(files))
+    stored = copy.deepcopy(files)
+    stored["dashboards/Overview_1.yaml"]["metadata"] = {"native_filter_configuration": []}
+    imported = read_bundle(export_zip(stored))
+    key = ResourceKey("superset", "dashboard", "overview")
+    for desired, live in ((bare, imported), (imported, bare)):
+        assert diff_resource(by_key(desired)[key], live_of(live)[key], None) == []
 
 
 def test_the_database_exports_spelling_of_file_upload_is_the_same_field() -> None:
@@ -281,6 +304,79 @@ def test_a_verification_names_failing_charts_by_dashboard_and_reads_errors_insid
     assert result_error({"result": [{"data": [], "error": "boom"}]}) == "boom"
     assert result_error({"result": [{"data": [{"x": 1}]}]}) is None
     assert result_error({"result": []}) == "the answer holds no query result"
+
+
+def test_a_chart_that_could_not_be_checked_fails_the_verification_by_name() -> None:
+    charts = {c.uuid: c for c in charts_to_verify(prod())}
+    results = (
+        ChartResult(charts[CHART_A], Outcome.OK),
+        ChartResult(charts[CHART_B], Outcome.UNCHECKED, "no saved query context, and its params name no metric"),
+    )
+    verification = Verification("qa", results)
+    assert not verification.ok
+    assert (
+        verification.summary() == "verified 2 chart(s) on 2 dashboard(s) in qa: no query failed, 1 could not be checked"
+    )
+    assert verification.failure_message() == (
+        "1 of 2 chart(s) could not be checked in qa:\n"
+        "  Regions / Sales by region: no saved query context, and its params name no metric"
+    )
+
+
+def api_chart(params: dict[str, Any] | str, datasource_id: int | None = 7) -> dict[str, Any]:
+    """A chart as `GET /api/v1/chart/{id}` shows one created through the API: no query context."""
+    text = params if isinstance(params, str) else json.dumps(params)
+    return {"params": text, "query_context": None, "datasource_id": datasource_id, "datasource_type": "table"}
+
+
+def test_a_chart_without_a_saved_query_context_is_queried_from_its_own_params() -> None:
+    table = api_chart(
+        {
+            "viz_type": "table",
+            "datasource": "99__table",
+            "groupby": ["region"],
+            "metrics": ["total_amount"],
+            "row_limit": 50,
+            "adhoc_filters": [
+                {
+                    "expressionType": "SIMPLE",
+                    "clause": "WHERE",
+                    "subject": "region",
+                    "operator": "IN",
+                    "comparator": ["EU"],
+                },
+                {"expressionType": "SQL", "clause": "WHERE", "sqlExpression": "amount > 0"},
+                {"expressionType": "SQL", "clause": "HAVING", "sqlExpression": "SUM(amount) > 10"},
+            ],
+        }
+    )
+    context = query_context_from_params(table)
+    assert context["datasource"] == {"id": 7, "type": "table"}  # the chart's dataset, not a stale id in params
+    assert context["form_data"]["datasource"] == "7__table"
+    (query,) = context["queries"]
+    assert query["columns"] == ["region"] and query["metrics"] == ["total_amount"] and query["row_limit"] == 50
+    assert query["filters"] == [{"col": "region", "op": "IN", "val": ["EU"]}]
+    assert query["extras"] == {"where": "(amount > 0)", "having": "(SUM(amount) > 10)"}
+
+    big_number = query_context_from_params(api_chart({"viz_type": "big_number_total", "metric": "total_amount"}))
+    assert big_number["queries"][0]["metrics"] == ["total_amount"] and big_number["queries"][0]["columns"] == []
+    bar = query_context_from_params(api_chart({"x_axis": "product", "metrics": ["total_amount"], "groupby": []}))
+    assert bar["queries"][0]["columns"] == ["product"]
+    raw = query_context_from_params(api_chart({"query_mode": "raw", "all_columns": ["id", "name"], "metrics": ["x"]}))
+    assert raw["queries"][0]["columns"] == ["id", "name"] and raw["queries"][0]["metrics"] == []
+
+
+@pytest.mark.parametrize(
+    ("chart", "reason"),
+    [
+        (api_chart({"viz_type": "markdown", "code": "# hello"}), "its params name no metric and no column"),
+        (api_chart("{not json"), "its params are not JSON"),
+        (api_chart({"metrics": ["x"]}, datasource_id=None), "it has no dataset"),
+    ],
+)
+def test_a_chart_whose_params_give_no_query_cannot_be_checked(chart: dict[str, Any], reason: str) -> None:
+    with pytest.raises(UncheckableChart, match=reason):
+        query_context_from_params(chart)
 
 
 # ---- pull ---------------------------------------------------------------------------------------

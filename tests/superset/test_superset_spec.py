@@ -75,6 +75,60 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
         "dataset_uuid: 00000000",
         ["sales-by-region_fa85148a.yaml:", "dataset_uuid: no dataset in specs/superset/ has this uuid"],
     ),
+    "dashboard placing a chart no file defines": (
+        "specs/superset/dashboards/sales-overview/dashboard.yaml",
+        "      uuid: ecb2c7c6-c2bf-4fea-8195-e9986ab91296",
+        "      uuid: 00000000-c2bf-4fea-8195-e9986ab91296",
+        [
+            "specs/superset/dashboards/sales-overview/dashboard.yaml:80: position.CHART-sales-overview-2.meta.uuid: "
+            "places chart 00000000-c2bf-4fea-8195-e9986ab91296, which is not in specs/superset/"
+        ],
+    ),
+    "native filter reading a dataset no file defines": (
+        "specs/superset/dashboards/sales-overview/dashboard.yaml",
+        "      datasetUuid: 95f83bc2-d280-4df9-a309-3e0af886a8e4",
+        "      datasetUuid: 00000000-d280-4df9-a309-3e0af886a8e4",
+        [
+            "dashboard.yaml:39: metadata.native_filter_configuration.0.targets.0.datasetUuid: "
+            "a native filter reads dataset 00000000-d280-4df9-a309-3e0af886a8e4"
+        ],
+    ),
+    "typo in a dashboard's key": (
+        "specs/superset/dashboards/sales-overview/dashboard.yaml",
+        "dashboard_title: Sales overview",
+        "dashbaord_title: Sales overview",
+        [
+            "specs/superset/dashboards/sales-overview/dashboard.yaml:4: dashbaord_title: unknown key: Superset's "
+            "dashboard import does not accept 'dashbaord_title' (did you mean 'dashboard_title'?)"
+        ],
+    ),
+    "unknown key in a chart": (
+        "specs/superset/dashboards/sales-overview/charts/sales-by-region_fa85148a.yaml",
+        "slice_name: Sales by region",
+        "slice_name: Sales by region\nowner: alice",
+        ["sales-by-region_fa85148a.yaml:51: owner: unknown key: Superset's chart import does not accept 'owner'"],
+    ),
+    "unknown key in a dataset": (
+        "specs/superset/datasets/warehouse/sales.yaml",
+        "table_name: sales",
+        "table_name: sales\ntable_schema: main",
+        ["specs/superset/datasets/warehouse/sales.yaml:", "table_schema: unknown key: Superset's dataset import"],
+    ),
+    "unknown key in a dataset's column": (
+        "specs/superset/datasets/warehouse/sales.yaml",
+        "  column_name: order_date\n",
+        "  column_name: order_date\n  is_dtm: true\n",
+        [
+            "specs/superset/datasets/warehouse/sales.yaml:20: columns.1.is_dtm: unknown key: Superset's dataset "
+            "column import does not accept 'is_dtm' (did you mean 'is_dttm'?)"
+        ],
+    ),
+    "unknown key in a database": (
+        "specs/superset/databases/warehouse.yaml",
+        "database_name: warehouse",
+        "database_name: warehouse\nallow_csv_uploads: true",
+        ["specs/superset/databases/warehouse.yaml:", "(did you mean 'allow_csv_upload'?)"],
+    ),
     "asset without uuid": (
         "specs/superset/datasets/warehouse/sales.yaml",
         "uuid: 95f83bc2-d280-4df9-a309-3e0af886a8e4\n",
