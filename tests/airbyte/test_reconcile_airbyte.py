@@ -160,6 +160,26 @@ def test_a_plan_deleting_most_owned_resources_needs_the_flag(project: Project) -
     assert allowed.exit_code == 0 and "5 to delete" in allowed.output
 
 
+def test_emptying_one_kind_needs_the_flag_however_much_else_is_owned(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0  # 9 owned, 4 connections
+    connections = (
+        "  connections:\n    app-postgres-to-lake: {}\n    salesforce-to-lake: {}\n"
+        "    hubspot-to-lake: {}\n    mailchimp-to-lake: {}\n"
+    )
+    project.edit("environments/prod.yaml", connections, "  connections: {}\n")
+    project.prod.stats.reset()
+    refused = project.run("apply", "--env", "prod", "--auto-approve")
+    assert refused.exit_code == 1
+    assert "Error: the plan would delete all 4 airbyte connections reconciler owns in prod" in refused.output
+    assert "--allow-mass-delete" in refused.output and "Traceback" not in refused.output
+    assert project.prod.stats.writes == 0
+    assert len(by_name(project.prod.stored("connections"))) == 4
+
+    allowed = project.run("apply", "--env", "prod", "--auto-approve", "--allow-mass-delete")
+    assert allowed.exit_code == 0, allowed.output
+    assert not by_name(project.prod.stored("connections")) and len(by_name(project.prod.stored("sources"))) == 4
+
+
 def test_a_create_whose_response_is_lost_is_not_duplicated(project: Project) -> None:
     from reconciler import engine
 

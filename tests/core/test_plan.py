@@ -100,3 +100,36 @@ def test_identity_by_record_then_by_name_and_never_a_guess() -> None:
     assert renamed[SRC].id == "s2"
     with pytest.raises(AmbiguousIdentityError, match="2 live sources are named 'pg'"):
         match_objects("airbyte", "source", ["pg"], {}, [*listed, LiveObject("s3", "pg", {})])
+
+
+def owned_connections(count: int, extra_sources: int = 0) -> tuple[dict[ResourceKey, LiveResource], list[ResourceKey]]:
+    """`count` owned connections and `extra_sources` owned sources, all live."""
+    conns = [ResourceKey("airbyte", "connection", f"c{n}") for n in range(count)]
+    sources = [ResourceKey("airbyte", "source", f"s{n}") for n in range(extra_sources)]
+    return {key: LiveResource(key, f"id-{key.name}", {}) for key in [*conns, *sources]}, conns
+
+
+def test_every_owned_resource_of_a_kind_going_is_a_mass_delete_even_when_the_total_is_small() -> None:
+    live, conns = owned_connections(4, extra_sources=5)
+    records = {k: OwnershipRecord(k, v.id) for k, v in live.items()}
+    sources = [DesiredResource(k, {}) for k in live if k.kind == "source"]
+    with pytest.raises(PlanError, match="would delete all 4 airbyte connections reconciler owns in qa"):
+        build_plan(inputs(desired=sources, live=live, records=records))  # 4 of 9 in all: under the ratio
+    plan = build_plan(inputs(desired=sources, live=live, records=records, allow_mass_delete=True))
+    assert {a.key for a in plan.actions} == set(conns)
+    assert any("all 4 airbyte connections" in warning for warning in plan.warnings)
+
+
+def test_the_ratio_applies_to_each_kind_and_the_only_resource_of_a_kind_needs_the_flag() -> None:
+    live, conns = owned_connections(5, extra_sources=10)
+    records = {k: OwnershipRecord(k, v.id) for k, v in live.items()}
+    keep = [DesiredResource(k, {}) for k in live if k not in conns[:3]]
+    with pytest.raises(PlanError, match="3 of the 5 airbyte connections"):
+        build_plan(inputs(desired=keep, live=live, records=records))
+    two = [DesiredResource(k, {}) for k in live if k not in conns[:2]]
+    assert build_plan(inputs(desired=two, live=live, records=records)).count(ActionKind.DELETE) == 2
+
+    only = {DST: LiveResource(DST, "d1", {}), SRC: LiveResource(SRC, "s1", {"name": "pg", "host": "db"})}
+    owned = {k: OwnershipRecord(k, v.id) for k, v in only.items()}
+    with pytest.raises(PlanError, match="the only airbyte destination reconciler owns"):
+        build_plan(inputs(desired=[desired_set()[1]], live=only, records=owned))
