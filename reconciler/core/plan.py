@@ -54,7 +54,8 @@ class Plan:
     adopted: tuple[ResourceKey, ...] = ()
     """Desired resources found by name with no record: apply records them (no write)."""
     forgotten: tuple[ResourceKey, ...] = ()
-    """Owned resources already gone from the live system: their records are dropped on apply."""
+    """Owned resources already gone from the live system: their records are dropped first on apply
+    (a desired one is created anew, and recorded again once it exists)."""
     systems: tuple[str, ...] = field(default=())
 
     @property
@@ -193,7 +194,7 @@ def build_plan(inputs: PlanInputs) -> Plan:
         warnings.append(f"mass delete allowed: {'; '.join(mass)}")
 
     adopted = tuple(sorted(key for key in desired_keys if key in inputs.live and key not in inputs.records))
-    forgotten = tuple(sorted(key for key in orphans if key not in inputs.live))
+    forgotten = tuple(sorted(key for key in inputs.records if key not in inputs.live))  # desired ones: created anew
     return Plan(
         environment=inputs.environment,
         actions=tuple(actions),

@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reconciler.clients.airbyte import AirbyteClient
+from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from tests.helpers import Project
 
 
 def by_name(items: list[dict[str, object]]) -> dict[str, dict[str, object]]:
     return {str(item["name"]): item for item in items if not item.get("tombstone")}
+
+
+def recreate_by_hand(standin: AirbyteStandIn, name: str) -> str:
+    """Someone deletes connection `name` in the UI and a colleague makes it again: the new one's id."""
+    with AirbyteClient(standin.url, client_id="reconciler", client_secret="sandbox-secret") as ui:
+        [old] = [c for c in ui.list_all("connections", workspace_id=standin.workspace_id) if c["name"] == name]
+        ui.delete("connections", old["connectionId"])
+        body = {key: old[key] for key in ("name", "sourceId", "destinationId", "schedule")}
+        made = ui.create("connections", body, find_existing=lambda: None)
+    return str(made["connectionId"])
 
 
 def test_plan_apply_plan_converges_and_a_second_apply_writes_nothing(project: Project) -> None:
@@ -109,6 +121,43 @@ def test_lost_state_refinds_resources_by_name_and_never_duplicates(project: Proj
     assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
     assert len(by_name(project.qa.stored("sources"))) == 2
     assert len([s for s in project.qa.stored("sources") if not s.get("tombstone")]) == 2
+    assert "No changes." in project.run("plan", "--env", "qa").output
+
+
+def test_an_owned_object_deleted_by_hand_is_gone_and_a_namesake_made_since_is_never_taken_or_pruned(
+    project: Project,
+) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    colleagues = recreate_by_hand(project.qa, "mailchimp-to-lake")
+    project.qa.stats.reset()
+    refused = project.run("plan", "--env", "qa")
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "Error: airbyte: airbyte.connection/mailchimp-to-lake: the connection reconciler recorded" in refused.output
+    assert f"is gone, and an unowned connection has its name ({colleagues})" in refused.output
+    assert project.qa.stats.writes == 0
+
+    project.edit("environments/qa.yaml", "    mailchimp-to-lake:\n      schedule: manual\n", "")
+    plan = project.run("plan", "--env", "qa")
+    assert plan.exit_code == 0, plan.output
+    assert "Already gone, records will be dropped: airbyte.connection/mailchimp-to-lake" in plan.output
+    assert "0 to delete" in plan.output and colleagues not in plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert by_name(project.qa.stored("connections"))["mailchimp-to-lake"]["connectionId"] == colleagues
+    assert colleagues not in project.state_text()
+    project.qa.stats.reset()
+    assert "No changes." in project.run("apply", "--env", "qa", "--auto-approve").output
+    assert project.qa.stats.writes == 0
+
+
+def test_an_owned_object_deleted_by_hand_is_created_anew(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    with AirbyteClient(project.qa.url, client_id="reconciler", client_secret="sandbox-secret") as ui:
+        [old] = [c for c in ui.list_all("connections") if c["name"] == "mailchimp-to-lake"]
+        ui.delete("connections", old["connectionId"])
+    plan = project.run("plan", "--env", "qa")
+    assert "+ create airbyte.connection/mailchimp-to-lake" in plan.output
+    assert "Already gone, records will be dropped: airbyte.connection/mailchimp-to-lake" in plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
     assert "No changes." in project.run("plan", "--env", "qa").output
 
 

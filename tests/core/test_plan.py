@@ -133,3 +133,23 @@ def test_the_ratio_applies_to_each_kind_and_the_only_resource_of_a_kind_needs_th
     owned = {k: OwnershipRecord(k, v.id) for k, v in only.items()}
     with pytest.raises(PlanError, match="the only airbyte destination reconciler owns"):
         build_plan(inputs(desired=[desired_set()[1]], live=only, records=owned))
+
+
+def test_an_owned_resource_whose_object_is_gone_is_gone_never_refound_by_name() -> None:
+    colleagues = [LiveObject("s9", "pg", {})]  # made by hand after reconciler's s1 was deleted
+    gone = {SRC: OwnershipRecord(SRC, "s1")}
+    assert match_objects("airbyte", "source", [], gone, colleagues) == {}  # left the specs: forgotten, not pruned
+    with pytest.raises(AmbiguousIdentityError, match=r"recorded \(s1\) is gone, and an unowned source has its name"):
+        match_objects("airbyte", "source", ["pg"], gone, colleagues)  # wanted: neither taken over nor duplicated
+    assert match_objects("airbyte", "source", ["pg"], gone, [LiveObject("s8", "other", {})]) == {}  # created anew
+    # adopting by name is only for what has no record, and never what another record claims
+    old = ResourceKey("airbyte", "source", "old")
+    assert SRC not in match_objects("airbyte", "source", ["pg"], {old: OwnershipRecord(old, "s9")}, colleagues)
+
+
+def test_a_desired_resource_whose_object_is_gone_is_created_and_its_record_dropped_first() -> None:
+    live = {DST: LiveResource(DST, "d1", {"name": "lake"})}
+    records = {SRC: OwnershipRecord(SRC, "s1"), DST: OwnershipRecord(DST, "d1"), CONN: OwnershipRecord(CONN, "c1")}
+    plan = build_plan(inputs(live=live, records=records))
+    assert [(a.kind, a.key) for a in plan.actions] == [(ActionKind.CREATE, SRC), (ActionKind.CREATE, CONN)]
+    assert plan.forgotten == (CONN, SRC)
