@@ -286,6 +286,47 @@ def test_import_adopts_an_existing_platform_into_specs(project: Project) -> None
     assert plan.exit_code == 0, plan.output
     assert "0 to create" in plan.output and "0 to delete" in plan.output
     assert "(secret not tracked yet)" in plan.output
+    again = project.run("import", "airbyte", "--env", "prod")
+    assert again.exit_code == 0, again.output
+    assert "Nothing to import" in again.output and "9 already managed" in again.output
+
+
+def test_importing_what_is_already_owned_is_a_no_op_that_says_so(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    before = {
+        path: path.read_text() for path in [*project.root.glob("specs/airbyte/*"), *project.root.glob("environments/*")]
+    }
+    state = project.state_text("prod")
+    for flags in (["--include-owned"], []):
+        result = project.run("import", "airbyte", "--env", "prod", *flags)
+        assert result.exit_code == 0, result.output
+        assert "Nothing to import" in result.output
+        assert (
+            "9 already managed (recorded in the state), left as they are: airbyte.connection/app-postgres-to-lake"
+            in (result.output)
+        )
+    after = {
+        path: path.read_text() for path in [*project.root.glob("specs/airbyte/*"), *project.root.glob("environments/*")]
+    }
+    assert after == before and "-2" not in "".join(after.values())
+    assert project.state_text("prod") == state
+    assert "No changes." in project.run("plan", "--env", "prod").output
+    project.prod.stats.reset()
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    assert project.prod.stats.writes == 0
+
+
+def test_import_never_guesses_between_live_namesakes_of_a_defined_resource(project: Project) -> None:
+    config = {"sourceType": "postgres", "host": "x", "port": 5432, "database": "d", "username": "u", "password": "p"}
+    with AirbyteClient(project.qa.url, client_id="reconciler", client_secret="sandbox-secret") as ui:
+        for _ in range(2):  # specs/ define salesforce; qa does not select it; two live objects answer to the name
+            body = {"name": "salesforce", "workspaceId": project.qa.workspace_id, "configuration": config}
+            ui.create("sources", body, find_existing=lambda: None)
+    result = project.run("import", "airbyte", "--env", "qa")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("2 live sources have this name; reconciler will not guess") == 2
+    assert "salesforce" not in (project.root / "environments" / "qa.yaml").read_text()
+    assert not (project.root / ".reconciler" / "state" / "qa.json").exists()  # nothing recorded
 
 
 def test_one_system_is_planned_without_reaching_the_others(project: Project) -> None:
