@@ -72,6 +72,9 @@ def _collect(
                     if live_name not in selected[kind]:
                         result.select[f"{kind}s"].append(live_name)
                         result.ids[(kind, live_name)] = live_id
+                    elif live_name in recorded:  # its recorded object is gone: this one takes its place, asked for
+                        result.rebound.append(ResourceKey(rules.SYSTEM, kind, live_name))
+                        result.ids[(kind, live_name)] = live_id
                 continue
             if kind == "connection":
                 source, destination = names_by_id.get(answer["sourceId"]), names_by_id.get(answer["destinationId"])
@@ -161,6 +164,11 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
     selected_now = sum(len(names) for names in imported.select.values())
     if selected_now:
         lines.append(f"Selected {selected_now} resource(s) already defined in specs/ for {env_name}.")
+    if imported.rebound:
+        lines.append(
+            f"Adopted {len(imported.rebound)} live resource(s) in place of recorded ones that are gone: "
+            + ", ".join(str(key) for key in imported.rebound)
+        )
     lines += managed
     if imported.secret_variables:
         lines.append("Set these environment variables to the secrets (the live values are masked):")

@@ -57,6 +57,8 @@ class ImportedSpecs:
     """Names already defined in specs/ that the environment should now select."""
     managed: list[ResourceKey] = field(default_factory=list)
     """Live objects the state already records: left as they are."""
+    rebound: list[ResourceKey] = field(default_factory=list)
+    """Selected resources whose recorded object is gone, recorded again at the live object of their name."""
 
 
 def connector_entry(kind: str, answer: Mapping[str, Any], name: str, env: str, refs: list[str]) -> dict[str, Any]:

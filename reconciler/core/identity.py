@@ -39,7 +39,7 @@ def match_objects(
     no record claims. A wanted resource whose recorded object is gone while an unowned object
     has its name is an error: creating a second one by that name would make names ambiguous
     (the lost-state and lost-response recoveries find objects by name), and taking it over is
-    a person's call, not a guess.
+    a person's call (`reconcile import` records it), not a guess.
     """
     objects = list(listed)
     by_id = {obj.id: obj for obj in objects}
@@ -56,7 +56,7 @@ def match_objects(
                     system,
                     f"{key}: the {kind} reconciler recorded ({recorded[key].id}) is gone, and an unowned {kind} "
                     f"has its name ({ids}); reconciler will neither take that one over nor create a second "
-                    f"{key.name!r}. Delete or rename it, or rename the spec entry.",
+                    f"{key.name!r}. Adopt it with `reconcile import {system}`, or delete or rename it.",
                 )
             continue
         if len(candidates) > 1:

@@ -329,6 +329,28 @@ def test_import_never_guesses_between_live_namesakes_of_a_defined_resource(proje
     assert not (project.root / ".reconciler" / "state" / "qa.json").exists()  # nothing recorded
 
 
+def test_import_adopts_a_namesake_in_place_of_an_owned_object_that_is_gone_when_asked(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    colleagues = recreate_by_hand(project.qa, "mailchimp-to-lake")
+    refused = project.run("plan", "--env", "qa")
+    assert refused.exit_code == 1 and "Adopt it with `reconcile import airbyte`" in refused.output  # a person says
+    result = project.run("import", "airbyte", "--env", "qa")
+    assert result.exit_code == 0, result.output
+    assert (
+        "Adopted 1 live resource(s) in place of recorded ones that are gone: airbyte.connection/mailchimp-to-lake"
+        in (result.output)
+    )
+    assert "4 already managed" in result.output
+    assert not (project.root / "specs" / "airbyte" / "imported-qa.yaml").exists()
+    assert colleagues in project.state_text()
+    plan = project.run("plan", "--env", "qa")
+    assert plan.exit_code == 0, plan.output
+    assert "0 to create" in plan.output and "0 to delete" in plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert by_name(project.qa.stored("connections"))["mailchimp-to-lake"]["connectionId"] == colleagues
+    assert "No changes." in project.run("plan", "--env", "qa").output
+
+
 def test_one_system_is_planned_without_reaching_the_others(project: Project) -> None:
     missing = str(project.root / "no-such-kubeconfig")
     scoped = project.run("plan", "--env", "qa", KUBECONFIG_QA=missing)
