@@ -45,7 +45,7 @@ def match_objects(
     by_id = {obj.id: obj for obj in objects}
     keys = {ResourceKey(system, kind, name) for name in wanted}
     recorded = {key: record for key, record in records.items() if key.system == system and key.kind == kind}
-    matched = {key: by_id[record.id] for key, record in recorded.items() if record.id in by_id}
+    matched = _one_key_per_object(system, kind, keys, recorded, by_id)
     claimed = {record.id for record in recorded.values()}
     for key in sorted(keys):
         candidates = [obj for obj in objects if obj.name == key.name and obj.id not in claimed]
@@ -68,4 +68,34 @@ def match_objects(
         if candidates:
             matched[key] = candidates[0]
             claimed.add(candidates[0].id)
+    return matched
+
+
+def _one_key_per_object(
+    system: str,
+    kind: str,
+    wanted: set[ResourceKey],
+    recorded: Mapping[ResourceKey, OwnershipRecord],
+    by_id: Mapping[str, LiveObject],
+) -> dict[ResourceKey, LiveObject]:
+    """Owned resources found by their recorded id, one key per live object.
+
+    A state may record one object under two keys (an import that ran twice did so): the wanted
+    key keeps it and the others are gone (forgotten, never a delete of what the specs still
+    want); with no wanted key, the first keeps it; two wanted keys are an error.
+    """
+    keys_by_id: dict[str, list[ResourceKey]] = {}
+    for key, record in sorted(recorded.items()):
+        if record.id in by_id:
+            keys_by_id.setdefault(record.id, []).append(key)
+    matched: dict[ResourceKey, LiveObject] = {}
+    for live_id, keys in keys_by_id.items():
+        keeping = [key for key in keys if key in wanted] or keys[:1]
+        if len(keeping) > 1:
+            raise AmbiguousIdentityError(
+                system,
+                f"{', '.join(str(key) for key in keeping)} are all recorded at the one live {kind} {live_id}; "
+                "reconciler will not act on it twice. Keep one of them in the specs.",
+            )
+        matched[keeping[0]] = by_id[live_id]
     return matched

@@ -329,6 +329,26 @@ def test_import_never_guesses_between_live_namesakes_of_a_defined_resource(proje
     assert not (project.root / ".reconciler" / "state" / "qa.json").exists()  # nothing recorded
 
 
+def test_a_state_with_two_records_of_one_live_object_converges_without_deleting_it(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    path = project.root / ".reconciler" / "state" / "prod.json"
+    state = json.loads(path.read_text())  # as the old `import --include-owned` left it
+    state["resources"]["airbyte.connection/app-postgres-to-lake-2"] = state["resources"][
+        "airbyte.connection/app-postgres-to-lake"
+    ]
+    path.write_text(json.dumps(state))
+    plan = project.run("plan", "--env", "prod")
+    assert plan.exit_code == 0, plan.output
+    assert "0 to delete" in plan.output
+    assert "Already gone, records will be dropped: airbyte.connection/app-postgres-to-lake-2" in plan.output
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    assert "app-postgres-to-lake" in by_name(project.prod.stored("connections"))
+    assert "app-postgres-to-lake-2" not in project.state_text("prod")
+    project.prod.stats.reset()
+    assert "No changes." in project.run("apply", "--env", "prod", "--auto-approve").output
+    assert project.prod.stats.writes == 0
+
+
 def test_import_adopts_a_namesake_in_place_of_an_owned_object_that_is_gone_when_asked(project: Project) -> None:
     assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
     colleagues = recreate_by_hand(project.qa, "mailchimp-to-lake")

@@ -153,3 +153,13 @@ def test_a_desired_resource_whose_object_is_gone_is_created_and_its_record_dropp
     plan = build_plan(inputs(live=live, records=records))
     assert [(a.kind, a.key) for a in plan.actions] == [(ActionKind.CREATE, SRC), (ActionKind.CREATE, CONN)]
     assert plan.forgotten == (CONN, SRC)
+
+
+def test_one_live_object_recorded_under_two_keys_is_matched_once_and_never_pruned_through_the_other() -> None:
+    twin = ResourceKey("airbyte", "source", "pg-2")  # what the old `import --include-owned` wrote
+    listed = [LiveObject("s1", "pg", {})]
+    records = {SRC: OwnershipRecord(SRC, "s1"), twin: OwnershipRecord(twin, "s1")}
+    assert match_objects("airbyte", "source", ["pg"], records, listed) == {SRC: listed[0]}
+    assert match_objects("airbyte", "source", [], records, listed) == {SRC: listed[0]}  # one delete, not two
+    with pytest.raises(AmbiguousIdentityError, match=r"airbyte.source/pg, airbyte.source/pg-2 are all recorded"):
+        match_objects("airbyte", "source", ["pg", "pg-2"], records, listed)
