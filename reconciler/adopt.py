@@ -8,6 +8,7 @@ and order preserved), and records ownership so the next plan adopts instead of c
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,11 @@ from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.spec.files import read_spec_tree
 from reconciler.spec.loader import airbyte_definition_names
 
-COLLECTIONS = {"source": ("sources", "sourceId"), "destination": ("destinations", "destinationId")}
+COLLECTIONS = {
+    "source": ("sources", "sourceId"),
+    "destination": ("destinations", "destinationId"),
+    "connection": ("connections", "connectionId"),
+}
 
 
 def _collect(
@@ -32,42 +37,59 @@ def _collect(
     env: str,
     selected: Mapping[str, set[str]],
     defined: Mapping[str, set[str]],
+    records: Mapping[ResourceKey, OwnershipRecord],
     include_owned: bool,
 ) -> ImportedSpecs:
-    """Spec entries for live objects the specs do not define; defined but unselected ones are selected."""
+    """Spec entries for live objects the specs do not define; defined but unselected ones are selected.
+
+    A live object the state already records is managed: never written again, whatever its name.
+    """
     result = ImportedSpecs()
     taken = {kind: set(names) for kind, names in defined.items()}
     names_by_id: dict[str, str] = {}
     for kind, (collection, id_field) in COLLECTIONS.items():
-        for answer in provider.client.list_all(collection, workspace_id=provider.workspace_id):
-            live_name = str(answer.get("name", ""))
-            if live_name in defined[kind] and not include_owned:
-                names_by_id[answer[id_field]] = live_name
-                if live_name not in selected[kind]:
-                    result.select[f"{kind}s"].append(live_name)
-                    result.ids[(kind, live_name)] = str(answer[id_field])
+        listed = provider.client.list_all(collection, workspace_id=provider.workspace_id)
+        recorded = {key.name: record.id for key, record in records.items() if key.kind == kind}
+        owned = {live_id: name for name, live_id in recorded.items()}
+        live_ids = {str(answer[id_field]) for answer in listed}
+        unowned_names = Counter(str(a.get("name", "")) for a in listed if str(a[id_field]) not in owned)
+        for answer in listed:
+            live_id, live_name = str(answer[id_field]), str(answer.get("name", ""))
+            if live_id in owned:
+                result.managed.append(ResourceKey(rules.SYSTEM, kind, owned[live_id]))
+                names_by_id[live_id] = owned[live_id]
                 continue
-            name = spec_name(live_name, taken[kind])
-            names_by_id[answer[id_field]] = name
-            refs: list[str] = []
-            entry = connector_entry(kind, answer, name, env, refs)
-            getattr(result, f"{kind}s").append(entry)
-            result.secret_variables += refs
-            result.ids[(kind, name)] = str(answer[id_field])
-    for answer in provider.client.list_all("connections", workspace_id=provider.workspace_id):
-        live_name = str(answer.get("name", ""))
-        if live_name in defined["connection"] and not include_owned:
-            if live_name not in selected["connection"]:
-                result.select["connections"].append(live_name)
-                result.ids[("connection", live_name)] = str(answer["connectionId"])
-            continue
-        source, destination = names_by_id.get(answer["sourceId"]), names_by_id.get(answer["destinationId"])
-        if source is None or destination is None:
-            result.skipped.append(f"connection {live_name!r}: its source or destination is not in this workspace")
-            continue
-        name = spec_name(live_name, taken["connection"])
-        result.connections.append(connection_entry(answer, name, source, destination))
-        result.ids[("connection", name)] = str(answer["connectionId"])
+            if live_name in defined[kind] and not include_owned:
+                if unowned_names[live_name] > 1:
+                    result.skipped.append(
+                        f"{kind} {live_name!r} ({live_id}): {unowned_names[live_name]} live {kind}s have this name; "
+                        "reconciler will not guess"
+                    )
+                elif recorded.get(live_name) in live_ids:
+                    result.skipped.append(f"{kind} {live_name!r} ({live_id}): reconciler manages another of this name")
+                else:
+                    names_by_id[live_id] = live_name
+                    if live_name not in selected[kind]:
+                        result.select[f"{kind}s"].append(live_name)
+                        result.ids[(kind, live_name)] = live_id
+                    elif live_name in recorded:  # its recorded object is gone: this one takes its place, asked for
+                        result.rebound.append(ResourceKey(rules.SYSTEM, kind, live_name))
+                        result.ids[(kind, live_name)] = live_id
+                continue
+            if kind == "connection":
+                source, destination = names_by_id.get(answer["sourceId"]), names_by_id.get(answer["destinationId"])
+                if source is None or destination is None:
+                    result.skipped.append(f"connection {live_name!r}: its source or destination was not imported")
+                    continue
+                name = spec_name(live_name, taken[kind])
+                result.connections.append(connection_entry(answer, name, source, destination))
+            else:
+                name = spec_name(live_name, taken[kind])
+                refs: list[str] = []
+                getattr(result, f"{kind}s").append(connector_entry(kind, answer, name, env, refs))
+                result.secret_variables += refs
+            names_by_id[live_id] = name
+            result.ids[(kind, name)] = live_id
     return result
 
 
@@ -89,11 +111,16 @@ def _add_to_environment(env_file: Path, imported: ImportedSpecs) -> None:
     env_file.write_text(buffer.getvalue(), encoding="utf-8")
 
 
+def _managed_line(imported: ImportedSpecs) -> list[str]:
+    if not imported.managed:
+        return []
+    names = ", ".join(str(key) for key in sorted(imported.managed))
+    return [f"{len(imported.managed)} already managed (recorded in the state), left as they are: {names}"]
+
+
 def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, include_owned: bool = False) -> list[str]:
     """Write spec YAML for what the live Airbyte has and the specs do not; return report lines."""
     target = root / "specs" / "airbyte" / f"imported-{env_name}.yaml"
-    if target.exists():
-        raise ReconcilerError(f"{target} already exists; merge or remove it before importing again")
     warnings: list[str] = []
     with (
         engine.open_session(root, env_name, environ) as session,
@@ -110,14 +137,19 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
             "connection": {c.name for c in selection.connections},
         }
         defined = airbyte_definition_names(read_spec_tree(root))
-        imported = _collect(provider, env_name, selected, defined, include_owned)
+        owned = {key: record for key, record in records.items() if key.system == rules.SYSTEM}
+        imported = _collect(provider, env_name, selected, defined, owned, include_owned)
+        managed = _managed_line(imported)
+        skipped = [f"Skipped {reason}" for reason in imported.skipped]
         if not imported.ids:
-            return [*warnings, "Nothing to import: every live resource is already in the specs."]
+            return [*warnings, "Nothing to import: every live resource is already in the specs.", *managed, *skipped]
         body: dict[str, Any] = {
             section: getattr(imported, section)
             for section in ("sources", "destinations", "connections")
             if getattr(imported, section)
         }
+        if body and target.exists():
+            raise ReconcilerError(f"{target} already exists; merge or remove it before importing again")
         if body:
             target.parent.mkdir(parents=True, exist_ok=True)
             header = f"# Imported from the live Airbyte of {env_name} by `reconcile import airbyte`.\n"
@@ -137,9 +169,15 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
     selected_now = sum(len(names) for names in imported.select.values())
     if selected_now:
         lines.append(f"Selected {selected_now} resource(s) already defined in specs/ for {env_name}.")
+    if imported.rebound:
+        lines.append(
+            f"Adopted {len(imported.rebound)} live resource(s) in place of recorded ones that are gone: "
+            + ", ".join(str(key) for key in imported.rebound)
+        )
+    lines += managed
     if imported.secret_variables:
         lines.append("Set these environment variables to the secrets (the live values are masked):")
         lines += [f"  {name}" for name in imported.secret_variables]
-    lines += [f"Skipped {reason}" for reason in imported.skipped]
+    lines += skipped
     lines.append(f"Next: `reconcile plan --env {env_name}` should show no changes but secrets not tracked yet.")
     return lines

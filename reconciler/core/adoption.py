@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.core.airbyte import MASK
+from reconciler.core.model import ResourceKey
 from reconciler.spec.cron import strip_utc
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -54,6 +55,10 @@ class ImportedSpecs:
     skipped: list[str] = field(default_factory=list)
     select: dict[str, list[str]] = field(default_factory=lambda: {"sources": [], "destinations": [], "connections": []})
     """Names already defined in specs/ that the environment should now select."""
+    managed: list[ResourceKey] = field(default_factory=list)
+    """Live objects the state already records: left as they are."""
+    rebound: list[ResourceKey] = field(default_factory=list)
+    """Selected resources whose recorded object is gone, recorded again at the live object of their name."""
 
 
 def connector_entry(kind: str, answer: Mapping[str, Any], name: str, env: str, refs: list[str]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ environment enables pruning for that system.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -53,7 +54,8 @@ class Plan:
     adopted: tuple[ResourceKey, ...] = ()
     """Desired resources found by name with no record: apply records them (no write)."""
     forgotten: tuple[ResourceKey, ...] = ()
-    """Owned resources already gone from the live system: their records are dropped on apply."""
+    """Owned resources already gone from the live system: their records are dropped first on apply
+    (a desired one is created anew, and recorded again once it exists)."""
     systems: tuple[str, ...] = field(default=())
 
     @property
@@ -182,16 +184,17 @@ def build_plan(inputs: PlanInputs) -> Plan:
         actions.append(Action(ActionKind.DELETE, key, live.id, (), None, "owned, and no longer in the specs"))
 
     owned = [key for key in inputs.records if key in inputs.live]
-    if deletable and owned and len(deletable) / len(owned) > inputs.mass_delete_ratio and len(deletable) > 1:
+    mass = mass_deletes(deletable, owned, inputs.mass_delete_ratio)
+    if mass:
         if not inputs.allow_mass_delete:
             raise PlanError(
-                f"the plan would delete {len(deletable)} of the {len(owned)} resources reconciler owns in "
-                f"{inputs.environment}; refusing (pass --allow-mass-delete if this is intended)"
+                f"the plan would delete {'; '.join(mass)} in {inputs.environment}; "
+                "refusing (pass --allow-mass-delete if this is intended)"
             )
-        warnings.append(f"mass delete allowed: {len(deletable)} of {len(owned)} owned resources")
+        warnings.append(f"mass delete allowed: {'; '.join(mass)}")
 
     adopted = tuple(sorted(key for key in desired_keys if key in inputs.live and key not in inputs.records))
-    forgotten = tuple(sorted(key for key in orphans if key not in inputs.live))
+    forgotten = tuple(sorted(key for key in inputs.records if key not in inputs.live))  # desired ones: created anew
     return Plan(
         environment=inputs.environment,
         actions=tuple(actions),
@@ -204,6 +207,27 @@ def build_plan(inputs: PlanInputs) -> Plan:
         forgotten=forgotten,
         systems=inputs.systems,
     )
+
+
+def mass_deletes(deletable: Sequence[ResourceKey], owned: Sequence[ResourceKey], ratio: float) -> list[str]:
+    """Why these deletes are a mass delete (empty: they are not).
+
+    More than `ratio` of what reconciler owns, in all or of one kind (a single delete never
+    counts there), or every owned resource of a kind, even the only one: `connections: {}`
+    must not empty a kind unasked however much else is owned.
+    """
+    reasons: list[str] = []
+    if len(deletable) > 1 and len(deletable) / max(len(owned), 1) > ratio:
+        reasons.append(f"{len(deletable)} of the {len(owned)} resources reconciler owns")
+    kinds = Counter((key.system, key.kind) for key in owned)
+    for (system, kind), count in sorted(Counter((key.system, key.kind) for key in deletable).items()):
+        of_kind = kinds[(system, kind)]
+        if count >= of_kind:
+            what = f"all {count} {system} {kind}s" if count > 1 else f"the only {system} {kind}"
+            reasons.append(f"{what} reconciler owns")
+        elif count > 1 and count / of_kind > ratio:
+            reasons.append(f"{count} of the {of_kind} {system} {kind}s reconciler owns")
+    return reasons
 
 
 def changed_fields(action: Action) -> dict[str, Any]:

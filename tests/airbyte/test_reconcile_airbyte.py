@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reconciler.clients.airbyte import AirbyteClient
+from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from tests.helpers import Project
 
 
 def by_name(items: list[dict[str, object]]) -> dict[str, dict[str, object]]:
     return {str(item["name"]): item for item in items if not item.get("tombstone")}
+
+
+def recreate_by_hand(standin: AirbyteStandIn, name: str) -> str:
+    """Someone deletes connection `name` in the UI and a colleague makes it again: the new one's id."""
+    with AirbyteClient(standin.url, client_id="reconciler", client_secret="sandbox-secret") as ui:
+        [old] = [c for c in ui.list_all("connections", workspace_id=standin.workspace_id) if c["name"] == name]
+        ui.delete("connections", old["connectionId"])
+        body = {key: old[key] for key in ("name", "sourceId", "destinationId", "schedule")}
+        made = ui.create("connections", body, find_existing=lambda: None)
+    return str(made["connectionId"])
 
 
 def test_plan_apply_plan_converges_and_a_second_apply_writes_nothing(project: Project) -> None:
@@ -112,6 +124,43 @@ def test_lost_state_refinds_resources_by_name_and_never_duplicates(project: Proj
     assert "No changes." in project.run("plan", "--env", "qa").output
 
 
+def test_an_owned_object_deleted_by_hand_is_gone_and_a_namesake_made_since_is_never_taken_or_pruned(
+    project: Project,
+) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    colleagues = recreate_by_hand(project.qa, "mailchimp-to-lake")
+    project.qa.stats.reset()
+    refused = project.run("plan", "--env", "qa")
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "Error: airbyte: airbyte.connection/mailchimp-to-lake: the connection reconciler recorded" in refused.output
+    assert f"is gone, and an unowned connection has its name ({colleagues})" in refused.output
+    assert project.qa.stats.writes == 0
+
+    project.edit("environments/qa.yaml", "    mailchimp-to-lake:\n      schedule: manual\n", "")
+    plan = project.run("plan", "--env", "qa")
+    assert plan.exit_code == 0, plan.output
+    assert "Already gone, records will be dropped: airbyte.connection/mailchimp-to-lake" in plan.output
+    assert "0 to delete" in plan.output and colleagues not in plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert by_name(project.qa.stored("connections"))["mailchimp-to-lake"]["connectionId"] == colleagues
+    assert colleagues not in project.state_text()
+    project.qa.stats.reset()
+    assert "No changes." in project.run("apply", "--env", "qa", "--auto-approve").output
+    assert project.qa.stats.writes == 0
+
+
+def test_an_owned_object_deleted_by_hand_is_created_anew(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    with AirbyteClient(project.qa.url, client_id="reconciler", client_secret="sandbox-secret") as ui:
+        [old] = [c for c in ui.list_all("connections") if c["name"] == "mailchimp-to-lake"]
+        ui.delete("connections", old["connectionId"])
+    plan = project.run("plan", "--env", "qa")
+    assert "+ create airbyte.connection/mailchimp-to-lake" in plan.output
+    assert "Already gone, records will be dropped: airbyte.connection/mailchimp-to-lake" in plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert "No changes." in project.run("plan", "--env", "qa").output
+
+
 def test_unowned_resources_are_never_touched_and_owned_ones_are_pruned(project: Project) -> None:
     import httpx
 
@@ -158,6 +207,26 @@ def test_a_plan_deleting_most_owned_resources_needs_the_flag(project: Project) -
     assert refused.exit_code == 1 and "would delete 5 of the 5" in refused.output
     allowed = project.run("plan", "--env", "qa", "--allow-mass-delete")
     assert allowed.exit_code == 0 and "5 to delete" in allowed.output
+
+
+def test_emptying_one_kind_needs_the_flag_however_much_else_is_owned(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0  # 9 owned, 4 connections
+    connections = (
+        "  connections:\n    app-postgres-to-lake: {}\n    salesforce-to-lake: {}\n"
+        "    hubspot-to-lake: {}\n    mailchimp-to-lake: {}\n"
+    )
+    project.edit("environments/prod.yaml", connections, "  connections: {}\n")
+    project.prod.stats.reset()
+    refused = project.run("apply", "--env", "prod", "--auto-approve")
+    assert refused.exit_code == 1
+    assert "Error: the plan would delete all 4 airbyte connections reconciler owns in prod" in refused.output
+    assert "--allow-mass-delete" in refused.output and "Traceback" not in refused.output
+    assert project.prod.stats.writes == 0
+    assert len(by_name(project.prod.stored("connections"))) == 4
+
+    allowed = project.run("apply", "--env", "prod", "--auto-approve", "--allow-mass-delete")
+    assert allowed.exit_code == 0, allowed.output
+    assert not by_name(project.prod.stored("connections")) and len(by_name(project.prod.stored("sources"))) == 4
 
 
 def test_a_create_whose_response_is_lost_is_not_duplicated(project: Project) -> None:
@@ -217,6 +286,89 @@ def test_import_adopts_an_existing_platform_into_specs(project: Project) -> None
     assert plan.exit_code == 0, plan.output
     assert "0 to create" in plan.output and "0 to delete" in plan.output
     assert "(secret not tracked yet)" in plan.output
+    again = project.run("import", "airbyte", "--env", "prod")
+    assert again.exit_code == 0, again.output
+    assert "Nothing to import" in again.output and "9 already managed" in again.output
+
+
+def test_importing_what_is_already_owned_is_a_no_op_that_says_so(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    before = {
+        path: path.read_text() for path in [*project.root.glob("specs/airbyte/*"), *project.root.glob("environments/*")]
+    }
+    state = project.state_text("prod")
+    for flags in (["--include-owned"], []):
+        result = project.run("import", "airbyte", "--env", "prod", *flags)
+        assert result.exit_code == 0, result.output
+        assert "Nothing to import" in result.output
+        assert (
+            "9 already managed (recorded in the state), left as they are: airbyte.connection/app-postgres-to-lake"
+            in (result.output)
+        )
+    after = {
+        path: path.read_text() for path in [*project.root.glob("specs/airbyte/*"), *project.root.glob("environments/*")]
+    }
+    assert after == before and "-2" not in "".join(after.values())
+    assert project.state_text("prod") == state
+    assert "No changes." in project.run("plan", "--env", "prod").output
+    project.prod.stats.reset()
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    assert project.prod.stats.writes == 0
+
+
+def test_import_never_guesses_between_live_namesakes_of_a_defined_resource(project: Project) -> None:
+    config = {"sourceType": "postgres", "host": "x", "port": 5432, "database": "d", "username": "u", "password": "p"}
+    with AirbyteClient(project.qa.url, client_id="reconciler", client_secret="sandbox-secret") as ui:
+        for _ in range(2):  # specs/ define salesforce; qa does not select it; two live objects answer to the name
+            body = {"name": "salesforce", "workspaceId": project.qa.workspace_id, "configuration": config}
+            ui.create("sources", body, find_existing=lambda: None)
+    result = project.run("import", "airbyte", "--env", "qa")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("2 live sources have this name; reconciler will not guess") == 2
+    assert "salesforce" not in (project.root / "environments" / "qa.yaml").read_text()
+    assert not (project.root / ".reconciler" / "state" / "qa.json").exists()  # nothing recorded
+
+
+def test_a_state_with_two_records_of_one_live_object_converges_without_deleting_it(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    path = project.root / ".reconciler" / "state" / "prod.json"
+    state = json.loads(path.read_text())  # as the old `import --include-owned` left it
+    state["resources"]["airbyte.connection/app-postgres-to-lake-2"] = state["resources"][
+        "airbyte.connection/app-postgres-to-lake"
+    ]
+    path.write_text(json.dumps(state))
+    plan = project.run("plan", "--env", "prod")
+    assert plan.exit_code == 0, plan.output
+    assert "0 to delete" in plan.output
+    assert "Already gone, records will be dropped: airbyte.connection/app-postgres-to-lake-2" in plan.output
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    assert "app-postgres-to-lake" in by_name(project.prod.stored("connections"))
+    assert "app-postgres-to-lake-2" not in project.state_text("prod")
+    project.prod.stats.reset()
+    assert "No changes." in project.run("apply", "--env", "prod", "--auto-approve").output
+    assert project.prod.stats.writes == 0
+
+
+def test_import_adopts_a_namesake_in_place_of_an_owned_object_that_is_gone_when_asked(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    colleagues = recreate_by_hand(project.qa, "mailchimp-to-lake")
+    refused = project.run("plan", "--env", "qa")
+    assert refused.exit_code == 1 and "Adopt it with `reconcile import airbyte`" in refused.output  # a person says
+    result = project.run("import", "airbyte", "--env", "qa")
+    assert result.exit_code == 0, result.output
+    assert (
+        "Adopted 1 live resource(s) in place of recorded ones that are gone: airbyte.connection/mailchimp-to-lake"
+        in (result.output)
+    )
+    assert "4 already managed" in result.output
+    assert not (project.root / "specs" / "airbyte" / "imported-qa.yaml").exists()
+    assert colleagues in project.state_text()
+    plan = project.run("plan", "--env", "qa")
+    assert plan.exit_code == 0, plan.output
+    assert "0 to create" in plan.output and "0 to delete" in plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert by_name(project.qa.stored("connections"))["mailchimp-to-lake"]["connectionId"] == colleagues
+    assert "No changes." in project.run("plan", "--env", "qa").output
 
 
 def test_one_system_is_planned_without_reaching_the_others(project: Project) -> None:

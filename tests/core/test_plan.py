@@ -100,3 +100,66 @@ def test_identity_by_record_then_by_name_and_never_a_guess() -> None:
     assert renamed[SRC].id == "s2"
     with pytest.raises(AmbiguousIdentityError, match="2 live sources are named 'pg'"):
         match_objects("airbyte", "source", ["pg"], {}, [*listed, LiveObject("s3", "pg", {})])
+
+
+def owned_connections(count: int, extra_sources: int = 0) -> tuple[dict[ResourceKey, LiveResource], list[ResourceKey]]:
+    """`count` owned connections and `extra_sources` owned sources, all live."""
+    conns = [ResourceKey("airbyte", "connection", f"c{n}") for n in range(count)]
+    sources = [ResourceKey("airbyte", "source", f"s{n}") for n in range(extra_sources)]
+    return {key: LiveResource(key, f"id-{key.name}", {}) for key in [*conns, *sources]}, conns
+
+
+def test_every_owned_resource_of_a_kind_going_is_a_mass_delete_even_when_the_total_is_small() -> None:
+    live, conns = owned_connections(4, extra_sources=5)
+    records = {k: OwnershipRecord(k, v.id) for k, v in live.items()}
+    sources = [DesiredResource(k, {}) for k in live if k.kind == "source"]
+    with pytest.raises(PlanError, match="would delete all 4 airbyte connections reconciler owns in qa"):
+        build_plan(inputs(desired=sources, live=live, records=records))  # 4 of 9 in all: under the ratio
+    plan = build_plan(inputs(desired=sources, live=live, records=records, allow_mass_delete=True))
+    assert {a.key for a in plan.actions} == set(conns)
+    assert any("all 4 airbyte connections" in warning for warning in plan.warnings)
+
+
+def test_the_ratio_applies_to_each_kind_and_the_only_resource_of_a_kind_needs_the_flag() -> None:
+    live, conns = owned_connections(5, extra_sources=10)
+    records = {k: OwnershipRecord(k, v.id) for k, v in live.items()}
+    keep = [DesiredResource(k, {}) for k in live if k not in conns[:3]]
+    with pytest.raises(PlanError, match="3 of the 5 airbyte connections"):
+        build_plan(inputs(desired=keep, live=live, records=records))
+    two = [DesiredResource(k, {}) for k in live if k not in conns[:2]]
+    assert build_plan(inputs(desired=two, live=live, records=records)).count(ActionKind.DELETE) == 2
+
+    only = {DST: LiveResource(DST, "d1", {}), SRC: LiveResource(SRC, "s1", {"name": "pg", "host": "db"})}
+    owned = {k: OwnershipRecord(k, v.id) for k, v in only.items()}
+    with pytest.raises(PlanError, match="the only airbyte destination reconciler owns"):
+        build_plan(inputs(desired=[desired_set()[1]], live=only, records=owned))
+
+
+def test_an_owned_resource_whose_object_is_gone_is_gone_never_refound_by_name() -> None:
+    colleagues = [LiveObject("s9", "pg", {})]  # made by hand after reconciler's s1 was deleted
+    gone = {SRC: OwnershipRecord(SRC, "s1")}
+    assert match_objects("airbyte", "source", [], gone, colleagues) == {}  # left the specs: forgotten, not pruned
+    with pytest.raises(AmbiguousIdentityError, match=r"recorded \(s1\) is gone, and an unowned source has its name"):
+        match_objects("airbyte", "source", ["pg"], gone, colleagues)  # wanted: neither taken over nor duplicated
+    assert match_objects("airbyte", "source", ["pg"], gone, [LiveObject("s8", "other", {})]) == {}  # created anew
+    # adopting by name is only for what has no record, and never what another record claims
+    old = ResourceKey("airbyte", "source", "old")
+    assert SRC not in match_objects("airbyte", "source", ["pg"], {old: OwnershipRecord(old, "s9")}, colleagues)
+
+
+def test_a_desired_resource_whose_object_is_gone_is_created_and_its_record_dropped_first() -> None:
+    live = {DST: LiveResource(DST, "d1", {"name": "lake"})}
+    records = {SRC: OwnershipRecord(SRC, "s1"), DST: OwnershipRecord(DST, "d1"), CONN: OwnershipRecord(CONN, "c1")}
+    plan = build_plan(inputs(live=live, records=records))
+    assert [(a.kind, a.key) for a in plan.actions] == [(ActionKind.CREATE, SRC), (ActionKind.CREATE, CONN)]
+    assert plan.forgotten == (CONN, SRC)
+
+
+def test_one_live_object_recorded_under_two_keys_is_matched_once_and_never_pruned_through_the_other() -> None:
+    twin = ResourceKey("airbyte", "source", "pg-2")  # what the old `import --include-owned` wrote
+    listed = [LiveObject("s1", "pg", {})]
+    records = {SRC: OwnershipRecord(SRC, "s1"), twin: OwnershipRecord(twin, "s1")}
+    assert match_objects("airbyte", "source", ["pg"], records, listed) == {SRC: listed[0]}
+    assert match_objects("airbyte", "source", [], records, listed) == {SRC: listed[0]}  # one delete, not two
+    with pytest.raises(AmbiguousIdentityError, match=r"airbyte.source/pg, airbyte.source/pg-2 are all recorded"):
+        match_objects("airbyte", "source", ["pg", "pg-2"], records, listed)
