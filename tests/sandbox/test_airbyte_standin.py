@@ -196,6 +196,26 @@ def test_source_secrets_are_masked_on_every_read_and_stored_for_real(
     assert stored["configuration"]["tunnel_method"]["tunnel_user_password"] == "tunnel-secret"
 
 
+def test_a_custom_connector_reads_back_without_a_type(
+    standin: AirbyteStandIn, sdk: airbyte_api.AirbyteAPI, raw: httpx.Client
+) -> None:
+    """Like SourceReadMapper: only definitions the server knows by id are named; the definition id always is."""
+    custom = "0b7cbd2c-7c55-4d5a-9c8f-3e1d2f6a1b11"
+    body = {"name": "gong", "workspaceId": standin.workspace_id, "definitionId": custom}
+    created = raw.post("/sources", json={**body, "configuration": {"sourceType": "gong-custom", "api_key": "k"}})
+    assert created.status_code == 200, created.text
+    source_id = created.json()["sourceId"]
+    got = sdk.sources.get_source(request=api.GetSourceRequest(source_id=source_id)).source_response
+    assert got is not None
+    assert (got.source_type, got.definition_id) == ("", custom)
+    answer = raw.get(f"/sources/{source_id}").json()
+    assert answer["configuration"] == {"api_key": MASK}  # the type is not kept in the configuration
+    [listed] = raw.get("/sources").json()["data"]
+    assert (listed["sourceType"], listed["definitionId"]) == ("", custom)
+    known = sdk.sources.get_source(request=api.GetSourceRequest(source_id=postgres(sdk, standin))).source_response
+    assert known is not None and known.source_type == "postgres"
+
+
 def test_sdk_cannot_parse_configurations_without_a_discriminator(
     standin: AirbyteStandIn, sdk: airbyte_api.AirbyteAPI
 ) -> None:
