@@ -143,6 +143,8 @@ class PlanInputs:
     mass_delete_ratio: float = 0.5
     allow_mass_delete: bool = False
     systems: tuple[str, ...] = ()
+    observe_warnings: tuple[str, ...] = ()
+    """What the providers could not compare; shown first among the plan's warnings."""
 
 
 def _action_for(desired: DesiredResource, live: LiveResource | None, record: OwnershipRecord | None) -> Action | None:
@@ -170,7 +172,7 @@ def build_plan(inputs: PlanInputs) -> Plan:
         else:
             actions.append(action)
 
-    warnings: list[str] = []
+    warnings: list[str] = list(inputs.observe_warnings)
     orphans = [key for key in inputs.records if key not in desired_keys]
     deletable = [key for key in orphans if key in inputs.live and key.system in inputs.prune]
     for key in sorted(orphans):

@@ -73,6 +73,7 @@ class AirbyteProvider:
         live: dict[ResourceKey, LiveResource] = {}
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
         names_by_id: dict[str, str] = {}
+        warnings: list[str] = []
         for kind in (rules.SOURCE, rules.DESTINATION, rules.CONNECTION):
             answers = self._list(kind)
             wanted = [key.name for key in by_key if key.kind == kind]
@@ -84,10 +85,12 @@ class AirbyteProvider:
                     ends = ((rules.SOURCE, fields["source"]), (rules.DESTINATION, fields["destination"]))
                     depends[key] = [rules.key(k, n) for k, n in ends]
                 else:
-                    fields = rules.live_connector_fields(kind, answer)
+                    fields = rules.live_connector_fields(kind, answer, by_key.get(key))
+                    warning = rules.unreadable_type(kind, answer, by_key.get(key))
+                    warnings += [warning] if warning else []
                     names_by_id[obj.id] = key.name
                 live[key] = LiveResource(key, obj.id, fields)
-        return Observation(live, depends)
+        return Observation(live, depends, tuple(warnings))
 
     # ---- apply --------------------------------------------------------------------------
 

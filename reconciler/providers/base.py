@@ -23,6 +23,8 @@ class Observation:
 
     live: Mapping[ResourceKey, LiveResource]
     depends: Mapping[ResourceKey, Sequence[ResourceKey]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """What the provider could not compare, for the plan to say."""
 
 
 @dataclass

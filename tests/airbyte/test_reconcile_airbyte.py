@@ -230,3 +230,41 @@ def test_one_system_is_planned_without_reaching_the_others(project: Project) -> 
     assert "cannot load Kubernetes configuration" in everything.output and "no-such-kubeconfig" in everything.output
     unknown = project.run("plan", "--env", "qa", "--system", "airflow")
     assert unknown.exit_code == 1 and "unknown system airflow" in unknown.output
+
+
+CUSTOM_SOURCES = """
+  - name: gong
+    type: gong-custom
+    configuration: {region: eu}
+  - name: zendesk-fork
+    type: zendesk-fork
+    definitionId: 0b7cbd2c-7c55-4d5a-9c8f-3e1d2f6a1b11
+    configuration: {subdomain: acme}
+"""
+
+
+def test_custom_connectors_read_back_without_a_type_are_not_replaced(project: Project) -> None:
+    """Airbyte names no type for a custom definition: no replace from that; a definitionId is compared instead."""
+    with (project.root / "specs/airbyte/sources.yaml").open("a") as sources:
+        sources.write(CUSTOM_SOURCES)
+    project.edit("environments/qa.yaml", "    mailchimp: {}", "    gong: {}\n    zendesk-fork: {}\n    mailchimp: {}")
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    live = by_name(project.qa.stored("sources"))
+    assert live["zendesk-fork"]["definitionId"] == "0b7cbd2c-7c55-4d5a-9c8f-3e1d2f6a1b11"
+
+    again = project.run("plan", "--env", "qa", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "No changes." in again.output and "0 to replace" in again.output
+    assert "sourceType 'gong-custom' is not compared" in again.output  # the plan says what it cannot tell
+    project.qa.stats.reset()
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert project.qa.stats.writes == 0
+
+    project.edit(
+        "specs/airbyte/sources.yaml",
+        "definitionId: 0b7cbd2c-7c55-4d5a-9c8f-3e1d2f6a1b11",
+        "definitionId: 7d3f0c1e-0000-4000-8000-00000000abcd",
+    )
+    moved = project.run("plan", "--env", "qa")
+    assert "replace airbyte.source/zendesk-fork" in moved.output, moved.output
+    assert "1 to replace" in moved.output  # gong, whose type cannot be read back, is not
