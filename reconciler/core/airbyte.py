@@ -8,7 +8,7 @@ by namespace+name), masked secrets ("**********"), ids vs names for a connection
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from reconciler.core.model import DesiredResource, Path, ResourceKey, SecretSlot
@@ -258,6 +258,46 @@ def _stream_payload(name_key: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     if "selectedFields" in fields:
         stream["selectedFields"] = [{"fieldPath": path.split(".")} for path in fields["selectedFields"]]
     return stream
+
+
+KEPT_STREAM_SETTINGS = (
+    "syncMode",
+    "cursorField",
+    "primaryKey",
+    "selectedFields",
+    "mappers",
+    "destinationObjectName",
+    "includeFiles",
+)
+"""Stream settings Airbyte resets when a stream is sent without them (it rebuilds each sent stream)."""
+
+
+def keep_live_stream_settings(
+    streams: Sequence[Mapping[str, Any]], live: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Stream payloads completed with the live value of every setting the spec leaves out.
+
+    Sending a stream makes Airbyte rebuild it from discovery, so a setting made in the UI and not
+    declared in the specs (selected fields, mappers, a destination object name, ...) would be
+    silently reset; sending its live value keeps it. Unset values (empty lists, false) are not sent.
+    """
+    by_key = {(stream.get("namespace"), stream.get("name")): stream for stream in live}
+    by_name: dict[Any, list[Mapping[str, Any]]] = {}
+    for stream in live:
+        by_name.setdefault(stream.get("name"), []).append(stream)
+    completed: list[dict[str, Any]] = []
+    for stream in streams:
+        twin = by_key.get((stream.get("namespace"), stream.get("name")))
+        candidates = by_name.get(stream.get("name"), [])
+        if twin is None and "namespace" not in stream and len(candidates) == 1:
+            twin = candidates[0]
+        merged = dict(stream)
+        for setting in KEPT_STREAM_SETTINGS:
+            value = (twin or {}).get(setting)
+            if setting not in merged and value not in (None, [], False, ""):
+                merged[setting] = copy.deepcopy(value)
+        completed.append(merged)
+    return completed
 
 
 def connection_payload(fields: Mapping[str, Any], ids: Mapping[ResourceKey, str], *, full: bool) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 Observing an environment costs one paged listing per kind (three kinds), whatever the number
 of resources. Updates are PATCHes of what changed (sources and destinations deep-merge, so a
-masked secret the spec did not change is simply not sent). A connection's ends cannot change
-in place, and neither can a connector's type: those are replaced (delete, then create).
+masked secret the spec did not change is simply not sent); a PATCH that sends a connection's
+streams first reads the connection, to send back the stream settings the specs leave out (Airbyte
+would reset them). A connection's ends cannot change in place, and neither can a connector's
+type: those are replaced (delete, then create).
 """
 
 from __future__ import annotations
@@ -141,6 +143,10 @@ class AirbyteProvider:
         desired, kind = action.desired, action.key.kind
         if kind == rules.CONNECTION:
             body = rules.connection_payload(changed_fields(action), context.ids, full=False)
+            if "configurations" in body:  # sent streams are rebuilt: keep what the specs leave out
+                live = self.client.get(COLLECTIONS[kind], live_id).get("configurations") or {}
+                sent = body["configurations"]["streams"]
+                body["configurations"]["streams"] = rules.keep_live_stream_settings(sent, live.get("streams") or [])
         else:
             changed_secrets = {change.path for change in action.changes if change.secret}
             secrets = self._secret_values(desired, context, changed_secrets)

@@ -268,3 +268,37 @@ def test_custom_connectors_read_back_without_a_type_are_not_replaced(project: Pr
     moved = project.run("plan", "--env", "qa")
     assert "replace airbyte.source/zendesk-fork" in moved.output, moved.output
     assert "1 to replace" in moved.output  # gong, whose type cannot be read back, is not
+
+
+def test_sending_streams_keeps_the_stream_settings_the_specs_leave_out(project: Project) -> None:
+    """Airbyte rebuilds every sent stream: what was set in the UI and is not declared must be sent back."""
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    connection = by_name(project.qa.stored("connections"))["app-postgres-to-lake"]
+    streams = {s["name"]: s for s in connection["configurations"]["streams"]}  # type: ignore[index]
+    hashing = {"type": "hashing", "mapperConfiguration": {"targetField": "email", "method": "SHA-256"}}
+    streams["users"] |= {
+        "selectedFields": [{"fieldPath": ["id"]}, {"fieldPath": ["email"]}, {"fieldPath": ["updated_at"]}],
+        "mappers": [{"id": "5e1f0c9a-0000-4000-8000-000000000001", **hashing}],
+    }
+    streams["orders"] |= {"destinationObjectName": "app_orders"}
+    ui_edit = {"configurations": {"streams": list(streams.values())}}
+    project.qa.edit("connections", str(connection["connectionId"]), ui_edit)
+    assert "No changes." in project.run("plan", "--env", "qa").output  # undeclared: not drift
+
+    project.edit(
+        "specs/airbyte/connections.yaml",
+        "      - name: payments\n        namespace: public\n        syncMode: full_refresh_overwrite",
+        "      - name: payments\n        namespace: public\n        syncMode: full_refresh_append",
+    )
+    plan = project.run("plan", "--env", "qa")
+    assert "streams.public/payments.syncMode" in plan.output, plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+
+    after = by_name(project.qa.stored("connections"))["app-postgres-to-lake"]
+    kept = {s["name"]: s for s in after["configurations"]["streams"]}  # type: ignore[index]
+    assert kept["payments"]["syncMode"] == "full_refresh_append"
+    assert kept["users"]["selectedFields"] == streams["users"]["selectedFields"]
+    assert kept["users"]["mappers"] == streams["users"]["mappers"]
+    assert kept["orders"]["destinationObjectName"] == "app_orders"
+    assert kept["users"]["syncMode"] == "incremental_append"
+    assert "No changes." in project.run("plan", "--env", "qa").output

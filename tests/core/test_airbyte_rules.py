@@ -260,3 +260,40 @@ def test_import_writes_a_custom_connector_by_its_definition_id() -> None:
     entry = connector_entry(rules.SOURCE, custom_answer(), "gong", "qa", [])
     assert entry == {"name": "gong", "definitionId": CUSTOM_DEFINITION, "configuration": {"region": "eu"}}
     SourceSpec.model_validate(entry)
+
+
+def test_sent_streams_carry_the_live_settings_the_spec_leaves_out() -> None:
+    live = [
+        {
+            "name": "users",
+            "namespace": "public",
+            "syncMode": "incremental_append",
+            "cursorField": ["updated_at"],
+            "primaryKey": [["id"]],
+            "selectedFields": [{"fieldPath": ["id"]}, {"fieldPath": ["updated_at"]}],
+            "mappers": [{"id": "m1", "type": "hashing", "mapperConfiguration": {"targetField": "id"}}],
+            "includeFiles": False,
+        },
+        {"name": "orders", "namespace": "public", "selectedFields": [], "destinationObjectName": "app_orders"},
+    ]
+    sent = [
+        {"name": "users", "namespace": "public", "syncMode": "full_refresh_append"},
+        {"name": "orders", "selectedFields": [{"fieldPath": ["id"]}]},  # no namespace in the spec
+        {"name": "payments", "namespace": "public"},  # new: nothing to keep
+    ]
+    users, orders, payments = rules.keep_live_stream_settings(sent, live)
+    assert users == {
+        "name": "users",
+        "namespace": "public",
+        "syncMode": "full_refresh_append",  # declared: the spec wins
+        "cursorField": ["updated_at"],
+        "primaryKey": [["id"]],
+        "selectedFields": [{"fieldPath": ["id"]}, {"fieldPath": ["updated_at"]}],
+        "mappers": [{"id": "m1", "type": "hashing", "mapperConfiguration": {"targetField": "id"}}],
+    }
+    assert orders == {
+        "name": "orders",
+        "selectedFields": [{"fieldPath": ["id"]}],
+        "destinationObjectName": "app_orders",
+    }
+    assert payments == {"name": "payments", "namespace": "public"}
