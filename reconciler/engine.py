@@ -209,6 +209,7 @@ def observe(
     live: dict[ResourceKey, LiveResource] = {}
     depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
     warnings: list[str] = []
+    unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
     for system, provider in session.providers.items():
         mine = [resource for resource in desired if resource.key.system == system]
         owned = {key: record for key, record in records.items() if key.system == system}
@@ -216,7 +217,8 @@ def observe(
         live.update(observation.live)
         depends.update(observation.depends)
         warnings += observation.warnings
-    return Observation(live, depends, tuple(warnings))
+        unmanaged.update(observation.unmanaged_dependents)
+    return Observation(live, depends, tuple(warnings), unmanaged)
 
 
 def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
@@ -234,6 +236,7 @@ def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
             prune=prune,
             live_depends=observation.depends,
             observe_warnings=observation.warnings,
+            unmanaged_dependents=observation.unmanaged_dependents,
             mass_delete_ratio=session.env.settings.state.mass_delete_ratio,
             allow_mass_delete=allow_mass_delete,
             systems=tuple(session.providers),

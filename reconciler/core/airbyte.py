@@ -214,6 +214,16 @@ def live_connection_fields(
     }
 
 
+def managed_ends(answer: Mapping[str, Any], names_by_id: Mapping[str, str]) -> list[ResourceKey]:
+    """The source and destination of a connection answer that reconciler manages."""
+    ends = ((SOURCE, answer.get("sourceId", "")), (DESTINATION, answer.get("destinationId", "")))
+    return [key(kind, names_by_id[end_id]) for kind, end_id in ends if end_id in names_by_id]
+
+
+def describe_connection(answer: Mapping[str, Any]) -> str:
+    return f"connection {answer.get('name')!r} ({answer.get('connectionId')})"
+
+
 # ---- desired fields -> API payloads ---------------------------------------------------------
 
 

@@ -5,7 +5,9 @@ of resources. Updates are PATCHes of what changed (sources and destinations deep
 masked secret the spec did not change is simply not sent); a PATCH that sends a connection's
 streams first reads the connection, to send back the stream settings the specs leave out (Airbyte
 would reset them). A connection's ends cannot change in place, and neither can a connector's
-type: those are replaced (delete, then create).
+type: those are replaced (delete, then create). Deleting a source or destination makes Airbyte
+deprecate its connections, so observe also reports the connections outside the specs that use
+each one: the planner refuses a replace that would kill them.
 """
 
 from __future__ import annotations
@@ -76,11 +78,18 @@ class AirbyteProvider:
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
         names_by_id: dict[str, str] = {}
         warnings: list[str] = []
+        unmanaged: dict[ResourceKey, list[str]] = {}
         for kind in (rules.SOURCE, rules.DESTINATION, rules.CONNECTION):
             answers = self._list(kind)
             wanted = [key.name for key in by_key if key.kind == kind]
             objects = [LiveObject(str(a[ID_FIELDS[kind]]), str(a.get("name", "")), a) for a in answers]
-            for key, obj in match_objects(self.system, kind, wanted, records, objects).items():
+            matched = match_objects(self.system, kind, wanted, records, objects)
+            if kind == rules.CONNECTION:  # the connections a replace of their source or destination would kill
+                managed = {obj.id for obj in matched.values()}
+                for answer in (a for a in answers if str(a[ID_FIELDS[kind]]) not in managed):
+                    for end in rules.managed_ends(answer, names_by_id):
+                        unmanaged.setdefault(end, []).append(rules.describe_connection(answer))
+            for key, obj in matched.items():
                 answer = dict(obj.fields)
                 if kind == rules.CONNECTION:
                     fields = rules.live_connection_fields(answer, names_by_id, by_key.get(key))
@@ -92,7 +101,8 @@ class AirbyteProvider:
                     warnings += [warning] if warning else []
                     names_by_id[obj.id] = key.name
                 live[key] = LiveResource(key, obj.id, fields)
-        return Observation(live, depends, tuple(warnings))
+        dependents = {key: tuple(found) for key, found in unmanaged.items()}
+        return Observation(live, depends, tuple(warnings), dependents)
 
     # ---- apply --------------------------------------------------------------------------
 

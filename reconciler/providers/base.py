@@ -25,6 +25,8 @@ class Observation:
     depends: Mapping[ResourceKey, Sequence[ResourceKey]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     """What the provider could not compare, for the plan to say."""
+    unmanaged_dependents: Mapping[ResourceKey, tuple[str, ...]] = field(default_factory=dict)
+    """Live objects outside the specs and records that depend on a resource, described for people."""
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+
 from tests.helpers import Project
 
 
@@ -302,3 +304,68 @@ def test_sending_streams_keeps_the_stream_settings_the_specs_leave_out(project: 
     assert kept["orders"]["destinationObjectName"] == "app_orders"
     assert kept["users"]["syncMode"] == "incremental_append"
     assert "No changes." in project.run("plan", "--env", "qa").output
+
+
+def api(project: Project, method: str, path: str, body: dict[str, object]) -> httpx.Response:
+    """A request to the QA stand-in as someone else (the UI, a script) would make it."""
+    with httpx.Client(base_url=project.qa.url) as client:
+        credentials = {"client_id": "reconciler", "client_secret": "sandbox-secret", "grant-type": "client_credentials"}
+        token = client.post("/applications/token", json=credentials).json()["access_token"]
+        return client.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+LAKE_TO_GCS = ("  - name: lake\n    type: s3\n", "  - name: lake\n    type: gcs\n")
+
+
+def test_a_replace_shows_the_connections_it_takes_down_and_brings_them_back_active(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    old = by_name(project.qa.stored("connections"))
+    project.edit("specs/airbyte/destinations.yaml", *LAKE_TO_GCS)
+
+    plan = project.run("plan", "--env", "qa")
+    assert plan.exit_code == 0, plan.output
+    assert "Plan for qa: 2 to create, 0 to update, 1 to replace, 2 to delete, 2 unchanged." in plan.output
+    lines = [line for line in plan.output.splitlines() if not line.startswith(" ")]
+    assert lines[:6] == [
+        "- delete airbyte.connection/app-postgres-to-lake  (its destination lake is replaced: deleted first, "
+        "then created again against the new one)",
+        "- delete airbyte.connection/mailchimp-to-lake  (its destination lake is replaced: deleted first, "
+        "then created again against the new one)",
+        "-/+ replace airbyte.destination/lake  (destinationType cannot change in place)",
+        "+ create airbyte.connection/app-postgres-to-lake  (its destination lake is replaced: created again "
+        "against the new one)",
+        "+ create airbyte.connection/mailchimp-to-lake  (its destination lake is replaced: created again "
+        "against the new one)",
+        lines[5],
+    ]
+
+    applied = project.run("apply", "--env", "qa", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    [lake] = [d for d in project.qa.stored("destinations") if not d.get("tombstone")]
+    live = by_name(project.qa.stored("connections"))
+    assert set(live) == {"app-postgres-to-lake", "mailchimp-to-lake"}
+    for name, connection in live.items():
+        assert connection["status"] == "active" and connection["destinationId"] == lake["destinationId"]
+        assert connection["connectionId"] != old[name]["connectionId"]
+    project.qa.stats.reset()
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert project.qa.stats.writes == 0
+
+
+def test_a_replace_that_would_kill_a_connection_reconciler_does_not_manage_is_refused(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    stored = by_name(project.qa.stored("sources"))
+    lake = by_name(project.qa.stored("destinations"))["lake"]
+    body = {"name": "hand-made", "sourceId": stored["mailchimp"]["sourceId"], "destinationId": lake["destinationId"]}
+    made = api(project, "POST", "/connections", body)
+    assert made.status_code == 200, made.text
+    project.edit("specs/airbyte/destinations.yaml", *LAKE_TO_GCS)
+    writes = project.qa.stats.writes
+
+    for command in (["plan", "--env", "qa"], ["apply", "--env", "qa", "--auto-approve"]):
+        refused = project.run(*command)
+        assert refused.exit_code == 1, refused.output
+        assert "airbyte.destination/lake would take down connection 'hand-made'" in refused.output
+        assert "Traceback" not in refused.output
+    assert project.qa.stats.writes == writes
+    assert by_name(project.qa.stored("connections"))["hand-made"]["status"] == "active"
