@@ -214,14 +214,24 @@ def live_connection_fields(
     }
 
 
-def managed_ends(answer: Mapping[str, Any], names_by_id: Mapping[str, str]) -> list[ResourceKey]:
-    """The source and destination of a connection answer that reconciler manages."""
-    ends = ((SOURCE, answer.get("sourceId", "")), (DESTINATION, answer.get("destinationId", "")))
-    return [key(kind, names_by_id[end_id]) for kind, end_id in ends if end_id in names_by_id]
+def unmanaged_connections(
+    answers: Sequence[Mapping[str, Any]], managed_ids: set[str], names_by_id: Mapping[str, str]
+) -> dict[ResourceKey, tuple[str, ...]]:
+    """Connections outside the specs and records, by each managed source or destination they use.
 
-
-def describe_connection(answer: Mapping[str, Any]) -> str:
-    return f"connection {answer.get('name')!r} ({answer.get('connectionId')})"
+    Deleting a source or destination makes Airbyte deprecate its connections: these are what a
+    replace would kill without the specs saying so.
+    """
+    found: dict[ResourceKey, list[str]] = {}
+    for answer in answers:
+        if str(answer.get("connectionId")) in managed_ids:
+            continue
+        for kind, end_id in ((SOURCE, answer.get("sourceId", "")), (DESTINATION, answer.get("destinationId", ""))):
+            if end_id in names_by_id:
+                found.setdefault(key(kind, names_by_id[end_id]), []).append(
+                    f"connection {answer.get('name')!r} ({answer.get('connectionId')})"
+                )
+    return {end: tuple(described) for end, described in found.items()}
 
 
 # ---- desired fields -> API payloads ---------------------------------------------------------

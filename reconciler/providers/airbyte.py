@@ -78,17 +78,14 @@ class AirbyteProvider:
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
         names_by_id: dict[str, str] = {}
         warnings: list[str] = []
-        unmanaged: dict[ResourceKey, list[str]] = {}
+        unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
         for kind in (rules.SOURCE, rules.DESTINATION, rules.CONNECTION):
             answers = self._list(kind)
             wanted = [key.name for key in by_key if key.kind == kind]
             objects = [LiveObject(str(a[ID_FIELDS[kind]]), str(a.get("name", "")), a) for a in answers]
             matched = match_objects(self.system, kind, wanted, records, objects)
-            if kind == rules.CONNECTION:  # the connections a replace of their source or destination would kill
-                managed = {obj.id for obj in matched.values()}
-                for answer in (a for a in answers if str(a[ID_FIELDS[kind]]) not in managed):
-                    for end in rules.managed_ends(answer, names_by_id):
-                        unmanaged.setdefault(end, []).append(rules.describe_connection(answer))
+            if kind == rules.CONNECTION:
+                unmanaged = rules.unmanaged_connections(answers, {obj.id for obj in matched.values()}, names_by_id)
             for key, obj in matched.items():
                 answer = dict(obj.fields)
                 if kind == rules.CONNECTION:
@@ -101,8 +98,7 @@ class AirbyteProvider:
                     warnings += [warning] if warning else []
                     names_by_id[obj.id] = key.name
                 live[key] = LiveResource(key, obj.id, fields)
-        dependents = {key: tuple(found) for key, found in unmanaged.items()}
-        return Observation(live, depends, tuple(warnings), dependents)
+        return Observation(live, depends, tuple(warnings), unmanaged)
 
     # ---- apply --------------------------------------------------------------------------
 

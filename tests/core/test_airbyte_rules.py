@@ -297,3 +297,12 @@ def test_sent_streams_carry_the_live_settings_the_spec_leaves_out() -> None:
         "destinationObjectName": "app_orders",
     }
     assert payments == {"name": "payments", "namespace": "public"}
+
+
+def test_connections_outside_the_specs_are_found_by_the_managed_ends_they_use() -> None:
+    answers = [
+        {"connectionId": "c1", "name": "pg-to-lake", "sourceId": "s1", "destinationId": "d1"},  # managed
+        {"connectionId": "c7", "name": "hand-made", "sourceId": "s9", "destinationId": "d1"},  # s9: not managed
+    ]
+    found = rules.unmanaged_connections(answers, {"c1"}, {"s1": "pg", "d1": "lake"})
+    assert found == {rules.key(rules.DESTINATION, "lake"): ("connection 'hand-made' (c7)",)}
