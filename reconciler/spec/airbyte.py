@@ -39,6 +39,12 @@ class SyncMode(StrEnum):
 class _Connector(_Strict):
     """A connector is identified by its definitionId; `type` names one Airbyte knows by name."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"anyOf": [{"required": ["type"]}, {"required": ["definitionId"]}]},
+    )
     name: str = Field(pattern=NAME_PATTERN)
     definition_id: str | None = Field(
         default=None,
