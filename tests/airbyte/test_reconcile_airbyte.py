@@ -317,12 +317,15 @@ def api(project: Project, method: str, path: str, body: dict[str, object]) -> ht
 LAKE_TO_GCS = ("  - name: lake\n    type: s3\n", "  - name: lake\n    type: gcs\n")
 
 
-def test_a_replace_shows_the_connections_it_takes_down_and_brings_them_back_active(project: Project) -> None:
+def test_a_replace_shows_the_connections_it_takes_down_and_brings_them_back_active(
+    project: Project, tmp_path: Path
+) -> None:
     assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
     old = by_name(project.qa.stored("connections"))
     project.edit("specs/airbyte/destinations.yaml", *LAKE_TO_GCS)
 
-    plan = project.run("plan", "--env", "qa")
+    plan_file = tmp_path / "plan.json"
+    plan = project.run("plan", "--env", "qa", "--out", str(plan_file))
     assert plan.exit_code == 0, plan.output
     assert "Plan for qa: 2 to create, 0 to update, 1 to replace, 2 to delete, 2 unchanged." in plan.output
     lines = [line for line in plan.output.splitlines() if not line.startswith(" ")]
@@ -339,7 +342,7 @@ def test_a_replace_shows_the_connections_it_takes_down_and_brings_them_back_acti
         lines[5],
     ]
 
-    applied = project.run("apply", "--env", "qa", "--auto-approve")
+    applied = project.run("apply", "--env", "qa", str(plan_file))  # exactly what was reviewed
     assert applied.exit_code == 0, applied.output
     [lake] = [d for d in project.qa.stored("destinations") if not d.get("tombstone")]
     live = by_name(project.qa.stored("connections"))
