@@ -239,13 +239,17 @@ def observe(
 ) -> Observation:
     live: dict[ResourceKey, LiveResource] = {}
     depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
+    warnings: list[str] = []
+    unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
     for system, provider in session.providers.items():
         mine = [resource for resource in desired if resource.key.system == system]
         owned = {key: record for key, record in records.items() if key.system == system}
         observation = provider.observe(mine, owned)
         live.update(observation.live)
         depends.update(observation.depends)
-    return Observation(live, depends)
+        warnings += observation.warnings
+        unmanaged.update(observation.unmanaged_dependents)
+    return Observation(live, depends, tuple(warnings), unmanaged)
 
 
 def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
@@ -262,6 +266,8 @@ def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
             records={k: v for k, v in records.items() if k.system in session.providers},
             prune=prune,
             live_depends=observation.depends,
+            observe_warnings=observation.warnings,
+            unmanaged_dependents=observation.unmanaged_dependents,
             mass_delete_ratio=session.env.settings.state.mass_delete_ratio,
             allow_mass_delete=allow_mass_delete,
             systems=tuple(session.providers),

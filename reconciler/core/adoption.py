@@ -66,7 +66,11 @@ def connector_entry(kind: str, answer: Mapping[str, Any], name: str, env: str, r
     configuration = dict(answer.get("configuration") or {})
     connector_type = answer.get(type_field) or configuration.get(type_field)
     configuration.pop(type_field, None)
-    entry: dict[str, Any] = {"name": name, "type": connector_type}
+    entry: dict[str, Any] = {"name": name}
+    if connector_type:
+        entry["type"] = connector_type
+    else:  # a custom connector: Airbyte names only the definitions it knows
+        entry["definitionId"] = answer.get("definitionId")
     entry["configuration"] = _config_with_refs(configuration, f"{env}_{name}", (), refs)
     return entry
 

@@ -8,7 +8,7 @@ by namespace+name), masked secrets ("**********"), ids vs names for a connection
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from reconciler.core.model import DesiredResource, Path, ResourceKey, SecretSlot
@@ -54,14 +54,20 @@ def secret_refs(selection: AirbyteSelection) -> list[SecretRef]:
     return refs
 
 
+def type_field(kind: str) -> str:
+    return "sourceType" if kind == SOURCE else "destinationType"
+
+
 def _connector(kind: str, spec: SourceSpec | DestinationSpec, fingerprints: Fingerprints) -> DesiredResource:
     plain, refs = split_secrets(spec.configuration)
-    type_field = "sourceType" if kind == SOURCE else "destinationType"
-    fields: dict[str, Any] = {"name": spec.name, type_field: spec.type, "configuration": plain}
+    fields: dict[str, Any] = {"name": spec.name}
+    if spec.type:
+        fields[type_field(kind)] = spec.type
     if spec.definition_id:
         fields["definitionId"] = spec.definition_id
+    fields["configuration"] = plain
     slots = tuple(SecretSlot(("configuration", *path), ref.describe(), fingerprints(ref)) for path, ref in refs)
-    return DesiredResource(key(kind, spec.name), fields, slots, (), replace_on=(type_field, "definitionId"))
+    return DesiredResource(key(kind, spec.name), fields, slots, (), replace_on=(type_field(kind), "definitionId"))
 
 
 def stream_key(namespace: str | None, name: str) -> str:
@@ -128,18 +134,40 @@ def unmask(configuration: Any) -> Any:
     return copy.deepcopy(configuration)
 
 
-def live_connector_fields(kind: str, answer: Mapping[str, Any]) -> dict[str, Any]:
-    type_field = "sourceType" if kind == SOURCE else "destinationType"
+def live_connector_fields(kind: str, answer: Mapping[str, Any], desired: DesiredResource | None) -> dict[str, Any]:
+    """A source or destination answer in desired shape, its identity compared as the server can tell it.
+
+    Airbyte names the type only of connector definitions it knows by id (a custom one reads back
+    with an empty type), and `definitionId` always comes back: a spec with a definitionId is
+    compared by it alone, and a type that cannot be read back is taken as the desired one
+    (never a replace from an unreadable type; `unreadable_type` says so in the plan).
+    """
+    field = type_field(kind)
     configuration = unmask(answer.get("configuration") or {})
-    configuration.pop(type_field, None)
-    fields = {
-        "name": answer.get("name"),
-        type_field: answer.get(type_field) or (answer.get("configuration") or {}).get(type_field),
-        "configuration": configuration,
-    }
+    configuration.pop(field, None)
+    fields: dict[str, Any] = {"name": answer.get("name")}
+    wanted = desired.fields if desired is not None else {}
+    live_type = answer.get(field) or (answer.get("configuration") or {}).get(field)
+    if field in wanted and ("definitionId" in wanted or not live_type):
+        fields[field] = wanted[field]
+    else:
+        fields[field] = live_type or None
     if answer.get("definitionId"):
         fields["definitionId"] = answer["definitionId"]
+    fields["configuration"] = configuration
     return fields
+
+
+def unreadable_type(kind: str, answer: Mapping[str, Any], desired: DesiredResource | None) -> str | None:
+    """A plan warning when a desired type cannot be compared: the server does not name the live definition."""
+    field = type_field(kind)
+    if desired is None or field not in desired.fields or "definitionId" in desired.fields or answer.get(field):
+        return None
+    return (
+        f"{desired.key}: Airbyte does not name the type of definition {answer.get('definitionId')} "
+        f"(a custom connector), so {field} {desired.fields[field]!r} is not compared; "
+        "add its definitionId to the spec to have a change of connector detected"
+    )
 
 
 def _live_schedule(schedule: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -186,6 +214,26 @@ def live_connection_fields(
     }
 
 
+def unmanaged_connections(
+    answers: Sequence[Mapping[str, Any]], managed_ids: set[str], names_by_id: Mapping[str, str]
+) -> dict[ResourceKey, tuple[str, ...]]:
+    """Connections outside the specs and records, by each managed source or destination they use.
+
+    Deleting a source or destination makes Airbyte deprecate its connections: these are what a
+    replace would kill without the specs saying so.
+    """
+    found: dict[ResourceKey, list[str]] = {}
+    for answer in answers:
+        if str(answer.get("connectionId")) in managed_ids:
+            continue
+        for kind, end_id in ((SOURCE, answer.get("sourceId", "")), (DESTINATION, answer.get("destinationId", ""))):
+            if end_id in names_by_id:
+                found.setdefault(key(kind, names_by_id[end_id]), []).append(
+                    f"connection {answer.get('name')!r} ({answer.get('connectionId')})"
+                )
+    return {end: tuple(described) for end, described in found.items()}
+
+
 # ---- desired fields -> API payloads ---------------------------------------------------------
 
 
@@ -205,9 +253,9 @@ def connector_payload(
     full: bool,
 ) -> dict[str, Any]:
     """Create (full) or PATCH body of a source/destination; `secrets` holds only values to send."""
-    type_field = "sourceType" if kind == SOURCE else "destinationType"
     configuration = copy.deepcopy(dict(desired.fields["configuration"]))
-    configuration[type_field] = desired.fields[type_field]
+    if type_field(kind) in desired.fields:
+        configuration[type_field(kind)] = desired.fields[type_field(kind)]
     body: dict[str, Any] = {"name": desired.fields["name"], "configuration": configuration}
     for path, value in secrets.items():
         _set_path(body, path, value)
@@ -230,6 +278,46 @@ def _stream_payload(name_key: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     if "selectedFields" in fields:
         stream["selectedFields"] = [{"fieldPath": path.split(".")} for path in fields["selectedFields"]]
     return stream
+
+
+KEPT_STREAM_SETTINGS = (
+    "syncMode",
+    "cursorField",
+    "primaryKey",
+    "selectedFields",
+    "mappers",
+    "destinationObjectName",
+    "includeFiles",
+)
+"""Stream settings Airbyte resets when a stream is sent without them (it rebuilds each sent stream)."""
+
+
+def keep_live_stream_settings(
+    streams: Sequence[Mapping[str, Any]], live: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Stream payloads completed with the live value of every setting the spec leaves out.
+
+    Sending a stream makes Airbyte rebuild it from discovery, so a setting made in the UI and not
+    declared in the specs (selected fields, mappers, a destination object name, ...) would be
+    silently reset; sending its live value keeps it. Unset values (empty lists, false) are not sent.
+    """
+    by_key = {(stream.get("namespace"), stream.get("name")): stream for stream in live}
+    by_name: dict[Any, list[Mapping[str, Any]]] = {}
+    for stream in live:
+        by_name.setdefault(stream.get("name"), []).append(stream)
+    completed: list[dict[str, Any]] = []
+    for stream in streams:
+        twin = by_key.get((stream.get("namespace"), stream.get("name")))
+        candidates = by_name.get(stream.get("name"), [])
+        if twin is None and "namespace" not in stream and len(candidates) == 1:
+            twin = candidates[0]
+        merged = dict(stream)
+        for setting in KEPT_STREAM_SETTINGS:
+            value = (twin or {}).get(setting)
+            if setting not in merged and value not in (None, [], False, ""):
+                merged[setting] = copy.deepcopy(value)
+        completed.append(merged)
+    return completed
 
 
 def connection_payload(fields: Mapping[str, Any], ids: Mapping[ResourceKey, str], *, full: bool) -> dict[str, Any]:

@@ -42,8 +42,8 @@ def _airbyte(env: Environment) -> dict[str, dict[str, str]]:
     for c in env.airbyte.connections:
         schedules[c.name] = "manual" if c.schedule is None or c.schedule.type == "manual" else str(c.schedule.cron)
     return {
-        "source": {s.name: s.type for s in env.airbyte.sources},
-        "destination": {d.name: d.type for d in env.airbyte.destinations},
+        "source": {s.name: str(s.type or s.definition_id) for s in env.airbyte.sources},
+        "destination": {d.name: str(d.type or d.definition_id) for d in env.airbyte.destinations},
         "connection": schedules,
     }
 

@@ -1,7 +1,8 @@
 """Core: desired + live + ownership records -> a `Plan`, a frozen, serialisable list of actions.
 
 Building a plan reads nothing and writes nothing; the engine executes it. Actions come in
-dependency order (what others depend on first) and deletes come last in reverse order. Only
+dependency order (what others depend on first) and deletes come last in reverse order, except
+what a replace takes down with it: deleted just before the replace, created again after it. Only
 resources reconciler owns (it has a record of them) are ever deleted, and only where the
 environment enables pruning for that system.
 """
@@ -145,6 +146,10 @@ class PlanInputs:
     mass_delete_ratio: float = 0.5
     allow_mass_delete: bool = False
     systems: tuple[str, ...] = ()
+    observe_warnings: tuple[str, ...] = ()
+    """What the providers could not compare; shown first among the plan's warnings."""
+    unmanaged_dependents: Mapping[ResourceKey, tuple[str, ...]] = field(default_factory=dict)
+    """Live objects reconciler neither wants nor owns that depend on a resource (a replace would kill them)."""
 
 
 def _action_for(desired: DesiredResource, live: LiveResource | None, record: OwnershipRecord | None) -> Action | None:
@@ -160,8 +165,72 @@ def _action_for(desired: DesiredResource, live: LiveResource | None, record: Own
     return Action(ActionKind.UPDATE, desired.key, live.id, changes, desired, "differs from the spec")
 
 
+def _replace_cascade(
+    actions: Sequence[Action], unchanged: Sequence[ResourceKey], inputs: PlanInputs
+) -> tuple[list[Action], list[ResourceKey]]:
+    """What each replace takes down with it, shown in the plan and brought back in the same apply.
+
+    A replace deletes the live object before creating the new one, and the live system takes down
+    what depends on it (Airbyte deprecates the connections of a deleted source or destination).
+    So each live dependent is deleted just before the first replace it depends on and, when the
+    specs want it, created again once its new ends exist. A dependent that reconciler does not
+    manage, or owns but may not delete (pruning off), makes the plan refuse: apply would kill it.
+    """
+    replaced = [action.key for action in actions if action.kind == ActionKind.REPLACE]
+    desired = {resource.key: resource for resource in inputs.desired}
+    pruned = {action.key for action in actions if action.kind == ActionKind.DELETE}
+    dependents: dict[ResourceKey, list[ResourceKey]] = {}
+    for key, uses in sorted(inputs.live_depends.items()):
+        hit = [target for target in replaced if target in uses]
+        if hit and key in inputs.live and key not in replaced:
+            dependents[key] = hit
+    blocked = [
+        f"{target} would take down {what}"
+        for target in replaced
+        for what in inputs.unmanaged_dependents.get(target, ())
+    ]
+    blocked += [
+        f"{', '.join(map(str, targets))} would take down {key}, which left the specs but is not pruned"
+        for key, targets in dependents.items()
+        if key not in desired and key not in pruned
+    ]
+    if blocked:
+        raise PlanError(
+            "refusing to replace: a replace deletes the live object, and the live system then deletes what "
+            f"depends on it: {'; '.join(blocked)}. Re-point, delete or adopt those first"
+        )
+    if not dependents:
+        return list(actions), list(unchanged)
+
+    def because(key: ResourceKey) -> str:
+        return ", ".join(f"its {target.kind} {target.name} is replaced" for target in dependents[key])
+
+    ordered: list[Action] = []
+    taken_down: set[ResourceKey] = set()
+    for action in actions:
+        if action.key in dependents:
+            continue  # a pruned dependent moves before its replace; a wanted one is recreated below
+        for key, targets in dependents.items():
+            if action.key in targets and key not in taken_down:  # the first replace that takes it down
+                taken_down.add(key)
+                pruned_delete = next((a for a in actions if a.key == key and a.kind == ActionKind.DELETE), None)
+                reason = f"{because(key)}: deleted first, then created again against the new one"
+                ordered.append(pruned_delete or Action(ActionKind.DELETE, key, inputs.live[key].id, (), None, reason))
+        ordered.append(action)
+    anchors: dict[ResourceKey, list[Action]] = {}
+    for key in (key for key in dependents if key in desired):
+        needs = {*desired[key].depends_on, *dependents[key]}
+        anchor = [action.key for action in ordered if action.key in needs][-1]
+        changes = tuple(diff_resource(desired[key], None, inputs.records.get(key)))
+        reason = f"{because(key)}: created again against the new one"
+        anchors.setdefault(anchor, []).append(Action(ActionKind.CREATE, key, None, changes, desired[key], reason))
+    recreated = [step for action in ordered for step in (action, *anchors.get(action.key, ()))]
+    return recreated, [key for key in unchanged if key not in dependents]
+
+
 def build_plan(inputs: PlanInputs) -> Plan:
-    """Compare and order. Raises `PlanError` for a mass delete without `allow_mass_delete`."""
+    """Compare and order. Raises `PlanError` for a mass delete without `allow_mass_delete`, and for a
+    replace that would take down what reconciler may not delete."""
     desired_keys = {resource.key for resource in inputs.desired}
     actions: list[Action] = []
     unchanged: list[ResourceKey] = []
@@ -172,7 +241,7 @@ def build_plan(inputs: PlanInputs) -> Plan:
         else:
             actions.append(action)
 
-    warnings: list[str] = []
+    warnings: list[str] = list(inputs.observe_warnings)
     orphans = [key for key in inputs.records if key not in desired_keys]
     deletable = [key for key in orphans if key in inputs.live and key.system in inputs.prune]
     for key in sorted(orphans):
@@ -193,6 +262,7 @@ def build_plan(inputs: PlanInputs) -> Plan:
             )
         warnings.append(f"mass delete allowed: {'; '.join(mass)}")
 
+    actions, unchanged = _replace_cascade(actions, unchanged, inputs)
     adopted = tuple(sorted(key for key in desired_keys if key in inputs.live and key not in inputs.records))
     forgotten = tuple(sorted(key for key in inputs.records if key not in inputs.live))  # desired ones: created anew
     return Plan(

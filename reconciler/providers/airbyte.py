@@ -2,8 +2,12 @@
 
 Observing an environment costs one paged listing per kind (three kinds), whatever the number
 of resources. Updates are PATCHes of what changed (sources and destinations deep-merge, so a
-masked secret the spec did not change is simply not sent). A connection's ends cannot change
-in place, and neither can a connector's type: those are replaced (delete, then create).
+masked secret the spec did not change is simply not sent); a PATCH that sends a connection's
+streams first reads the connection, to send back the stream settings the specs leave out (Airbyte
+would reset them). A connection's ends cannot change in place, and neither can a connector's
+type: those are replaced (delete, then create). Deleting a source or destination makes Airbyte
+deprecate its connections, so observe also reports the connections outside the specs that use
+each one: the planner refuses a replace that would kill them.
 """
 
 from __future__ import annotations
@@ -73,21 +77,28 @@ class AirbyteProvider:
         live: dict[ResourceKey, LiveResource] = {}
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
         names_by_id: dict[str, str] = {}
+        warnings: list[str] = []
+        unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
         for kind in (rules.SOURCE, rules.DESTINATION, rules.CONNECTION):
             answers = self._list(kind)
             wanted = [key.name for key in by_key if key.kind == kind]
             objects = [LiveObject(str(a[ID_FIELDS[kind]]), str(a.get("name", "")), a) for a in answers]
-            for key, obj in match_objects(self.system, kind, wanted, records, objects).items():
+            matched = match_objects(self.system, kind, wanted, records, objects)
+            if kind == rules.CONNECTION:
+                unmanaged = rules.unmanaged_connections(answers, {obj.id for obj in matched.values()}, names_by_id)
+            for key, obj in matched.items():
                 answer = dict(obj.fields)
                 if kind == rules.CONNECTION:
                     fields = rules.live_connection_fields(answer, names_by_id, by_key.get(key))
                     ends = ((rules.SOURCE, fields["source"]), (rules.DESTINATION, fields["destination"]))
                     depends[key] = [rules.key(k, n) for k, n in ends]
                 else:
-                    fields = rules.live_connector_fields(kind, answer)
+                    fields = rules.live_connector_fields(kind, answer, by_key.get(key))
+                    warning = rules.unreadable_type(kind, answer, by_key.get(key))
+                    warnings += [warning] if warning else []
                     names_by_id[obj.id] = key.name
                 live[key] = LiveResource(key, obj.id, fields)
-        return Observation(live, depends)
+        return Observation(live, depends, tuple(warnings), unmanaged)
 
     # ---- apply --------------------------------------------------------------------------
 
@@ -138,6 +149,10 @@ class AirbyteProvider:
         desired, kind = action.desired, action.key.kind
         if kind == rules.CONNECTION:
             body = rules.connection_payload(changed_fields(action), context.ids, full=False)
+            if "configurations" in body:  # sent streams are rebuilt: keep what the specs leave out
+                live = self.client.get(COLLECTIONS[kind], live_id).get("configurations") or {}
+                sent = body["configurations"]["streams"]
+                body["configurations"]["streams"] = rules.keep_live_stream_settings(sent, live.get("streams") or [])
         else:
             changed_secrets = {change.path for change in action.changes if change.secret}
             secrets = self._secret_values(desired, context, changed_secrets)

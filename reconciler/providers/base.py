@@ -23,6 +23,10 @@ class Observation:
 
     live: Mapping[ResourceKey, LiveResource]
     depends: Mapping[ResourceKey, Sequence[ResourceKey]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """What the provider could not compare, for the plan to say."""
+    unmanaged_dependents: Mapping[ResourceKey, tuple[str, ...]] = field(default_factory=dict)
+    """Live objects outside the specs and records that depend on a resource, described for people."""
 
 
 @dataclass

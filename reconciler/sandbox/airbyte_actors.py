@@ -1,7 +1,8 @@
 """Airbyte stand-in, sources and destinations ("actors"): their handlers and configuration checks.
 
 Routed by airbyte_server.py (`/sources`, `/destinations` and their `/{id}` items, one ActorKind
-each); airbyte_connections.py looks actors up through `stored_actor`. Answers mask secrets, PUT
+each); airbyte_connections.py looks actors up through `stored_actor`. Answers name the type only
+of connector definitions the server knows by id (a custom one reads back with ""), mask secrets, PUT
 replaces a configuration while PATCH deep-merges it (a masked secret sent back keeps its stored
 value), and delete is soft: the actor is tombstoned and its connections deprecated, like Airbyte.
 Connector knowledge (secret and required fields) comes from airbyte_catalog.py.
@@ -10,6 +11,7 @@ Connector knowledge (secret and required fields) comes from airbyte_catalog.py.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -52,11 +54,12 @@ class ActorHandlers:
         self._store, self._base_url = store, base_url
 
     def _actor_answer(self, actor: ActorKind, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """The type is named only for definitions the server knows by name (empty for a custom one)."""
         spec = catalog.connector(actor.kind, stored[actor.type_field])
         return {
             actor.id_field: stored[actor.id_field],
             "name": stored["name"],
-            actor.type_field: stored[actor.type_field],
+            actor.type_field: _known_type(actor, stored),
             "definitionId": stored["definitionId"],
             "workspaceId": stored["workspaceId"],
             "configuration": catalog.masked(spec, stored["configuration"]),
@@ -105,14 +108,18 @@ class ActorHandlers:
 
     @staticmethod
     def _resolve_connector(actor: ActorKind, definition_id: Any, configuration: Mapping[str, Any]) -> catalog.Connector:
-        """By definitionId, else by configuration.<type field> (422 when neither is there)."""
+        """By definitionId, else by configuration.<type field> (422 when neither is there).
+
+        An unknown definitionId sent with a type stands for a custom connector definition of that name.
+        """
         connector_type = configuration.get(actor.type_field)
         if definition_id:
             known = catalog.connector_by_definition(actor.kind, str(definition_id))
             if known is not None:
                 return known
-            if not isinstance(connector_type, str):
+            if not isinstance(connector_type, str) or not connector_type:
                 raise unknown_value(str(definition_id))
+            return dataclasses.replace(catalog.connector(actor.kind, connector_type), definition_id=str(definition_id))
         if not isinstance(connector_type, str) or not connector_type:
             raise unprocessable()
         return catalog.connector(actor.kind, connector_type)
@@ -143,6 +150,12 @@ class ActorHandlers:
                 if connection[actor.id_field] == resource_id:
                     self._store.deprecate_connection(connection)
         return empty_response(204)
+
+
+def _known_type(actor: ActorKind, stored: Mapping[str, Any]) -> str:
+    """Like SourceReadMapper: the name of a definition the server knows by id, else ""."""
+    known = catalog.connector_by_definition(actor.kind, stored["definitionId"])
+    return known.type if known is not None else ""
 
 
 def _configuration(body: Mapping[str, Any]) -> dict[str, Any]:

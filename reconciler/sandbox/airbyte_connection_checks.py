@@ -30,7 +30,11 @@ class CatalogError(ValueError):
 
 
 def configure_streams(spec: Connector, requested: list[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-    """The configured streams for a connection: every discovered stream when none (or []) were sent."""
+    """The configured streams for a connection: every discovered stream when none (or []) were sent.
+
+    Each sent stream is rebuilt from discovery, as the server does: settings the request leaves out
+    (selected fields, mappers, destination object name) are reset, not kept from before.
+    """
     if not requested:
         return [_configured(stream, {}) for stream in spec.streams]
     valid = [stream.name for stream in spec.streams]
@@ -66,6 +70,8 @@ def _configured(stream: Stream, item: Mapping[str, Any]) -> dict[str, Any]:
     answer["selectedFields"] = copy.deepcopy(item.get("selectedFields") or [])
     answer["mappers"] = [_mapper(mapper) for mapper in item.get("mappers") or []]
     answer["includeFiles"] = bool(item.get("includeFiles") or False)
+    if item.get("destinationObjectName"):  # like the rest, reset when a stream is sent without it
+        answer["destinationObjectName"] = str(item["destinationObjectName"])
     return answer
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from reconciler.spec.cron import validate_quartz_cron
 from reconciler.spec.secrets import SecretField
@@ -37,10 +37,35 @@ class SyncMode(StrEnum):
 
 
 class _Connector(_Strict):
+    """A connector is identified by its definitionId; `type` names one Airbyte knows by name."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"anyOf": [{"required": ["type"]}, {"required": ["definitionId"]}]},
+    )
     name: str = Field(pattern=NAME_PATTERN)
-    type: str = Field(min_length=1, description="sourceType (postgres, ...) or destinationType (s3, ...)")
-    definition_id: str | None = Field(default=None, alias="definitionId")
+    definition_id: str | None = Field(
+        default=None,
+        alias="definitionId",
+        min_length=1,
+        description="The connector definition's id: needed for custom connectors, whose type Airbyte cannot name",
+    )
+    type: str | None = Field(
+        default=None,
+        min_length=1,
+        validate_default=True,
+        description="sourceType (postgres, ...) or destinationType (s3, ...)",
+    )
     configuration: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _identified(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("definition_id") is None:
+            raise ValueError("give `type` (e.g. postgres) or `definitionId` (required for a custom connector)")
+        return value
 
 
 class SourceSpec(_Connector):

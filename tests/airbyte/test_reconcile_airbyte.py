@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+
 from reconciler.clients.airbyte import AirbyteClient
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from tests.helpers import Project
@@ -382,3 +384,143 @@ def test_one_system_is_planned_without_reaching_the_others(project: Project) -> 
     assert "cannot load Kubernetes configuration" in everything.output and "no-such-kubeconfig" in everything.output
     unknown = project.run("plan", "--env", "qa", "--system", "airflow")
     assert unknown.exit_code == 1 and "unknown system airflow" in unknown.output
+
+
+CUSTOM_SOURCES = """
+  - name: gong
+    type: gong-custom
+    configuration: {region: eu}
+  - name: zendesk-fork
+    type: zendesk-fork
+    definitionId: 0b7cbd2c-7c55-4d5a-9c8f-3e1d2f6a1b11
+    configuration: {subdomain: acme}
+"""
+
+
+def test_custom_connectors_read_back_without_a_type_are_not_replaced(project: Project) -> None:
+    """Airbyte names no type for a custom definition: no replace from that; a definitionId is compared instead."""
+    with (project.root / "specs/airbyte/sources.yaml").open("a") as sources:
+        sources.write(CUSTOM_SOURCES)
+    project.edit("environments/qa.yaml", "    mailchimp: {}", "    gong: {}\n    zendesk-fork: {}\n    mailchimp: {}")
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    live = by_name(project.qa.stored("sources"))
+    assert live["zendesk-fork"]["definitionId"] == "0b7cbd2c-7c55-4d5a-9c8f-3e1d2f6a1b11"
+
+    again = project.run("plan", "--env", "qa", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "No changes." in again.output and "0 to replace" in again.output
+    assert "sourceType 'gong-custom' is not compared" in again.output  # the plan says what it cannot tell
+    project.qa.stats.reset()
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert project.qa.stats.writes == 0
+
+    project.edit(
+        "specs/airbyte/sources.yaml",
+        "definitionId: 0b7cbd2c-7c55-4d5a-9c8f-3e1d2f6a1b11",
+        "definitionId: 7d3f0c1e-0000-4000-8000-00000000abcd",
+    )
+    moved = project.run("plan", "--env", "qa")
+    assert "replace airbyte.source/zendesk-fork" in moved.output, moved.output
+    assert "1 to replace" in moved.output  # gong, whose type cannot be read back, is not
+
+
+def test_sending_streams_keeps_the_stream_settings_the_specs_leave_out(project: Project) -> None:
+    """Airbyte rebuilds every sent stream: what was set in the UI and is not declared must be sent back."""
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    connection = by_name(project.qa.stored("connections"))["app-postgres-to-lake"]
+    streams = {s["name"]: s for s in connection["configurations"]["streams"]}  # type: ignore[index]
+    hashing = {"type": "hashing", "mapperConfiguration": {"targetField": "email", "method": "SHA-256"}}
+    streams["users"] |= {
+        "selectedFields": [{"fieldPath": ["id"]}, {"fieldPath": ["email"]}, {"fieldPath": ["updated_at"]}],
+        "mappers": [{"id": "5e1f0c9a-0000-4000-8000-000000000001", **hashing}],
+    }
+    streams["orders"] |= {"destinationObjectName": "app_orders"}
+    ui_edit = {"configurations": {"streams": list(streams.values())}}
+    project.qa.edit("connections", str(connection["connectionId"]), ui_edit)
+    assert "No changes." in project.run("plan", "--env", "qa").output  # undeclared: not drift
+
+    project.edit(
+        "specs/airbyte/connections.yaml",
+        "      - name: payments\n        namespace: public\n        syncMode: full_refresh_overwrite",
+        "      - name: payments\n        namespace: public\n        syncMode: full_refresh_append",
+    )
+    plan = project.run("plan", "--env", "qa")
+    assert "streams.public/payments.syncMode" in plan.output, plan.output
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+
+    after = by_name(project.qa.stored("connections"))["app-postgres-to-lake"]
+    kept = {s["name"]: s for s in after["configurations"]["streams"]}  # type: ignore[index]
+    assert kept["payments"]["syncMode"] == "full_refresh_append"
+    assert kept["users"]["selectedFields"] == streams["users"]["selectedFields"]
+    assert kept["users"]["mappers"] == streams["users"]["mappers"]
+    assert kept["orders"]["destinationObjectName"] == "app_orders"
+    assert kept["users"]["syncMode"] == "incremental_append"
+    assert "No changes." in project.run("plan", "--env", "qa").output
+
+
+def api(project: Project, method: str, path: str, body: dict[str, object]) -> httpx.Response:
+    """A request to the QA stand-in as someone else (the UI, a script) would make it."""
+    with httpx.Client(base_url=project.qa.url) as client:
+        credentials = {"client_id": "reconciler", "client_secret": "sandbox-secret", "grant-type": "client_credentials"}
+        token = client.post("/applications/token", json=credentials).json()["access_token"]
+        return client.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+LAKE_TO_GCS = ("  - name: lake\n    type: s3\n", "  - name: lake\n    type: gcs\n")
+
+
+def test_a_replace_shows_the_connections_it_takes_down_and_brings_them_back_active(
+    project: Project, tmp_path: Path
+) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    old = by_name(project.qa.stored("connections"))
+    project.edit("specs/airbyte/destinations.yaml", *LAKE_TO_GCS)
+
+    plan_file = tmp_path / "plan.json"
+    plan = project.run("plan", "--env", "qa", "--out", str(plan_file))
+    assert plan.exit_code == 0, plan.output
+    assert "Plan for qa: 2 to create, 0 to update, 1 to replace, 2 to delete, 2 unchanged." in plan.output
+    lines = [line for line in plan.output.splitlines() if not line.startswith(" ")]
+    assert lines[:6] == [
+        "- delete airbyte.connection/app-postgres-to-lake  (its destination lake is replaced: deleted first, "
+        "then created again against the new one)",
+        "- delete airbyte.connection/mailchimp-to-lake  (its destination lake is replaced: deleted first, "
+        "then created again against the new one)",
+        "-/+ replace airbyte.destination/lake  (destinationType cannot change in place)",
+        "+ create airbyte.connection/app-postgres-to-lake  (its destination lake is replaced: created again "
+        "against the new one)",
+        "+ create airbyte.connection/mailchimp-to-lake  (its destination lake is replaced: created again "
+        "against the new one)",
+        lines[5],
+    ]
+
+    applied = project.run("apply", "--env", "qa", str(plan_file))  # exactly what was reviewed
+    assert applied.exit_code == 0, applied.output
+    [lake] = [d for d in project.qa.stored("destinations") if not d.get("tombstone")]
+    live = by_name(project.qa.stored("connections"))
+    assert set(live) == {"app-postgres-to-lake", "mailchimp-to-lake"}
+    for name, connection in live.items():
+        assert connection["status"] == "active" and connection["destinationId"] == lake["destinationId"]
+        assert connection["connectionId"] != old[name]["connectionId"]
+    project.qa.stats.reset()
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert project.qa.stats.writes == 0
+
+
+def test_a_replace_that_would_kill_a_connection_reconciler_does_not_manage_is_refused(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    stored = by_name(project.qa.stored("sources"))
+    lake = by_name(project.qa.stored("destinations"))["lake"]
+    body = {"name": "hand-made", "sourceId": stored["mailchimp"]["sourceId"], "destinationId": lake["destinationId"]}
+    made = api(project, "POST", "/connections", body)
+    assert made.status_code == 200, made.text
+    project.edit("specs/airbyte/destinations.yaml", *LAKE_TO_GCS)
+    writes = project.qa.stats.writes
+
+    for command in (["plan", "--env", "qa"], ["apply", "--env", "qa", "--auto-approve"]):
+        refused = project.run(*command)
+        assert refused.exit_code == 1, refused.output
+        assert "airbyte.destination/lake would take down connection 'hand-made'" in refused.output
+        assert "Traceback" not in refused.output
+    assert project.qa.stats.writes == writes
+    assert by_name(project.qa.stored("connections"))["hand-made"]["status"] == "active"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from reconciler.core import airbyte as rules
 from reconciler.core.diff import SECRET_CHANGED, diff_resource
-from reconciler.core.model import OwnershipRecord
+from reconciler.core.model import LiveResource, OwnershipRecord
 from reconciler.spec.airbyte import ConnectionSpec, SourceSpec
 from reconciler.spec.loader import AirbyteSelection
 from reconciler.spec.secrets import SecretRef
@@ -157,7 +160,7 @@ def test_masked_secret_is_not_a_change_when_its_fingerprint_matches_the_last_app
             "ssl_mode": {"mode": "prefer"},
         },
     }
-    live = LiveResource(desired.key, "s1", rules.live_connector_fields(rules.SOURCE, answer))
+    live = LiveResource(desired.key, "s1", rules.live_connector_fields(rules.SOURCE, answer, desired))
     record = OwnershipRecord(desired.key, "s1", {"configuration.password": "fp-env:PG_PASSWORD"})
     assert diff_resource(desired, live, record) == []
 
@@ -190,3 +193,116 @@ def test_connection_payload_uses_live_ids_and_field_paths() -> None:
         }
     ]
     assert body["schedule"] == {"scheduleType": "cron", "cronExpression": "0 0 2 * * ?"}
+
+
+CUSTOM_DEFINITION = "0b7cbd2c-7c55-4d5a-9c8f-3e1d2f6a1b11"
+
+
+def custom_source(**identity: str) -> Any:
+    spec = SourceSpec.model_validate({"name": "gong", **identity, "configuration": {"region": "eu"}})
+    return source_resources(spec)
+
+
+def custom_answer(definition_id: str = CUSTOM_DEFINITION, source_type: str = "") -> dict[str, Any]:
+    """A custom connector as Airbyte answers it: no type, the definition id, the type stripped from the config."""
+    return {
+        "sourceId": "s9",
+        "name": "gong",
+        "sourceType": source_type,
+        "definitionId": definition_id,
+        "configuration": {"region": "eu"},
+    }
+
+
+def test_an_unreadable_live_type_is_never_a_replace_and_the_plan_says_what_it_cannot_compare() -> None:
+    desired = custom_source(type="gong-custom")
+    live = LiveResource(desired.key, "s9", rules.live_connector_fields(rules.SOURCE, custom_answer(), desired))
+    assert diff_resource(desired, live, None) == []
+    warning = rules.unreadable_type(rules.SOURCE, custom_answer(), desired)
+    assert warning is not None and "definitionId" in warning and CUSTOM_DEFINITION in warning
+    assert rules.unreadable_type(rules.SOURCE, custom_answer(source_type="postgres"), desired) is None
+
+
+def test_a_connector_with_a_definition_id_is_compared_by_it() -> None:
+    for identity in ({"definitionId": CUSTOM_DEFINITION}, {"definitionId": CUSTOM_DEFINITION, "type": "gong-custom"}):
+        desired = custom_source(**identity)
+        assert rules.unreadable_type(rules.SOURCE, custom_answer(), desired) is None
+        same = LiveResource(desired.key, "s9", rules.live_connector_fields(rules.SOURCE, custom_answer(), desired))
+        assert diff_resource(desired, same, None) == []
+        other = custom_answer(definition_id="11111111-2222-3333-4444-555555555555")
+        moved = LiveResource(desired.key, "s9", rules.live_connector_fields(rules.SOURCE, other, desired))
+        assert [c.name for c in diff_resource(desired, moved, None)] == ["definitionId"]
+        assert "definitionId" in desired.replace_on
+
+
+def test_a_readable_type_that_differs_is_still_a_change() -> None:
+    desired = custom_source(type="gong-custom")
+    answer = custom_answer(definition_id="decd338e-5647-4c0b-adf4-da0e75f5a750", source_type="postgres")
+    live = LiveResource(desired.key, "s9", rules.live_connector_fields(rules.SOURCE, answer, desired))
+    [change] = diff_resource(desired, live, None)
+    assert (change.name, change.old, change.new) == ("sourceType", "postgres", "gong-custom")
+
+
+def test_a_definition_id_only_spec_creates_by_definition_id_without_a_type() -> None:
+    desired = custom_source(definitionId=CUSTOM_DEFINITION)
+    body = rules.connector_payload(rules.SOURCE, desired, {}, "ws", full=True)
+    assert body["definitionId"] == CUSTOM_DEFINITION and "sourceType" not in body["configuration"]
+
+
+def test_a_connector_needs_a_type_or_a_definition_id() -> None:
+    with pytest.raises(ValidationError, match="give `type`"):
+        SourceSpec.model_validate({"name": "gong", "configuration": {}})
+
+
+def test_import_writes_a_custom_connector_by_its_definition_id() -> None:
+    from reconciler.core.adoption import connector_entry
+
+    entry = connector_entry(rules.SOURCE, custom_answer(), "gong", "qa", [])
+    assert entry == {"name": "gong", "definitionId": CUSTOM_DEFINITION, "configuration": {"region": "eu"}}
+    SourceSpec.model_validate(entry)
+
+
+def test_sent_streams_carry_the_live_settings_the_spec_leaves_out() -> None:
+    live = [
+        {
+            "name": "users",
+            "namespace": "public",
+            "syncMode": "incremental_append",
+            "cursorField": ["updated_at"],
+            "primaryKey": [["id"]],
+            "selectedFields": [{"fieldPath": ["id"]}, {"fieldPath": ["updated_at"]}],
+            "mappers": [{"id": "m1", "type": "hashing", "mapperConfiguration": {"targetField": "id"}}],
+            "includeFiles": False,
+        },
+        {"name": "orders", "namespace": "public", "selectedFields": [], "destinationObjectName": "app_orders"},
+    ]
+    sent = [
+        {"name": "users", "namespace": "public", "syncMode": "full_refresh_append"},
+        {"name": "orders", "selectedFields": [{"fieldPath": ["id"]}]},  # no namespace in the spec
+        {"name": "payments", "namespace": "public"},  # new: nothing to keep
+    ]
+    users, orders, payments = rules.keep_live_stream_settings(sent, live)
+    assert users == {
+        "name": "users",
+        "namespace": "public",
+        "syncMode": "full_refresh_append",  # declared: the spec wins
+        "cursorField": ["updated_at"],
+        "primaryKey": [["id"]],
+        "selectedFields": [{"fieldPath": ["id"]}, {"fieldPath": ["updated_at"]}],
+        "mappers": [{"id": "m1", "type": "hashing", "mapperConfiguration": {"targetField": "id"}}],
+    }
+    assert orders == {
+        "name": "orders",
+        "selectedFields": [{"fieldPath": ["id"]}],
+        "destinationObjectName": "app_orders",
+    }
+    assert payments == {"name": "payments", "namespace": "public"}
+
+
+def test_connections_outside_the_specs_are_found_by_the_managed_ends_they_use() -> None:
+    answers = [
+        {"connectionId": "c1", "name": "pg-to-lake", "sourceId": "s1", "destinationId": "d1"},  # managed
+        {"connectionId": "c7", "name": "hand-made", "sourceId": "s9", "destinationId": "d1"},  # s9: not managed
+    ]
+    found = rules.unmanaged_connections(answers, {"c1"}, {"s1": "pg", "d1": "lake"})
+    assert found == {rules.key(rules.DESTINATION, "lake"): ("connection 'hand-made' (c7)",)}

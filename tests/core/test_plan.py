@@ -163,3 +163,54 @@ def test_one_live_object_recorded_under_two_keys_is_matched_once_and_never_prune
     assert match_objects("airbyte", "source", [], records, listed) == {SRC: listed[0]}  # one delete, not two
     with pytest.raises(AmbiguousIdentityError, match=r"airbyte.source/pg, airbyte.source/pg-2 are all recorded"):
         match_objects("airbyte", "source", ["pg", "pg-2"], records, listed)
+
+
+OLD_CONN = ResourceKey("airbyte", "connection", "old-to-lake")
+
+
+def replaced_lake(**overrides: object) -> PlanInputs:
+    """The lake changes type (a replace); pg-to-lake (wanted) and old-to-lake (owned, left the specs) use it."""
+    desired = [
+        DesiredResource(CONN, {"name": "pg-to-lake", "source": "pg"}, depends_on=(SRC, DST)),
+        DesiredResource(SRC, {"name": "pg", "host": "db"}),
+        DesiredResource(DST, {"name": "lake", "destinationType": "gcs"}, replace_on=("destinationType",)),
+    ]
+    live = {
+        SRC: LiveResource(SRC, "s1", {"name": "pg", "host": "db"}),
+        DST: LiveResource(DST, "d1", {"name": "lake", "destinationType": "s3"}),
+        CONN: LiveResource(CONN, "c1", {"name": "pg-to-lake", "source": "pg"}),
+        OLD_CONN: LiveResource(OLD_CONN, "c9", {"name": "old-to-lake"}),
+    }
+    base: dict[str, object] = {
+        "desired": desired,
+        "live": live,
+        "records": {k: OwnershipRecord(k, v.id) for k, v in live.items()},
+        "live_depends": {CONN: [SRC, DST], OLD_CONN: [SRC, DST]},
+    }
+    return inputs(**{**base, **overrides})
+
+
+def test_a_replace_shows_what_it_takes_down_and_brings_the_wanted_back_after_it() -> None:
+    plan = build_plan(replaced_lake())
+    assert [(a.kind, a.key) for a in plan.actions] == [
+        (ActionKind.DELETE, OLD_CONN),  # pruned anyway: before the replace would kill it
+        (ActionKind.DELETE, CONN),
+        (ActionKind.REPLACE, DST),
+        (ActionKind.CREATE, CONN),  # against the new lake
+    ]
+    _, delete, _, create = plan.actions
+    assert delete.live_id == "c1" and "its destination lake is replaced" in delete.reason
+    assert create.desired is not None and "its destination lake is replaced: created again" in create.reason
+    assert [c.name for c in create.changes] == ["name", "source"]
+    assert CONN not in plan.unchanged and SRC in plan.unchanged
+    assert plan_from_json(plan_to_json(plan)) == plan
+
+
+def test_a_replace_that_would_kill_what_reconciler_may_not_delete_is_refused() -> None:
+    unmanaged = {DST: ("connection 'hand-made' (c7)",)}
+    with pytest.raises(PlanError, match=r"airbyte\.destination/lake would take down connection 'hand-made' \(c7\)"):
+        build_plan(replaced_lake(unmanaged_dependents=unmanaged))
+    with pytest.raises(PlanError, match=r"take down airbyte\.connection/old-to-lake, which left the specs but is not"):
+        build_plan(replaced_lake(prune=frozenset()))
+    untouched = build_plan(replaced_lake(unmanaged_dependents={SRC: ("connection 'x' (c8)",)}))
+    assert untouched.count(ActionKind.REPLACE) == 1  # only what depends on the replaced object counts

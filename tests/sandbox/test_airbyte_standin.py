@@ -196,6 +196,26 @@ def test_source_secrets_are_masked_on_every_read_and_stored_for_real(
     assert stored["configuration"]["tunnel_method"]["tunnel_user_password"] == "tunnel-secret"
 
 
+def test_a_custom_connector_reads_back_without_a_type(
+    standin: AirbyteStandIn, sdk: airbyte_api.AirbyteAPI, raw: httpx.Client
+) -> None:
+    """Like SourceReadMapper: only definitions the server knows by id are named; the definition id always is."""
+    custom = "0b7cbd2c-7c55-4d5a-9c8f-3e1d2f6a1b11"
+    body = {"name": "gong", "workspaceId": standin.workspace_id, "definitionId": custom}
+    created = raw.post("/sources", json={**body, "configuration": {"sourceType": "gong-custom", "api_key": "k"}})
+    assert created.status_code == 200, created.text
+    source_id = created.json()["sourceId"]
+    got = sdk.sources.get_source(request=api.GetSourceRequest(source_id=source_id)).source_response
+    assert got is not None
+    assert (got.source_type, got.definition_id) == ("", custom)
+    answer = raw.get(f"/sources/{source_id}").json()
+    assert answer["configuration"] == {"api_key": MASK}  # the type is not kept in the configuration
+    [listed] = raw.get("/sources").json()["data"]
+    assert (listed["sourceType"], listed["definitionId"]) == ("", custom)
+    known = sdk.sources.get_source(request=api.GetSourceRequest(source_id=postgres(sdk, standin))).source_response
+    assert known is not None and known.source_type == "postgres"
+
+
 def test_sdk_cannot_parse_configurations_without_a_discriminator(
     standin: AirbyteStandIn, sdk: airbyte_api.AirbyteAPI
 ) -> None:
@@ -355,6 +375,44 @@ def test_patch_applies_sent_fields_and_streams_replace_the_catalog(
         "app_",
         ["users"],
     )
+
+
+def test_sent_streams_are_rebuilt_so_settings_left_out_are_reset(
+    standin: AirbyteStandIn, sdk: airbyte_api.AirbyteAPI, raw: httpx.Client
+) -> None:
+    """Like toAirbyteStreamConfiguration: a stream sent without selected fields, mappers or a destination
+    object name loses what it had (the UI's settings included). The SDK parses only encryption mappers back."""
+    created = connect(sdk, postgres(sdk, standin), s3(raw, standin), name="pg-to-lake")
+    encrypt_email = models.ConfiguredStreamMapper(
+        type=models.StreamMapperType.ENCRYPTION,
+        mapper_configuration=models.EncryptionMapperRSAConfiguration(
+            algorithm=models.EncryptionMapperAlgorithm.RSA,
+            field_name_suffix="_enc",
+            public_key="3082010a0282010100",
+            target_field="email",
+        ),
+    )
+    tuned = models.StreamConfiguration(
+        name="users",
+        selected_fields=[models.SelectedFieldInfo(field_path=["id"]), models.SelectedFieldInfo(field_path=["email"])],
+        mappers=[encrypt_email],
+        destination_object_name="app_users",
+    )
+
+    def patch(stream: models.StreamConfiguration) -> models.StreamConfiguration:
+        body = models.ConnectionPatchRequest(configurations=models.StreamConfigurations(streams=[stream]))
+        request = api.PatchConnectionRequest(connection_id=created.connection_id, connection_patch_request=body)
+        answer = sdk.connections.patch_connection(request=request).connection_response
+        assert answer is not None
+        [configured] = answer.configurations.streams or []
+        return configured
+
+    kept = patch(tuned)
+    assert [f.field_path for f in kept.selected_fields or []] == [["id"], ["email"]]
+    assert [m.type for m in kept.mappers or []] == ["encryption"] and (kept.mappers or [])[0].id
+    assert kept.destination_object_name == "app_users"
+    reset = patch(models.StreamConfiguration(name="users"))
+    assert (reset.selected_fields, reset.mappers, reset.destination_object_name) == ([], [], None)
 
 
 def test_primary_key_for_a_source_defined_key_is_rejected(

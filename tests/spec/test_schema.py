@@ -23,3 +23,9 @@ def test_connection_fields_use_the_api_names() -> None:
     schema = json.loads(CliRunner().invoke(main, ["schema", "--kind", "airbyte"]).output)
     connection = schema["$defs"]["ConnectionSpec"]["properties"]
     assert {"namespaceDefinition", "nonBreakingSchemaUpdatesBehavior", "streams"} <= set(connection)
+
+
+def test_a_connector_needs_a_type_or_a_definition_id_in_the_schema_too() -> None:
+    schema = json.loads(CliRunner().invoke(main, ["schema", "--kind", "airbyte"]).output)
+    for kind in ("SourceSpec", "DestinationSpec"):
+        assert schema["$defs"][kind]["anyOf"] == [{"required": ["type"]}, {"required": ["definitionId"]}]

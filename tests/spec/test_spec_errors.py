@@ -67,6 +67,12 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
         "    lake: {}\n    warehouse: {}",
         ["environments/prod.yaml:20: destinations.warehouse: no destination named 'warehouse'"],
     ),
+    "connector without type or definitionId": (
+        "specs/airbyte/sources.yaml",
+        "  - name: app-postgres\n    type: postgres\n",
+        "  - name: app-postgres\n",
+        ["specs/airbyte/sources.yaml:4: type: give `type` (e.g. postgres) or `definitionId`"],
+    ),
     "wrong type": (
         "environments/prod.yaml",
         "  prune: true",
