@@ -87,25 +87,27 @@ def _listed(name: str, saved: Sequence[ResourceKey], fresh: Sequence[ResourceKey
 def saved_plan_differences(saved: Plan, fresh: Plan) -> list[str]:
     """Every way the saved plan differs from a fresh plan of the same environment (empty: run it)."""
     problems: list[str] = []
-    fresh_actions = {action.key: action for action in fresh.actions}
-    seen: set[ResourceKey] = set()
+    # A key may have two actions (a connection deleted before its end is replaced, created again after):
+    # the n-th saved action of a key is checked against the n-th fresh one.
+    fresh_actions: dict[ResourceKey, list[Action]] = {}
+    for action in fresh.actions:
+        fresh_actions.setdefault(action.key, []).append(action)
+    seen: dict[ResourceKey, int] = {}
     for action in saved.actions:
-        if action.key in seen:
-            problems.append(f"the saved plan lists {action.key} twice")
-            continue
-        seen.add(action.key)
-        match = fresh_actions.get(action.key)
-        if match is None:
+        occurrence = seen.get(action.key, 0)
+        seen[action.key] = occurrence + 1
+        candidates = fresh_actions.get(action.key, [])
+        if occurrence >= len(candidates):
             problems.append(f"the saved plan has {_label(action)}, which a fresh plan does not")
             continue
-        difference = action_difference(action, match, fresh.live_ids)
+        difference = action_difference(action, candidates[occurrence], fresh.live_ids)
         if difference is not None:
             problems.append(difference)
-    problems += [
-        f"a fresh plan has {_label(action)}, which the saved plan does not"
-        for action in fresh.actions
-        if action.key not in seen
-    ]
+    for key, candidates in fresh_actions.items():
+        problems += [
+            f"a fresh plan has {_label(action)}, which the saved plan does not"
+            for action in candidates[seen.get(key, 0) :]
+        ]
     if not problems and [a.key for a in saved.actions] != [a.key for a in fresh.actions]:
         problems.append("the saved plan's actions are in another order than a fresh plan's")
     problems += _listed("adopts", saved.adopted, fresh.adopted)

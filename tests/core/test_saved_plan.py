@@ -107,7 +107,13 @@ def test_adoptions_forgotten_records_duplicates_and_order_are_checked() -> None:
         "the saved plan forgets airbyte.source/old, a fresh plan does not"
     ]
     doubled = dataclasses.replace(plan, actions=(*plan.actions, plan.actions[-1]))
-    assert saved_plan_differences(doubled, plan) == ["the saved plan lists airbyte.source/old twice"]
+    assert saved_plan_differences(doubled, plan) == [
+        f"the saved plan has `{plan.actions[-1].kind.value} airbyte.source/old`, which a fresh plan does not"
+    ]
+    assert saved_plan_differences(doubled, doubled) == []  # one key, two actions (a cascade): checked in turn
+    assert saved_plan_differences(plan, doubled) == [
+        f"a fresh plan has `{plan.actions[-1].kind.value} airbyte.source/old`, which the saved plan does not"
+    ]
     reordered = dataclasses.replace(plan, actions=tuple(reversed(plan.actions)))
     assert saved_plan_differences(reordered, plan) == [
         "the saved plan's actions are in another order than a fresh plan's"
