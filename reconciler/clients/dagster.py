@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from reconciler.errors import RedactedError
+
 LOCATION_FIELDS = """
     name
     loadStatus
@@ -43,7 +45,7 @@ mutation ReloadLocation($name: String!) {{
 LOADING = "LOADING"
 
 
-class DagsterError(Exception):
+class DagsterError(RedactedError):
     """Dagster could not be asked, or answered with an error."""
 
 

@@ -1,0 +1,31 @@
+"""What a user reads when something goes wrong: the server's cause, no traceback, no credentials."""
+
+from __future__ import annotations
+
+import socket
+
+from tests.helpers import Project
+
+CANARY = "Canary-Pass-9"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_credentials_in_a_url_never_reach_an_error_message(project: Project) -> None:
+    port = closed_port()
+    unreachable = project.run("plan", "--env", "qa", AIRBYTE_QA_URL=f"http://admin:{CANARY}@127.0.0.1:{port}/api/v1")
+    assert unreachable.exit_code == 1
+    assert "Error: airbyte: cannot reach http://admin:***@127.0.0.1" in unreachable.output
+    bad_scheme = project.run("plan", "--env", "qa", AIRBYTE_QA_URL=f"htp://{CANARY}@airbyte.internal/api/v1")
+    assert bad_scheme.exit_code == 1 and "htp://***@airbyte.internal" in bad_scheme.output
+
+    project.systems = ()
+    dagster = project.run("health", "--env", "qa", DAGSTER_QA_URL=f"http://ops:{CANARY}@127.0.0.1:{port}/graphql")
+    assert dagster.exit_code == 1 and "http://ops:***@127.0.0.1" in dagster.output
+    for result in (unreachable, bad_scheme, dagster):
+        assert CANARY not in result.output and "Traceback" not in result.output
