@@ -36,17 +36,64 @@ class _Retryable(Exception):
 
 
 def problem_message(response: httpx.Response) -> str:
-    """A readable message from a problem+json body, a `{message}` body or plain text."""
+    """A readable message from a problem+json body, a `{message}` body or plain text.
+
+    Airbyte's problem `title` and `detail` are constants per problem type: the cause is in `data`
+    (`message`, `validationErrorMessage`, ...), and Micronaut's own errors list theirs under
+    `_embedded.errors`. The cause is shown when there is one, the constant detail otherwise.
+    """
     try:
         body = response.json()
     except ValueError:
         text = response.text.strip().replace("\n", " ")
         return f"HTTP {response.status_code}: {text[:200] or response.reason_phrase}"
-    if isinstance(body, dict):
-        title = body.get("title") or body.get("message") or response.reason_phrase
-        detail = body.get("detail")
-        return f"HTTP {response.status_code} {title}" + (f": {detail}" if detail and detail != title else "")
-    return f"HTTP {response.status_code}: {body}"
+    if not isinstance(body, dict):
+        return f"HTTP {response.status_code}: {str(body)[:300]}"
+    title = body.get("title") or body.get("message") or response.reason_phrase
+    causes, facts = _problem_causes(body)
+    detail = body.get("detail")
+    text = "; ".join(causes) or (str(detail) if detail and detail != title else "")
+    if facts:
+        text = f"{text} ({facts})" if text else facts
+    return f"HTTP {response.status_code} {title}" + (f": {text[:1000]}" if text else "")
+
+
+_CAUSE_FIELDS = ("message", "validationErrorMessage", "failedPreconditionDetail", "error")
+
+
+def _problem_causes(body: dict[str, Any]) -> tuple[list[str], str]:
+    """The causes a problem body carries, and its other scalar facts as `key=value, ...`."""
+    causes: list[str] = []
+    facts: list[str] = []
+    data = body.get("data")
+    if isinstance(data, str) and data.strip():
+        causes.append(data.strip())
+    elif isinstance(data, dict):
+        for name, value in data.items():
+            if value is None or value == "":
+                continue
+            if name in _CAUSE_FIELDS and isinstance(value, str):
+                causes.append(value)
+            elif name == "errors" and isinstance(value, list):
+                causes += [_field_error(item) for item in value]
+            elif isinstance(value, str | int | float | bool):
+                facts.append(f"{name}={value}")
+    embedded = body.get("_embedded")
+    errors = embedded.get("errors") if isinstance(embedded, dict) else None
+    for item in errors if isinstance(errors, list) else []:
+        cause = _field_error(item)
+        if cause and cause != body.get("message"):
+            causes.append(cause)
+    return causes, ", ".join(facts)
+
+
+def _field_error(item: Any) -> str:
+    """One entry of an errors list: `path: message`, `stream: error`, or the entry as text."""
+    if not isinstance(item, dict):
+        return str(item)
+    message = item.get("message") or item.get("error") or item.get("validationErrorMessage") or ""
+    where = item.get("path") or item.get("field") or item.get("stream")
+    return f"{where}: {message}" if where and message else str(message or item)
 
 
 def _json(response: httpx.Response, what: str) -> Any:

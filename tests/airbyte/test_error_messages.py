@@ -29,3 +29,11 @@ def test_credentials_in_a_url_never_reach_an_error_message(project: Project) -> 
     assert dagster.exit_code == 1 and "http://ops:***@127.0.0.1" in dagster.output
     for result in (unreachable, bad_scheme, dagster):
         assert CANARY not in result.output and "Traceback" not in result.output
+
+
+def test_airbytes_cause_is_shown_when_it_refuses_a_connection(project: Project) -> None:
+    project.edit("specs/airbyte/connections.yaml", "- name: payments", "- name: paymentz")
+    result = project.run("apply", "--env", "qa", "--auto-approve")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "HTTP 400 bad-request: Invalid stream found. The list of valid streams include:" in result.output
+    assert project.qa.stats.by_route.get("POST /connections") == 1

@@ -1,0 +1,67 @@
+"""Airbyte's problem details read for their cause (`data`), and creates never retried blindly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.errors import ApiError
+from tests.clients.test_airbyte_client import client, token_or
+
+ERRORS = "https://reference.airbyte.com/reference/errors"
+
+
+def problem(status: int, title: str, detail: str, data: Any) -> httpx.Response:
+    body = {"type": f"{ERRORS}#{title}", "title": title, "status": status, "detail": detail, "data": data}
+    return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
+
+
+@pytest.mark.parametrize(
+    ("answer", "shown"),
+    [
+        (
+            problem(400, "bad-request", "The request could not be understood.", {"message": "sourceId is missing."}),
+            "HTTP 400 bad-request: sourceId is missing.",
+        ),
+        (
+            problem(
+                422, "unprocessable-entity", "Not understood", {"message": "$.port: string found, integer expected"}
+            ),
+            "HTTP 422 unprocessable-entity: $.port: string found, integer expected",
+        ),
+        (
+            problem(
+                400, "invalid-cron", "Invalid cron.", {"cronExpression": "0 0", "validationErrorMessage": "6 parts"}
+            ),
+            "HTTP 400 invalid-cron: 6 parts (cronExpression=0 0)",
+        ),
+        (
+            problem(404, "resource-not-found", "Not found.", {"resourceType": "source", "resourceId": "s9"}),
+            "HTTP 404 resource-not-found: Not found. (resourceType=source, resourceId=s9)",
+        ),
+        (
+            problem(400, "mapper-errors", "Bad mappers.", {"errors": [{"stream": "users", "error": "no field x"}]}),
+            "HTTP 400 mapper-errors: users: no field x",
+        ),
+        (
+            problem(400, "bad-request", "The request could not be understood.", "oops"),
+            "HTTP 400 bad-request: oops",
+        ),
+        (
+            httpx.Response(
+                400,
+                json={
+                    "message": "Bad Request",
+                    "_embedded": {"errors": [{"message": "Failed to convert argument", "path": "/body/schedule"}]},
+                },
+            ),
+            "HTTP 400 Bad Request: /body/schedule: Failed to convert argument",
+        ),
+    ],
+)
+def test_the_cause_of_a_refusal_is_shown_not_only_its_constant_title(answer: httpx.Response, shown: str) -> None:
+    with pytest.raises(ApiError) as info:
+        client(token_or(lambda request: answer)).patch("connections", "c1", {"name": "x"})
+    assert str(info.value) == f"airbyte: PATCH /connections/c1: {shown}"
