@@ -7,7 +7,8 @@
 - Errors: RFC 9457 problem objects (and self-hosted `{"message": ...}` 401s) become `ApiError`.
 - Retries with backoff on 429, 5xx, timeouts and dropped connections for idempotent calls. A
   create whose answer was lost looks the resource up by name before trying again, so a retry
-  never makes a duplicate.
+  never makes a duplicate; a create answered 500 (a failure inside the server) is looked up by
+  name, then reported with its cause, never retried.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from reconciler.errors import ApiError
 SYSTEM = "airbyte"
 PAGE_SIZE = 100
 TOKEN_MARGIN_SECONDS = 60.0
+SERVER_ERROR = 500
 
 log = structlog.get_logger(__name__)
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, *, ambiguous: bool) -> None:
+    def __init__(self, message: str, *, ambiguous: bool, status: int | None = None) -> None:
         super().__init__(message)
         self.ambiguous = ambiguous
+        self.status = status
 
 
 def problem_message(response: httpx.Response) -> str:
@@ -103,6 +106,16 @@ def _json(response: httpx.Response, what: str) -> Any:
     except ValueError as exc:
         snippet = response.text.strip().replace("\n", " ")[:120]
         raise ApiError(SYSTEM, f"{what}: expected JSON, got {snippet!r}", status=response.status_code) from exc
+
+
+def _recovered(
+    resource: str, body: dict[str, Any], find_existing: Callable[[], dict[str, Any] | None]
+) -> dict[str, Any] | None:
+    """The object an earlier POST of `body` created after all, if it exists."""
+    existing = find_existing()
+    if existing is not None:
+        log.info("airbyte.create.recovered", resource=resource, name=body.get("name"))
+    return existing
 
 
 class AirbyteClient:
@@ -182,7 +195,10 @@ class AirbyteClient:
                 self._token = None  # expired or revoked: sign in again once
                 continue
             if response.status_code in RETRYABLE_STATUS:
-                raise _Retryable(f"{method} {path}: {problem_message(response)}", ambiguous=response.status_code != 429)
+                status = response.status_code
+                raise _Retryable(
+                    f"{method} {path}: {problem_message(response)}", ambiguous=status != 429, status=status
+                )
             if response.status_code >= 400:
                 raise ApiError(SYSTEM, f"{method} {path}: {problem_message(response)}", status=response.status_code)
             return response
@@ -248,18 +264,24 @@ class AirbyteClient:
         *,
         find_existing: Callable[[], dict[str, Any] | None],
     ) -> dict[str, Any]:
-        """POST once; after an ambiguous failure ask `find_existing` before posting again."""
+        """POST once; after an ambiguous failure ask `find_existing` before anything else.
+
+        Only transient failures (429, 502-504, timeouts, lost connections) are tried again. A 500 is
+        Airbyte's answer to a create that failed inside the server (a connection failing validation
+        comes back so): looked up by name in case it was stored after all, then reported, not retried.
+        """
         last = ""
         for attempt in range(self._retry.attempts):
-            if attempt > 0:
-                existing = find_existing()
-                if existing is not None:
-                    log.info("airbyte.create.recovered", resource=resource, name=body.get("name"))
-                    return existing
+            if attempt > 0 and (existing := _recovered(resource, body, find_existing)) is not None:
+                return existing
             try:
                 answer: dict[str, Any] = _json(self._send("POST", f"/{resource}", params=None, body=body), "POST")
                 return answer
             except _Retryable as exc:
+                if exc.status == SERVER_ERROR:
+                    if (existing := _recovered(resource, body, find_existing)) is not None:
+                        return existing
+                    raise ApiError(SYSTEM, str(exc), status=exc.status) from None
                 last = str(exc)
                 self.counter.retries += 1
                 log.warning("airbyte.retry", method="POST", path=f"/{resource}", attempt=attempt + 1, reason=last)

@@ -37,3 +37,18 @@ def test_airbytes_cause_is_shown_when_it_refuses_a_connection(project: Project) 
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "HTTP 400 bad-request: Invalid stream found. The list of valid streams include:" in result.output
     assert project.qa.stats.by_route.get("POST /connections") == 1
+
+
+def test_a_create_failing_inside_the_server_is_looked_up_then_reported_not_retried(project: Project) -> None:
+    from reconciler import engine
+
+    with engine.open_session(project.root, "qa", project.environ, systems=["airbyte"]) as session:
+        plan = engine.make_plan(session)
+        project.qa.stats.reset()
+        project.qa.set_faults(server_error=1)  # the very next request is the first create's POST
+        report = engine.apply_plan(session, plan)
+    assert not report.ok and "HTTP 500 unexpected-problem" in str(report.error)
+    assert project.qa.stats.by_route.get("POST /destinations") == 1
+    assert project.qa.stats.by_route.get("GET /destinations") == 1  # looked up by name before failing
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    assert "No changes." in project.run("plan", "--env", "qa").output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -65,3 +66,26 @@ def test_the_cause_of_a_refusal_is_shown_not_only_its_constant_title(answer: htt
     with pytest.raises(ApiError) as info:
         client(token_or(lambda request: answer)).patch("connections", "c1", {"name": "x"})
     assert str(info.value) == f"airbyte: PATCH /connections/c1: {shown}"
+
+
+def test_a_create_answered_500_is_looked_up_by_name_and_not_posted_again() -> None:
+    posts: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posts.append(json.loads(request.content))
+        return problem(500, "unexpected-problem", "An unexpected problem has occurred.", {"message": "invalid stream"})
+
+    lookups: list[str] = []
+
+    def find_existing() -> dict[str, Any] | None:
+        lookups.append("looked up")
+        return None
+
+    with pytest.raises(ApiError) as info:
+        client(token_or(handler)).create("connections", {"name": "c"}, find_existing=find_existing)
+    assert len(posts) == 1 and lookups == ["looked up"]
+    assert info.value.status == 500 and "invalid stream" in str(info.value) and "gave up" not in str(info.value)
+
+    stored = {"connectionId": "c-1", "name": "c"}
+    found = client(token_or(handler)).create("connections", {"name": "c"}, find_existing=lambda: stored)
+    assert found == stored and len(posts) == 2
