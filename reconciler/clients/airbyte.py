@@ -3,7 +3,10 @@
 - Auth: client credentials at `/applications/token` (refreshed before expiry and on a 401) or a
   static bearer token.
 - Lists page with `limit`/`offset` and stop on an empty page (the server sets `next` whenever a
-  page is non-empty, so `next` alone never ends a listing).
+  page is non-empty, so `next` alone never ends a listing). A page repeating what was listed (a
+  server ignoring `offset`) or a listing past `MAX_LISTED` objects is an error naming the listing.
+- Answers are checked for shape (an object where one is due, ids on listed and created objects):
+  a wrong one is an `ApiError` naming the call, never a KeyError.
 - Errors: RFC 9457 problem objects (and self-hosted `{"message": ...}` 401s) become `ApiError`.
 - Retries with backoff on 429, 5xx, timeouts and dropped connections for idempotent calls. A
   create whose answer was lost looks the resource up by name before trying again, so a retry
@@ -27,6 +30,15 @@ SYSTEM = "airbyte"
 PAGE_SIZE = 100
 TOKEN_MARGIN_SECONDS = 60.0
 SERVER_ERROR = 500
+MAX_LISTED = 100_000
+"""A listing longer than this is refused (a server that pages forever must not hang a plan)."""
+ID_FIELDS = {
+    "sources": "sourceId",
+    "destinations": "destinationId",
+    "connections": "connectionId",
+    "workspaces": "workspaceId",
+    "jobs": "jobId",
+}
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +130,21 @@ def _recovered(
     return existing
 
 
+def _object(answer: Any, what: str, id_field: str | None = None) -> dict[str, Any]:
+    """`answer` as a JSON object (carrying a string `id_field`), or an error naming the call."""
+    if not isinstance(answer, dict):
+        raise ApiError(SYSTEM, f"{what}: expected a JSON object, got {_kind(answer)}")
+    if id_field is not None and not (isinstance(answer.get(id_field), str) and answer[id_field]):
+        raise ApiError(SYSTEM, f"{what}: an object without its {id_field}")
+    return answer
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind, for messages (never the value: it may hold a secret)."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
 class AirbyteClient:
     """A thin, typed-enough client for the endpoints reconciler uses."""
 
@@ -168,9 +195,15 @@ class AirbyteClient:
             raise ApiError(SYSTEM, f"cannot reach {self._base}: {exc}") from exc
         if response.status_code != 200:
             raise ApiError(SYSTEM, f"sign-in failed: {problem_message(response)}", status=response.status_code)
-        answer = _json(response, "POST /applications/token")
-        self._token = str(answer["access_token"])
-        self._token_expires = self._clock() + float(answer.get("expires_in", 180)) - TOKEN_MARGIN_SECONDS
+        what = "POST /applications/token"
+        answer = _object(_json(response, what), what)
+        token, lifetime = answer.get("access_token"), answer.get("expires_in", 180)
+        if not isinstance(token, str) or not token:
+            raise ApiError(SYSTEM, f"{what}: the answer has no access_token (keys: {', '.join(sorted(answer))})")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float):
+            raise ApiError(SYSTEM, f"{what}: expires_in is {_kind(lifetime)}, not a number of seconds")
+        self._token = token
+        self._token_expires = self._clock() + float(lifetime) - TOKEN_MARGIN_SECONDS
 
     def _auth_header(self) -> dict[str, str]:
         if self._token is None or self._clock() >= self._token_expires:
@@ -221,33 +254,50 @@ class AirbyteClient:
     # ---- resources ----------------------------------------------------------------------
 
     def iter_list(self, resource: str, *, workspace_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every object of a kind, a page of up to 100 at a time; ends on an empty page."""
+        """Every object of a kind, a page of up to 100 at a time; ends on an empty page.
+
+        Refuses a page that is not `{data: [objects with ids]}`, a page holding only objects already
+        listed (a server ignoring `offset` would repeat its first page forever) and more than
+        `MAX_LISTED` objects, naming the listing.
+        """
+        what = f"GET /{resource}"
+        id_field = ID_FIELDS.get(resource)
+        seen: set[str] = set()
         offset = 0
         while True:
             params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
             if workspace_id:
                 params["workspaceIds"] = workspace_id
-            page = self._request("GET", f"/{resource}", params=params) or {}
+            page = _object(self._request("GET", f"/{resource}", params=params) or {}, what)
             data = page.get("data") or []
+            if not isinstance(data, list):
+                raise ApiError(SYSTEM, f"{what}: `data` is {_kind(data)}, expected a list of objects")
             if not data:
                 return
-            yield from data
-            offset += len(data)
+            items = [_object(item, f"{what} (offset {offset})", id_field) for item in data]
+            ids = {str(item[id_field]) for item in items} if id_field else set()
+            if ids and ids <= seen:
+                raise ApiError(SYSTEM, f"{what}: the page at offset {offset} repeats objects already listed")
+            seen |= ids
+            offset += len(items)
+            if offset > MAX_LISTED:
+                raise ApiError(SYSTEM, f"{what}: more than {MAX_LISTED} objects; refusing to list further")
+            yield from items
 
     def list_all(self, resource: str, *, workspace_id: str | None = None) -> list[dict[str, Any]]:
         return [*self.iter_list(resource, workspace_id=workspace_id)]
 
     def get(self, resource: str, resource_id: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._request("GET", f"/{resource}/{resource_id}")
-        return answer
+        path = f"/{resource}/{resource_id}"
+        return _object(self._request("GET", path), f"GET {path}", ID_FIELDS.get(resource))
 
     def patch(self, resource: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = self._request("PATCH", f"/{resource}/{resource_id}", body=body)
-        return answer
+        path = f"/{resource}/{resource_id}"
+        return _object(self._request("PATCH", path, body=body), f"PATCH {path}")
 
     def put(self, resource: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = self._request("PUT", f"/{resource}/{resource_id}", body=body)
-        return answer
+        path = f"/{resource}/{resource_id}"
+        return _object(self._request("PUT", path, body=body), f"PUT {path}")
 
     def delete(self, resource: str, resource_id: str) -> None:
         """Delete; a resource already gone (404) counts as deleted."""
@@ -270,13 +320,13 @@ class AirbyteClient:
         Airbyte's answer to a create that failed inside the server (a connection failing validation
         comes back so): looked up by name in case it was stored after all, then reported, not retried.
         """
-        last = ""
+        last, id_field = "", ID_FIELDS.get(resource)
         for attempt in range(self._retry.attempts):
             if attempt > 0 and (existing := _recovered(resource, body, find_existing)) is not None:
                 return existing
             try:
-                answer: dict[str, Any] = _json(self._send("POST", f"/{resource}", params=None, body=body), "POST")
-                return answer
+                what = f"POST /{resource}"
+                return _object(_json(self._send("POST", f"/{resource}", params=None, body=body), what), what, id_field)
             except _Retryable as exc:
                 if exc.status == SERVER_ERROR:
                     if (existing := _recovered(resource, body, find_existing)) is not None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+
+from reconciler.sandbox.http_util import JsonHttpServer, Request, Response, json_response
 from tests.helpers import Project
 
 CANARY = "Canary-Pass-9"
@@ -52,3 +57,56 @@ def test_a_create_failing_inside_the_server_is_looked_up_then_reported_not_retri
     assert project.qa.stats.by_route.get("GET /destinations") == 1  # looked up by name before failing
     assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
     assert "No changes." in project.run("plan", "--env", "qa").output
+
+
+def odd_airbyte(sources: Callable[[Request], Any], token: Any = None) -> JsonHttpServer:
+    """A server speaking Airbyte's routes that answers `/sources` with `sources(request)`."""
+
+    def handle(request: Request) -> Response:
+        path = request.path.split("/api/public/v1", 1)[-1]
+        if path == "/applications/token":
+            return json_response(200, token if token is not None else {"access_token": "t", "expires_in": 900})
+        if path == "/workspaces":
+            first = request.first("offset") in (None, "0")
+            return json_response(200, {"data": [{"workspaceId": "w1", "name": "Default Workspace"}] if first else []})
+        if path == "/sources":
+            return json_response(200, sources(request))
+        return json_response(200, {"data": []})
+
+    server = JsonHttpServer(handle)
+    server.start()
+    return server
+
+
+def same_page_forever(request: Request) -> dict[str, Any]:
+    """The same full page whatever `offset` says (until offset 2000, so that a regression fails, not hangs)."""
+    if int(request.first("offset") or 0) >= 2000:
+        return {"data": []}
+    return {"data": [{"sourceId": f"s{i}", "name": f"s{i}", "configuration": {}} for i in range(100)]}
+
+
+def once(answer: Any) -> Callable[[Request], Any]:
+    """`answer` for the first page, then an empty page."""
+    return lambda request: answer if request.first("offset") in (None, "0") else {"data": []}
+
+
+@pytest.mark.parametrize(
+    ("sources", "token", "message"),
+    [
+        (same_page_forever, None, "GET /sources: the page at offset 100 repeats objects already listed"),
+        (once({"data": "oops"}), None, "GET /sources: `data` is a string, expected a list of objects"),
+        (once({"data": [{"name": "pg"}]}), None, "GET /sources (offset 0): an object without its sourceId"),
+        (once([{"sourceId": "s1"}]), None, "GET /sources: expected a JSON object, got a list"),
+        (once({"data": []}), {"token": "t"}, "POST /applications/token: the answer has no access_token"),
+    ],
+)
+def test_a_server_answering_oddly_gets_an_error_naming_the_call_not_a_traceback_or_a_hang(
+    project: Project, sources: Callable[[Request], Any], token: Any, message: str
+) -> None:
+    server = odd_airbyte(sources, token)
+    try:
+        result = project.run("plan", "--env", "qa", AIRBYTE_QA_URL=f"{server.origin}/api/public/v1")
+    finally:
+        server.stop()
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"Error: airbyte: {message}" in result.output
