@@ -1,4 +1,4 @@
-"""Secrets written as values are refused before anything runs: by name, in lists, as numbers.
+"""Secrets written as values are refused before anything runs: by name, in lists, as numbers, from ${VAR}.
 
 Each case puts a canary value where a secret goes; validate and plan must name file, line and
 field, exit 1, and never print the canary.
@@ -19,6 +19,7 @@ from tests.helpers import copy_example
 CANARY = "Canary-S3cret-7"
 PG = "      replication_method: {method: Standard}\n"
 LAKE_SECRET = "      secret_access_key: {secretRef: {env: LAKE_AWS_SECRET_ACCESS_KEY}}"
+QA_PASSWORD = "        password: {secretRef: {env: QA_APP_POSTGRES_PASSWORD}}"
 
 CASES: dict[str, tuple[str, str, str, str]] = {
     # name: (file, text to find, replacement, expected error line)
@@ -64,6 +65,19 @@ CASES: dict[str, tuple[str, str, str, str]] = {
         "      ssl_mode: {mode: require}",
         f'      ssl_mode: {{mode: verify-full, bundle: "-----BEGIN PRIVATE KEY-----\\n{CANARY}"}}',
         "specs/airbyte/sources.yaml:13: configuration.ssl_mode.bundle: looks like an inline secret",
+    ),
+    "${VAR} in the environment file": (
+        "environments/qa.yaml",
+        QA_PASSWORD,
+        "        password: ${QA_APP_POSTGRES_PASSWORD}",
+        "environments/qa.yaml:17: airbyte.sources.app-postgres.configuration.password: a secret cannot come "
+        "from ${QA_APP_POSTGRES_PASSWORD} (plans would show it); use {secretRef: {env: QA_APP_POSTGRES_PASSWORD}}",
+    ),
+    "${VAR:-default} under a widened name": (
+        "environments/qa.yaml",
+        "        s3_bucket_name: acme-lake-qa",
+        f"        s3_bucket_name: acme-lake-qa\n        kms_key: ${{LAKE_KMS_KEY:-{CANARY}}}",
+        "environments/qa.yaml:23: airbyte.destinations.lake.configuration.kms_key: a secret cannot come",
     ),
 }
 
