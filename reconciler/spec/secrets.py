@@ -19,13 +19,14 @@ SECRET_KEY_PATTERN = re.compile(
     | secret                        # client_secret, secret_access_key, hmac_key_secret
     | tokens?$                      # access_token, refresh_token
     | apikey                        # mailchimp's apikey
-    | _keys?$ | _key_id$            # api_key, client_key, api_keys, access_key_id
+    | (^|_)keys?$ | _key_id$        # api_key, client_key, api_keys, access_key_id, trello's key
     | access_id$                    # hmac_key_access_id
     | ^ssh                          # ssh_key, ssh_password (inside tunnel_method)
     | credentials                   # credentials_json, service_account_credentials
     | private_?key                  # private_key, private_key_password
     | certificate$                  # ca_certificate, client_certificate: Airbyte masks them too
-    | service_account_info$         # Google connectors' service account JSON
+    | service_account_(info|json)$  # Google connectors' service account JSON
+    | jaas_config$                  # Kafka's sasl_jaas_config holds the password
     """,
     re.IGNORECASE | re.VERBOSE,
 )

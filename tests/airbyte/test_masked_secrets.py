@@ -10,51 +10,47 @@ import pytest
 from reconciler.sandbox import airbyte_catalog
 from tests.helpers import Project
 
-CANARY = "Canary-Jaas-4"
-JAAS = (
-    f'org.apache.kafka.common.security.plain.PlainLoginModule required username=\\"airbyte\\" password=\\"{CANARY}\\";'
-)
-KAFKA = f"""
+CANARY = "Canary-Dsn-4"
+DSN = f"clickhouse://airbyte:{CANARY}@events.qa.internal:9440/events"
+EVENTS = f"""
   - name: events
-    type: kafka
+    type: events-db
     configuration:
-      bootstrap_servers: kafka.qa.internal:9092
-      protocol:
-        security_protocol: SASL_SSL
-        sasl_mechanism: PLAIN
-        sasl_jaas_config: "{JAAS}"
+      database: events
+      connection:
+        mode: tls
+        dsn: "{DSN}"
 """
 
 
 @pytest.fixture
-def kafka_masks_its_jaas_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Airbyte's Kafka source marks `protocol.sasl_jaas_config` airbyte_secret: its answers mask it."""
+def custom_connector_masks_its_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A custom connector whose spec marks `connection.dsn` airbyte_secret: answers mask it."""
     known = airbyte_catalog.connector
 
     def connector(kind: str, connector_type: str) -> airbyte_catalog.Connector:
         found = known(kind, connector_type)
-        if (kind, connector_type) == (airbyte_catalog.SOURCE, "kafka"):
-            return dataclasses.replace(found, secrets=(("protocol", "sasl_jaas_config"),), generic=False)
+        if (kind, connector_type) == (airbyte_catalog.SOURCE, "events-db"):
+            return dataclasses.replace(found, secrets=(("connection", "dsn"),), generic=False)
         return found
 
     monkeypatch.setattr(airbyte_catalog, "connector", connector)
 
 
 def test_a_value_where_airbyte_masks_is_refused_at_its_line_in_every_format(
-    project: Project, kafka_masks_its_jaas_config: None, tmp_path: Path
+    project: Project, custom_connector_masks_its_dsn: None, tmp_path: Path
 ) -> None:
     sources = project.root / "specs/airbyte/sources.yaml"
-    sources.write_text(sources.read_text() + KAFKA)
+    sources.write_text(sources.read_text() + EVENTS)
     project.edit("environments/qa.yaml", "    mailchimp: {}", "    events: {}\n    mailchimp: {}")
-    line = sources.read_text().splitlines().index(f'        sasl_jaas_config: "{JAAS}"') + 1
+    line = sources.read_text().splitlines().index(f'        dsn: "{DSN}"') + 1
     assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
     stored = next(s for s in project.qa.stored("sources") if s["name"] == "events")
-    assert CANARY in stored["configuration"]["protocol"]["sasl_jaas_config"]  # it reached Airbyte
+    assert CANARY in stored["configuration"]["connection"]["dsn"]  # it reached Airbyte
 
     project.qa.stats.reset()
     expected = (
-        f"specs/airbyte/sources.yaml:{line}: configuration.protocol.sasl_jaas_config: "
-        "Airbyte masks this field, so it is a secret"
+        f"specs/airbyte/sources.yaml:{line}: configuration.connection.dsn: Airbyte masks this field, so it is a secret"
     )
     for arguments in (
         ["plan", "--env", "qa"],

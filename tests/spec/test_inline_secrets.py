@@ -114,6 +114,7 @@ MASKED_BY_AIRBYTE = sorted(
     }
     | {"credentials_json", "service_account_info", "private_key", "private_key_password", "hmac_key_secret"}
     | {"hmac_key_access_id", "api_key", "client_certificate", "secretKey", "sshKey", "accessToken"}
+    | {"sasl_jaas_config", "service_account_json", "key"}
 )
 PLAIN_SETTINGS = [
     *("host", "port", "database", "username", "schema", "schemas", "jdbc_url_params", "airbyte_destination_name"),
