@@ -24,7 +24,7 @@ import httpx
 import structlog
 
 from reconciler.clients.http import RETRYABLE_STATUS, RequestCounter, RetryPolicy
-from reconciler.errors import ApiError
+from reconciler.errors import ApiError, RedactedError
 
 SYSTEM = "airbyte"
 PAGE_SIZE = 100
@@ -43,7 +43,9 @@ ID_FIELDS = {
 log = structlog.get_logger(__name__)
 
 
-class _Retryable(Exception):
+class _Retryable(RedactedError):
+    """A failure worth another try; its text (logged) carries no URL credentials."""
+
     def __init__(self, message: str, *, ambiguous: bool, status: int | None = None) -> None:
         super().__init__(message)
         self.ambiguous = ambiguous

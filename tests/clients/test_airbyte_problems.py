@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from reconciler.errors import ApiError
 from tests.clients.test_airbyte_client import client, token_or
@@ -89,3 +90,13 @@ def test_a_create_answered_500_is_looked_up_by_name_and_not_posted_again() -> No
     stored = {"connectionId": "c-1", "name": "c"}
     found = client(token_or(handler)).create("connections", {"name": "c"}, find_existing=lambda: stored)
     assert found == stored and len(posts) == 2
+
+
+def test_a_cause_quoting_a_url_with_credentials_is_redacted_in_retry_logs_and_errors() -> None:
+    cause = {"message": "cannot reach jdbc:postgresql://reader:Canary-Db-1@db:5432/app"}
+    answers = iter([problem(503, "unexpected-problem", "Unexpected.", cause)] * 4)
+
+    with structlog.testing.capture_logs() as logs, pytest.raises(ApiError) as info:
+        client(token_or(lambda request: next(answers))).get("sources", "s1")
+    assert logs and all("Canary-Db-1" not in str(entry) for entry in logs)
+    assert "postgresql://reader:***@db:5432/app" in str(info.value) and "Canary-Db-1" not in str(info.value)
