@@ -41,6 +41,9 @@ NOT_SECRET_KEYS = frozenset(
 PRIVATE_KEY_TEXT = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 """A PEM private key is a secret wherever it is written."""
 
+URL_PASSWORD = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:(?!\*+@)[^/?#@\s]+@")
+"""A URL carrying a password (`scheme://user:password@host`; a masked `user:***@` does not count)."""
+
 
 class KubernetesSecretKey(BaseModel):
     """A key of a Kubernetes Secret."""
@@ -127,7 +130,8 @@ def _is_value(value: Any) -> bool:
 
 
 def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
-    """Paths of secrets written as values (a spec error): under a secret name, in lists too, or a PEM private key."""
+    """Paths of secrets written as values (a spec error): under a secret name, in lists too, a PEM
+    private key or a URL with a password under any name."""
     if is_secret_ref(tree):
         return
     if isinstance(tree, Mapping):
@@ -142,7 +146,7 @@ def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterat
     elif isinstance(tree, list):
         for index, item in enumerate(tree):
             yield from iter_inline_secrets(item, (*prefix, index))
-    elif isinstance(tree, str) and PRIVATE_KEY_TEXT.search(tree):
+    elif isinstance(tree, str) and (PRIVATE_KEY_TEXT.search(tree) or URL_PASSWORD.search(tree)):
         yield prefix
 
 

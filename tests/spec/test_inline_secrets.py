@@ -66,6 +66,12 @@ CASES: dict[str, tuple[str, str, str, str]] = {
         f'      ssl_mode: {{mode: verify-full, bundle: "-----BEGIN PRIVATE KEY-----\\n{CANARY}"}}',
         "specs/airbyte/sources.yaml:13: configuration.ssl_mode.bundle: looks like an inline secret",
     ),
+    "a URL with a password": (
+        "specs/airbyte/sources.yaml",
+        "      port: 5432",
+        f"      port: 5432\n      jdbc_url: 'jdbc:postgresql://reader:{CANARY}@db:5432/app'",
+        "specs/airbyte/sources.yaml:9: configuration.jdbc_url: looks like an inline secret",
+    ),
     "${VAR} in the environment file": (
         "environments/qa.yaml",
         QA_PASSWORD,
@@ -145,6 +151,9 @@ def test_inline_secret_paths_in_plain_data() -> None:
         "accounts": [{"name": "eu", "token": "t"}],
         "empty_password": "",
         "note": "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "jdbc_url": "jdbc:postgresql://reader:pw@db:5432/app",
+        "masked_url": "postgresql://reader:***@db/app",
+        "plain_url": "https://user@example.com/path",
     }
     assert list(iter_inline_secrets(configuration)) == [
         ("credentials", "client_secret"),
@@ -153,4 +162,5 @@ def test_inline_secret_paths_in_plain_data() -> None:
         ("api_keys", 2),
         ("accounts", 0, "token"),
         ("note",),
+        ("jdbc_url",),
     ]
