@@ -4,7 +4,8 @@
   static bearer token.
 - Lists page with `limit`/`offset` and stop on an empty page (the server sets `next` whenever a
   page is non-empty, so `next` alone never ends a listing). A page repeating what was listed (a
-  server ignoring `offset`) or a listing past `MAX_LISTED` objects is an error naming the listing.
+  server ignoring `offset`) or a listing past `MAX_LISTED` objects or `MAX_PAGES` pages is an
+  error naming the listing.
 - Answers are checked for shape (an object where one is due, ids on listed and created objects):
   a wrong one is an `ApiError` naming the call, never a KeyError.
 - Errors: RFC 9457 problem objects (and self-hosted `{"message": ...}` 401s) become `ApiError`.
@@ -31,7 +32,8 @@ PAGE_SIZE = 100
 TOKEN_MARGIN_SECONDS = 60.0
 SERVER_ERROR = 500
 MAX_LISTED = 100_000
-"""A listing longer than this is refused (a server that pages forever must not hang a plan)."""
+MAX_PAGES = 5_000
+"""A listing longer than these is refused (a server that pages forever must not hang a plan)."""
 ID_FIELDS = {
     "sources": "sourceId",
     "destinations": "destinationId",
@@ -260,13 +262,13 @@ class AirbyteClient:
 
         Refuses a page that is not `{data: [objects with ids]}`, a page holding only objects already
         listed (a server ignoring `offset` would repeat its first page forever) and more than
-        `MAX_LISTED` objects, naming the listing.
+        `MAX_LISTED` objects or `MAX_PAGES` pages (a server ignoring `limit`), naming the listing.
         """
         what = f"GET /{resource}"
         id_field = ID_FIELDS.get(resource)
         seen: set[str] = set()
         offset = 0
-        while True:
+        for _page in range(MAX_PAGES):
             params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
             if workspace_id:
                 params["workspaceIds"] = workspace_id
@@ -285,6 +287,7 @@ class AirbyteClient:
             if offset > MAX_LISTED:
                 raise ApiError(SYSTEM, f"{what}: more than {MAX_LISTED} objects; refusing to list further")
             yield from items
+        raise ApiError(SYSTEM, f"{what}: more than {MAX_PAGES} pages; refusing to list further")
 
     def list_all(self, resource: str, *, workspace_id: str | None = None) -> list[dict[str, Any]]:
         return [*self.iter_list(resource, workspace_id=workspace_id)]

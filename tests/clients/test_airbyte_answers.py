@@ -53,3 +53,17 @@ def test_a_listing_that_never_ends_is_capped(monkeypatch: pytest.MonkeyPatch) ->
 
     with pytest.raises(ApiError, match="GET /jobs: more than 250 objects; refusing to list further"):
         client(token_or(handler)).list_all("jobs")
+
+
+def test_a_listing_of_tiny_pages_is_capped_by_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(airbyte, "MAX_PAGES", 30)
+    pages: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])  # `limit` ignored: one object a page
+        pages.append(offset)
+        return httpx.Response(200, json={"data": [{"jobId": str(offset)}] if offset < 1000 else []})
+
+    with pytest.raises(ApiError, match="GET /jobs: more than 30 pages; refusing to list further"):
+        client(token_or(handler)).list_all("jobs")
+    assert len(pages) == 30
