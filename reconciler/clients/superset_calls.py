@@ -28,7 +28,8 @@ PAGE_SIZE = 100
 GET_RETRY_STATUS = frozenset({429, 502, 503, 504})
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 MAX_ROWS = 100_000
-"""A listing longer than this is refused (a server that pages forever must not hang a plan)."""
+MAX_PAGES = 5_000
+"""A listing longer than these is refused (a server that pages forever must not hang a plan)."""
 
 
 def rison(value: Any) -> str:
@@ -240,11 +241,10 @@ class SupersetCalls:
         """Every row of a list endpoint, `PAGE_SIZE` at a time, until `count` rows or an empty page.
 
         Each row must be an object with an `id`. A page holding only rows already listed (a server
-        ignoring `page`) or more than `MAX_ROWS` rows is an error naming the listing, never a hang.
+        ignoring `page`), more than `MAX_ROWS` rows or `MAX_PAGES` pages is an error naming the listing.
         """
-        page = 0
         seen: set[str] = set()
-        while True:
+        for page in range(MAX_PAGES):
             answer = self.get_json(path, q={**(q or {}), "page": page, "page_size": PAGE_SIZE})
             rows = answer.get("result") or []
             if not isinstance(rows, list) or not all(isinstance(row, dict) and "id" in row for row in rows):
@@ -261,7 +261,7 @@ class SupersetCalls:
             count = answer.get("count")
             if not rows or (isinstance(count, int) and len(seen) >= count):
                 return
-            page += 1
+        raise SupersetResponseError(f"more than {MAX_PAGES} pages; refusing to list further", method="GET", path=path)
 
     def _create(self, path: str, payload: Mapping[str, Any]) -> int:
         return int(self.request_json("POST", path, ok=(201,), json=dict(payload))["id"])

@@ -66,3 +66,13 @@ def test_a_listing_that_never_ends_is_capped(monkeypatch: pytest.MonkeyPatch) ->
 
     with pytest.raises(ApiError, match="GET /api/v1/dashboard/: more than 250 rows"):
         client(endless).list_dashboards()
+
+
+def test_a_listing_of_tiny_pages_is_capped_by_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(superset_calls, "MAX_PAGES", 30)
+
+    def one_a_page(request: httpx.Request) -> dict[str, Any]:
+        return {"result": [dashboard(page(request))] if page(request) < 1000 else []}
+
+    with pytest.raises(ApiError, match="GET /api/v1/dashboard/: more than 30 pages"):
+        client(one_a_page).list_dashboards()
