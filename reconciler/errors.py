@@ -20,7 +20,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
+URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
+"""The `user:password@` (or `token@`) part of any URL in a text."""
 
 
 def redact_credentials(text: str) -> str:
@@ -30,7 +31,7 @@ def redact_credentials(text: str) -> str:
         user, colon, _ = match.group("userinfo").partition(":")
         return f"{match.group('scheme')}{user + ':' if colon else ''}***@"
 
-    return _URL_CREDENTIALS.sub(hide, text)
+    return URL_USERINFO.sub(hide, text)
 
 
 class RedactedError(Exception):

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reconciler.errors import URL_USERINFO
+
 SECRET_KEY_PATTERN = re.compile(
     r"""
       pass(word|wd|phrase)$         # password, tunnel_user_password, client_key_password
@@ -40,9 +42,6 @@ NOT_SECRET_KEYS = frozenset(
 
 PRIVATE_KEY_TEXT = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 """A PEM private key is a secret wherever it is written."""
-
-URL_PASSWORD = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:(?!\*+@)[^/?#@\s]+@")
-"""A URL carrying a password (`scheme://user:password@host`; a masked `user:***@` does not count)."""
 
 
 class KubernetesSecretKey(BaseModel):
@@ -124,6 +123,15 @@ def is_secret_name(name: str) -> bool:
     return snake not in NOT_SECRET_KEYS and SECRET_KEY_PATTERN.search(snake) is not None
 
 
+def has_url_password(text: str) -> bool:
+    """True when a URL in `text` carries a password (`scheme://user:password@`; a masked `***` is none)."""
+    for match in URL_USERINFO.finditer(text):
+        _, colon, password = match.group("userinfo").partition(":")
+        if colon and password.strip("*"):
+            return True
+    return False
+
+
 def _is_value(value: Any) -> bool:
     """A scalar that could be a secret: a non-empty string or a number (not a flag, not null)."""
     return (isinstance(value, str) and value != "") or (isinstance(value, int | float) and not isinstance(value, bool))
@@ -146,7 +154,7 @@ def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterat
     elif isinstance(tree, list):
         for index, item in enumerate(tree):
             yield from iter_inline_secrets(item, (*prefix, index))
-    elif isinstance(tree, str) and (PRIVATE_KEY_TEXT.search(tree) or URL_PASSWORD.search(tree)):
+    elif isinstance(tree, str) and (PRIVATE_KEY_TEXT.search(tree) or has_url_password(tree)):
         yield prefix
 
 
