@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from reconciler.spec.cron import validate_quartz_cron
-from reconciler.spec.secrets import SecretField
+from reconciler.spec.secrets import SecretField, iter_refs_in_lists
 from reconciler.spec.yamlsource import locate
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -65,6 +65,15 @@ class _Connector(_Strict):
     definition_id: str | None = Field(default=None, alias="definitionId")
     configuration: dict[str, Any] = Field(default_factory=dict)
     _written_at: WrittenAt = PrivateAttr(default_factory=lambda: WrittenAt(None))
+
+    @field_validator("configuration")
+    @classmethod
+    def _no_reference_in_a_list(cls, configuration: dict[str, Any]) -> dict[str, Any]:
+        inside = [*iter_refs_in_lists(configuration)]
+        if inside:
+            where = ", ".join(f"configuration.{path}" for path in inside)
+            raise ValueError(f"a secretRef inside a list cannot be applied ({where}); give the secret its own key")
+        return configuration
 
     @model_validator(mode="wrap")
     @classmethod

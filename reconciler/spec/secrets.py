@@ -117,6 +117,19 @@ def iter_secret_refs(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[
             yield from iter_secret_refs(value, (*prefix, str(key)))
 
 
+def iter_refs_in_lists(tree: Any, prefix: tuple[str | int, ...] = (), in_list: bool = False) -> Iterator[str]:
+    """Dotted paths of `{secretRef}`s inside lists: apply resolves references in mappings only."""
+    if is_secret_ref(tree):
+        if in_list:
+            yield ".".join(str(step) for step in prefix)
+    elif isinstance(tree, Mapping):
+        for key, value in tree.items():
+            yield from iter_refs_in_lists(value, (*prefix, str(key)), in_list)
+    elif isinstance(tree, list):
+        for index, item in enumerate(tree):
+            yield from iter_refs_in_lists(item, (*prefix, index), True)
+
+
 def is_secret_name(name: str) -> bool:
     """True for a configuration key whose value is a secret (`password`, `ssh_key`, `clientSecret`...)."""
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()

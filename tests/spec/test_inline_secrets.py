@@ -72,6 +72,13 @@ CASES: dict[str, tuple[str, str, str, str]] = {
         f"      port: 5432\n      jdbc_url: 'jdbc:postgresql://reader:{CANARY}@db:5432/app'",
         "specs/airbyte/sources.yaml:9: configuration.jdbc_url: looks like an inline secret",
     ),
+    "a reference inside a list": (
+        "specs/airbyte/destinations.yaml",
+        LAKE_SECRET,
+        f"{LAKE_SECRET}\n      api_keys: [{{secretRef: {{env: LAKE_KEY}}}}]",
+        "specs/airbyte/destinations.yaml:5: configuration: a secretRef inside a list cannot be applied "
+        "(configuration.api_keys.0); give the secret its own key",
+    ),
     "${VAR} in the environment file": (
         "environments/qa.yaml",
         QA_PASSWORD,
