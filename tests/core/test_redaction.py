@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from reconciler.clients.dagster import DagsterError
 from reconciler.clients.kube import KubeError
+from reconciler.clients.superset_errors import SupersetError
 from reconciler.errors import ApiError, redact_credentials
 
 
@@ -24,3 +25,8 @@ def test_every_error_tree_redacts_its_message() -> None:
         DagsterError("http://a:b@h"),
     ):
         assert "a:***@h" in str(error) and ":b@" not in repr(error)
+
+
+def test_a_superset_errors_own_message_is_redacted_too() -> None:
+    error = SupersetError("(psycopg2) cannot connect to postgresql://reporter:pw@warehouse/analytics", status=400)
+    assert error.message == "(psycopg2) cannot connect to postgresql://reporter:***@warehouse/analytics"
