@@ -10,15 +10,39 @@ The tree:
     ├── PlanError                   a plan that must not run (mass delete, stale saved plan)
     ├── LockedError                 another run holds the environment's lock (retry once it is done)
     └── ApplyError                  an action failed mid-apply (what was done is recorded)
+
+Every one of them (and the clients' own KubeError and DagsterError) is a `RedactedError`: a URL's
+`user:password@` never reaches a message, a log line or a traceback.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
+"""The `user:password@` (or `token@`) part of any URL in a text."""
 
-class ReconcilerError(Exception):
+
+def redact_credentials(text: str) -> str:
+    """`http://user:pass@host` -> `http://user:***@host` (and `http://token@host` -> `http://***@host`)."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _ = match.group("userinfo").partition(":")
+        return f"{match.group('scheme')}{user + ':' if colon else ''}***@"
+
+    return URL_USERINFO.sub(hide, text)
+
+
+class RedactedError(Exception):
+    """An exception whose text arguments never carry the credentials of a URL (see `redact_credentials`)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_credentials(arg) if isinstance(arg, str) else arg for arg in args))
+
+
+class ReconcilerError(RedactedError):
     """An error with a message meant for the person running reconciler."""
 
 

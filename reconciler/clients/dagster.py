@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from reconciler.errors import RedactedError
+
 LOCATION_FIELDS = """
     name
     loadStatus
@@ -43,7 +45,7 @@ mutation ReloadLocation($name: String!) {{
 LOADING = "LOADING"
 
 
-class DagsterError(Exception):
+class DagsterError(RedactedError):
     """Dagster could not be asked, or answered with an error."""
 
 
@@ -124,9 +126,13 @@ class DagsterClient:
     def location_statuses(self) -> list[LocationStatus]:
         """Every code location in the workspace."""
         workspace = self._graphql(STATUS_QUERY).get("workspaceOrError") or {}
-        if workspace.get("__typename") != "Workspace":
-            raise DagsterError(f"Dagster could not load its workspace: {workspace.get('message') or workspace}")
-        return [_location(entry) for entry in workspace.get("locationEntries") or []]
+        if not isinstance(workspace, dict) or workspace.get("__typename") != "Workspace":
+            message = workspace.get("message") if isinstance(workspace, dict) else None
+            raise DagsterError(f"Dagster could not load its workspace: {message or workspace}")
+        entries = workspace.get("locationEntries") or []
+        if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+            raise DagsterError(f"Dagster at {self.endpoint} answered locationEntries that are not a list of objects")
+        return [_location(entry) for entry in entries]
 
     def location_status(self, name: str) -> LocationStatus:
         for status in self.location_statuses():
@@ -137,6 +143,8 @@ class DagsterClient:
     def reload_location(self, name: str) -> LocationStatus:
         """Ask Dagster to reload a code location (it re-imports the code); returns the entry it reports."""
         result = self._graphql(RELOAD_MUTATION, {"name": name}).get("reloadRepositoryLocation") or {}
+        if not isinstance(result, dict):
+            raise DagsterError(f"reloading code location {name!r}: the answer is not an object")
         kind = result.get("__typename")
         if kind != "WorkspaceLocationEntry":
             raise DagsterError(f"reloading code location {name!r} failed ({kind}): {result.get('message') or result}")

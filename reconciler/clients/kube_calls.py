@@ -19,11 +19,13 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException, OpenApiException
 
+from reconciler.errors import RedactedError
+
 FIELD_MANAGER = "reconciler"
 T = TypeVar("T")
 
 
-class KubeError(Exception):
+class KubeError(RedactedError):
     """A Kubernetes call failed; the message says which call and what the API server answered."""
 
     def __init__(self, message: str, *, status: int | None = None, reason: str | None = None) -> None:

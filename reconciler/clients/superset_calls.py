@@ -27,6 +27,9 @@ from reconciler.clients.superset_errors import (
 PAGE_SIZE = 100
 GET_RETRY_STATUS = frozenset({429, 502, 503, 504})
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+MAX_ROWS = 100_000
+MAX_PAGES = 5_000
+"""A listing longer than these is refused (a server that pages forever must not hang a plan)."""
 
 
 def rison(value: Any) -> str:
@@ -48,6 +51,16 @@ def rison(value: Any) -> str:
     if isinstance(value, Sequence):
         return "!(" + ",".join(rison(item) for item in value) + ")"
     raise TypeError(f"cannot encode {type(value).__name__} as rison")
+
+
+def _text(answer: Mapping[str, Any], key: str, method: str, path: str) -> str:
+    """A non-empty string the answer must carry (a token), or an error naming the call; never the answer itself."""
+    value = answer.get(key)
+    if not isinstance(value, str) or not value:
+        raise SupersetResponseError(
+            f"the answer has no {key} (keys: {', '.join(sorted(answer))})", method=method, path=path
+        )
+    return value
 
 
 class SupersetCalls:
@@ -106,7 +119,7 @@ class SupersetCalls:
         if response.status_code != 200:
             raise SupersetAuthError(f"sign-in failed: {describe(response)}", status=response.status_code)
         answer = self._expect_json(response, "POST", path)
-        self._access_token = str(answer["access_token"])
+        self._access_token = _text(answer, "access_token", "POST", path)
         self._refresh_token = str(answer["refresh_token"]) if answer.get("refresh_token") else None
         self._csrf_token = None  # a new identity needs a new CSRF session
 
@@ -117,7 +130,7 @@ class SupersetCalls:
             headers = {"Authorization": f"Bearer {self._refresh_token}"}
             response = self._auth_call("POST", path, headers=headers)
             if response.status_code == 200:
-                self._access_token = str(self._expect_json(response, "POST", path)["access_token"])
+                self._access_token = _text(self._expect_json(response, "POST", path), "access_token", "POST", path)
                 return
             self._refresh_token = None
         self.login()
@@ -136,7 +149,7 @@ class SupersetCalls:
                 response = self._auth_call("GET", path, headers=self._bearer())
             if response.status_code != 200:
                 raise SupersetError(f"cannot get a CSRF token: {describe(response)}", status=response.status_code)
-            self._csrf_token = str(self._expect_json(response, "GET", path)["result"])
+            self._csrf_token = _text(self._expect_json(response, "GET", path), "result", "GET", path)
         return {"X-CSRFToken": self._csrf_token, "Referer": f"{self.base_url}/"}
 
     # ---- one request ------------------------------------------------------------------------
@@ -225,18 +238,30 @@ class SupersetCalls:
         return self.request_json("GET", path, params={"q": rison(q)} if q is not None else None)
 
     def iter_pages(self, path: str, *, q: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Every row of a list endpoint, `PAGE_SIZE` at a time, until `count` rows or an empty page."""
-        page = 0
-        seen = 0
-        while True:
+        """Every row of a list endpoint, `PAGE_SIZE` at a time, until `count` rows or an empty page.
+
+        Each row must be an object with an `id`. A page holding only rows already listed (a server
+        ignoring `page`), more than `MAX_ROWS` rows or `MAX_PAGES` pages is an error naming the listing.
+        """
+        seen: set[str] = set()
+        for page in range(MAX_PAGES):
             answer = self.get_json(path, q={**(q or {}), "page": page, "page_size": PAGE_SIZE})
             rows = answer.get("result") or []
+            if not isinstance(rows, list) or not all(isinstance(row, dict) and "id" in row for row in rows):
+                raise SupersetResponseError("`result` is not a list of objects with an id", method="GET", path=path)
+            ids = {str(row["id"]) for row in rows}
+            if rows and ids <= seen:
+                raise SupersetResponseError(f"page {page} repeats rows already listed", method="GET", path=path)
+            seen |= ids
+            if len(seen) > MAX_ROWS:
+                raise SupersetResponseError(
+                    f"more than {MAX_ROWS} rows; refusing to list further", method="GET", path=path
+                )
             yield from rows
-            seen += len(rows)
             count = answer.get("count")
-            if not rows or (isinstance(count, int) and seen >= count):
+            if not rows or (isinstance(count, int) and len(seen) >= count):
                 return
-            page += 1
+        raise SupersetResponseError(f"more than {MAX_PAGES} pages; refusing to list further", method="GET", path=path)
 
     def _create(self, path: str, payload: Mapping[str, Any]) -> int:
         return int(self.request_json("POST", path, ok=(201,), json=dict(payload))["id"])

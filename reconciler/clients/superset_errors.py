@@ -10,7 +10,7 @@ import json
 
 import httpx
 
-from reconciler.errors import ApiError
+from reconciler.errors import ApiError, redact_credentials
 
 SYSTEM = "superset"
 
@@ -19,7 +19,7 @@ class SupersetError(ApiError):
     """Superset refused a request or answered something unusable."""
 
     def __init__(self, message: str, *, status: int | None = None, method: str = "", path: str = "") -> None:
-        self.message = message
+        self.message = redact_credentials(message)  # shown alone in verification tables
         self.method = method
         self.path = path
         where = f"{method} {path}: " if method else ""

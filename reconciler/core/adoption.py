@@ -1,7 +1,8 @@
 """Core: turn live Airbyte objects into spec entries (for `reconcile import`); pure.
 
-Masked secrets become `{secretRef: {env: NAME}}` with a name derived from the resource and
-field, so an existing platform moves to git without a single secret in the files.
+Masked secrets, and values the spec rules call secrets (by name, a URL's password, a private
+key), become `{secretRef: {env: NAME}}` with a name derived from the resource and field, so an
+existing platform moves to git without a single secret in the files.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.core.airbyte import MASK
+from reconciler.core.airbyte import masked_paths
 from reconciler.core.model import ResourceKey
 from reconciler.spec.cron import strip_utc
+from reconciler.spec.secrets import iter_inline_secrets
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -32,13 +34,26 @@ def env_variable(*parts: str) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", "_".join(parts).upper()).strip("_")
 
 
-def _config_with_refs(config: Any, prefix: str, path: tuple[str, ...], refs: list[str]) -> Any:
-    if isinstance(config, Mapping):
-        return {k: _config_with_refs(v, prefix, (*path, str(k)), refs) for k, v in config.items()}
-    if config == MASK:
-        variable = env_variable(prefix, *path)
+Step = str | int
+
+
+def _config_with_refs(config: Any, prefix: str, refs: list[str]) -> Any:
+    """`config` with every secret (masked, or a value the spec rules refuse inline) as a reference."""
+    secrets = {*masked_paths(config), *iter_inline_secrets(config)}
+    return _replace_secrets(config, prefix, (), secrets, refs)
+
+
+def _replace_secrets(
+    config: Any, prefix: str, path: tuple[Step, ...], secrets: set[tuple[Step, ...]], refs: list[str]
+) -> Any:
+    if path in secrets:
+        variable = env_variable(prefix, *(str(step) for step in path))
         refs.append(variable)
         return {"secretRef": {"env": variable}}
+    if isinstance(config, Mapping):
+        return {k: _replace_secrets(v, prefix, (*path, str(k)), secrets, refs) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_replace_secrets(item, prefix, (*path, index), secrets, refs) for index, item in enumerate(config)]
     return config
 
 
@@ -71,7 +86,7 @@ def connector_entry(kind: str, answer: Mapping[str, Any], name: str, env: str, r
         entry["type"] = connector_type
     else:  # a custom connector: Airbyte names only the definitions it knows
         entry["definitionId"] = answer.get("definitionId")
-    entry["configuration"] = _config_with_refs(configuration, f"{env}_{name}", (), refs)
+    entry["configuration"] = _config_with_refs(configuration, f"{env}_{name}", refs)
     return entry
 
 

@@ -8,10 +8,11 @@ by namespace+name), masked secrets ("**********"), ids vs names for a connection
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from reconciler.core.model import DesiredResource, Path, ResourceKey, SecretSlot
+from reconciler.errors import SpecProblem
 from reconciler.spec.airbyte import ConnectionSpec, DestinationSpec, SourceSpec, StreamSpec
 from reconciler.spec.cron import strip_utc
 from reconciler.spec.loader import AirbyteSelection
@@ -132,6 +133,48 @@ def unmask(configuration: Any) -> Any:
     if isinstance(configuration, Mapping):
         return {name: unmask(value) for name, value in configuration.items() if value != MASK}
     return copy.deepcopy(configuration)
+
+
+def masked_paths(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Paths of a configuration the live system answered masked: secrets, whatever their names."""
+    if tree == MASK:
+        yield prefix
+    elif isinstance(tree, Mapping):
+        for name, value in tree.items():
+            yield from masked_paths(value, (*prefix, str(name)))
+    elif isinstance(tree, list):
+        for index, item in enumerate(tree):
+            yield from masked_paths(item, (*prefix, index))
+
+
+def _at(tree: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at `path`, or None where the tree has none."""
+    for step in path:
+        found = (isinstance(tree, Mapping) and step in tree) or (
+            isinstance(tree, list) and isinstance(step, int) and step < len(tree)
+        )
+        if not found:
+            return None
+        tree = tree[step]
+    return tree
+
+
+def values_where_masked(spec: SourceSpec | DestinationSpec, answer: Mapping[str, Any]) -> list[SpecProblem]:
+    """Fields the specs give a value where Airbyte masks one: secrets written inline, refused at their line.
+
+    Airbyte masks every field its connector spec marks secret, named like one or not; a value
+    there would be printed in every plan and never compare equal to the mask.
+    """
+    problems: list[SpecProblem] = []
+    for path in masked_paths(answer.get("configuration") or {}):
+        value = _at(spec.configuration, path)
+        if value is None or is_secret_ref(value):
+            continue
+        file, line = spec.where(path)
+        field = ".".join(str(step) for step in ("configuration", *path))
+        message = "Airbyte masks this field, so it is a secret: write {secretRef: {env: NAME}}, not a value"
+        problems.append(SpecProblem(file, line, field, message))
+    return problems
 
 
 def live_connector_fields(kind: str, answer: Mapping[str, Any], desired: DesiredResource | None) -> dict[str, Any]:

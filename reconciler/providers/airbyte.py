@@ -20,9 +20,9 @@ from reconciler.core import airbyte as rules
 from reconciler.core.identity import LiveObject, match_objects
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, Path, ResourceKey, dotted
 from reconciler.core.plan import Action, ActionKind, changed_fields
-from reconciler.errors import ApiError
+from reconciler.errors import ApiError, SpecError, SpecProblem
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
-from reconciler.spec.airbyte import AirbyteEnvironment
+from reconciler.spec.airbyte import AirbyteEnvironment, DestinationSpec, SourceSpec
 from reconciler.spec.loader import AirbyteSelection
 from reconciler.spec.secrets import SecretRef
 
@@ -74,6 +74,11 @@ class AirbyteProvider:
         self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
     ) -> Observation:
         by_key = {resource.key: resource for resource in desired}
+        specs: dict[ResourceKey, SourceSpec | DestinationSpec] = {
+            rules.key(rules.SOURCE, spec.name): spec for spec in self.selection.sources
+        }
+        specs.update({rules.key(rules.DESTINATION, spec.name): spec for spec in self.selection.destinations})
+        inline: list[SpecProblem] = []
         live: dict[ResourceKey, LiveResource] = {}
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
         names_by_id: dict[str, str] = {}
@@ -97,7 +102,11 @@ class AirbyteProvider:
                     warning = rules.unreadable_type(kind, answer, by_key.get(key))
                     warnings += [warning] if warning else []
                     names_by_id[obj.id] = key.name
+                    if key in specs:
+                        inline += rules.values_where_masked(specs[key], answer)
                 live[key] = LiveResource(key, obj.id, fields)
+        if inline:
+            raise SpecError(inline)
         return Observation(live, depends, tuple(warnings), unmanaged)
 
     # ---- apply --------------------------------------------------------------------------

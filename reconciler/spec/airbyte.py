@@ -7,13 +7,24 @@ connection's source must exist in the environment) are checked by the loader.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from reconciler.spec.cron import validate_quartz_cron
-from reconciler.spec.secrets import SecretField
+from reconciler.spec.secrets import SecretField, iter_refs_in_lists
+from reconciler.spec.yamlsource import locate
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
@@ -34,6 +45,19 @@ class SyncMode(StrEnum):
     INCREMENTAL_DEDUPED_HISTORY = "incremental_deduped_history"
     INCREMENTAL_UPDATE = "incremental_update"
     INCREMENTAL_SOFT_DELETE = "incremental_soft_delete"
+
+
+class WrittenAt:
+    """The located YAML tree a model was validated from: where each key was written, never its identity."""
+
+    def __init__(self, tree: Any) -> None:
+        self.tree = tree
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WrittenAt)
+
+    def __hash__(self) -> int:
+        return 0
 
 
 class _Connector(_Strict):
@@ -59,6 +83,27 @@ class _Connector(_Strict):
         description="sourceType (postgres, ...) or destinationType (s3, ...)",
     )
     configuration: dict[str, Any] = Field(default_factory=dict)
+    _written_at: WrittenAt = PrivateAttr(default_factory=lambda: WrittenAt(None))
+
+    @field_validator("configuration")
+    @classmethod
+    def _no_reference_in_a_list(cls, configuration: dict[str, Any]) -> dict[str, Any]:
+        inside = [*iter_refs_in_lists(configuration)]
+        if inside:
+            where = ", ".join(f"configuration.{path}" for path in inside)
+            raise ValueError(f"a secretRef inside a list cannot be applied ({where}); give the secret its own key")
+        return configuration
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_where_written(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        model = handler(data)
+        model._written_at = WrittenAt(data)
+        return model
+
+    def where(self, configuration_path: Sequence[str | int]) -> tuple[str, int | None]:
+        """File and line of a configuration field (after environment overrides), when loaded from YAML."""
+        return locate(self._written_at.tree, ["configuration", *configuration_path])
 
     @field_validator("type")
     @classmethod

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.spec.airbyte import AirbyteEnvironment
+from reconciler.spec.secrets import is_secret_name
 from reconciler.spec.superset import SupersetEnvironment
 from reconciler.spec.workloads import WorkloadsEnvironment
 
@@ -72,7 +73,11 @@ def interpolate_tree(
     errors: list[tuple[tuple[Any, ...], str]],
     path: tuple[Any, ...] = (),
 ) -> Any:
-    """Interpolate every string in place (keeping locations); collect failures as (path, message)."""
+    """Interpolate every string in place (keeping locations); collect failures as (path, message).
+
+    A `${VAR}` in a secret position (under a key named like a secret) is refused, not expanded:
+    its value would land in plans like an inline secret. It says which `secretRef` to write.
+    """
     if isinstance(tree, dict):
         for key in list(tree):
             tree[key] = interpolate_tree(tree[key], variables, errors, (*path, key))
@@ -80,6 +85,14 @@ def interpolate_tree(
         for index, item in enumerate(tree):
             tree[index] = interpolate_tree(item, variables, errors, (*path, index))
     elif isinstance(tree, str):
+        variable = _VARIABLE.search(tree)
+        name = next((step for step in reversed(path) if isinstance(step, str)), "")
+        if variable is not None and is_secret_name(name):
+            hint = f"{{secretRef: {{env: {variable.group(1)}}}}}"
+            errors.append(
+                (path, f"a secret cannot come from ${{{variable.group(1)}}} (plans would show it); use {hint}")
+            )
+            return None
         try:
             return interpolate(tree, variables)
         except UnsetVariable as exc:

@@ -13,10 +13,35 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reconciler.errors import URL_USERINFO
+
 SECRET_KEY_PATTERN = re.compile(
-    r"(password|passwd|secret|token|api_?key|apikey|private_?key|credentials_json|access_key_id)$",
-    re.IGNORECASE,
+    r"""
+      pass(word|wd|phrase)$         # password, tunnel_user_password, client_key_password
+    | secret                        # client_secret, secret_access_key, hmac_key_secret
+    | tokens?$                      # access_token, refresh_token
+    | apikey                        # mailchimp's apikey
+    | (^|_)keys?$ | _key_id$        # api_key, client_key, api_keys, access_key_id, trello's key
+    | access_id$                    # hmac_key_access_id
+    | ^ssh                          # ssh_key, ssh_password (inside tunnel_method)
+    | credentials                   # credentials_json, service_account_credentials
+    | private_?key                  # private_key, private_key_password
+    | certificate$                  # ca_certificate, client_certificate: Airbyte masks them too
+    | service_account_(info|json)$  # Google connectors' service account JSON
+    | jaas_config$                  # Kafka's sasl_jaas_config holds the password
+    """,
+    re.IGNORECASE | re.VERBOSE,
 )
+"""Configuration key names (snake_case, or camelCase folded to it) whose values are secrets."""
+
+NOT_SECRET_KEYS = frozenset(
+    {"primary_key", "partition_key", "sort_key", "cursor_key", "shard_key", "sharding_key", "distribution_key"}
+    | {"credentials_title", "token_expiry_date"}
+)
+"""Names the rules above would catch that connectors use for plain settings."""
+
+PRIVATE_KEY_TEXT = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+"""A PEM private key is a secret wherever it is written."""
 
 
 class KubernetesSecretKey(BaseModel):
@@ -92,12 +117,64 @@ def iter_secret_refs(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[
             yield from iter_secret_refs(value, (*prefix, str(key)))
 
 
-def iter_inline_secrets(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Paths whose key names a secret but whose value is written inline (a spec error)."""
-    if isinstance(tree, Mapping) and not is_secret_ref(tree):
+def iter_refs_in_lists(tree: Any, prefix: tuple[str | int, ...] = (), in_list: bool = False) -> Iterator[str]:
+    """Dotted paths of `{secretRef}`s inside lists: apply resolves references in mappings only."""
+    if is_secret_ref(tree):
+        if in_list:
+            yield ".".join(str(step) for step in prefix)
+    elif isinstance(tree, Mapping):
+        for key, value in tree.items():
+            yield from iter_refs_in_lists(value, (*prefix, str(key)), in_list)
+    elif isinstance(tree, list):
+        for index, item in enumerate(tree):
+            yield from iter_refs_in_lists(item, (*prefix, index), True)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for a configuration key whose value is a secret (`password`, `ssh_key`, `clientSecret`...)."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return snake not in NOT_SECRET_KEYS and SECRET_KEY_PATTERN.search(snake) is not None
+
+
+def has_url_password(text: str) -> bool:
+    """True when a URL in `text` carries a password (`scheme://user:password@`; a masked `***` is none)."""
+    for match in URL_USERINFO.finditer(text):
+        _, colon, password = match.group("userinfo").partition(":")
+        if colon and password.strip("*"):
+            return True
+    return False
+
+
+def _is_value(value: Any) -> bool:
+    """A scalar that could be a secret: a non-empty string or a number (not a flag, not null)."""
+    return (isinstance(value, str) and value != "") or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Paths of secrets written as values (a spec error): under a secret name, in lists too, a PEM
+    private key or a URL with a password under any name."""
+    if is_secret_ref(tree):
+        return
+    if isinstance(tree, Mapping):
         for key, value in tree.items():
             path = (*prefix, str(key))
-            if isinstance(value, str) and value and SECRET_KEY_PATTERN.search(str(key)):
+            if is_secret_name(str(key)) and _is_value(value):
                 yield path
+            elif is_secret_name(str(key)) and isinstance(value, list):
+                yield from _inline_in_list(value, path)
             else:
                 yield from iter_inline_secrets(value, path)
+    elif isinstance(tree, list):
+        for index, item in enumerate(tree):
+            yield from iter_inline_secrets(item, (*prefix, index))
+    elif isinstance(tree, str) and (PRIVATE_KEY_TEXT.search(tree) or has_url_password(tree)):
+        yield prefix
+
+
+def _inline_in_list(items: list[Any], prefix: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
+    """Under a secret name every scalar item of a list is a secret (`api_keys: [...]`)."""
+    for index, item in enumerate(items):
+        if _is_value(item):
+            yield (*prefix, index)
+        else:
+            yield from iter_inline_secrets(item, (*prefix, index))

@@ -1,0 +1,32 @@
+"""URL credentials are redacted from every error text, whatever the scheme."""
+
+from __future__ import annotations
+
+from reconciler.clients.dagster import DagsterError
+from reconciler.clients.kube import KubeError
+from reconciler.clients.superset_errors import SupersetError
+from reconciler.errors import ApiError, redact_credentials
+
+
+def test_userinfo_of_any_url_is_hidden_and_the_rest_kept() -> None:
+    text = "GET http://u:p%40ss@h:80/x?y=1 and postgresql://reporter:pw@db/analytics, https://tok@git/x"
+    assert redact_credentials(text) == (
+        "GET http://u:***@h:80/x?y=1 and postgresql://reporter:***@db/analytics, https://***@git/x"
+    )
+    assert (
+        redact_credentials("mail admin@example.com at http://host/a@b") == "mail admin@example.com at http://host/a@b"
+    )
+
+
+def test_every_error_tree_redacts_its_message() -> None:
+    for error in (
+        ApiError("airbyte", "cannot reach http://a:b@h"),
+        KubeError("http://a:b@h"),
+        DagsterError("http://a:b@h"),
+    ):
+        assert "a:***@h" in str(error) and ":b@" not in repr(error)
+
+
+def test_a_superset_errors_own_message_is_redacted_too() -> None:
+    error = SupersetError("(psycopg2) cannot connect to postgresql://reporter:pw@warehouse/analytics", status=400)
+    assert error.message == "(psycopg2) cannot connect to postgresql://reporter:***@warehouse/analytics"
