@@ -250,7 +250,7 @@ def diff_env(state: State, left: str, right: str) -> None:
 @guarded
 def promote(state: State, source: str, target: str, components: tuple[str, ...], skip_live_check: bool) -> None:
     """Copy image versions from one environment file to another (one line per image), after checking the source."""
-    from reconciler.promote import promote as run_promotion
+    from reconciler.systems.workloads.commands import promote as run_promotion
 
     result = run_promotion(state.root, source, target, components, _environ(), check_live=not skip_live_check)
     if not result.promoted:
@@ -268,8 +268,8 @@ def promote(state: State, source: str, target: str, components: tuple[str, ...],
 @guarded
 def health(state: State, env_name: str) -> None:
     """Ask Dagster whether each code location loaded (exit 1 if any failed)."""
-    from reconciler.providers.workloads import WorkloadsProvider, describe
     from reconciler.render.table import render_table
+    from reconciler.systems.workloads.provider import WorkloadsProvider, describe
 
     with engine.open_session(state.root, env_name, systems=["workloads"]) as session:
         provider = session.providers["workloads"]
@@ -289,7 +289,7 @@ def health(state: State, env_name: str) -> None:
 @guarded
 def pull(state: State, system: str, env_name: str, dashboards: tuple[str, ...]) -> None:
     """Write live dashboards into specs/ (deterministic files; connections go to the environment file)."""
-    from reconciler.superset_commands import pull_superset
+    from reconciler.systems.superset.commands import pull_superset
 
     for line in pull_superset(state.root, env_name, _environ(), dashboards):
         click.echo(line)
@@ -303,7 +303,7 @@ def pull(state: State, system: str, env_name: str, dashboards: tuple[str, ...]) 
 def verify(state: State, system: str, env_name: str) -> None:
     """Run every chart of the environment's dashboards (exit 1 naming the charts that fail)."""
     from reconciler.render.verify import render_verification
-    from reconciler.superset_commands import verify_superset
+    from reconciler.systems.superset.commands import verify_superset
 
     verification = verify_superset(state.root, env_name, _environ())
     click.echo(render_verification(verification))
@@ -319,7 +319,7 @@ def verify(state: State, system: str, env_name: str) -> None:
 @guarded
 def import_(state: State, system: str, env_name: str, include_owned: bool) -> None:
     """Adopt resources that already exist in a live system into spec YAML (secrets become references)."""
-    from reconciler.adopt import import_airbyte
+    from reconciler.systems.airbyte.commands import import_airbyte
 
     written = import_airbyte(state.root, env_name, _environ(), include_owned=include_owned)
     for line in written:

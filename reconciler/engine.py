@@ -13,26 +13,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.clients.airbyte import AirbyteClient
-from reconciler.clients.dagster import DagsterClient
-from reconciler.clients.kube import KubeClient, KubeError
-from reconciler.clients.superset import SupersetClient
+from reconciler.clients.kube.client import KubeClient, KubeError
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan, changed_since
 from reconciler.core.saved_plan import saved_plan_differences
 from reconciler.errors import ApiError, ApplyError, PlanError, ReconcilerError
 from reconciler.lock import EnvironmentLock, FileLock, LockHolder
-from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.providers.base import ApplyContext, Observation, Provider
-from reconciler.providers.superset import SupersetProvider
-from reconciler.providers.workloads import WorkloadsProvider
 from reconciler.secrets import Fingerprinter, SecretResolver, load_fingerprint_key
 from reconciler.spec.files import read_spec_tree
 from reconciler.spec.loader import Environment, load_environments
 from reconciler.spec.secrets import SecretField, parse_secret_label
-from reconciler.spec.superset import SupersetEnvironment
-from reconciler.spec.workloads import KubernetesSettings
 from reconciler.state import FileStateStore, StateStore
+from reconciler.systems.airbyte.client import AirbyteClient
+from reconciler.systems.airbyte.provider import AirbyteProvider
+from reconciler.systems.superset.api.client import SupersetClient
+from reconciler.systems.superset.provider import SupersetProvider
+from reconciler.systems.superset.spec import SupersetEnvironment
+from reconciler.systems.workloads.dagster import DagsterClient
+from reconciler.systems.workloads.provider import WorkloadsProvider
+from reconciler.systems.workloads.spec import KubernetesSettings
 
 STATE_DIR = ".reconciler"
 IN_CLUSTER = "in-cluster"

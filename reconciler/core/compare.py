@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.core.superset_compare import superset_rows
 from reconciler.spec.loader import Environment
+from reconciler.systems.superset.compare import superset_rows
 
 
 @dataclass(frozen=True)

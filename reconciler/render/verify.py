@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from reconciler.core.superset_verify import Verification
 from reconciler.render.table import render_table
 from reconciler.render.values import MAX_WIDTH
+from reconciler.systems.superset.rules.verify import Verification
 
 
 def _cut(text: str) -> str:

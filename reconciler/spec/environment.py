@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.spec.airbyte import AirbyteEnvironment
 from reconciler.spec.secrets import is_secret_name
-from reconciler.spec.superset import SupersetEnvironment
-from reconciler.spec.workloads import WorkloadsEnvironment
+from reconciler.systems.airbyte.spec import AirbyteEnvironment
+from reconciler.systems.superset.spec import SupersetEnvironment
+from reconciler.systems.workloads.spec import WorkloadsEnvironment
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import SpecError, SpecProblem
-from reconciler.spec.airbyte import ConnectionSpec, DestinationSpec, SourceSpec
 from reconciler.spec.environment import EnvironmentFile, interpolate_tree
 from reconciler.spec.secrets import SecretRef, iter_inline_secrets, iter_secret_refs
-from reconciler.spec.superset_loader import SupersetSelection, SupersetSpecs, load_superset, read_superset_specs
-from reconciler.spec.workloads import ComponentSpec, ImageVersion, WorkloadsEnvironment, WorkloadsFile
 from reconciler.spec.yamlsource import LocatedMap, YamlSyntaxError, deep_merge, locate, parse_yaml
+from reconciler.systems.airbyte.spec import ConnectionSpec, DestinationSpec, SourceSpec
+from reconciler.systems.superset.loading import SupersetSelection, SupersetSpecs, load_superset, read_superset_specs
+from reconciler.systems.workloads.spec import ComponentSpec, ImageVersion, WorkloadsEnvironment, WorkloadsFile
 
 AIRBYTE_SPEC_DIR = "specs/airbyte/"
 WORKLOADS_SPEC = "specs/workloads.yaml"

@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from reconciler.spec.airbyte import ConnectionSpec, DestinationSpec, SourceSpec
 from reconciler.spec.environment import EnvironmentFile
-from reconciler.spec.superset import RolesFile
-from reconciler.spec.workloads import WorkloadsFile
+from reconciler.systems.airbyte.spec import ConnectionSpec, DestinationSpec, SourceSpec
+from reconciler.systems.superset.spec import RolesFile
+from reconciler.systems.workloads.spec import WorkloadsFile
 
 
 class AirbyteSpecFile(BaseModel):
