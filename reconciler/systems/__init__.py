@@ -1,1 +1,1 @@
-"""The systems package."""
+"""One package per system (airbyte, superset, workloads), each exposing `SYSTEM` for the registry."""

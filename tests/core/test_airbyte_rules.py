@@ -9,9 +9,9 @@ from pydantic import ValidationError
 
 from reconciler.core.diff import SECRET_CHANGED, diff_resource
 from reconciler.core.model import LiveResource, OwnershipRecord
-from reconciler.spec.loader import AirbyteSelection
 from reconciler.spec.secrets import SecretRef
 from reconciler.systems.airbyte import rules
+from reconciler.systems.airbyte.loading import AirbyteSelection
 from reconciler.systems.airbyte.spec import ConnectionSpec, SourceSpec
 
 

@@ -17,6 +17,7 @@ import binascii
 import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
@@ -33,6 +34,8 @@ from reconciler.clients.kube.rollout import (
     rollout_complete,
     rollout_progress,
 )
+from reconciler.errors import ApiError
+from reconciler.spec.environment import ClusterSettings
 
 __all__ = [
     "FIELD_MANAGER",
@@ -274,3 +277,19 @@ class KubeClient(LeaseCalls):
             )
         written = self._dict(self._call(what, call))
         return str(written["metadata"]["resourceVersion"])
+
+
+IN_CLUSTER = "in-cluster"
+
+
+def cluster_client(root: Path, settings: ClusterSettings, system: str) -> KubeClient:
+    """The cluster `settings` name: its kubeconfig (relative to the project) or in-cluster config."""
+    kubeconfig = settings.kubeconfig
+    try:
+        if kubeconfig == IN_CLUSTER:
+            return KubeClient.in_cluster()
+        if kubeconfig and not Path(kubeconfig).is_absolute():
+            kubeconfig = str(root / kubeconfig)
+        return KubeClient.from_environment(kubeconfig or None, settings.context)
+    except KubeError as exc:
+        raise ApiError(system, f"cannot load Kubernetes configuration: {exc}") from exc

@@ -8,21 +8,24 @@ and order preserved), and records ownership so the next plan adopts instead of c
 from __future__ import annotations
 
 import io
+import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 from ruamel.yaml import YAML
 
 from reconciler import engine
 from reconciler.core.model import OwnershipRecord, ResourceKey
 from reconciler.errors import ReconcilerError
+from reconciler.registry import Invocation
 from reconciler.spec.files import read_spec_tree
-from reconciler.spec.loader import airbyte_definition_names
 from reconciler.systems.airbyte import rules
-from reconciler.systems.airbyte.provider import AirbyteProvider
+from reconciler.systems.airbyte.loading import airbyte_definition_names
+from reconciler.systems.airbyte.provider import AirbyteProvider, connect
 from reconciler.systems.airbyte.pull import ImportedSpecs, connection_entry, connector_entry, spec_name
 
 COLLECTIONS = {
@@ -123,12 +126,9 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
     target = root / "specs" / "airbyte" / f"imported-{env_name}.yaml"
     warnings: list[str] = []
     with (
-        engine.open_session(root, env_name, environ) as session,
+        engine.open_provider(root, env_name, environ, rules.SYSTEM, connect) as (session, provider),
         engine.locked(session, "reconcile import airbyte", lambda message: warnings.append(f"Warning: {message}")),
     ):
-        provider = session.providers.get(rules.SYSTEM)
-        if not isinstance(provider, AirbyteProvider):
-            raise ReconcilerError(f"environment {env_name} has no airbyte section")
         records = session.state.load()  # a state it cannot use is refused before any file is written
         selection = provider.selection
         selected = {
@@ -181,3 +181,19 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
     lines += skipped
     lines.append(f"Next: `reconcile plan --env {env_name}` should show no changes but secrets not tracked yet.")
     return lines
+
+
+pass_invocation = click.make_pass_decorator(Invocation)
+
+
+@click.command(name="airbyte")
+@click.option("--env", "env_name", required=True)
+@click.option("--include-owned", is_flag=True, help="Also write resources the specs already define.")
+@pass_invocation
+def import_command(invocation: Invocation, env_name: str, include_owned: bool) -> None:
+    """Adopt resources that already exist in Airbyte into spec YAML (live -> git; secrets become references)."""
+    for line in import_airbyte(invocation.root, env_name, dict(os.environ), include_owned=include_owned):
+        click.echo(line)
+
+
+COMMANDS: list[tuple[str | None, click.Command]] = [("import", import_command)]

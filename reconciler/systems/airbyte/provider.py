@@ -13,6 +13,7 @@ each one: the planner refuses a replace that would kill them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path as FilePath
 from typing import Any
 
 from reconciler.core.identity import LiveObject, match_objects
@@ -20,10 +21,12 @@ from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord
 from reconciler.core.plan import Action, ActionKind, changed_fields
 from reconciler.errors import ApiError, SpecError, SpecProblem
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
-from reconciler.spec.loader import AirbyteSelection
-from reconciler.spec.secrets import SecretRef
+from reconciler.secrets import SecretResolver
+from reconciler.spec.loader import Environment
+from reconciler.spec.secrets import SecretField, SecretRef
 from reconciler.systems.airbyte import rules
 from reconciler.systems.airbyte.client import AirbyteClient
+from reconciler.systems.airbyte.loading import AirbyteSelection
 from reconciler.systems.airbyte.spec import AirbyteEnvironment, DestinationSpec, SourceSpec
 
 COLLECTIONS = {rules.SOURCE: "sources", rules.DESTINATION: "destinations", rules.CONNECTION: "connections"}
@@ -168,3 +171,23 @@ class AirbyteProvider:
             body = rules.connector_payload(kind, desired, secrets, None, full=False)
         self.client.patch(COLLECTIONS[kind], live_id, body)
         return ApplyOutcome(live_id, self._fingerprints(desired))
+
+
+def connect(root: FilePath, env: Environment, resolver: SecretResolver) -> AirbyteProvider:
+    """The provider of an environment with an `airbyte:` section; its client resolves its secrets here."""
+    settings = env.settings.section(rules.SYSTEM)
+    selection = env.section(rules.SYSTEM, AirbyteSelection)
+    if not isinstance(settings, AirbyteEnvironment) or selection is None:
+        raise SpecError([SpecProblem(env.file, None, rules.SYSTEM, "no airbyte section")])
+    auth = settings.auth
+
+    def secret(field: SecretField | None) -> str | None:
+        return resolver.value(field.secret_ref) if field is not None else None
+
+    client = AirbyteClient(
+        settings.url,
+        client_id=auth.client_id,
+        client_secret=secret(auth.client_secret),
+        token=secret(auth.token),
+    )
+    return AirbyteProvider(client, settings, selection)

@@ -14,8 +14,8 @@ from typing import Any
 from reconciler.core.model import DesiredResource, Path, ResourceKey, SecretSlot
 from reconciler.errors import SpecProblem
 from reconciler.spec.cron import strip_utc
-from reconciler.spec.loader import AirbyteSelection
 from reconciler.spec.secrets import SecretRef, is_secret_ref
+from reconciler.systems.airbyte.loading import AirbyteSelection
 from reconciler.systems.airbyte.spec import ConnectionSpec, DestinationSpec, SourceSpec, StreamSpec
 
 SYSTEM = "airbyte"

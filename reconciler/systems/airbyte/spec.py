@@ -226,3 +226,13 @@ class AirbyteEnvironment(_Strict):
     sources: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
     destinations: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
     connections: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+
+
+class AirbyteSpecFile(BaseModel):
+    """A file under specs/airbyte/: any of the three lists."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceSpec] = []
+    destinations: list[DestinationSpec] = []
+    connections: list[ConnectionSpec] = []

@@ -1,4 +1,4 @@
-"""`reconcile pull superset` and `reconcile verify superset`: the I/O shells around the Superset provider.
+"""The Superset commands (`pull superset`: live -> git; `verify superset`: live -> screen), above the engine.
 
 pull: live dashboards (all, or by slug) -> one export -> `specs/superset/` written the way
 `to_files` lays it out, merged with what is there. Only files whose bytes change are written,
@@ -14,16 +14,20 @@ checked at all makes the command exit 1, naming it.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 from ruamel.yaml import YAML
 
 from reconciler import engine
 from reconciler.errors import ReconcilerError
+from reconciler.registry import Invocation
 from reconciler.systems.superset.loading import ASSET_FOLDERS
-from reconciler.systems.superset.provider import SupersetProvider
+from reconciler.systems.superset.provider import connect
+from reconciler.systems.superset.rendering import render_verification
 from reconciler.systems.superset.rules.assets import SYSTEM
 from reconciler.systems.superset.rules.bundle import from_files, read_bundle, to_files
 from reconciler.systems.superset.rules.pull import (
@@ -37,13 +41,6 @@ from reconciler.systems.superset.rules.pull import (
 from reconciler.systems.superset.rules.verify import Verification
 
 SPEC_DIR = Path("specs") / "superset"
-
-
-def _provider(session: engine.Session) -> SupersetProvider:
-    provider = session.providers.get(SYSTEM)
-    if not isinstance(provider, SupersetProvider):
-        raise ReconcilerError(f"environment {session.env.name} has no superset section")
-    return provider
 
 
 def _asset_files(spec_dir: Path) -> dict[str, str]:
@@ -105,8 +102,8 @@ def _add_to_environment(env_file: Path, entries: Sequence[ConnectionEntry], slug
 
 def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: Sequence[str] = ()) -> list[str]:
     """Write the live dashboards (all, or `slugs`) of an environment into `specs/superset/`; report lines."""
-    with engine.open_session(root, env_name, environ, systems=[SYSTEM]) as session:
-        client = _provider(session).client
+    with engine.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
+        client = provider.client
         listed = client.list_dashboards()
         live_slugs = {d.slug for d in listed if d.slug}
         unknown = sorted(set(slugs) - live_slugs)
@@ -117,8 +114,7 @@ def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: 
         if not chosen:
             return [f"Nothing to pull: {env_name}'s Superset has no dashboards."]
         pulled = read_bundle(client.export_dashboards(sorted(chosen)))
-        settings = session.env.settings.superset
-        assert settings is not None
+        settings = provider.settings
         env_file = root / session.env.file
     spec_dir = root / SPEC_DIR
     current = _asset_files(spec_dir)
@@ -142,5 +138,33 @@ def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: 
 
 def verify_superset(root: Path, env_name: str, environ: Mapping[str, str]) -> Verification:
     """Run every chart of every dashboard `env_name` should have, in its Superset."""
-    with engine.open_session(root, env_name, environ, systems=[SYSTEM]) as session:
-        return _provider(session).verify()
+    with engine.open_provider(root, env_name, environ, SYSTEM, connect) as (_session, provider):
+        return provider.verify()
+
+
+pass_invocation = click.make_pass_decorator(Invocation)
+
+
+@click.command(name="superset")
+@click.option("--env", "env_name", required=True, help="Environment to pull from (e.g. prod).")
+@click.option("--dashboard", "dashboards", multiple=True, metavar="SLUG", help="Only this dashboard; repeatable.")
+@pass_invocation
+def pull_command(invocation: Invocation, env_name: str, dashboards: tuple[str, ...]) -> None:
+    """Write live dashboards into specs/ (live -> git; deterministic files, connections go to the environment
+    file)."""
+    for line in pull_superset(invocation.root, env_name, dict(os.environ), dashboards):
+        click.echo(line)
+
+
+@click.command(name="superset")
+@click.option("--env", "env_name", required=True)
+@pass_invocation
+def verify_command(invocation: Invocation, env_name: str) -> None:
+    """Run every chart of the environment's dashboards (live -> screen; exit 1 naming the charts that fail)."""
+    verification = verify_superset(invocation.root, env_name, dict(os.environ))
+    click.echo(render_verification(verification))
+    if not verification.ok:
+        raise ReconcilerError(verification.failure_message())
+
+
+COMMANDS: list[tuple[str | None, click.Command]] = [("pull", pull_command), ("verify", verify_command)]

@@ -9,15 +9,20 @@ does not is a dashboard not replicated (or not selected) there.
 
 from __future__ import annotations
 
+from reconciler.core.compare import ABSENT
+from reconciler.registry import Row
 from reconciler.spec.loader import Environment
+from reconciler.systems.superset.loading import SupersetSelection
 from reconciler.systems.superset.spec import DashboardSelector
 
-ABSENT = "—"
-Row = tuple[str, str, str, str]
+
+def _selection(env: Environment) -> SupersetSelection | None:
+    return env.section("superset", SupersetSelection)
 
 
 def _replication(env: Environment) -> str:
-    source = env.superset.settings.replicate if env.superset is not None else None
+    selection = _selection(env)
+    source = selection.settings.replicate if selection is not None else None
     if source is None:
         return ABSENT
     chosen = source.dashboards
@@ -29,21 +34,23 @@ def _replication(env: Environment) -> str:
 
 def _dashboards(env: Environment, other: Environment) -> dict[str, str]:
     """Slug -> how it gets there (`spec`, `replicated from prod`), as far as the files tell."""
-    if env.superset is None:
+    selection, other_selection = _selection(env), _selection(other)
+    if selection is None:
         return {}
-    found = {slug: "spec" for slug in env.superset.dashboards}
-    replicate = env.superset.settings.replicate
+    found = {slug: "spec" for slug in selection.dashboards}
+    replicate = selection.settings.replicate
     if replicate is not None:
         label = f"replicated from {replicate.source}"
         if isinstance(replicate.dashboards, DashboardSelector):
             found.update({slug: label for slug in replicate.dashboards.slugs if slug not in found})
-        elif replicate.source == other.name and other.superset is not None:
-            found.update({slug: label for slug in other.superset.dashboards if slug not in found})
+        elif replicate.source == other.name and other_selection is not None:
+            found.update({slug: label for slug in other_selection.dashboards if slug not in found})
     return found
 
 
 def _roles(env: Environment) -> set[str]:
-    return {role.name for role in env.superset.roles} if env.superset is not None else set()
+    selection = _selection(env)
+    return {role.name for role in selection.roles} if selection is not None else set()
 
 
 def superset_rows(left: Environment, right: Environment) -> list[Row]:

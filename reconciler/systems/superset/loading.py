@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from reconciler.spec.environment import interpolate_tree
+from reconciler.spec.loader import Problems, SectionInput
 from reconciler.spec.yamlsource import LocatedMap
 from reconciler.systems.superset.asset_keys import unknown_keys
 from reconciler.systems.superset.rules.assets import chart_nodes, filter_targets, sub_bundle
@@ -27,14 +28,6 @@ from reconciler.systems.superset.spec import ROLES_FILE, RolesFile, RoleSpec, Su
 SUPERSET_SPEC_DIR = "specs/superset/"
 ASSET_FOLDERS = ("databases", "datasets", "charts", "dashboards")
 SECTION = "superset"
-
-
-class Problems(Protocol):
-    """Where problems go (the loader's collector)."""
-
-    def at(self, tree: Any, path: Sequence[Any], message: str, *, field: str | None = None) -> None: ...
-
-    def from_validation(self, tree: Any, prefix: tuple[Any, ...], error: ValidationError) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -259,3 +252,15 @@ def load_superset(
         source = _source(name, settings, environments, variables, raw, problems)
     slugs = tuple(sorted(dashboard_slug(asset) for asset in bundle.of("dashboards")))
     return SupersetSelection(settings, bundle, slugs, tuple(roles), source)
+
+
+def load_superset_section(section: SectionInput) -> SupersetSelection:
+    return load_superset(
+        section.environment,
+        section.raw,
+        section.settings,
+        section.specs,
+        section.environments,
+        section.variables,
+        section.problems,
+    )

@@ -22,12 +22,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path as FilePath
 
 from reconciler.core.diff import diff_resource
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey, SecretSlot, digest_of
 from reconciler.core.plan import Action, ActionKind
-from reconciler.errors import ApiError, PlanError
+from reconciler.errors import ApiError, PlanError, SpecError, SpecProblem
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
+from reconciler.secrets import SecretResolver
+from reconciler.spec.loader import Environment
 from reconciler.spec.secrets import SecretRef
 from reconciler.systems.superset.api.client import SupersetClient, SupersetError
 from reconciler.systems.superset.listing import Listing, union
@@ -67,6 +70,7 @@ from reconciler.systems.superset.rules.verify import (
     charts_to_verify,
     result_error,
 )
+from reconciler.systems.superset.spec import SupersetEnvironment
 
 Connect = Callable[[], SupersetClient]
 VERIFY_CONCURRENCY = 4
@@ -374,3 +378,25 @@ class SupersetProvider:
     def verify(self) -> Verification:
         """Every chart of every dashboard this environment should have."""
         return self.run_charts(charts_to_verify(self.desired_bundle()))
+
+
+def _client_factory(settings: SupersetEnvironment, resolver: SecretResolver) -> Callable[[], SupersetClient]:
+    """A Superset client made on first use: its secrets are resolved only when it is needed."""
+
+    def make() -> SupersetClient:
+        auth = settings.auth
+        password = resolver.value(auth.password.secret_ref) if auth.password else None
+        token = resolver.value(auth.token.secret_ref) if auth.token else None
+        return SupersetClient(settings.url, username=auth.username, password=password, access_token=token)
+
+    return make
+
+
+def connect(root: FilePath, env: Environment, resolver: SecretResolver) -> SupersetProvider:
+    """The provider of an environment with a `superset:` section (and of its replication source's Superset)."""
+    selection = env.section(SYSTEM, SupersetSelection)
+    if selection is None:
+        raise SpecError([SpecProblem(env.file, None, SYSTEM, "no superset section")])
+    source = selection.source
+    connect_source = _client_factory(source.settings, resolver) if source is not None else None
+    return SupersetProvider(_client_factory(selection.settings, resolver), selection, env.name, connect_source)

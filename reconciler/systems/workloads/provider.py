@@ -10,17 +10,20 @@ environment asks for it, rolls back to the previous image.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from reconciler.clients.kube.client import KubeClient, KubeError, KubeNotFound
+from reconciler.clients.kube.client import KubeClient, KubeError, KubeNotFound, cluster_client
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action, ActionKind
-from reconciler.errors import ApiError
+from reconciler.errors import ApiError, SpecError, SpecProblem
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
-from reconciler.spec.loader import WorkloadsSelection
+from reconciler.secrets import SecretResolver
+from reconciler.spec.loader import Environment
 from reconciler.spec.secrets import SecretRef
 from reconciler.systems.workloads import rules
 from reconciler.systems.workloads.dagster import DagsterClient, DagsterError, LocationStatus
+from reconciler.systems.workloads.loading import WorkloadsSelection
 from reconciler.systems.workloads.spec import ConfigMapKey, ContainerEnv, ContainerImage
 
 
@@ -159,3 +162,13 @@ def describe(status: LocationStatus) -> str:
     if status.error is not None:
         return f"FAILED ({status.error_class}): {status.error}"
     return f"healthy ({status.load_status})"
+
+
+def connect(root: Path, env: Environment, resolver: SecretResolver) -> WorkloadsProvider:
+    """The provider of an environment with a `workloads:` section: its cluster, and Dagster when set."""
+    selection = env.section(rules.SYSTEM, WorkloadsSelection)
+    if selection is None:
+        raise SpecError([SpecProblem(env.file, None, rules.SYSTEM, "no workloads section")])
+    settings = selection.settings
+    dagster = DagsterClient(settings.dagster.url) if settings.dagster else None
+    return WorkloadsProvider(cluster_client(root, settings.kubernetes, rules.SYSTEM), dagster, selection)

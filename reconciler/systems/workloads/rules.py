@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.model import DesiredResource, ResourceKey
-from reconciler.spec.loader import WorkloadsSelection
+from reconciler.systems.workloads.loading import WorkloadsSelection
 from reconciler.systems.workloads.spec import Carrier, ConfigMapKey, ContainerEnv, ContainerImage
 
 SYSTEM = "workloads"
@@ -51,6 +51,11 @@ class CarrierRef:
     def rolls_out(self) -> bool:
         """Changing it restarts pods of a Deployment (a ConfigMap key does not by itself)."""
         return not isinstance(self.carrier, ConfigMapKey)
+
+
+def component_of(key: ResourceKey) -> str:
+    """The component a workloads key belongs to (`dbt@deployment/...` -> `dbt`)."""
+    return key.name.partition("@")[0]
 
 
 def carriers(selection: WorkloadsSelection) -> list[CarrierRef]:

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reconciler.spec.environment import ClusterSettings
+
 COMPONENT_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -87,11 +89,9 @@ class ImageVersion(_Strict):
         return f"{repository}:{self.tag}" + (f"@{self.digest}" if self.digest else "")
 
 
-class KubernetesSettings(_Strict):
+class KubernetesSettings(ClusterSettings):
     """How to reach the environment's cluster: a kubeconfig (and context), or in-cluster config."""
 
-    kubeconfig: str | None = None
-    context: str | None = None
     namespace: str = "default"
 
 
