@@ -1,1 +1,1 @@
-"""The api package."""
+"""The Superset REST client: auth and paging (calls), assets (resources), roles (security), errors."""

@@ -1,1 +1,1 @@
-"""The rules package."""
+"""Pure Superset rules: the asset bundle, its normalised shape, desired state, roles, pull and verify."""
