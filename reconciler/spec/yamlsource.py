@@ -51,9 +51,70 @@ class YamlSyntaxError(Exception):
         self.problem = problem
 
 
+ALIAS_BUDGET = 10_000
+"""How many nodes aliases may add to one file once expanded (a YAML "billion laughs" adds 10**9)."""
+MAX_DEPTH = 100
+"""How deeply one file's collections may nest, aliases expanded."""
+
+
+def _expanded(node: yaml.Node, memo: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """(nodes, depth) of `node` with every alias in it written out; shared subtrees are counted once each."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    size, depth = 1, 0
+    if isinstance(node, yaml.CollectionNode):
+        children: list[yaml.Node] = []
+        for child in node.value:
+            children.extend(child if isinstance(child, tuple) else (child,))
+        for child in children:
+            child_size, child_depth = _expanded(child, memo)
+            size += child_size
+            depth = max(depth, child_depth + 1)
+    memo[id(node)] = (size, depth)
+    return size, depth
+
+
 def _loader_for(file: str) -> type[yaml.SafeLoader]:
     class _Loader(yaml.SafeLoader):
-        pass
+        """Composes with a budget: aliases may add `ALIAS_BUDGET` nodes, nesting may reach `MAX_DEPTH`."""
+
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.alias_budget = ALIAS_BUDGET
+            self.depth = 0
+            self.sizes: dict[int, tuple[int, int]] = {}
+
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+            line = event.start_mark.line + 1 if event.start_mark else None
+            if isinstance(event, yaml.AliasEvent):
+                node = super().compose_node(parent, index)
+                if node is not None:
+                    size, depth = _expanded(node, self.sizes)
+                    self.alias_budget -= size
+                    if self.alias_budget < 0:
+                        raise YamlSyntaxError(
+                            SpecProblem(
+                                file,
+                                line,
+                                "",
+                                f"alias *{event.anchor} expands the file past {ALIAS_BUDGET} nodes; "
+                                "write the values out or use fewer aliases",
+                            )
+                        )
+                    self._check_depth(self.depth + 1 + depth, line)
+                return node
+            self.depth += 1
+            self._check_depth(self.depth, line)
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def _check_depth(self, depth: int, line: int | None) -> None:
+            if depth > MAX_DEPTH:
+                raise YamlSyntaxError(SpecProblem(file, line, "", f"nested deeper than {MAX_DEPTH} levels"))
 
     def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LocatedMap:
         result = LocatedMap(file=file, line=node.start_mark.line + 1)
