@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from reconciler.errors import SpecProblem
+from reconciler.spec.secrets import is_secret_ref
 
 
 class LocatedMap(dict[str, Any]):
@@ -179,10 +180,17 @@ def locate(tree: Any, path: Sequence[str | int]) -> tuple[str, int | None]:
 def deep_merge(base: Any, override: Any) -> Any:
     """Overlay `override` on `base`: mappings merge key by key, anything else is replaced.
 
-    Locations travel with the values, so a merged tree still points each key at the file that
-    supplied it (the environment file for an override, the shared spec otherwise).
+    A secret reference (`{secretRef: ...}`) on either side is replaced whole, never merged: an
+    environment moving a secret from `env` to `file` means the file only. Locations travel with
+    the values, so a merged tree still points each key at the file that supplied it (the
+    environment file for an override, the shared spec otherwise).
     """
-    if isinstance(base, Mapping) and isinstance(override, Mapping):
+    if (
+        isinstance(base, Mapping)
+        and isinstance(override, Mapping)
+        and not is_secret_ref(base)
+        and not is_secret_ref(override)
+    ):
         merged = LocatedMap(
             file=getattr(base, "file", ""),
             line=getattr(base, "line", 0),
@@ -193,7 +201,7 @@ def deep_merge(base: Any, override: Any) -> Any:
         override_locs = getattr(override, "key_locs", {})
         for key, value in override.items():
             merged[key] = deep_merge(base[key], value) if key in base else value
-            if key in override_locs and not isinstance(merged[key], LocatedMap):
+            if key in override_locs and merged[key] is value:
                 merged.key_locs[key] = override_locs[key]
         if not merged.file:
             merged.file = getattr(override, "file", "")
