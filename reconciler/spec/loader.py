@@ -19,7 +19,7 @@ from reconciler.spec.environment import EnvironmentFile, interpolate_tree
 from reconciler.spec.secrets import SecretRef, iter_inline_secrets, iter_secret_refs
 from reconciler.spec.superset_loader import SUPERSET_SPEC_DIR, SupersetSelection, load_superset, read_superset_specs
 from reconciler.spec.workloads import ComponentSpec, ImageVersion, WorkloadsEnvironment, WorkloadsFile
-from reconciler.spec.yamlsource import LocatedMap, YamlSyntaxError, deep_merge, locate, parse_yaml
+from reconciler.spec.yamlsource import LocatedList, LocatedMap, YamlSyntaxError, deep_merge, locate, parse_yaml
 
 AIRBYTE_SPEC_DIR = "specs/airbyte/"
 WORKLOADS_SPEC = "specs/workloads.yaml"
@@ -91,12 +91,18 @@ def _validate(model: type[Model], tree: Any, prefix: tuple[Any, ...], problems: 
 
 
 def _parse_all(files: Mapping[str, str], problems: _Problems) -> dict[str, Any]:
+    """Every file's tree; a file that does not parse, or holds a single value, is reported and left out."""
     parsed: dict[str, Any] = {}
     for path, text in sorted(files.items()):
         try:
-            parsed[path] = parse_yaml(text, path)
+            document = parse_yaml(text, path)
         except YamlSyntaxError as exc:
             problems.items.append(exc.problem)
+            continue
+        if document is not None and not isinstance(document, LocatedMap | LocatedList):
+            problems.items.append(SpecProblem(path, 1, "", f"expected a mapping, not {type(document).__name__}"))
+            continue
+        parsed[path] = document
     return parsed
 
 
