@@ -67,7 +67,7 @@ class _Problems:
         steps = [step for step in path]
         file, line = locate(tree, steps)
         label = field if field is not None else ".".join(str(step) for step in steps)
-        self.items.append(SpecProblem(file, line, label, message))
+        self.items.append(SpecProblem(file, line, _one_line(label), message))
 
     def from_validation(self, tree: Any, prefix: tuple[Any, ...], error: ValidationError) -> None:
         for detail in error.errors():
@@ -76,6 +76,11 @@ class _Problems:
             if detail["type"] == "extra_forbidden":
                 message = "unknown field"
             self.at(tree, (*prefix, *loc), message)
+
+
+def _one_line(label: str) -> str:
+    """A field label as it is printed: a key's line breaks and control characters written as escapes."""
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in label)
 
 
 def _is_union_tag(step: Any) -> bool:
