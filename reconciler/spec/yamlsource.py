@@ -56,6 +56,8 @@ ALIAS_BUDGET = 10_000
 """How many nodes aliases may add to one file once expanded (a YAML "billion laughs" adds 10**9)."""
 MAX_DEPTH = 100
 """How deeply one file's collections may nest, aliases expanded."""
+NOT_JSON_TAGS = ("binary", "set", "omap", "pairs")
+"""YAML types with no JSON counterpart: refused, since every spec value ends up in a JSON API call."""
 
 
 def _expanded(node: yaml.Node, memo: dict[int, tuple[int, int]]) -> tuple[int, int]:
@@ -139,8 +141,19 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
             result.item_lines.append(child.start_mark.line + 1)
         return result
 
+    def construct_as_written(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+        return str(node.value)  # a date or a time stays the text the API is sent, not a datetime
+
+    def refuse(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        raise YamlSyntaxError(
+            SpecProblem(file, node.start_mark.line + 1, "", f"!!{node.tag.rsplit(':', 1)[-1]} has no JSON form")
+        )
+
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
+    _Loader.add_constructor("tag:yaml.org,2002:timestamp", construct_as_written)
+    for tag in NOT_JSON_TAGS:
+        _Loader.add_constructor(f"tag:yaml.org,2002:{tag}", refuse)
     return _Loader
 
 

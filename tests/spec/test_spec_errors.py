@@ -67,6 +67,12 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
         "    lake: {}\n    warehouse: {}",
         ["environments/prod.yaml:20: destinations.warehouse: no destination named 'warehouse'"],
     ),
+    "YAML type with no JSON form": (
+        "specs/airbyte/sources.yaml",
+        "      schemas: [public]",
+        "      schemas: !!set {public}",
+        ["specs/airbyte/sources.yaml:12: !!set has no JSON form"],
+    ),
     "wrong type": (
         "environments/prod.yaml",
         "  prune: true",
