@@ -234,8 +234,14 @@ def test_validate_ends_in_valid_or_located_errors_offline(
 
 @pytest.mark.timeout(120)
 @settings(example_settings, max_examples=20)
-@given(changes=st.lists(mutations, min_size=1, max_size=2), env=st.sampled_from(["qa", "prod"]))
+@given(
+    changes=st.lists(mutations, min_size=1, max_size=2),
+    env=st.sampled_from(["qa", "prod"]),
+    system=st.sampled_from(["", "airbyte", "superset"]),
+)
+@example(changes=[Mutation("environments/qa.yaml", "set", (1,), "ünïcode ☠")], env="qa", system="airbyte")
+@example(changes=[Mutation("environments/prod.yaml", "set", (1,), "ünïcode ☠")], env="prod", system="superset")
 def test_plan_ends_in_a_plan_or_an_error_when_the_network_refuses(
-    root: Path, network: list[Any], changes: list[Mutation], env: str
+    root: Path, network: list[Any], changes: list[Mutation], env: str, system: str
 ) -> None:
-    _check(_run(root, changes, "plan", "--env", env))
+    _check(_run(root, changes, "plan", "--env", env, *(("--system", system) if system else ())))
