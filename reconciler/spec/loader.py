@@ -19,7 +19,15 @@ from reconciler.spec.environment import EnvironmentFile, interpolate_tree
 from reconciler.spec.secrets import SecretRef, iter_inline_secrets, iter_secret_refs
 from reconciler.spec.superset_loader import SUPERSET_SPEC_DIR, SupersetSelection, load_superset, read_superset_specs
 from reconciler.spec.workloads import ComponentSpec, ImageVersion, WorkloadsEnvironment, WorkloadsFile
-from reconciler.spec.yamlsource import LocatedList, LocatedMap, YamlSyntaxError, deep_merge, locate, parse_yaml
+from reconciler.spec.yamlsource import (
+    LocatedList,
+    LocatedMap,
+    YamlSyntaxError,
+    deep_merge,
+    locate,
+    one_line,
+    parse_yaml,
+)
 
 AIRBYTE_SPEC_DIR = "specs/airbyte/"
 WORKLOADS_SPEC = "specs/workloads.yaml"
@@ -67,7 +75,7 @@ class _Problems:
         steps = [step for step in path]
         file, line = locate(tree, steps)
         label = field if field is not None else ".".join(str(step) for step in steps)
-        self.items.append(SpecProblem(file, line, _one_line(label), message))
+        self.items.append(SpecProblem(file, line, one_line(label), message))
 
     def from_validation(self, tree: Any, prefix: tuple[Any, ...], error: ValidationError) -> None:
         for detail in error.errors():
@@ -76,11 +84,6 @@ class _Problems:
             if detail["type"] == "extra_forbidden":
                 message = "unknown field"
             self.at(tree, (*prefix, *loc), message)
-
-
-def _one_line(label: str) -> str:
-    """A field label as it is printed: a key's line breaks and control characters written as escapes."""
-    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in label)
 
 
 def _is_union_tag(step: Any) -> bool:

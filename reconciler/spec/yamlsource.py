@@ -78,6 +78,11 @@ def _expanded(node: yaml.Node, memo: dict[int, tuple[int, int]]) -> tuple[int, i
     return size, depth
 
 
+def one_line(label: str) -> str:
+    """A field label as it is printed: a key's line breaks and control characters written as escapes."""
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in label)
+
+
 def _loader_for(file: str) -> type[yaml.SafeLoader]:
     class _Loader(yaml.SafeLoader):
         """Composes with a budget: aliases may add `ALIAS_BUDGET` nodes, nesting may reach `MAX_DEPTH`."""
@@ -128,7 +133,7 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
                 key = str(key)
             if key in result:
                 raise YamlSyntaxError(
-                    SpecProblem(file, key_node.start_mark.line + 1, key, "duplicate key in the same mapping")
+                    SpecProblem(file, key_node.start_mark.line + 1, one_line(key), "duplicate key in the same mapping")
                 )
             result[key] = loader.construct_object(value_node, deep=True)
             result.key_locs[key] = (file, key_node.start_mark.line + 1)

@@ -219,6 +219,7 @@ example_settings = settings(
 @example_settings
 @given(changes=st.lists(mutations, min_size=1, max_size=3))
 @example(changes=[Mutation("specs/workloads.yaml", "raw", value="-}")])
+@example(changes=[Mutation("specs/workloads.yaml", "raw", value='"a\\u2028": 1\n"a\\u2028": 2\n')])
 @example(changes=[Mutation("specs/airbyte/sources.yaml", "set", value={"forged\n  specs/x.yaml:1: \u2028": 1})])
 @example(changes=[Mutation("specs/superset/roles.yaml", "replace", value="0 0 2 * * ?")])
 @example(changes=[Mutation("specs/superset/datasets/warehouse/sales.yaml", "set", (5,), {"password": "inline"})])
