@@ -54,8 +54,9 @@ class System:
     """Its provider for an environment that has its section (clients connect on first use or here)."""
     read_specs: Callable[[Mapping[str, str], Mapping[str, Any], Problems], Any] = lambda _texts, _parsed, _p: None
     """Its shared spec files (texts and parsed trees by path) read once per load, for `load`."""
-    read_specs_always: bool = False
-    """Read (and report problems in) its spec files even when no environment configures it."""
+    spec_files: str = ""
+    """Where its spec files are (a folder or file prefix): when any exists, they are read (and their problems
+    reported) even if no environment configures the system; otherwise only for an environment that does."""
     schemas: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     """Its spec file kinds for `reconcile schema`."""
     summary: Callable[[Any], str] = lambda _selection: ""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from reconciler import registry
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.spec.environment import EnvironmentFile, environment_model, interpolate_tree
-from reconciler.spec.yamlsource import LocatedMap, YamlSyntaxError, locate, parse_yaml
+from reconciler.spec.yamlsource import LocatedList, LocatedMap, YamlSyntaxError, locate, one_line, parse_yaml
 
 ENVIRONMENT_DIR = "environments/"
 
@@ -80,7 +80,7 @@ class Problems:
         steps = [step for step in path]
         file, line = locate(tree, steps)
         label = field if field is not None else ".".join(str(step) for step in steps)
-        self.items.append(SpecProblem(file, line, label, message))
+        self.items.append(SpecProblem(file, line, one_line(label), message))
 
     def from_validation(self, tree: Any, prefix: tuple[Any, ...], error: ValidationError) -> None:
         for detail in error.errors():
@@ -104,12 +104,18 @@ def validate_model(model: type[Model], tree: Any, prefix: tuple[Any, ...], probl
 
 
 def parse_all(files: Mapping[str, str], problems: Problems) -> dict[str, Any]:
+    """Every file's tree; a file that does not parse, or holds a single value, is reported and left out."""
     parsed: dict[str, Any] = {}
     for path, text in sorted(files.items()):
         try:
-            parsed[path] = parse_yaml(text, path)
+            document = parse_yaml(text, path)
         except YamlSyntaxError as exc:
             problems.items.append(exc.problem)
+            continue
+        if document is not None and not isinstance(document, LocatedMap | LocatedList):
+            problems.items.append(SpecProblem(path, 1, "", f"expected a mapping, not {type(document).__name__}"))
+            continue
+        parsed[path] = document
     return parsed
 
 
@@ -133,7 +139,9 @@ def load_environments(
     problems = Problems()
     parsed = parse_all(files, problems)
     specs: dict[str, Any] = {
-        system.name: system.read_specs(files, parsed, problems) for system in known_systems if system.read_specs_always
+        system.name: system.read_specs(files, parsed, problems)
+        for system in known_systems
+        if system.spec_files and any(path.startswith(system.spec_files) for path in files)
     }
     names = environment_names(files)
     if only is not None and only not in names:

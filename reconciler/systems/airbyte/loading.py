@@ -35,7 +35,9 @@ class AirbyteSelection:
 
 def read_definitions(texts: Mapping[str, str], parsed: Mapping[str, Any], problems: Problems) -> Definitions:
     """Every definition under specs/airbyte/, read once per load."""
-    return _collect_airbyte_definitions(parsed, problems)
+    definitions = _collect_airbyte_definitions(parsed, problems)
+    _check_airbyte_definitions(definitions, problems)
+    return definitions
 
 
 def load_airbyte_section(section: SectionInput) -> AirbyteSelection | None:
@@ -123,20 +125,38 @@ def _select(
     return chosen
 
 
+_AIRBYTE_MODELS: dict[str, type[BaseModel]] = {
+    "sources": SourceSpec,
+    "destinations": DestinationSpec,
+    "connections": ConnectionSpec,
+}
+
+
+def _check_airbyte_definitions(
+    definitions: Mapping[str, Mapping[str, tuple[LocatedMap, int]]], problems: Problems
+) -> None:
+    """Every definition under specs/airbyte/ as written, whether an environment selects it or not."""
+    for kind in AIRBYTE_KINDS:
+        for tree, _ in definitions[kind].values():
+            if kind != "connections":
+                _check_secrets(tree, problems)
+            validate_model(_AIRBYTE_MODELS[kind], tree, (), problems)
+            if kind == "connections":
+                for field, section in (("source", "sources"), ("destination", "destinations")):
+                    target = tree.get(field)
+                    if isinstance(target, str) and target not in definitions[section]:
+                        problems.at(tree, (field,), f"{field} {target!r} is not defined in {AIRBYTE_SPEC_DIR}")
+
+
 def _load_airbyte(
     env_raw: LocatedMap, definitions: Mapping[str, Mapping[str, tuple[LocatedMap, int]]], problems: Problems
 ) -> AirbyteSelection:
     models: dict[str, list[Any]] = {kind: [] for kind in AIRBYTE_KINDS}
-    classes: dict[str, type[BaseModel]] = {
-        "sources": SourceSpec,
-        "destinations": DestinationSpec,
-        "connections": ConnectionSpec,
-    }
     for kind in AIRBYTE_KINDS:
         for _name, merged in _select(kind, env_raw, definitions[kind], problems):
             if kind != "connections":
                 _check_secrets(merged, problems)
-            model = validate_model(classes[kind], merged, (), problems)
+            model = validate_model(_AIRBYTE_MODELS[kind], merged, (), problems)
             if model is not None:
                 models[kind].append((model, merged))
     source_names = {model.name for model, _ in models["sources"]}

@@ -11,7 +11,12 @@ from reconciler.registry import System
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
 from reconciler.systems.superset.compare import superset_rows
-from reconciler.systems.superset.loading import SupersetSelection, load_superset_section, read_superset_specs
+from reconciler.systems.superset.loading import (
+    SUPERSET_SPEC_DIR,
+    SupersetSelection,
+    load_superset_section,
+    read_superset_specs,
+)
 from reconciler.systems.superset.spec import RolesFile, SupersetEnvironment
 
 NAME = "superset"
@@ -38,6 +43,7 @@ SYSTEM = System(
     name=NAME,
     section=SupersetEnvironment,
     read_specs=read_superset_specs,
+    spec_files=SUPERSET_SPEC_DIR,
     load=load_superset_section,
     connect=_connect,
     schemas={"superset-roles": RolesFile},
