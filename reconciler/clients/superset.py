@@ -1,5 +1,5 @@
-"""Moved to `reconciler.systems.superset.api.client` (alias kept for bench/replicate_superset.py)."""
+"""Moved to `reconciler.systems.superset.client` (alias kept for bench/replicate_superset.py)."""
 
-from reconciler.systems.superset.api.client import SupersetClient
+from reconciler.systems.superset.client import SupersetClient
 
 __all__ = ["SupersetClient"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.clients.kube.client import KubeError
 from reconciler.errors import ApiError, redact_credentials
-from reconciler.systems.superset.api.errors import SupersetError
+from reconciler.systems.superset.client import SupersetError
 from reconciler.systems.workloads.dagster import DagsterError
 
 

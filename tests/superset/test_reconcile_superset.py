@@ -28,7 +28,7 @@ from click.testing import Result
 from reconciler import engine
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
-from reconciler.systems.superset.api.client import SupersetClient
+from reconciler.systems.superset.client import SupersetClient
 from reconciler.systems.superset.provider import SupersetProvider
 from tests.superset.conftest import FreshQas, SupersetPair, client_for
 from tests.superset.project import STAGING, SUPERSET, SupersetProject, superset_project

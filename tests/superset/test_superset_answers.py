@@ -10,8 +10,8 @@ import pytest
 
 from reconciler.clients.http import RetryPolicy
 from reconciler.errors import ApiError
-from reconciler.systems.superset.api import calls as superset_calls
-from reconciler.systems.superset.api.client import SupersetClient
+from reconciler.systems.superset import client as superset_calls
+from reconciler.systems.superset.client import SupersetClient
 
 BASE = "http://superset.test"
 LOGIN = "/api/v1/security/login"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.systems.superset.api.client import SupersetClient
+from reconciler.systems.superset.client import SupersetClient
 from reconciler.systems.superset.rules.bundle import (
     Asset,
     Bundle,

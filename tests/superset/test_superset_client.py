@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from reconciler.clients.http import RetryPolicy
-from reconciler.systems.superset.api.client import (
+from reconciler.systems.superset.client import (
     SupersetAuthError,
     SupersetClient,
     SupersetError,

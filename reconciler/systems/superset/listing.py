@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from reconciler.systems.superset.api.client import SupersetClient
+from reconciler.systems.superset.client import SupersetClient
 from reconciler.systems.superset.rules.assets import DASHBOARD, DATABASE, DATASET, dataset_name
 from reconciler.systems.superset.rules.bundle import Bundle
 from reconciler.systems.superset.rules.roles import LiveDataset

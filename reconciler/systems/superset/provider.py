@@ -32,7 +32,7 @@ from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
 from reconciler.spec.secrets import SecretRef
-from reconciler.systems.superset.api.client import SupersetClient, SupersetError
+from reconciler.systems.superset.client import SupersetClient, SupersetError
 from reconciler.systems.superset.listing import Listing, union
 from reconciler.systems.superset.loading import SupersetSelection
 from reconciler.systems.superset.rules.assets import (
