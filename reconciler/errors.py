@@ -3,15 +3,22 @@
 The tree:
 
     ReconcilerError                 anything the user can act on (exit code 1, no traceback)
-    ├── SpecError                   bad spec files: carries every problem with file:line: field
-    ├── SecretError                 a secret reference that cannot be resolved
-    ├── ApiError                    a live system answered with an error (status, detail)
-    │   └── AmbiguousIdentityError  two live objects answer to one spec name
-    ├── PlanError                   a plan that must not run (mass delete, stale saved plan)
-    ├── LockedError                 another run holds the environment's lock (retry once it is done)
-    └── ApplyError                  an action failed mid-apply (what was done is recorded)
+    ├── PermanentError              retrying the same input cannot help: fix the specs, the plan or the setup
+    │   ├── SpecError               bad spec files: carries every problem with file:line: field
+    │   ├── SecretError             a secret reference that cannot be resolved
+    │   └── PlanError               a plan that must not run (mass delete, stale saved plan)
+    ├── TemporaryError(delay)       worth trying again after `delay` seconds
+    │   ├── LockedError             another run holds the environment's lock (retry once it is done)
+    │   └── CancelledError          the run was asked to stop (shutdown, Ctrl-C); what was done is recorded
+    ├── ApiError                    a live system answered with an error (status, detail): temporary when
+    │   │                           `transient` (429, 5xx after retries, timeouts, unreachable), else permanent
+    │   └── AmbiguousIdentityError  two live objects answer to one spec name (permanent)
+    └── ApplyError                  an action failed mid-apply (what was done is recorded): as its cause
 
-Every one of them (and the clients' own KubeError and DagsterError) is a `RedactedError`: a URL's
+Every error says whether retrying can help (kopf's PermanentError / TemporaryError(delay=...)):
+`retryable` and `delay` (seconds before the next try, None when retrying cannot help), read
+through `is_retryable(exc)` for any exception. Every one of them (and the clients' own KubeError
+and DagsterError, classified by their status the same way) is a `RedactedError`: a URL's
 `user:password@` never reaches a message, a log line or a traceback.
 """
 
@@ -35,15 +42,53 @@ def redact_credentials(text: str) -> str:
     return URL_USERINFO.sub(hide, text)
 
 
+DEFAULT_RETRY_DELAY = 60.0
+"""Seconds before retrying a temporary error that names no delay of its own (kopf's default)."""
+
+
+def transient_status(status: int | None) -> bool:
+    """An HTTP status worth retrying later: 408, 429 and any 5xx (the clients already retried them in-call)."""
+    return status is not None and (status in (408, 429) or 500 <= status <= 599)
+
+
 class RedactedError(Exception):
-    """An exception whose text arguments never carry the credentials of a URL (see `redact_credentials`)."""
+    """An exception whose text arguments never carry the credentials of a URL (see `redact_credentials`).
+
+    `retryable` says whether trying again later can help, `delay` how long to wait first; a class
+    sets the default and an instance may decide (an API error by its status).
+    """
+
+    retryable: bool = False
+    delay: float | None = None
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(redact_credentials(arg) if isinstance(arg, str) else arg for arg in args))
 
+    def classify(self, *, transient: bool, delay: float | None = None) -> None:
+        """Mark this error temporary (worth a retry after `delay`) or permanent."""
+        self.retryable = transient
+        self.delay = (DEFAULT_RETRY_DELAY if delay is None else delay) if transient else None
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether trying again later can help: a temporary reconciler error; never an unexpected exception."""
+    return isinstance(error, RedactedError) and error.retryable
+
 
 class ReconcilerError(RedactedError):
     """An error with a message meant for the person running reconciler."""
+
+
+class PermanentError(ReconcilerError):
+    """Retrying cannot help until someone changes something (specs, plan, configuration)."""
+
+
+class TemporaryError(ReconcilerError):
+    """Worth trying again after `delay` seconds (kopf's TemporaryError)."""
+
+    def __init__(self, *args: object, delay: float = DEFAULT_RETRY_DELAY) -> None:
+        super().__init__(*args)
+        self.classify(transient=True, delay=delay)
 
 
 @dataclass(frozen=True)
@@ -60,7 +105,7 @@ class SpecProblem:
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-class SpecError(ReconcilerError):
+class SpecError(PermanentError):
     """The specs are invalid; every problem found is reported at once."""
 
     def __init__(self, problems: Sequence[SpecProblem]) -> None:
@@ -70,30 +115,50 @@ class SpecError(ReconcilerError):
         super().__init__(f"{count} problem{'s' if count != 1 else ''} in the specs:\n{lines}")
 
 
-class SecretError(ReconcilerError):
+class SecretError(PermanentError):
     """A secret reference could not be resolved (the value itself is never in the message)."""
 
 
 class ApiError(ReconcilerError):
-    """A live system refused a request or could not be reached."""
+    """A live system refused a request or could not be reached.
 
-    def __init__(self, system: str, message: str, *, status: int | None = None) -> None:
+    Temporary when `transient` says so (unreachable, timed out, still failing after the client's own
+    retries) or, by default, when its status is 408, 429 or 5xx; permanent otherwise (4xx, a bad answer).
+    """
+
+    def __init__(self, system: str, message: str, *, status: int | None = None, transient: bool | None = None) -> None:
         self.system = system
         self.status = status
         super().__init__(f"{system}: {message}")
+        self.classify(transient=transient_status(status) if transient is None else transient)
 
 
 class AmbiguousIdentityError(ApiError):
     """More than one live object has the name a spec resource is known by."""
 
 
-class PlanError(ReconcilerError):
+class PlanError(PermanentError):
     """A plan that reconciler refuses to carry out as it stands."""
 
 
-class LockedError(ReconcilerError):
+class LockedError(TemporaryError):
     """Another run holds the environment's write lock; nothing was done."""
+
+    def __init__(self, *args: object, delay: float = 30.0) -> None:
+        super().__init__(*args, delay=delay)
+
+
+class CancelledError(TemporaryError):
+    """The run was asked to stop; the actions finished before are recorded and a re-run carries on."""
+
+    def __init__(self, *args: object, delay: float = 0.0) -> None:
+        super().__init__(*args, delay=delay)
 
 
 class ApplyError(ReconcilerError):
-    """An action failed during apply; the actions before it are done and recorded."""
+    """An action failed during apply; the actions before it are done and recorded. Retryable as its cause."""
+
+    def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        if isinstance(cause, RedactedError):
+            self.classify(transient=cause.retryable, delay=cause.delay)

@@ -19,18 +19,24 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException, OpenApiException
 
-from reconciler.errors import RedactedError
+from reconciler.errors import RedactedError, transient_status
 
 FIELD_MANAGER = "reconciler"
 T = TypeVar("T")
 
 
 class KubeError(RedactedError):
-    """A Kubernetes call failed; the message says which call and what the API server answered."""
+    """A Kubernetes call failed; the message says which call and what the API server answered.
 
-    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None) -> None:
+    Temporary (`retryable`) when the API server was unreachable or answered 408, 429 or 5xx.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, reason: str | None = None, transient: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.reason = status, reason
+        self.classify(transient=transient_status(status) if transient is None else transient)
 
 
 class KubeNotFound(KubeError):
@@ -90,7 +96,9 @@ class KubeCalls:
             status = int(error.status) if error.status else None
             kind = KubeNotFound if status == 404 else KubeConflict if status == 409 else KubeError
             raise kind(f"{what}: {message} (HTTP {status})", status=status, reason=reason) from None
-        except (OpenApiException, urllib3.exceptions.HTTPError, pydantic.ValidationError, OSError, ValueError) as error:
+        except (urllib3.exceptions.HTTPError, OSError) as error:  # unreachable, timed out
+            raise KubeError(f"{what}: {type(error).__name__}: {error}", transient=True) from None
+        except (OpenApiException, pydantic.ValidationError, ValueError) as error:
             raise KubeError(f"{what}: {type(error).__name__}: {error}") from None
 
     def _dict(self, model: Any) -> dict[str, Any]:
@@ -104,6 +112,8 @@ class KubeCalls:
                 return attempt()
             except KubeConflict as conflict:
                 if tries == self.conflict_retries:
-                    raise KubeConflict(f"{what}: still conflicting after {tries} attempts: {conflict}") from None
+                    raise KubeConflict(
+                        f"{what}: still conflicting after {tries} attempts: {conflict}", status=409, transient=True
+                    ) from None
                 self._sleep(self.backoff_s * 2 ** (tries - 1))
         raise AssertionError("unreachable")

@@ -196,7 +196,7 @@ class AirbyteClient:
             self.counter.record("POST", write=False)  # a token request changes nothing in Airbyte
             response = self._http.post(f"{self._base}/applications/token", json=body)
         except httpx.HTTPError as exc:
-            raise ApiError(SYSTEM, f"cannot reach {self._base}: {exc}") from exc
+            raise ApiError(SYSTEM, f"cannot reach {self._base}: {exc}", transient=True) from exc
         if response.status_code != 200:
             raise ApiError(SYSTEM, f"sign-in failed: {problem_message(response)}", status=response.status_code)
         what = "POST /applications/token"
@@ -253,7 +253,7 @@ class AirbyteClient:
                 self.counter.retries += 1
                 log.warning("airbyte.retry", method=method, path=path, attempt=attempt + 1, reason=last)
                 self._retry.pause(attempt)
-        raise ApiError(SYSTEM, f"gave up after {self._retry.attempts} attempts: {last}")
+        raise ApiError(SYSTEM, f"gave up after {self._retry.attempts} attempts: {last}", transient=True)
 
     # ---- resources ----------------------------------------------------------------------
 
@@ -336,12 +336,15 @@ class AirbyteClient:
                 if exc.status == SERVER_ERROR:
                     if (existing := _recovered(resource, body, find_existing)) is not None:
                         return existing
-                    raise ApiError(SYSTEM, str(exc), status=exc.status) from None
+                    # the server refused what it was sent (validation fails so): the same request fails again
+                    raise ApiError(SYSTEM, str(exc), status=exc.status, transient=False) from None
                 last = str(exc)
                 self.counter.retries += 1
                 log.warning("airbyte.retry", method="POST", path=f"/{resource}", attempt=attempt + 1, reason=last)
                 self._retry.pause(attempt)
-        raise ApiError(SYSTEM, f"gave up creating in /{resource} after {self._retry.attempts} attempts: {last}")
+        raise ApiError(
+            SYSTEM, f"gave up creating in /{resource} after {self._retry.attempts} attempts: {last}", transient=True
+        )
 
     def workspaces(self) -> list[dict[str, Any]]:
         return self.list_all("workspaces")

@@ -44,12 +44,20 @@ SYSTEM = "superset"
 class SupersetError(ApiError):
     """Superset refused a request or answered something unusable."""
 
-    def __init__(self, message: str, *, status: int | None = None, method: str = "", path: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+        transient: bool | None = None,
+    ) -> None:
         self.message = redact_credentials(message)  # shown alone in verification tables
         self.method = method
         self.path = path
         where = f"{method} {path}: " if method else ""
-        super().__init__(SYSTEM, f"{where}{message}", status=status)
+        super().__init__(SYSTEM, f"{where}{message}", status=status, transient=transient)
 
 
 class SupersetAuthError(SupersetError):
@@ -183,7 +191,9 @@ class SupersetCalls:
         try:
             return self._http.request(method, f"{self.base_url}{path}", **kwargs)
         except TRANSIENT_ERRORS as exc:
-            raise SupersetError(f"cannot reach {self.base_url}: {exc}", method=method, path=path) from exc
+            raise SupersetError(
+                f"cannot reach {self.base_url}: {exc}", method=method, path=path, transient=True
+            ) from exc
 
     def login(self) -> None:
         """Sign in with username and password; keeps the access and refresh tokens."""
@@ -243,7 +253,9 @@ class SupersetCalls:
                 response = self._http.request(method, url, headers=headers, **kwargs)
             except TRANSIENT_ERRORS as exc:
                 if method != "GET" or attempt + 1 >= self._retry.attempts:
-                    raise SupersetError(f"cannot reach {self.base_url}: {exc}", method=method, path=path) from exc
+                    raise SupersetError(
+                        f"cannot reach {self.base_url}: {exc}", method=method, path=path, transient=True
+                    ) from exc
                 self._retry.pause(attempt)
                 attempt += 1
                 self.counter.retries += 1

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.errors import RedactedError
+from reconciler.errors import RedactedError, transient_status
 
 LOCATION_FIELDS = """
     name
@@ -46,7 +46,11 @@ LOADING = "LOADING"
 
 
 class DagsterError(RedactedError):
-    """Dagster could not be asked, or answered with an error."""
+    """Dagster could not be asked, or answered with an error; temporary when unreachable, 408/429/5xx or slow."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.classify(transient=transient)
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ class DagsterClient:
             response = self._http.post(self.endpoint, json={"query": query, "variables": variables or {}})
         except httpx.HTTPError as error:
             raise DagsterError(
-                f"Dagster at {self.endpoint} could not be reached: {type(error).__name__}: {error}"
+                f"Dagster at {self.endpoint} could not be reached: {type(error).__name__}: {error}", transient=True
             ) from None
         try:
             body = response.json()
@@ -119,7 +123,10 @@ class DagsterClient:
             raise DagsterError(f"Dagster at {self.endpoint} answered GraphQL errors: {messages}")
         if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), dict):
             snippet = response.text[:300].strip() or "(empty body)"
-            raise DagsterError(f"Dagster at {self.endpoint} answered HTTP {response.status_code}: {snippet}")
+            raise DagsterError(
+                f"Dagster at {self.endpoint} answered HTTP {response.status_code}: {snippet}",
+                transient=transient_status(response.status_code),
+            )
         data: dict[str, Any] = body["data"]
         return data
 
@@ -158,5 +165,5 @@ class DagsterClient:
             if status.load_status != LOADING:
                 return status
             if time.monotonic() >= deadline:
-                raise DagsterError(f"code location {name!r} still LOADING after {timeout_s:g} s")
+                raise DagsterError(f"code location {name!r} still LOADING after {timeout_s:g} s", transient=True)
             time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))

@@ -70,7 +70,7 @@ class WorkloadsProvider:
                     "sets image versions but does not create workloads: deploy it first (e.g. with Helm)",
                 ) from exc
             except KubeError as exc:
-                raise ApiError(self.system, str(exc)) from exc
+                raise ApiError(self.system, str(exc), status=exc.status, transient=exc.retryable) from exc
         return cache[ident]
 
     def observe(
@@ -99,7 +99,7 @@ class WorkloadsProvider:
                 assert isinstance(c, ConfigMapKey)
                 self.kube.set_config_map_key(ref.namespace, c.config_map, c.key, image)
         except KubeError as exc:
-            raise ApiError(self.system, f"{ref.label}: {exc}") from exc
+            raise ApiError(self.system, f"{ref.label}: {exc}", status=exc.status, transient=exc.retryable) from exc
 
     def _rollout(self, ref: rules.CarrierRef, context: ApplyContext) -> str | None:
         """Wait for the Deployment; None when it became available, else why not."""
@@ -155,7 +155,7 @@ class WorkloadsProvider:
         try:
             return self.dagster.location_statuses()
         except DagsterError as exc:
-            raise ApiError("dagster", str(exc)) from exc
+            raise ApiError("dagster", str(exc), transient=exc.retryable) from exc
 
 
 def describe(status: LocationStatus) -> str:

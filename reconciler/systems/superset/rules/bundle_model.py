@@ -13,14 +13,14 @@ from typing import Any
 
 import yaml
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError
 
 KINDS = ("databases", "datasets", "charts", "dashboards")
 EXPORT_VERSION = "1.0.0"
 PASSWORD_MASK = "X" * 10
 
 
-class BundleError(ReconcilerError):
+class BundleError(PermanentError):
     """A bundle or a set of asset files that cannot be read or turned into an import."""
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.model import DesiredResource, ResourceKey
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError
 from reconciler.systems.superset.rules.assets import DATASET, ROLE, key
 from reconciler.systems.superset.rules.assets import dataset_name as dataset_key_name
 from reconciler.systems.superset.spec import RoleSpec
@@ -79,7 +79,7 @@ class LiveDataset:
     table: str
 
 
-class UnknownPermissionError(ReconcilerError):
+class UnknownPermissionError(PermanentError):
     """A role grants something the target instance has no permission for (yet)."""
 
 
