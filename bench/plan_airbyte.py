@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from reconciler import engine
+from reconciler import service
 from reconciler.clients.airbyte import AirbyteClient
 from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
@@ -144,16 +144,16 @@ def main() -> None:
             flush=True,
         )
         started = time.perf_counter()
-        with engine.open_session(scratch, "bench", environ) as session:
-            report = engine.apply_plan(session, engine.make_plan(session))
-            engine.raise_for(report)
+        with service.open_session(scratch, "bench", environ) as session:
+            report = service.apply_plan(session, service.make_plan(session))
+            service.raise_for(report)
         print(f"  applied {len(report.done)} actions in {time.perf_counter() - started:.1f}s")
 
         plans: list[Any] = []
 
         def reconciler_plan() -> int:
-            with engine.open_session(scratch, "bench", environ) as session:
-                plans.append(engine.make_plan(session))
+            with service.open_session(scratch, "bench", environ) as session:
+                plans.append(service.make_plan(session))
                 provider = session.providers["airbyte"]
                 assert isinstance(provider, AirbyteProvider)
                 return provider.client.counter.requests

@@ -33,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the test bed lives under tests/
 
-from reconciler import engine  # noqa: E402
+from reconciler import service  # noqa: E402
 from reconciler.clients.superset import SupersetClient  # noqa: E402
 from reconciler.core.superset_bundle import Bundle, build_import_zip, read_bundle  # noqa: E402
 from reconciler.core.superset_desired import desired_bundle  # noqa: E402
@@ -177,13 +177,13 @@ class Run:
 
 def reconciler_run(root: Path, env: str, environ: dict[str, str]) -> Run:
     """One plan + apply, timed apart, with the requests each Superset answered."""
-    with engine.open_session(root, env, environ, systems=["superset"]) as session:
+    with service.open_session(root, env, environ, systems=["superset"]) as session:
         started = time.perf_counter()
-        plan = engine.make_plan(session)
+        plan = service.make_plan(session)
         planned = time.perf_counter()
-        report = engine.apply_plan(session, plan)
+        report = service.apply_plan(session, plan)
         applied = time.perf_counter()
-        engine.raise_for(report)
+        service.raise_for(report)
         provider = session.providers["superset"]
         assert isinstance(provider, SupersetProvider)
         source = provider.source_client.requests_made if provider.source_client else 0

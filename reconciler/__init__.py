@@ -1,7 +1,7 @@
 """reconciler: git is the source of truth for a data platform (Airbyte, Superset, dbt, Dagster).
 
 The flow: spec (load YAML) -> providers observe the live systems through clients -> core diffs
-and plans (pure) -> engine applies the plan in dependency order -> render shows it.
+and plans (pure) -> the service applies the plan in dependency order -> render shows it.
 """
 
 __version__ = "0.1.0"

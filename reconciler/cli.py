@@ -1,4 +1,4 @@
-"""Command line: parse arguments -> call the engine -> render -> exit code. Nothing else lives here."""
+"""Command line: parse arguments -> call the service -> render -> exit code. Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any, NoReturn
 import click
 import structlog
 
-from reconciler import engine, registry
+from reconciler import registry, service
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import plan_from_json, plan_to_json
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
 from reconciler.render.markdown import render_markdown
-from reconciler.render.report import apply_summary, event_line
+from reconciler.render.report import ConsoleListener, apply_summary
 from reconciler.render.text import render_plan
 from reconciler.spec.schema import json_schema, schemas
 
@@ -90,7 +90,7 @@ pass_invocation = click.make_pass_decorator(Invocation)
 @guarded
 def validate(invocation: Invocation, env_name: str | None) -> None:
     """Check the specs offline: schema, references, cron, secrets. Exit 1 on any problem."""
-    environments = engine.validate(invocation.root, _environ(), env_name)
+    environments = service.validate(invocation.root, _environ(), env_name)
     for name, env in environments.items():
         counts = [
             system.summary(env.sections[system.name]) for system in registry.systems() if system.name in env.sections
@@ -152,8 +152,9 @@ def plan(
     """Observe the live systems and show what apply would change."""
     if out is not None and not out.parent.is_dir():
         fail(f"cannot save the plan to {out}: no directory {out.parent}")
-    with engine.open_session(invocation.root, env_name, systems=systems) as session:
-        result = engine.make_plan(session, allow_mass_delete=allow_mass_delete)
+    result = service.ReconcileService.of_folder(invocation.root).plan(
+        env_name, systems=systems, allow_mass_delete=allow_mass_delete
+    )
     _emit_plan(result, output_format)
     if out is not None:
         try:
@@ -182,33 +183,28 @@ def apply(
     systems: tuple[str, ...],
 ) -> None:
     """Make the live systems match the specs (or carry out a saved plan exactly)."""
-    with (
-        engine.open_session(invocation.root, env_name, systems=systems) as session,
-        engine.locked(session, "reconcile apply", warn),
-    ):
-        if plan_file is not None:
-            try:
-                saved = plan_from_json(json.loads(plan_file.read_text(encoding="utf-8")))
-            except json.JSONDecodeError as exc:
-                fail(f"{plan_file} is not JSON: {exc}")
-            to_run = engine.check_saved_plan(session, saved)
-        else:
-            to_run = engine.make_plan(session, allow_mass_delete=allow_mass_delete)
-        click.echo(render_plan(to_run, colour=sys.stdout.isatty()))
-        if not to_run.has_changes and not to_run.adopted and not to_run.forgotten:
+    saved: Plan | None = None
+    if plan_file is not None:
+        try:
+            saved = plan_from_json(json.loads(plan_file.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as exc:
+            fail(f"{plan_file} is not JSON: {exc}")
+
+    def approve(_plan: Plan) -> None:
+        if auto_approve or plan_file is not None:
             return
-        if to_run.has_changes and not auto_approve and plan_file is None:
-            if not sys.stdin.isatty():
-                fail("apply needs --auto-approve when not run interactively (or pass a saved plan file)")
-            click.confirm("Apply these changes?", abort=True)
+        if not sys.stdin.isatty():
+            fail("apply needs --auto-approve when not run interactively (or pass a saved plan file)")
+        click.confirm("Apply these changes?", abort=True)
 
-        def on_event(event: engine.ApplyEvent) -> None:
-            if event.status != "started":
-                click.echo(event_line(event.action, event.status, event.message))
-
-        report = engine.apply_plan(session, to_run, on_event)
-    click.echo(apply_summary(report.done, report.failed))
-    engine.raise_for(report)
+    console = ConsoleListener(click.echo, warn, colour=sys.stdout.isatty())
+    reconcile = service.ReconcileService.of_folder(invocation.root, listeners=[console])
+    report = reconcile.apply(
+        env_name, systems=systems, saved=saved, allow_mass_delete=allow_mass_delete, approve=approve
+    )
+    if report.applied:
+        click.echo(apply_summary(report.done, report.failed, cancelled=report.cancelled))
+    service.raise_for(report)
 
 
 @main.command(name="diff-env")
@@ -221,7 +217,7 @@ def diff_env(invocation: Invocation, left: str, right: str) -> None:
     from reconciler.core.compare import compare_environments
     from reconciler.render.table import render_table
 
-    environments = engine.validate(invocation.root, _environ())
+    environments = service.validate(invocation.root, _environ())
     for name in (left, right):
         if name not in environments:
             fail(f"no environment {name!r} (known: {', '.join(sorted(environments))})")

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from reconciler import engine
+from reconciler import service
 from reconciler.core.plan import Plan
 from reconciler.errors import ReconcilerError
-from reconciler.render.report import apply_summary, event_line
+from reconciler.render.report import ConsoleListener, apply_summary
 from reconciler.render.text import render_plan
 from reconciler.sandbox.launch import running_standins
 from reconciler.systems.workloads.commands import promote
@@ -42,21 +42,15 @@ def _indent(text: str) -> str:
 
 
 def _plan(root: Path, env: str, environ: dict[str, str]) -> Plan:
-    with engine.open_session(root, env, environ, systems=STANDIN_SYSTEMS) as session:
-        return engine.make_plan(session)
+    return service.ReconcileService.of_folder(root, environ).plan(env, systems=STANDIN_SYSTEMS)
 
 
 def _apply(root: Path, env: str, environ: dict[str, str], echo: Echo) -> None:
-    with engine.open_session(root, env, environ, systems=STANDIN_SYSTEMS) as session:
-        plan = engine.make_plan(session)
-
-        def on_event(event: engine.ApplyEvent) -> None:
-            if event.status != "started":
-                echo("    " + event_line(event.action, event.status, event.message))
-
-        report = engine.apply_plan(session, plan, on_event)
-    echo("    " + apply_summary(report.done, report.failed))
-    engine.raise_for(report)
+    console = ConsoleListener(echo, lambda message: echo(f"    Warning: {message}"), prefix="    ", show_plan=False)
+    reconcile = service.ReconcileService.of_folder(root, environ, listeners=[console])
+    report = reconcile.apply(env, systems=STANDIN_SYSTEMS, command="reconcile demo")
+    echo("    " + apply_summary(report.done, report.failed, cancelled=report.cancelled))
+    service.raise_for(report)
 
 
 def _images_demo(project: Path, environ: dict[str, str], echo: Echo) -> None:
@@ -95,7 +89,7 @@ def run_demo(root: Path, echo: Echo, *, keep: bool = False) -> None:
         echo("Superset needs a real server, so the demo leaves it out (--system airbyte --system workloads).\n")
 
         echo("1. Validate the specs offline (schema, references, cron, no inline secrets):")
-        for name, env in engine.validate(project, environ).items():
+        for name, env in service.validate(project, environ).items():
             assert env.airbyte is not None
             echo(f"    {name}: {len(env.airbyte.sources)} sources, {len(env.airbyte.connections)} connections")
 

@@ -2,7 +2,7 @@
 
 Two applies of one environment at once would both find nothing and both create everything;
 the state would keep one set and the other would run unowned. `EnvironmentLock` is what the
-engine needs; `FileLock` keeps it in a file beside the state (an exclusive `flock`, which the
+service needs; `FileLock` keeps it in a file beside the state (an exclusive `flock`, which the
 kernel drops when its holder dies, plus who holds it); the controller keeps the same lock in a
 Kubernetes Lease.
 """

@@ -1,4 +1,4 @@
-"""The systems reconciler knows, one line each: the loader, schema, engine and CLI iterate them.
+"""The systems reconciler knows, one line each: the loader, schema, service and CLI iterate them.
 
 Each system is a package exposing one `SYSTEM = System(...)` with everything it brings. The
 registry names them by module, so it sits at the bottom of the layers (the loader reads it)

@@ -1,6 +1,6 @@
 """Core: desired + live + ownership records -> a `Plan`, a frozen, serialisable list of actions.
 
-Building a plan reads nothing and writes nothing; the engine executes it. Actions come in
+Building a plan reads nothing and writes nothing; the service executes it. Actions come in
 dependency order (what others depend on first) and deletes come last in reverse order, except
 what a replace takes down with it: deleted just before the replace, created again after it. Only
 resources reconciler owns (it has a record of them) are ever deleted, and only where the

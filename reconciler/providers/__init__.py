@@ -1,1 +1,1 @@
-"""The Provider protocol (base.py) each system's provider follows, between the engine and the systems."""
+"""The Provider protocol (base.py) each system's provider follows, between the service and the systems."""

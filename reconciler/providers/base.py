@@ -1,4 +1,4 @@
-"""The contract between the engine and each system's provider: desired, observe, apply.
+"""The contract between the service and each system's provider: desired, observe, apply.
 
 A provider owns one system (Airbyte, Superset, workloads). It turns its slice of the specs
 into core `DesiredResource`s (pure rules live in `core/`), observes the live system through
@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from reconciler.cancellation import Cancellation
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action
 from reconciler.spec.secrets import SecretRef
@@ -27,6 +28,9 @@ class Observation:
     """What the provider could not compare, for the plan to say."""
     unmanaged_dependents: Mapping[ResourceKey, tuple[str, ...]] = field(default_factory=dict)
     """Live objects outside the specs and records that depend on a resource, described for people."""
+    payload: object | None = None
+    """The system's own data from this observation (e.g. Superset's exported bundle), handed back to its
+    `apply` as `ApplyContext.observation`, so a provider keeps nothing between calls."""
 
 
 @dataclass
@@ -38,6 +42,10 @@ class ApplyContext:
     """Secret value by reference label (e.g. `env:PG_PASSWORD`)."""
     report: Callable[[str], None] = lambda _message: None
     """Progress lines for long actions (rollouts)."""
+    observation: Observation | None = None
+    """What this system's `observe` returned for the plan being applied (None for a plan applied unchecked)."""
+    cancellation: Cancellation = field(default_factory=Cancellation)
+    """Set when the run is asked to stop: long waits poll it (`wait`, `raise_if_cancelled`)."""
 
 
 @dataclass(frozen=True)

@@ -45,13 +45,13 @@ def test_airbytes_cause_is_shown_when_it_refuses_a_connection(project: Project) 
 
 
 def test_a_create_failing_inside_the_server_is_looked_up_then_reported_not_retried(project: Project) -> None:
-    from reconciler import engine
+    from reconciler import service
 
-    with engine.open_session(project.root, "qa", project.environ, systems=["airbyte"]) as session:
-        plan = engine.make_plan(session)
+    with service.open_session(project.root, "qa", project.environ, systems=["airbyte"]) as session:
+        plan = service.make_plan(session)
         project.qa.stats.reset()
         project.qa.set_faults(server_error=1)  # the very next request is the first create's POST
-        report = engine.apply_plan(session, plan)
+        report = service.apply_plan(session, plan)
     assert not report.ok and "HTTP 500 unexpected-problem" in str(report.error)
     assert project.qa.stats.by_route.get("POST /destinations") == 1
     assert project.qa.stats.by_route.get("GET /destinations") == 1  # looked up by name before failing

@@ -232,13 +232,13 @@ def test_emptying_one_kind_needs_the_flag_however_much_else_is_owned(project: Pr
 
 
 def test_a_create_whose_response_is_lost_is_not_duplicated(project: Project) -> None:
-    from reconciler import engine
+    from reconciler import service
 
-    with engine.open_session(project.root, "qa", project.environ, systems=["airbyte"]) as session:
-        plan = engine.make_plan(session)
+    with service.open_session(project.root, "qa", project.environ, systems=["airbyte"]) as session:
+        plan = service.make_plan(session)
         project.qa.stats.reset()
         project.qa.set_faults(lose_response=1)  # the very next request is the first create's POST
-        report = engine.apply_plan(session, plan)
+        report = service.apply_plan(session, plan)
     assert report.ok, report.error
     assert project.qa.stats.by_route.get("POST /destinations") == 1  # carried out, answer lost, found by name
     assert len([d for d in project.qa.stored("destinations") if not d.get("tombstone")]) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.engine import secret_cluster
+from reconciler.service import secret_cluster
 from reconciler.spec.environment import ClusterSettings
 from reconciler.spec.loader import load_environments
 

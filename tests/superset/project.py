@@ -1,4 +1,4 @@
-"""Test helper: the example project pointed at real Superset servers, and the CLI and engine on it.
+"""Test helper: the example project pointed at real Superset servers, and the CLI and service on it.
 
 Environments: `prod` (the session's prod, with the fixture dashboards), `qa` (the example's
 replication of prod, onto a fresh QA) and `staging`, written here: a fresh QA reconciled from
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from reconciler import engine
+from reconciler import service
 from reconciler.cli import main
 from reconciler.systems.superset.provider import SupersetProvider
 from tests.helpers import copy_example
@@ -50,9 +50,9 @@ class SupersetProject:
         return self.run("apply", "--env", env, "--auto-approve", *SUPERSET, *extra)
 
     @contextmanager
-    def provider(self, env: str) -> Iterator[tuple[engine.Session, SupersetProvider]]:
-        """The engine on one environment's Superset only, and its provider (for the client's counters)."""
-        with engine.open_session(self.root, env, self.environ, systems=["superset"]) as session:
+    def provider(self, env: str) -> Iterator[tuple[service.Session, SupersetProvider]]:
+        """The service on one environment's Superset only, and its provider (for the client's counters)."""
+        with service.open_session(self.root, env, self.environ, systems=["superset"]) as session:
             provider = session.providers["superset"]
             assert isinstance(provider, SupersetProvider)
             yield session, provider

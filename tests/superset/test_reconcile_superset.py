@@ -25,7 +25,7 @@ import httpx
 import pytest
 from click.testing import Result
 
-from reconciler import engine
+from reconciler import service
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
 from reconciler.systems.superset.client import SupersetClient
@@ -147,8 +147,8 @@ def test_a_fresh_qa_plans_every_create_then_converges_and_a_second_apply_writes_
 
     assert project.plan("staging", "--detailed-exitcode").exit_code == 0
     with project.provider("staging") as (session, provider):
-        second = engine.make_plan(session)
-        report = engine.apply_plan(session, second)
+        second = service.make_plan(session)
+        report = service.apply_plan(session, second)
         assert not second.has_changes and report.ok
         assert provider.client.writes_made == 0
         # sign-in, four listings, one export, the roles and each role's permissions: no GET per asset
@@ -284,7 +284,7 @@ class RecordingTransport(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
 
-def recording_factory(transport: RecordingTransport) -> engine.ProviderFactory:
+def recording_factory(transport: RecordingTransport) -> service.ProviderFactory:
     def factory(env: Environment, resolver: SecretResolver) -> SupersetProvider:
         assert env.superset is not None
         settings = env.superset.settings
@@ -299,10 +299,10 @@ def recording_factory(transport: RecordingTransport) -> engine.ProviderFactory:
     return factory
 
 
-def apply_recorded(project: SupersetProject, transport: RecordingTransport) -> engine.ApplyReport:
+def apply_recorded(project: SupersetProject, transport: RecordingTransport) -> service.ApplyReport:
     factories = {"superset": recording_factory(transport)}
-    with engine.open_session(project.root, "staging", project.environ, factories=factories) as session:
-        return engine.apply_plan(session, engine.make_plan(session))
+    with service.open_session(project.root, "staging", project.environ, factories=factories) as session:
+        return service.apply_plan(session, service.make_plan(session))
 
 
 def test_a_database_password_travels_only_in_the_import_and_a_rotation_is_a_change(
@@ -439,7 +439,7 @@ def test_a_dashboard_made_without_metadata_plans_no_changes_once_applied(
 
     assert "No changes." in project.plan("staging").output  # not `metadata: {...} -> (none)` for ever
     with project.provider("staging") as (session, provider):
-        report = engine.apply_plan(session, engine.make_plan(session))
+        report = service.apply_plan(session, service.make_plan(session))
         assert report.ok and not report.done and provider.client.writes_made == 0
 
 
@@ -510,7 +510,7 @@ def test_replication_rewrites_the_database_so_qa_charts_read_qa_data(
 
     assert project.plan("qa", "--detailed-exitcode").exit_code == 0
     with project.provider("qa") as (session, provider):
-        report = engine.apply_plan(session, engine.make_plan(session))
+        report = service.apply_plan(session, service.make_plan(session))
         assert report.ok and not report.done and provider.client.writes_made == 0
 
 

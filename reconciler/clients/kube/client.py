@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
+from reconciler.cancellation import Cancellation
 from reconciler.clients.kube.calls import FIELD_MANAGER, KubeConflict, KubeError, KubeNotFound
 from reconciler.clients.kube.leases import LeaseCalls
 from reconciler.clients.kube.rollout import (
@@ -201,11 +202,18 @@ class KubeClient(LeaseCalls):
         timeout_s: float,
         poll_s: float = 1.0,
         on_progress: Callable[[RolloutProgress], None] | None = None,
+        cancellation: Cancellation | None = None,
     ) -> RolloutResult:
-        """Poll until the rollout completes, its progress deadline is exceeded, or `timeout_s` passes."""
+        """Poll until the rollout completes, its progress deadline is exceeded, or `timeout_s` passes.
+
+        With a `cancellation`, the wait between polls ends (`CancelledError`) as soon as it is set.
+        """
         deadline = time.monotonic() + timeout_s
         last: RolloutProgress | None = None
+        pause = time.sleep if cancellation is None else cancellation.wait
         while True:
+            if cancellation is not None:
+                cancellation.raise_if_cancelled()
             deployment = self.get_deployment(namespace, name)
             progress = rollout_progress(deployment)
             if on_progress is not None and progress != last:
@@ -218,7 +226,7 @@ class KubeClient(LeaseCalls):
             )
             if exceeded or time.monotonic() >= deadline:
                 return self._failed_rollout(deployment, progress, timeout_s, exceeded=exceeded)
-            time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))
+            pause(max(0.0, min(poll_s, deadline - time.monotonic())))
 
     def _failed_rollout(
         self, deployment: dict[str, Any], progress: RolloutProgress, timeout_s: float, *, exceeded: bool

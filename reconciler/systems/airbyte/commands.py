@@ -18,7 +18,7 @@ import click
 import yaml
 from ruamel.yaml import YAML
 
-from reconciler import engine
+from reconciler import service
 from reconciler.core.model import OwnershipRecord, ResourceKey
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
@@ -126,8 +126,8 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
     target = root / "specs" / "airbyte" / f"imported-{env_name}.yaml"
     warnings: list[str] = []
     with (
-        engine.open_provider(root, env_name, environ, rules.SYSTEM, connect) as (session, provider),
-        engine.locked(session, "reconcile import airbyte", lambda message: warnings.append(f"Warning: {message}")),
+        service.open_provider(root, env_name, environ, rules.SYSTEM, connect) as (session, provider),
+        service.locked(session, "reconcile import airbyte", lambda event: warnings.append(f"Warning: {event.message}")),
     ):
         records = session.state.load()  # a state it cannot use is refused before any file is written
         selection = provider.selection

@@ -1,4 +1,4 @@
-"""The Superset commands (`pull superset`: live -> git; `verify superset`: live -> screen), above the engine.
+"""The Superset commands (`pull superset`: live -> git; `verify superset`: live -> screen), above the service.
 
 pull: live dashboards (all, or by slug) -> one export -> `specs/superset/` written the way
 `to_files` lays it out, merged with what is there. Only files whose bytes change are written,
@@ -22,7 +22,7 @@ from typing import Any
 import click
 from ruamel.yaml import YAML
 
-from reconciler import engine
+from reconciler import service
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
 from reconciler.systems.superset.loading import ASSET_FOLDERS
@@ -102,7 +102,7 @@ def _add_to_environment(env_file: Path, entries: Sequence[ConnectionEntry], slug
 
 def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: Sequence[str] = ()) -> list[str]:
     """Write the live dashboards (all, or `slugs`) of an environment into `specs/superset/`; report lines."""
-    with engine.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
+    with service.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
         client = provider.client
         listed = client.list_dashboards()
         live_slugs = {d.slug for d in listed if d.slug}
@@ -138,7 +138,7 @@ def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: 
 
 def verify_superset(root: Path, env_name: str, environ: Mapping[str, str]) -> Verification:
     """Run every chart of every dashboard `env_name` should have, in its Superset."""
-    with engine.open_provider(root, env_name, environ, SYSTEM, connect) as (_session, provider):
+    with service.open_provider(root, env_name, environ, SYSTEM, connect) as (_session, provider):
         return provider.verify()
 
 

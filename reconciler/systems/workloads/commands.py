@@ -1,4 +1,4 @@
-"""The workloads commands (git -> git `promote`, live -> screen `health`): the I/O shells above the engine.
+"""The workloads commands (git -> git `promote`, live -> screen `health`): the I/O shells above the service.
 
 `reconcile promote --from qa --to prod` copies validated image pins into the target environment file.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from reconciler import engine
+from reconciler import service
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
 from reconciler.render.table import render_table
@@ -57,8 +57,8 @@ def _choose(source: Mapping[str, ImageVersion], target: Mapping[str, ImageVersio
 
 def _check_source(root: Path, env_name: str, components: Sequence[str], environ: Mapping[str, str]) -> None:
     """Refuse unless the source's live images match its pins and its promoted locations are healthy."""
-    with engine.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
-        plan = engine.make_plan(session)
+    with service.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
+        plan = service.make_plan(session)
         pending = [a for a in plan.actions if component_of(a.key) in components]
         if pending:
             lines = "; ".join(f"{a.key.name}: {a.changes[0].old} -> {a.changes[0].new}" for a in pending if a.changes)
@@ -86,7 +86,7 @@ def promote(
     *,
     check_live: bool = True,
 ) -> Promotion:
-    environments = engine.validate(root, environ)
+    environments = service.validate(root, environ)
     for name in (source, target):
         if name not in environments:
             raise ReconcilerError(f"no environment {name!r}")
@@ -142,7 +142,7 @@ def promote_command(
 @pass_invocation
 def health_command(invocation: Invocation, env_name: str) -> None:
     """Ask Dagster whether each code location loaded (live -> screen; exit 1 if any failed)."""
-    with engine.open_provider(invocation.root, env_name, dict(os.environ), SYSTEM, connect) as (_session, provider):
+    with service.open_provider(invocation.root, env_name, dict(os.environ), SYSTEM, connect) as (_session, provider):
         statuses = provider.health()
     click.echo(render_table(["code location", "status"], [(s.name, describe(s)) for s in statuses]))
     failed = [s.name for s in statuses if not s.healthy]

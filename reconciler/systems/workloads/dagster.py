@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from reconciler.cancellation import Cancellation
 from reconciler.errors import RedactedError, transient_status
 
 LOCATION_FIELDS = """
@@ -157,13 +158,21 @@ class DagsterClient:
             raise DagsterError(f"reloading code location {name!r} failed ({kind}): {result.get('message') or result}")
         return _location(result)
 
-    def wait_until_loaded(self, name: str, timeout_s: float = 120.0, poll_s: float = 1.0) -> LocationStatus:
-        """The location's status once it is no longer LOADING (healthy or not); DagsterError on timeout."""
+    def wait_until_loaded(
+        self, name: str, timeout_s: float = 120.0, poll_s: float = 1.0, cancellation: Cancellation | None = None
+    ) -> LocationStatus:
+        """The location's status once it is no longer LOADING (healthy or not); DagsterError on timeout.
+
+        With a `cancellation`, the wait between polls ends (`CancelledError`) as soon as it is set.
+        """
         deadline = time.monotonic() + timeout_s
+        pause = time.sleep if cancellation is None else cancellation.wait
         while True:
+            if cancellation is not None:
+                cancellation.raise_if_cancelled()
             status = self.location_status(name)
             if status.load_status != LOADING:
                 return status
             if time.monotonic() >= deadline:
                 raise DagsterError(f"code location {name!r} still LOADING after {timeout_s:g} s", transient=True)
-            time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))
+            pause(max(0.0, min(poll_s, deadline - time.monotonic())))

@@ -16,7 +16,7 @@ from typing import Any
 from reconciler.clients.kube.client import KubeClient, KubeError, KubeNotFound, cluster_client
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action, ActionKind
-from reconciler.errors import ApiError, SpecError, SpecProblem
+from reconciler.errors import ApiError, CancelledError, SpecError, SpecProblem
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
@@ -113,6 +113,7 @@ class WorkloadsProvider:
             timeout_s=settings.timeout_seconds,
             poll_s=settings.poll_seconds,
             on_progress=lambda progress: context.report(str(progress)),
+            cancellation=context.cancellation,
         )
         return None if result.ready else result.reason
 
@@ -123,7 +124,9 @@ class WorkloadsProvider:
         timeout = self.selection.settings.dagster.timeout_seconds if self.selection.settings.dagster else 120.0
         try:
             self.dagster.reload_location(ref.dagster_location)
-            status = self.dagster.wait_until_loaded(ref.dagster_location, timeout_s=timeout, poll_s=1.0)
+            status = self.dagster.wait_until_loaded(
+                ref.dagster_location, timeout_s=timeout, poll_s=1.0, cancellation=context.cancellation
+            )
         except DagsterError as exc:
             return f"Dagster health check failed: {exc}"
         context.report(f"dagster location {ref.dagster_location}: {describe(status)}")
@@ -137,7 +140,13 @@ class WorkloadsProvider:
         new = str(action.desired.fields["image"])
         self._write(ref, new)
         context.report(f"{ref.label}: {old} -> {new}")
-        failure = self._rollout(ref, context) or self._health(ref, context)
+        try:
+            failure = self._rollout(ref, context) or self._health(ref, context)
+        except CancelledError as exc:
+            raise CancelledError(
+                f"{ref.label}: {exc} while waiting for {new}; it is written but its rollout and health gate were "
+                "not confirmed (a re-run plans no change for it: check the rollout)"
+            ) from None
         if failure is None:
             return ApplyOutcome(ref.label)
         if self.selection.settings.rollout.rollback_on_failure and old:

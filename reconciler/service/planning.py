@@ -1,0 +1,116 @@
+"""The service, step 2: observe every system of a session and plan; check a saved plan against a fresh one.
+
+Reads only. Each system's `Observation` is kept on the session with the plan it led to, so the
+apply of that plan hands every system what it saw (`ApplyContext.observation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
+from reconciler.core.plan import Plan, PlanInputs, build_plan, changed_since
+from reconciler.core.saved_plan import saved_plan_differences
+from reconciler.errors import PlanError
+from reconciler.providers.base import Observation
+from reconciler.service.session import Session
+
+log = structlog.get_logger("reconciler.service")
+
+
+def desired_state(session: Session) -> list[DesiredResource]:
+    desired: list[DesiredResource] = []
+    for provider in session.providers.values():
+        desired += provider.desired(session.fingerprinter)
+    return desired
+
+
+def observe_systems(
+    session: Session, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
+) -> dict[str, Observation]:
+    """Each system's own observation of its desired and owned resources."""
+    observations: dict[str, Observation] = {}
+    for system, provider in session.providers.items():
+        mine = [resource for resource in desired if resource.key.system == system]
+        owned = {key: record for key, record in records.items() if key.system == system}
+        observations[system] = provider.observe(mine, owned)
+    return observations
+
+
+def merged(observations: Mapping[str, Observation]) -> Observation:
+    """Every system's observation as one (payloads stay with each system's own)."""
+    live: dict[ResourceKey, LiveResource] = {}
+    depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
+    warnings: list[str] = []
+    unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
+    for observation in observations.values():
+        live.update(observation.live)
+        depends.update(observation.depends)
+        warnings += observation.warnings
+        unmanaged.update(observation.unmanaged_dependents)
+    return Observation(live, depends, tuple(warnings), unmanaged)
+
+
+def observe(
+    session: Session, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
+) -> Observation:
+    return merged(observe_systems(session, desired, records))
+
+
+def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
+    """Observe the live systems and plan; reads only. The session keeps the observations with the plan."""
+    records = session.state.load()
+    desired = desired_state(session)
+    observations = observe_systems(session, desired, records)
+    observation = merged(observations)
+    prune = frozenset(system for system, provider in session.providers.items() if provider.prune)
+    plan = build_plan(
+        PlanInputs(
+            environment=session.env.name,
+            desired=desired,
+            live=observation.live,
+            records={k: v for k, v in records.items() if k.system in session.providers},
+            prune=prune,
+            live_depends=observation.depends,
+            observe_warnings=observation.warnings,
+            unmanaged_dependents=observation.unmanaged_dependents,
+            mass_delete_ratio=session.env.settings.state.mass_delete_ratio,
+            allow_mass_delete=allow_mass_delete,
+            systems=tuple(session.providers),
+        )
+    )
+    session.observed = (plan, observations)
+    log.info("plan.made", env=session.env.name, systems=list(session.providers), **plan.summary())
+    return plan
+
+
+def check_saved_plan(session: Session, saved: Plan) -> Plan:
+    """The plan to run for a saved one: a fresh plan identical to it, or `PlanError` naming what differs.
+
+    Refused when the environment, the live state, a secret, the specs or the plan file itself
+    changed since it was made (an edited id, desired state, or an action added or removed).
+    The fresh plan is what runs, with the observations it was made from.
+    """
+    if saved.environment != session.env.name:
+        raise PlanError(f"the plan is for environment {saved.environment!r}, not {session.env.name!r}")
+    if saved.systems and set(saved.systems) != set(session.providers):
+        flags = " ".join(f"--system {name}" for name in saved.systems)
+        raise PlanError(f"the plan covers {', '.join(saved.systems)}; apply it with {flags}")
+    current = make_plan(session, allow_mass_delete=True)
+    if current.observed_digest != saved.observed_digest:
+        changed = [str(key) for key in changed_since(saved, current)][:5]
+        raise PlanError(
+            "the live state changed since this plan was made"
+            + (f" ({', '.join(changed)})" if changed else "")
+            + "; run `reconcile plan` again and review the new plan"
+        )
+    differences = saved_plan_differences(saved, current)
+    if differences:
+        more = f" (and {len(differences) - 1} more difference(s))" if len(differences) > 1 else ""
+        raise PlanError(
+            f"the saved plan is not what a plan made now would do: {differences[0]}{more}; the plan file, "
+            "the specs or a secret changed since it was made. Run `reconcile plan` again and review the new plan"
+        )
+    return current

@@ -1,0 +1,213 @@
+"""The service, step 1: open an environment from a spec source (providers, secrets, state, lock).
+
+Everything that decides is pure (`spec`, `core`); a session wires it to files, secrets, state and
+the providers, and `locked` holds the environment's write lock around whatever writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import structlog
+
+from reconciler import registry
+from reconciler.clients.kube.client import KubeClient, cluster_client
+from reconciler.core.events import Event, EventKind, Listener
+from reconciler.core.plan import Plan
+from reconciler.errors import PlanError, ReconcilerError
+from reconciler.lock import EnvironmentLock, FileLock, LockHolder
+from reconciler.providers.base import Observation, Provider
+from reconciler.secrets import Fingerprinter, SecretResolver, load_fingerprint_key
+from reconciler.service.source import FolderSource, SpecSource
+from reconciler.spec.environment import ClusterSettings
+from reconciler.spec.loader import Environment, load_environments
+from reconciler.state import FileStateStore, StateStore
+
+log = structlog.get_logger("reconciler.service")
+
+STATE_DIR = ".reconciler"
+
+
+def _source(source: Path | SpecSource) -> SpecSource:
+    return FolderSource(source) if isinstance(source, Path) else source
+
+
+def load_environment(source: Path | SpecSource, name: str, environ: Mapping[str, str]) -> Environment:
+    """Read and validate the specs of one environment (raises `SpecError`)."""
+    return load_environments(_source(source).read(), environ, only=name)[name]
+
+
+def validate(source: Path | SpecSource, environ: Mapping[str, str], only: str | None = None) -> dict[str, Environment]:
+    """Offline validation of every (or one) environment."""
+    return load_environments(_source(source).read(), environ, only=only)
+
+
+ProviderFactory = Callable[[Environment, SecretResolver], Provider | None]
+P = TypeVar("P", bound=Provider)
+
+
+def default_providers(root: Path) -> dict[str, ProviderFactory]:
+    """Every registered system, by name, in the order their plans are shown; None where not configured."""
+
+    def factory(system: registry.System) -> ProviderFactory:
+        def connect(env: Environment, resolver: SecretResolver) -> Provider | None:
+            return system.connect(root, env, resolver) if system.name in env.sections else None
+
+        return connect
+
+    return {system.name: factory(system) for system in registry.systems()}
+
+
+def secret_cluster(env: Environment) -> tuple[str, ClusterSettings] | None:
+    """The cluster `{secretRef: {kubernetes: ...}}` reads: the environment's `secrets.kubernetes`, else the
+    first cluster a configured system names (the workloads cluster), as (who names it, settings)."""
+    if env.settings.secrets.kubernetes is not None:
+        return "secrets", env.settings.secrets.kubernetes
+    for system in registry.systems():
+        section = env.settings.section(system.name)
+        cluster = system.cluster(section) if section is not None else None
+        if cluster is not None:
+            return system.name, cluster
+    return None
+
+
+def _kube_secret_reader(root: Path, env: Environment) -> Callable[[str, str, str], str] | None:
+    """Reads `{secretRef: {kubernetes: ...}}` from the environment's secret cluster, connecting on first use."""
+    found = secret_cluster(env)
+    if found is None:
+        return None
+    owner, settings = found
+    clients: list[KubeClient] = []
+
+    def read(namespace: str, name: str, key: str) -> str:
+        if not clients:
+            clients.append(cluster_client(root, settings, owner))
+        return clients[0].read_secret_key(namespace, name, key)
+
+    return read
+
+
+@dataclass
+class Session:
+    """One environment opened for planning and applying."""
+
+    root: Path
+    env: Environment
+    providers: dict[str, Provider]
+    state: StateStore
+    resolver: SecretResolver
+    fingerprinter: Fingerprinter
+    lock: EnvironmentLock
+    observed: tuple[Plan, Mapping[str, Observation]] | None = None
+    """The last plan made in this session and what each system's `observe` returned for it: applying that
+    plan hands each system its own observation (`ApplyContext.observation`)."""
+
+    def close(self) -> None:
+        for provider in self.providers.values():
+            provider.close()
+
+
+def state_path(root: Path, env: Environment) -> Path:
+    configured = env.settings.state.path
+    path = Path(configured) if configured else Path(STATE_DIR) / "state" / f"{env.name}.json"
+    return path if path.is_absolute() else root / path
+
+
+def lock_path(state_file: Path) -> Path:
+    """The environment's lock file, beside its state: `.reconciler/state/qa.json.lock`."""
+    return state_file.with_name(f"{state_file.name}.lock")
+
+
+@contextmanager
+def open_session(
+    source: Path | SpecSource,
+    env_name: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    factories: Mapping[str, ProviderFactory] | None = None,
+    state: StateStore | None = None,
+    lock: EnvironmentLock | None = None,
+    systems: Sequence[str] = (),
+) -> Iterator[Session]:
+    """Load the environment and connect its providers (only `systems`, when given); closes them on exit."""
+    variables = dict(os.environ if environ is None else environ)
+    spec_source = _source(source)
+    root = spec_source.root
+    env = load_environment(spec_source, env_name, variables)
+    resolver = SecretResolver(variables, base_dir=root, kube_reader=_kube_secret_reader(root, env))
+    path = state_path(root, env)
+    key = load_fingerprint_key(variables, root / STATE_DIR / "keys" / f"{env.name}.fingerprint.key")
+    providers: dict[str, Provider] = {}
+    session = Session(
+        root,
+        env,
+        providers,
+        state or FileStateStore(path, env.name),
+        resolver,
+        Fingerprinter(resolver, key),
+        lock or FileLock(lock_path(path), env.name),
+    )
+    try:
+        known = factories if factories is not None else default_providers(root)
+        unknown = sorted(set(systems) - set(known))
+        if unknown:
+            raise PlanError(f"unknown system {', '.join(unknown)} (known: {', '.join(known)})")
+        for name, factory in known.items():
+            if systems and name not in systems:
+                continue  # not even connected: its credentials and endpoints are not needed
+            provider = factory(env, resolver)
+            if provider is not None:
+                providers[provider.system] = provider
+        missing = sorted(set(systems) - set(providers))
+        if missing:
+            raise PlanError(f"{', '.join(missing)} is not configured in environment {env.name}")
+        yield session
+    finally:
+        session.close()
+
+
+@contextmanager
+def open_provider(
+    source: Path | SpecSource,
+    env_name: str,
+    environ: Mapping[str, str] | None,
+    system: str,
+    connect: Callable[[Path, Environment, SecretResolver], P],
+) -> Iterator[tuple[Session, P]]:
+    """A session holding only `system`'s provider, made by its own typed `connect` (for a system's commands)."""
+    root = _source(source).root
+    made: list[P] = []
+
+    def factory(env: Environment, resolver: SecretResolver) -> Provider | None:
+        if system not in env.sections:
+            return None
+        made.append(connect(root, env, resolver))
+        return made[-1]
+
+    with open_session(source, env_name, environ, factories={system: factory}) as session:
+        if not made:
+            raise ReconcilerError(f"environment {env_name} has no {system} section")
+        yield session, made[0]
+
+
+@contextmanager
+def locked(session: Session, command: str, listener: Listener = lambda _event: None) -> Iterator[None]:
+    """Hold the environment's write lock for `command` (raises `LockedError` when another run holds it).
+
+    Every command that writes live systems or state plans and writes inside it, so two runs
+    never both create what neither has yet. A stale lock taken over is a `LOCK_TAKEN_OVER` event.
+    """
+    stale = session.lock.acquire(LockHolder.current(command))
+    if stale is not None:
+        message = f"took over the lock of environment {session.env.name} left by {stale.describe()}, which is gone"
+        log.warning("lock.taken_over", env=session.env.name, previous=stale.describe())
+        listener(Event(EventKind.LOCK_TAKEN_OVER, session.env.name, message))
+    try:
+        yield
+    finally:
+        session.lock.release()
