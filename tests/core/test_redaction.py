@@ -6,6 +6,7 @@ from reconciler.clients.dagster import DagsterError
 from reconciler.clients.kube import KubeError
 from reconciler.clients.superset_errors import SupersetError
 from reconciler.errors import ApiError, redact_credentials
+from reconciler.spec.secrets import has_url_password
 
 
 def test_userinfo_of_any_url_is_hidden_and_the_rest_kept() -> None:
@@ -16,6 +17,12 @@ def test_userinfo_of_any_url_is_hidden_and_the_rest_kept() -> None:
     assert (
         redact_credentials("mail admin@example.com at http://host/a@b") == "mail admin@example.com at http://host/a@b"
     )
+
+
+def test_a_password_holding_an_at_sign_is_hidden_whole() -> None:
+    text = "GET postgresql://bob:p@ss@db:5432/x failed; see http://u:p@h/x?y=a@b"
+    assert redact_credentials(text) == "GET postgresql://bob:***@db:5432/x failed; see http://u:***@h/x?y=a@b"
+    assert has_url_password("dsn: mysql://bob:p@ss@db/x")
 
 
 def test_every_error_tree_redacts_its_message() -> None:
