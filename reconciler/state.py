@@ -2,7 +2,9 @@
 
 Read when planning (to find owned objects by id and to compare secrets), written by apply
 after every successful action, so a failure part-way loses nothing. Never holds a secret
-value. The file store writes atomically; a ConfigMap store for the controller lives with it.
+value. The file store appends each action to a journal beside the state file (one fsynced
+line, whatever the number of records) and folds it into the state file, written atomically,
+at the end of apply; a ConfigMap store for the controller lives with it.
 """
 
 from __future__ import annotations
