@@ -164,11 +164,16 @@ def plan(
     systems: tuple[str, ...],
 ) -> None:
     """Observe the live systems and show what apply would change."""
+    if out is not None and not out.parent.is_dir():
+        fail(f"cannot save the plan to {out}: no directory {out.parent}")
     with engine.open_session(state.root, env_name, systems=systems) as session:
         result = engine.make_plan(session, allow_mass_delete=allow_mass_delete)
     _emit_plan(result, output_format)
     if out is not None:
-        out.write_text(json.dumps(plan_to_json(result), indent=2, default=str) + "\n", encoding="utf-8")
+        try:
+            out.write_text(json.dumps(plan_to_json(result), indent=2, default=str) + "\n", encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot save the plan to {out}: {exc.strerror or exc}")
         click.echo(f"Saved the plan to {out}; run `reconcile apply --env {env_name} {out}` to carry it out.", err=True)
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES)

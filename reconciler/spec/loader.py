@@ -17,9 +17,17 @@ from reconciler.errors import SpecError, SpecProblem
 from reconciler.spec.airbyte import ConnectionSpec, DestinationSpec, SourceSpec
 from reconciler.spec.environment import EnvironmentFile, interpolate_tree
 from reconciler.spec.secrets import SecretRef, iter_inline_secrets, iter_secret_refs
-from reconciler.spec.superset_loader import SupersetSelection, SupersetSpecs, load_superset, read_superset_specs
+from reconciler.spec.superset_loader import SUPERSET_SPEC_DIR, SupersetSelection, load_superset, read_superset_specs
 from reconciler.spec.workloads import ComponentSpec, ImageVersion, WorkloadsEnvironment, WorkloadsFile
-from reconciler.spec.yamlsource import LocatedMap, YamlSyntaxError, deep_merge, locate, parse_yaml
+from reconciler.spec.yamlsource import (
+    LocatedList,
+    LocatedMap,
+    YamlSyntaxError,
+    deep_merge,
+    locate,
+    one_line,
+    parse_yaml,
+)
 
 AIRBYTE_SPEC_DIR = "specs/airbyte/"
 WORKLOADS_SPEC = "specs/workloads.yaml"
@@ -67,7 +75,7 @@ class _Problems:
         steps = [step for step in path]
         file, line = locate(tree, steps)
         label = field if field is not None else ".".join(str(step) for step in steps)
-        self.items.append(SpecProblem(file, line, label, message))
+        self.items.append(SpecProblem(file, line, one_line(label), message))
 
     def from_validation(self, tree: Any, prefix: tuple[Any, ...], error: ValidationError) -> None:
         for detail in error.errors():
@@ -91,12 +99,18 @@ def _validate(model: type[Model], tree: Any, prefix: tuple[Any, ...], problems: 
 
 
 def _parse_all(files: Mapping[str, str], problems: _Problems) -> dict[str, Any]:
+    """Every file's tree; a file that does not parse, or holds a single value, is reported and left out."""
     parsed: dict[str, Any] = {}
     for path, text in sorted(files.items()):
         try:
-            parsed[path] = parse_yaml(text, path)
+            document = parse_yaml(text, path)
         except YamlSyntaxError as exc:
             problems.items.append(exc.problem)
+            continue
+        if document is not None and not isinstance(document, LocatedMap | LocatedList):
+            problems.items.append(SpecProblem(path, 1, "", f"expected a mapping, not {type(document).__name__}"))
+            continue
+        parsed[path] = document
     return parsed
 
 
@@ -177,20 +191,38 @@ def _select(
     return chosen
 
 
+_AIRBYTE_MODELS: dict[str, type[BaseModel]] = {
+    "sources": SourceSpec,
+    "destinations": DestinationSpec,
+    "connections": ConnectionSpec,
+}
+
+
+def _check_airbyte_definitions(
+    definitions: Mapping[str, Mapping[str, tuple[LocatedMap, int]]], problems: _Problems
+) -> None:
+    """Every definition under specs/airbyte/ as written, whether an environment selects it or not."""
+    for kind in AIRBYTE_KINDS:
+        for tree, _ in definitions[kind].values():
+            if kind != "connections":
+                _check_secrets(tree, problems)
+            _validate(_AIRBYTE_MODELS[kind], tree, (), problems)
+            if kind == "connections":
+                for field, section in (("source", "sources"), ("destination", "destinations")):
+                    target = tree.get(field)
+                    if isinstance(target, str) and target not in definitions[section]:
+                        problems.at(tree, (field,), f"{field} {target!r} is not defined in {AIRBYTE_SPEC_DIR}")
+
+
 def _load_airbyte(
     env_raw: LocatedMap, definitions: Mapping[str, Mapping[str, tuple[LocatedMap, int]]], problems: _Problems
 ) -> AirbyteSelection:
     models: dict[str, list[Any]] = {kind: [] for kind in AIRBYTE_KINDS}
-    classes: dict[str, type[BaseModel]] = {
-        "sources": SourceSpec,
-        "destinations": DestinationSpec,
-        "connections": ConnectionSpec,
-    }
     for kind in AIRBYTE_KINDS:
         for _name, merged in _select(kind, env_raw, definitions[kind], problems):
             if kind != "connections":
                 _check_secrets(merged, problems)
-            model = _validate(classes[kind], merged, (), problems)
+            model = _validate(_AIRBYTE_MODELS[kind], merged, (), problems)
             if model is not None:
                 models[kind].append((model, merged))
     source_names = {model.name for model, _ in models["sources"]}
@@ -263,7 +295,11 @@ def load_environments(
     problems = _Problems()
     parsed = _parse_all(files, problems)
     definitions = _collect_airbyte_definitions(parsed, problems)
+    _check_airbyte_definitions(definitions, problems)
     workloads_file = _load_workloads_file(parsed, problems)
+    superset_specs = (
+        read_superset_specs(files, parsed, problems) if any(p.startswith(SUPERSET_SPEC_DIR) for p in files) else None
+    )
     names = environment_names(files)
     if only is not None and only not in names:
         known = ", ".join(names) or "none"
@@ -271,7 +307,6 @@ def load_environments(
             [SpecProblem(f"{ENVIRONMENT_DIR}{only}.yaml", None, "", f"no such environment (known: {known})")]
         )
     environments: dict[str, Environment] = {}
-    superset_specs: SupersetSpecs | None = None
     for name in names:
         if only is not None and name != only:
             continue

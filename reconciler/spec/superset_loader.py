@@ -97,16 +97,21 @@ def _check_asset_files(files: Mapping[str, LocatedMap], problems: Problems) -> b
     return ok
 
 
+def _names(reference: Any, uuids: set[str]) -> bool:
+    """True when `reference` is the uuid of one of `uuids` (a mapping or a list written there is not)."""
+    return isinstance(reference, str) and reference in uuids
+
+
 def _check_references(specs: SupersetSpecs, problems: Problems) -> None:
     """Every reference between asset files resolves inside the specs."""
     bundle = specs.bundle
     known = {kind: set(bundle.assets.get(kind, {})) for kind in ASSET_FOLDERS}
     trees = {str(tree.get("uuid")): tree for tree in specs.files.values()}
     for asset in bundle.of("datasets"):
-        if asset.content.get("database_uuid") not in known["databases"]:
+        if not _names(asset.content.get("database_uuid"), known["databases"]):
             problems.at(trees[asset.uuid], ("database_uuid",), "no database in specs/superset/ has this uuid")
     for asset in bundle.of("charts"):
-        if asset.content.get("dataset_uuid") not in known["datasets"]:
+        if not _names(asset.content.get("dataset_uuid"), known["datasets"]):
             problems.at(trees[asset.uuid], ("dataset_uuid",), "no dataset in specs/superset/ has this uuid")
     for asset in bundle.of("dashboards"):
         for node, uuid in chart_nodes(asset):

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from reconciler.errors import SpecProblem
+from reconciler.spec.secrets import is_secret_ref
 
 
 class LocatedMap(dict[str, Any]):
@@ -51,9 +52,77 @@ class YamlSyntaxError(Exception):
         self.problem = problem
 
 
+ALIAS_BUDGET = 10_000
+"""How many nodes aliases may add to one file once expanded (a YAML "billion laughs" adds 10**9)."""
+MAX_DEPTH = 100
+"""How deeply one file's collections may nest, aliases expanded."""
+NOT_JSON_TAGS = ("binary", "set", "omap", "pairs")
+"""YAML types with no JSON counterpart: refused, since every spec value ends up in a JSON API call."""
+
+
+def _expanded(node: yaml.Node, memo: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """(nodes, depth) of `node` with every alias in it written out; shared subtrees are counted once each."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    size, depth = 1, 0
+    if isinstance(node, yaml.CollectionNode):
+        children: list[yaml.Node] = []
+        for child in node.value:
+            children.extend(child if isinstance(child, tuple) else (child,))
+        for child in children:
+            child_size, child_depth = _expanded(child, memo)
+            size += child_size
+            depth = max(depth, child_depth + 1)
+    memo[id(node)] = (size, depth)
+    return size, depth
+
+
+def one_line(label: str) -> str:
+    """A field label as it is printed: a key's line breaks and control characters written as escapes."""
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in label)
+
+
 def _loader_for(file: str) -> type[yaml.SafeLoader]:
     class _Loader(yaml.SafeLoader):
-        pass
+        """Composes with a budget: aliases may add `ALIAS_BUDGET` nodes, nesting may reach `MAX_DEPTH`."""
+
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.alias_budget = ALIAS_BUDGET
+            self.depth = 0
+            self.sizes: dict[int, tuple[int, int]] = {}
+
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+            line = event.start_mark.line + 1 if event.start_mark else None
+            if isinstance(event, yaml.AliasEvent):
+                node = super().compose_node(parent, index)
+                if node is not None:
+                    size, depth = _expanded(node, self.sizes)
+                    self.alias_budget -= size
+                    if self.alias_budget < 0:
+                        raise YamlSyntaxError(
+                            SpecProblem(
+                                file,
+                                line,
+                                "",
+                                f"alias *{event.anchor} expands the file past {ALIAS_BUDGET} nodes; "
+                                "write the values out or use fewer aliases",
+                            )
+                        )
+                    self._check_depth(self.depth + 1 + depth, line)
+                return node
+            self.depth += 1
+            self._check_depth(self.depth, line)
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def _check_depth(self, depth: int, line: int | None) -> None:
+            if depth > MAX_DEPTH:
+                raise YamlSyntaxError(SpecProblem(file, line, "", f"nested deeper than {MAX_DEPTH} levels"))
 
     def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LocatedMap:
         result = LocatedMap(file=file, line=node.start_mark.line + 1)
@@ -64,7 +133,7 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
                 key = str(key)
             if key in result:
                 raise YamlSyntaxError(
-                    SpecProblem(file, key_node.start_mark.line + 1, key, "duplicate key in the same mapping")
+                    SpecProblem(file, key_node.start_mark.line + 1, one_line(key), "duplicate key in the same mapping")
                 )
             result[key] = loader.construct_object(value_node, deep=True)
             result.key_locs[key] = (file, key_node.start_mark.line + 1)
@@ -77,8 +146,19 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
             result.item_lines.append(child.start_mark.line + 1)
         return result
 
+    def construct_as_written(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+        return str(node.value)  # a date or a time stays the text the API is sent, not a datetime
+
+    def refuse(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        raise YamlSyntaxError(
+            SpecProblem(file, node.start_mark.line + 1, "", f"!!{node.tag.rsplit(':', 1)[-1]} has no JSON form")
+        )
+
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
+    _Loader.add_constructor("tag:yaml.org,2002:timestamp", construct_as_written)
+    for tag in NOT_JSON_TAGS:
+        _Loader.add_constructor(f"tag:yaml.org,2002:{tag}", refuse)
     return _Loader
 
 
@@ -118,10 +198,17 @@ def locate(tree: Any, path: Sequence[str | int]) -> tuple[str, int | None]:
 def deep_merge(base: Any, override: Any) -> Any:
     """Overlay `override` on `base`: mappings merge key by key, anything else is replaced.
 
-    Locations travel with the values, so a merged tree still points each key at the file that
-    supplied it (the environment file for an override, the shared spec otherwise).
+    A secret reference (`{secretRef: ...}`) on either side is replaced whole, never merged: an
+    environment moving a secret from `env` to `file` means the file only. Locations travel with
+    the values, so a merged tree still points each key at the file that supplied it (the
+    environment file for an override, the shared spec otherwise).
     """
-    if isinstance(base, Mapping) and isinstance(override, Mapping):
+    if (
+        isinstance(base, Mapping)
+        and isinstance(override, Mapping)
+        and not is_secret_ref(base)
+        and not is_secret_ref(override)
+    ):
         merged = LocatedMap(
             file=getattr(base, "file", ""),
             line=getattr(base, "line", 0),
@@ -132,7 +219,7 @@ def deep_merge(base: Any, override: Any) -> Any:
         override_locs = getattr(override, "key_locs", {})
         for key, value in override.items():
             merged[key] = deep_merge(base[key], value) if key in base else value
-            if key in override_locs and not isinstance(merged[key], LocatedMap):
+            if key in override_locs and merged[key] is value:
                 merged.key_locs[key] = override_locs[key]
         if not merged.file:
             merged.file = getattr(override, "file", "")

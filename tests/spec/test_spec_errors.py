@@ -73,6 +73,12 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
         "  - name: app-postgres\n",
         ["specs/airbyte/sources.yaml:4: type: give `type` (e.g. postgres) or `definitionId`"],
     ),
+    "YAML type with no JSON form": (
+        "specs/airbyte/sources.yaml",
+        "      schemas: [public]",
+        "      schemas: !!set {public}",
+        ["specs/airbyte/sources.yaml:12: !!set has no JSON form"],
+    ),
     "wrong type": (
         "environments/prod.yaml",
         "  prune: true",
@@ -133,3 +139,50 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--root", str(root), "--debug", "validate"])
     assert result.exit_code == 1
     assert result.exception is not None
+
+
+def _append(path: Path, text: str) -> int:
+    """Append `text` to a spec file; the line number of its first line."""
+    before = path.read_text()
+    path.write_text(before + text)
+    return before.count("\n") + 1
+
+
+def test_specs_no_environment_selects_are_validated_too(tmp_path: Path) -> None:
+    root = copy_example(tmp_path)
+    source = _append(
+        root / "specs/airbyte/sources.yaml",
+        "  - name: orphan-db\n    type: postgres\n    configuration:\n      password: committed-to-git\n",
+    )
+    connection = _append(
+        root / "specs/airbyte/connections.yaml",
+        '  - name: orphan-sync\n    source: nowhere\n    destination: lake\n    schedule: {cron: "0 2 * * *"}\n'
+        "    namespaceFromat: typo\n",
+    )
+
+    for args in (["validate"], ["validate", "--env", "qa"], ["plan", "--env", "qa"]):
+        result = CliRunner().invoke(main, ["--root", str(root), *args])
+
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and "committed-to-git" not in result.output
+        for expected in (
+            f"specs/airbyte/sources.yaml:{source + 3}: configuration.password: looks like an inline secret",
+            f"specs/airbyte/connections.yaml:{connection + 1}: source: source 'nowhere' is not defined in specs/",
+            f"specs/airbyte/connections.yaml:{connection + 3}: schedule.cron:",
+            f"specs/airbyte/connections.yaml:{connection + 4}: namespaceFromat: unknown field",
+        ):
+            assert expected in result.output, f"{expected!r} not in:\n{result.output}"
+
+
+def test_superset_specs_are_validated_when_no_environment_uses_superset(tmp_path: Path) -> None:
+    root = copy_example(tmp_path)
+    for env in ("qa", "prod"):
+        path = root / f"environments/{env}.yaml"
+        path.write_text(path.read_text().split("\nsuperset:\n")[0] + "\n")
+    roles = root / "specs/superset/roles.yaml"
+    roles.write_text(roles.read_text().replace("  - name: analyst\n", "  - name: analyst\n    colour: red\n", 1))
+
+    result = CliRunner().invoke(main, ["--root", str(root), "validate"])
+
+    assert result.exit_code == 1, result.output
+    assert "specs/superset/roles.yaml:6: roles.0.colour: unknown field" in result.output
