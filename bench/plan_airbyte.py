@@ -24,6 +24,7 @@ then ratios measured in the same run (plan/floor, refresh10/plan, ...).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import shutil
@@ -31,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -86,17 +86,36 @@ class Run:
     writes: int = 0
 
 
+class Runner:
+    """bench/measured_run.py: a small process starts the commands, so they do not inherit this one's peak RSS."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, str(HERE / "measured_run.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def run(self, command: Sequence[str], environ: dict[str, str], log: Path) -> Run:
+        """Run `command` to the end; its wall time, CPU time and peak RSS (from wait4: the process alone)."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(json.dumps({"command": list(command), "env": environ, "log": str(log)}) + "\n")
+        self._process.stdin.flush()
+        answer = json.loads(self._process.stdout.readline())
+        if answer["returncode"] != 0:
+            raise SystemExit(f"{' '.join(command)} failed ({answer['returncode']}):\n{log.read_text()[-3000:]}")
+        return Run(answer["wall"], answer["cpu"], answer["rss_mib"])
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
+
+
+RUNNER: Runner | None = None
+
+
 def run(command: Sequence[str], environ: dict[str, str], log: Path) -> Run:
-    """Run `command` to the end; its wall time, CPU time and peak RSS (from wait4, the process alone)."""
-    with log.open("w") as output:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, env=environ, stdout=output, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{log.read_text()[-3000:]}")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    assert RUNNER is not None, "main() starts the runner"
+    return RUNNER.run(command, environ, log)
 
 
 def median(runs: list[Run]) -> Run:
@@ -194,6 +213,8 @@ def main() -> None:
     parser.add_argument("--destinations", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=2.0, help="simulated network round trip per request")
     args = parser.parse_args()
+    global RUNNER
+    RUNNER = Runner()
     sizes = [100, 1000] if args.quick else [int(size.replace("_", "")) for size in args.sizes.split(",")]
     print(
         f"Airbyte benchmark: sizes {sizes}, {args.latency_ms} ms round trip, medians of {args.repeats} "
@@ -204,8 +225,11 @@ def main() -> None:
         startup = measure("startup", [*RECONCILE, "--help"], dict(os.environ), scratch, args.repeats, None)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    for connections in sizes:
-        report(connections, bench_size(connections, args, startup))
+    try:
+        for connections in sizes:
+            report(connections, bench_size(connections, args, startup))
+    finally:
+        RUNNER.close()
 
 
 if __name__ == "__main__":
