@@ -121,11 +121,12 @@ def apply_plan(
         else:
             records[action.key] = OwnershipRecord(action.key, outcome.id, dict(outcome.fingerprints))
             ids[action.key] = outcome.id
-        session.state.save(records)
+        session.state.record(action.key, records.get(action.key))
         report.done.append(action)
         report.notes += outcome.notes
         _log_step(session, action, "done")
         listener(Event(EventKind.ACTION_DONE, env, "; ".join(outcome.notes), action))
+    session.state.compact()  # this run's journal folded into the state file (a crash leaves it for the next load)
     finished = f"{len(report.done)} of {len(plan.actions)} action(s) done" + (
         f"; stopped: {report.error}" if report.exception is not None else ""
     )
