@@ -171,6 +171,14 @@ def plan(
 @click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--allow-mass-delete", is_flag=True, help="Allow a plan deleting most owned resources.")
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Up to N independent actions at once (Airbyte's; dependencies and delete order kept). 1: one after "
+    "another, in plan order.",
+)
 @system_option
 @pass_invocation
 @guarded
@@ -180,6 +188,7 @@ def apply(
     plan_file: Path | None,
     auto_approve: bool,
     allow_mass_delete: bool,
+    parallelism: int,
     systems: tuple[str, ...],
 ) -> None:
     """Make the live systems match the specs (or carry out a saved plan exactly)."""
@@ -199,6 +208,7 @@ def apply(
 
     console = ConsoleListener(click.echo, warn, colour=sys.stdout.isatty())
     reconcile = service.ReconcileService.of_folder(invocation.root, listeners=[console])
+    reconcile.parallelism = parallelism
     report = reconcile.apply(
         env_name, systems=systems, saved=saved, allow_mass_delete=allow_mass_delete, approve=approve
     )

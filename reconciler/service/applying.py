@@ -1,13 +1,16 @@
 """The service, step 3: carry out a plan in order, recording each success at once, telling listeners.
 
 Stops at the first failure, or before the next action once cancelled; what was done is recorded
-either way, so a re-run converges. One structlog event per step (env, system, resource, action,
+either way, so a re-run converges. Independent actions may run at once (`parallelism`), within
+the order `prerequisites` keeps. One structlog event per step (env, system, resource, action,
 outcome); never a secret (errors are redacted, values never reach here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import structlog
@@ -17,7 +20,7 @@ from reconciler.core.events import Event, EventKind, Listener
 from reconciler.core.model import OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan
 from reconciler.errors import ApplyError, CancelledError, PlanError, ReconcilerError
-from reconciler.providers.base import ApplyContext, Observation
+from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation, Provider
 from reconciler.service.session import Session
 from reconciler.spec.secrets import parse_secret_label
 
@@ -65,13 +68,80 @@ def _log_step(session: Session, action: Action, outcome: str, **extra: object) -
     )
 
 
+def prerequisites(plan: Plan, concurrent: Callable[[str], bool]) -> list[frozenset[int]]:
+    """For each action, the earlier actions (by index) it must wait for.
+
+    An action waits for the last earlier action on its own resource, on a resource it depends on or
+    that depends on it; a delete waits for everything before it and everything after waits for it
+    (deletes keep their order, and a replace's cascade stays around it); a system that does not
+    declare `concurrent_apply` runs its actions one after another in plan order.
+    """
+    waits: list[frozenset[int]] = []
+    barrier: int | None = None  # the last delete
+    last_of: dict[ResourceKey, int] = {}
+    users: dict[ResourceKey, list[int]] = {}
+    last_in_system: dict[str, int] = {}
+    for index, action in enumerate(plan.actions):
+        uses = action.desired.depends_on if action.desired is not None else ()
+        if action.kind == ActionKind.DELETE:
+            before = set(range(barrier + 1 if barrier is not None else 0, index))
+            waits.append(frozenset(before | ({barrier} if barrier is not None else set())))
+            barrier = index
+            last_of, users, last_in_system = {}, {}, {}
+            continue
+        before = {last_of[key] for key in (action.key, *uses) if key in last_of}
+        before.update(users.get(action.key, ()))
+        if not concurrent(action.key.system) and action.key.system in last_in_system:
+            before.add(last_in_system[action.key.system])
+        if barrier is not None:
+            before.add(barrier)
+        waits.append(frozenset(before))
+        last_of[action.key] = index
+        for key in uses:
+            users.setdefault(key, []).append(index)
+        last_in_system[action.key.system] = index
+    return waits
+
+
+@dataclass
+class _Running:
+    index: int
+    action: Action
+    future: Future[tuple[ApplyOutcome | None, ReconcilerError | None]]
+
+
+def _run(
+    provider: Provider, action: Action, context: ApplyContext
+) -> tuple[ApplyOutcome | None, ReconcilerError | None]:
+    try:
+        return provider.apply(action, context), None
+    except ReconcilerError as exc:
+        return None, exc
+
+
+def _inline(
+    call: Callable[[], tuple[ApplyOutcome | None, ReconcilerError | None]],
+) -> Future[tuple[ApplyOutcome | None, ReconcilerError | None]]:
+    future: Future[tuple[ApplyOutcome | None, ReconcilerError | None]] = Future()
+    future.set_result(call())  # anything but a ReconcilerError propagates here, as it always did
+    return future
+
+
 def apply_plan(
     session: Session,
     plan: Plan,
     listener: Listener = lambda _event: None,
     cancellation: Cancellation | None = None,
+    *,
+    parallelism: int = 1,
 ) -> ApplyReport:
-    """Carry out the plan in order, recording each success at once; stops at the first failure or cancellation."""
+    """Carry out the plan, recording each success at once; stops starting actions at the first failure or
+    cancellation and lets the running ones finish (and be recorded).
+
+    With `parallelism` 1 the actions run one after another in plan order, on this thread. With more,
+    up to that many run at once on worker threads, each only once its `prerequisites` are done; the
+    records, the state journal and every event but progress lines stay on this thread.
+    """
     signal = cancellation or Cancellation()
     env = session.env.name
     records = session.state.load()
@@ -81,40 +151,67 @@ def apply_plan(
         records.pop(key, None)
     if plan.adopted or plan.forgotten:
         session.state.save(records)
-    ids: dict[ResourceKey, str] = dict(plan.live_ids)
-    observations = _observations(session, plan)
-    report = ApplyReport(applied=True)
     for action in plan.actions:
-        provider = session.providers.get(action.key.system)
-        if provider is None:
+        if action.key.system not in session.providers:
             raise PlanError(
                 f"the plan has {action.key} but {action.key.system} is not configured in {plan.environment}"
             )
-        if signal.cancelled:
-            report.exception = CancelledError(f"{signal.reason} before {action.kind.value} {action.key}")
-            report.error = str(report.exception)
-            log.info("apply.cancelled", env=env, before=str(action.key), done=len(report.done))
-            break
+    ids: dict[ResourceKey, str] = dict(plan.live_ids)
+    observations = _observations(session, plan)
+    report = ApplyReport(applied=True)
+    guard = threading.Lock()
+
+    def tell(event: Event) -> None:
+        with guard:  # progress lines come from worker threads
+            listener(event)
+
+    def concurrent(system: str) -> bool:
+        return parallelism > 1 and bool(getattr(session.providers[system], "concurrent_apply", False))
+
+    waits = prerequisites(plan, concurrent)
+    finished: set[int] = set()
+    next_up = 0  # every action before it has started
+    started: set[int] = set()
+    running: list[_Running] = []
+    stopping = False
+    pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply") if parallelism > 1 else None
+
+    def start(index: int) -> None:
+        action = plan.actions[index]
 
         def progress(message: str, action: Action = action) -> None:
-            listener(Event(EventKind.ACTION_PROGRESS, env, message, action))
+            tell(Event(EventKind.ACTION_PROGRESS, env, message, action))
 
         context = ApplyContext(
-            ids,
+            dict(ids),  # its prerequisites' ids are in it; nothing it reads is written while it runs
             lambda label: session.resolver.value(parse_secret_label(label)),
             progress,
             observation=observations.get(action.key.system),
             cancellation=signal,
         )
-        listener(Event(EventKind.ACTION_STARTED, env, "", action))
+        tell(Event(EventKind.ACTION_STARTED, env, "", action))
         _log_step(session, action, "started")
-        try:
-            outcome = provider.apply(action, context)
-        except ReconcilerError as exc:
-            report.failed, report.error, report.exception = action, str(exc), exc
-            _log_step(session, action, "failed", error=str(exc), retryable=exc.retryable)
-            listener(Event(EventKind.ACTION_FAILED, env, str(exc), action))
-            break
+        provider = session.providers[action.key.system]
+        if pool is None:
+            future = _inline(lambda: _run(provider, action, context))
+        else:
+            future = pool.submit(_run, provider, action, context)
+        started.add(index)
+        running.append(_Running(index, action, future))
+
+    def finish(step: _Running) -> None:
+        nonlocal stopping
+        outcome, error = step.future.result()
+        action = step.action
+        finished.add(step.index)
+        if error is not None or outcome is None:
+            assert error is not None
+            if report.exception is None or (isinstance(report.exception, CancelledError) and report.failed is None):
+                report.failed, report.error, report.exception = action, str(error), error
+            stopping = True
+            _log_step(session, action, "failed", error=str(error), retryable=error.retryable)
+            tell(Event(EventKind.ACTION_FAILED, env, str(error), action))
+            return
         if action.kind == ActionKind.DELETE or outcome.id is None:
             records.pop(action.key, None)
             ids.pop(action.key, None)
@@ -125,13 +222,39 @@ def apply_plan(
         report.done.append(action)
         report.notes += outcome.notes
         _log_step(session, action, "done")
-        listener(Event(EventKind.ACTION_DONE, env, "; ".join(outcome.notes), action))
-    session.state.compact()  # this run's journal folded into the state file (a crash leaves it for the next load)
-    finished = f"{len(report.done)} of {len(plan.actions)} action(s) done" + (
+        tell(Event(EventKind.ACTION_DONE, env, "; ".join(outcome.notes), action))
+
+    try:
+        while True:
+            while next_up < len(plan.actions) and next_up in started:
+                next_up += 1
+            if not stopping and signal.cancelled and next_up < len(plan.actions):
+                upcoming = plan.actions[next_up]
+                report.exception = CancelledError(f"{signal.reason} before {upcoming.kind.value} {upcoming.key}")
+                report.error = str(report.exception)
+                log.info("apply.cancelled", env=env, before=str(upcoming.key), done=len(report.done))
+                stopping = True
+            if not stopping:
+                for index in range(next_up, len(plan.actions)):
+                    if len(running) >= parallelism:
+                        break
+                    if index not in started and waits[index] <= finished:
+                        start(index)
+            if not running:
+                break
+            done, _ = wait([step.future for step in running], return_when=FIRST_COMPLETED)
+            for step in sorted((s for s in running if s.future in done), key=lambda s: s.index):
+                running.remove(step)
+                finish(step)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        session.state.compact()  # this run's journal folded into the state file (a crash leaves it for the next load)
+    finished_line = f"{len(report.done)} of {len(plan.actions)} action(s) done" + (
         f"; stopped: {report.error}" if report.exception is not None else ""
     )
     log.info("apply.finished", env=env, done=len(report.done), planned=len(plan.actions), ok=report.ok)
-    listener(Event(EventKind.APPLY_FINISHED, env, finished))
+    listener(Event(EventKind.APPLY_FINISHED, env, finished_line))
     return report
 
 

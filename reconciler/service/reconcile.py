@@ -2,7 +2,8 @@
 
 `ReconcileService(source, listeners=[...]).apply("qa")` opens the environment from its spec
 source, takes its write lock, plans (or checks a saved plan against a fresh one), lets the
-caller approve, applies, and tells every listener as it goes. A dry run is `plan`: stop after it.
+caller approve, applies (up to `parallelism` independent actions at once), and tells every
+listener as it goes. A dry run is `plan`: stop after it.
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ class ReconcileService:
     """Set it (from another thread, a signal handler) to stop an apply within a poll of a long wait."""
     factories: Mapping[str, ProviderFactory] | None = None
     """How each system's provider is made (default: every registered system)."""
+    parallelism: int = 1
+    """How many independent actions may run at once (1: one after another, in plan order)."""
 
     @classmethod
-    def of_folder(cls, root: Path, environ: Mapping[str, str] | None = None, **kwargs: object) -> ReconcileService:
-        return cls(FolderSource(root), environ, **kwargs)  # type: ignore[arg-type]
+    def of_folder(
+        cls, root: Path, environ: Mapping[str, str] | None = None, listeners: Sequence[Listener] = ()
+    ) -> ReconcileService:
+        return cls(FolderSource(root), environ, listeners)
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -80,4 +85,4 @@ class ReconcileService:
             return ApplyReport()
         if to_run.has_changes:
             approve(to_run)
-        return apply_plan(session, to_run, self.emit, self.cancellation)
+        return apply_plan(session, to_run, self.emit, self.cancellation, parallelism=self.parallelism)

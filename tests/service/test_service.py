@@ -4,13 +4,14 @@ gets the fresh plan's), and a cancellation that stops an apply between actions w
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
-from reconciler.core.plan import Action
+from reconciler.core.plan import Action, ActionKind, Plan
 from reconciler.core.plan_codec import plan_from_json, plan_to_json
 from reconciler.errors import ApplyError
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
@@ -25,6 +26,7 @@ from reconciler.service import (
     open_session,
     raise_for,
 )
+from reconciler.service.applying import prerequisites
 from reconciler.spec.loader import Environment
 from reconciler.spec.secrets import SecretRef
 
@@ -68,7 +70,7 @@ class NotesProvider:
 
 
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments").mkdir(parents=True)
     (tmp_path / "environments" / "dev.yaml").write_text("environment: dev\n")
     return tmp_path
 
@@ -140,3 +142,61 @@ def test_a_cancelled_apply_stops_before_the_next_action_and_keeps_the_records_of
     with pytest.raises(ApplyError, match=r"shutting down before create notes\.note/b") as raised:
         raise_for(report)
     assert raised.value.retryable  # a cancelled run is worth running again
+
+
+class ConcurrentNotes(NotesProvider):
+    concurrent_apply = True
+
+
+def test_independent_actions_run_at_once_up_to_the_parallelism_and_in_order_with_one(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    together = threading.Barrier(3, timeout=10)  # three at once, or a BrokenBarrierError
+
+    def meet(_context: ApplyContext) -> None:
+        together.wait()
+
+    applied: list[tuple[str, object]] = []
+    provider = ConcurrentNotes(["a", "b", "c"], applied, meet)
+    report = ReconcileService(FolderSource(root), {}, factories=factories(provider), parallelism=3).apply("dev")
+    assert report.ok and sorted(name for name, _ in applied) == ["a", "b", "c"]
+
+    in_order: list[tuple[str, object]] = []
+    other = project(tmp_path / "sequential")
+    plans: list[Event] = []
+    one = factories(ConcurrentNotes(["c", "a", "b"], in_order))
+    assert ReconcileService(FolderSource(other), {}, [plans.append], factories=one).apply("dev").ok
+    made = plans[0].plan
+    assert made is not None and [name for name, _ in in_order] == [a.key.name for a in made.actions]  # plan order
+
+
+def _action(kind: ActionKind, name: str, *uses: str) -> Action:
+    key = ResourceKey(SYSTEM, "note", name)
+    desired = (
+        None
+        if kind == ActionKind.DELETE
+        else DesiredResource(key, {}, depends_on=tuple(ResourceKey(SYSTEM, "note", use) for use in uses))
+    )
+    return Action(kind, key, None, (), desired)
+
+
+def test_prerequisites_keep_dependencies_and_delete_order() -> None:
+    actions = (
+        _action(ActionKind.CREATE, "source"),
+        _action(ActionKind.CREATE, "lake"),
+        _action(ActionKind.CREATE, "source-to-lake", "source", "lake"),
+        _action(ActionKind.UPDATE, "other"),
+        _action(ActionKind.DELETE, "old-connection"),
+        _action(ActionKind.DELETE, "old-source"),
+        _action(ActionKind.CREATE, "after"),
+    )
+    plan = Plan("dev", actions, (), "digest")
+    assert prerequisites(plan, lambda _system: True) == [
+        frozenset(),
+        frozenset(),
+        frozenset({0, 1}),
+        frozenset(),
+        frozenset({0, 1, 2, 3}),
+        frozenset({4}),
+        frozenset({5}),
+    ]
+    assert prerequisites(plan, lambda _system: False)[:4] == [frozenset(), {0}, {0, 1}, {2}]

@@ -37,6 +37,7 @@ class AirbyteProvider:
     """Airbyte in one environment."""
 
     system = rules.SYSTEM
+    concurrent_apply = True  # each action is one resource's own calls: independent ones may run at once
 
     def __init__(self, client: AirbyteClient, settings: AirbyteEnvironment, selection: AirbyteSelection) -> None:
         self.client = client

@@ -1,0 +1,71 @@
+"""Bounded parallel apply: independent Airbyte actions run at once within the dependency order, and a kill
+part-way through a parallel apply loses nothing and duplicates nothing when apply runs again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from tests.helpers import Project
+
+SAFETY_SECONDS = 120  # only so that a broken build fails instead of hanging
+
+
+def live_names(project: Project, kind: str) -> list[str]:
+    return sorted(str(item["name"]) for item in project.prod.stored(kind) if not item.get("tombstone"))
+
+
+def test_a_parallel_apply_converges_in_dependency_order(project: Project) -> None:
+    applied = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", "4")
+    assert applied.exit_code == 0, applied.output
+    done = [line.split()[2] for line in applied.output.splitlines() if line.endswith(" done")]
+    connections = [key for key in done if key.startswith("airbyte.connection/")]
+    assert len(connections) >= 4, applied.output
+    for connection in connections:  # `<source>-to-lake`: its source and destination were done before it
+        source = connection.removeprefix("airbyte.connection/").removesuffix("-to-lake")
+        position = done.index(connection)
+        assert done.index(f"airbyte.source/{source}") < position, applied.output
+        assert done.index("airbyte.destination/lake") < position, applied.output
+    again = project.run("plan", "--env", "prod")
+    assert "No changes." in again.output, again.output
+
+
+def test_a_kill_during_a_parallel_apply_then_a_rerun_ends_with_no_duplicates_and_nothing_lost(
+    project: Project,
+) -> None:
+    project.prod.latency_seconds = 0.4  # slow enough to kill it part-way
+    command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]
+    command += ["--system", "airbyte", "--auto-approve", "--parallelism", "4"]
+    first = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **project.environ}
+    )
+    try:
+        assert first.stdout is not None
+        deadline = time.monotonic() + SAFETY_SECONDS
+        while time.monotonic() < deadline:
+            line = first.stdout.readline()
+            assert line, "the apply ended before it could be killed"
+            if line.rstrip().endswith(" done"):
+                break
+        time.sleep(0.5)  # more creates are in flight now
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=SAFETY_SECONDS)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    made_before = {kind: live_names(project, kind) for kind in ("sources", "destinations", "connections")}
+    assert 0 < sum(map(len, made_before.values())) < 10, made_before  # killed part-way
+
+    project.prod.latency_seconds = 0.0
+    rerun = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", "4")
+    assert rerun.exit_code == 0, rerun.output
+    for kind in ("sources", "destinations", "connections"):
+        names = live_names(project, kind)
+        assert not [name for name, count in Counter(names).items() if count > 1], f"duplicate {kind}: {names}"
+        assert set(made_before[kind]) <= set(names)
+    assert "No changes." in project.run("plan", "--env", "prod").output
