@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
@@ -166,6 +170,31 @@ def plan(
         sys.exit(EXIT_CHANGES)
 
 
+@contextmanager
+def _stop_on_signals(cancellation: service.Cancellation, armed: Callable[[], bool]) -> Iterator[None]:
+    """Once `armed` (the plan approved), the first Ctrl-C (or SIGTERM) asks the apply to stop once the running
+    actions end and are recorded (a rollout wait at once); before that, or a second time, it interrupts outright."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in stopping}
+
+    def stop(number: int, _frame: FrameType | None) -> None:
+        if cancellation.cancelled or not armed():
+            raise KeyboardInterrupt
+        cancellation.cancel(f"interrupted by {signal.Signals(number).name}")
+        warn("stopping after the running actions (again to interrupt them)")
+
+    for number in stopping:
+        signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 @main.command()
 @click.option("--env", "env_name", required=True, help="Environment to apply.")
 @click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -199,19 +228,23 @@ def apply(
         except json.JSONDecodeError as exc:
             fail(f"{plan_file} is not JSON: {exc}")
 
+    approved = [auto_approve or plan_file is not None]
+
     def approve(_plan: Plan) -> None:
-        if auto_approve or plan_file is not None:
+        if approved[0]:
             return
         if not sys.stdin.isatty():
             fail("apply needs --auto-approve when not run interactively (or pass a saved plan file)")
         click.confirm("Apply these changes?", abort=True)
+        approved[0] = True
 
     console = ConsoleListener(click.echo, warn, colour=sys.stdout.isatty())
     reconcile = service.ReconcileService.of_folder(invocation.root, listeners=[console])
     reconcile.parallelism = parallelism
-    report = reconcile.apply(
-        env_name, systems=systems, saved=saved, allow_mass_delete=allow_mass_delete, approve=approve
-    )
+    with _stop_on_signals(reconcile.cancellation, lambda: approved[0]):
+        report = reconcile.apply(
+            env_name, systems=systems, saved=saved, allow_mass_delete=allow_mass_delete, approve=approve
+        )
     if report.applied:
         click.echo(apply_summary(report.done, report.failed, cancelled=report.cancelled))
     service.raise_for(report)
