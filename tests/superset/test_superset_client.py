@@ -31,9 +31,9 @@ from reconciler.clients.superset import (
     rison,
 )
 from reconciler.core.superset_bundle import DatabaseTarget, build_import_zip, read_bundle, rewrite_databases
+from reconciler.sandbox.superset import SECRET_KEY
 from tests.superset.conftest import SupersetPair
 from tests.testbeds.superset_bed import as_dashboard_zip
-from tests.testbeds.superset_config_template import SECRET_KEY
 from tests.testbeds.superset_fixtures import FixtureIds, QaBaseline
 
 BASE = "http://superset.test"
