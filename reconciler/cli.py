@@ -351,13 +351,21 @@ def demo(state: State, keep: bool) -> None:
     show_default=True,
     help="Where the stand-ins keep their data between runs.",
 )
+@click.option(
+    "--with",
+    "with_systems",
+    type=click.Choice(["superset"]),
+    multiple=True,
+    help="Also run real servers for this system (superset: prod and qa; installed once, about 2 minutes).",
+)
 @pass_state
 @guarded
-def sandbox(state: State, host: str, data_dir: Path) -> None:
+def sandbox(state: State, host: str, data_dir: Path, with_systems: tuple[str, ...]) -> None:
     """Run the local stand-in servers in the foreground (Ctrl-C stops them)."""
     from reconciler.sandbox.launch import run_sandbox
 
-    run_sandbox(state.root, host, data_dir if data_dir.is_absolute() else state.root / data_dir, echo=click.echo)
+    directory = data_dir if data_dir.is_absolute() else state.root / data_dir
+    run_sandbox(state.root, host, directory, echo=click.echo, superset="superset" in with_systems)
 
 
 if __name__ == "__main__":

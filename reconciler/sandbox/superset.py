@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,3 +274,73 @@ def create_warehouse(path: Path, name: str) -> None:
             for index in range(1, 21)
         ]
         db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?)", customers)
+
+
+SANDBOX_ENVIRONMENTS = ("prod", "qa")
+
+
+class SupersetPair:
+    """Superset prod and qa for the sandbox and the demo, started in the background; a new prod gets its dashboards.
+
+    `start()` installs the venv first if needed (in the foreground, with progress), then starts both
+    servers in a thread, so the caller can do other work meanwhile; `wait()` returns them once they
+    answer. URLs and warehouse paths are known before the servers are up.
+    """
+
+    def __init__(self, root: Path | None, workroot: Path, ports: dict[str, int], say: Say = say_to_stderr) -> None:
+        self.cache_dir = superset_cache_dir(root)
+        self.workroot = workroot
+        self.ports = {env: ports.get(env) or free_port() for env in SANDBOX_ENVIRONMENTS}
+        self.urls = {env: f"http://127.0.0.1:{port}" for env, port in self.ports.items()}
+        self.warehouses = {env: workroot / env / f"warehouse_{env}.db" for env in SANDBOX_ENVIRONMENTS}
+        self.seconds_to_start = 0.0
+        self._say = say
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._future: Future[dict[str, SupersetServer]] | None = None
+
+    def start(self) -> None:
+        ensure_superset_venv(self.cache_dir, self._say)
+        self._future = self._pool.submit(self._start)
+
+    def _start(self) -> dict[str, SupersetServer]:
+        started = time.monotonic()
+        ports = [self.ports[env] for env in SANDBOX_ENVIRONMENTS]
+        quiet: Say = lambda _: None  # noqa: E731 - the caller reports the time once both answer
+        servers = start_superset_instances(SANDBOX_ENVIRONMENTS, self.workroot, self.cache_dir, ports=ports, say=quiet)
+        prod = servers["prod"]
+        if prod.fresh:
+            from reconciler.clients.superset import SupersetClient
+            from reconciler.sandbox.superset_dashboards import build_fixtures
+
+            try:
+                with SupersetClient(prod.url, username=prod.username, password=prod.password) as client:
+                    build_fixtures(client, prod.warehouse_path)
+            except BaseException:
+                for server in servers.values():
+                    server.stop()
+                raise
+        self.seconds_to_start = time.monotonic() - started
+        return servers
+
+    def wait(self) -> dict[str, SupersetServer]:
+        if self._future is None:
+            raise ServerStartError("the Superset servers were not started")
+        return self._future.result()
+
+    def stop(self) -> None:
+        if self._future is not None:
+            with contextlib.suppress(BaseException):
+                for server in self._future.result().values():
+                    server.stop()
+        self._pool.shutdown(wait=True)
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point the example environments' Superset sections at these servers."""
+        variables: dict[str, str] = {}
+        for env in SANDBOX_ENVIRONMENTS:
+            prefix = f"SUPERSET_{env.upper()}"
+            variables[f"{prefix}_URL"] = self.urls[env]
+            variables[f"{prefix}_USERNAME"] = ADMIN_USERNAME
+            variables[f"{prefix}_PASSWORD"] = ADMIN_PASSWORD
+            variables[f"{prefix}_WAREHOUSE_URI"] = f"sqlite:///{self.warehouses[env]}"
+        return variables

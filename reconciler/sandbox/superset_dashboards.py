@@ -31,7 +31,7 @@ class ChartSpec:
     viz_type: str
     dataset: str
     columns: tuple[str, ...] = ()
-    width: int = 4
+    width: int = 3  # a row holds 12 columns: 6 + 3 + 3
 
 
 @dataclass(frozen=True)
