@@ -333,13 +333,27 @@ def import_(state: State, system: str, env_name: str, include_owned: bool) -> No
 
 @main.command()
 @click.option("--keep", is_flag=True, help="Leave the stand-ins running at the end until Ctrl-C.")
+@click.option(
+    "--with",
+    "with_systems",
+    type=click.Choice(["superset"]),
+    multiple=True,
+    help="Add a system's chapter on real servers (superset: prod and qa; installed once, about 2 minutes).",
+)
+@click.option(
+    "--screenshots",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --with superset: save PNGs of the prod and QA dashboards here (needs chromium).",
+)
 @pass_state
 @guarded
-def demo(state: State, keep: bool) -> None:
+def demo(state: State, keep: bool, with_systems: tuple[str, ...], screenshots: Path | None) -> None:
     """The whole loop on local stand-ins: validate, plan, apply, re-plan, drift."""
     from reconciler.demo import run_demo
 
-    run_demo(state.root, echo=click.echo, keep=keep)
+    if screenshots is not None and "superset" not in with_systems:
+        fail("--screenshots needs --with superset")
+    run_demo(state.root, echo=click.echo, keep=keep, superset="superset" in with_systems, screenshots=screenshots)
 
 
 @main.command()
