@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -90,19 +91,32 @@ def _pip_install(command: list[str], started: float, say: Say) -> None:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     tail: list[str] = []
-    collected = 0
-    last_said = started
-    for line in process.stdout:
-        tail = [*tail[-40:], line.rstrip()]
-        if line.startswith("Collecting "):
-            collected += 1
-        now = time.monotonic()
-        if line.startswith("Installing collected packages"):
-            say(f"  {now - started:.0f} s: {collected} packages downloaded, installing them (the longest part)")
-            last_said = now
-        elif now - last_said >= PROGRESS_EVERY_SECONDS:
-            say(f"  {now - started:.0f} s: {collected} packages collected so far")
-            last_said = now
+    progress = {"collected": 0, "installing": 0}
+    done = threading.Event()
+
+    def tick() -> None:  # pip prints nothing while it installs: say it is still at it
+        while not done.wait(PROGRESS_EVERY_SECONDS):
+            elapsed = time.monotonic() - started
+            if progress["installing"]:
+                say(f"  {elapsed:.0f} s: still installing {progress['installing']} packages")
+            else:
+                say(f"  {elapsed:.0f} s: {progress['collected']} packages collected so far")
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        for line in process.stdout:
+            tail = [*tail[-40:], line.rstrip()]
+            if line.startswith("Collecting "):
+                progress["collected"] += 1
+            elif line.startswith("Installing collected packages"):
+                progress["installing"] = line.count(",") + 1
+                elapsed = time.monotonic() - started
+                collected = progress["collected"]
+                say(f"  {elapsed:.0f} s: {collected} packages downloaded, installing them (the longest part)")
+    finally:
+        done.set()
+        ticker.join()
     if process.wait() != 0:
         text = "\n".join(tail)
         raise ServerStartError(f"pip install failed (exit {process.returncode}):\n{text}")
