@@ -5,31 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 import structlog
 
-from reconciler import engine
+from reconciler import engine, registry
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import plan_from_json, plan_to_json
 from reconciler.errors import ReconcilerError
+from reconciler.registry import Invocation
 from reconciler.render.markdown import render_markdown
 from reconciler.render.report import apply_summary, event_line
 from reconciler.render.text import render_plan
-from reconciler.spec.schema import SCHEMAS, json_schema
+from reconciler.spec.schema import json_schema, schemas
 
-SCHEMA_KINDS = sorted(SCHEMAS)
+SCHEMA_KINDS = sorted(schemas())
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-
-
-class State:
-    def __init__(self, root: Path, debug: bool) -> None:
-        self.root = root
-        self.debug = debug
 
 
 def _configure_logging(debug: bool) -> None:
@@ -54,11 +49,11 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn reconciler errors into `Error: ...` and exit 1; tracebacks only with --debug."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        state = click.get_current_context().find_object(State)
+        invocation = click.get_current_context().find_object(Invocation)
         try:
             return command(*args, **kwargs)
         except ReconcilerError as exc:
-            if state is not None and state.debug:
+            if invocation is not None and invocation.debug:
                 raise
             fail(str(exc))
         except KeyboardInterrupt:
@@ -83,33 +78,23 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 def main(ctx: click.Context, root: Path, debug: bool) -> None:
     """reconciler: git is the source of truth for Airbyte, Superset, dbt and Dagster."""
     _configure_logging(debug)
-    ctx.obj = State(root.resolve(), debug)
+    ctx.obj = Invocation(root.resolve(), debug)
 
 
-pass_state = click.make_pass_decorator(State)
+pass_invocation = click.make_pass_decorator(Invocation)
 
 
 @main.command()
 @click.option("--env", "env_name", help="Validate only this environment (default: all).")
-@pass_state
+@pass_invocation
 @guarded
-def validate(state: State, env_name: str | None) -> None:
+def validate(invocation: Invocation, env_name: str | None) -> None:
     """Check the specs offline: schema, references, cron, secrets. Exit 1 on any problem."""
-    environments = engine.validate(state.root, _environ(), env_name)
+    environments = engine.validate(invocation.root, _environ(), env_name)
     for name, env in environments.items():
-        counts = []
-        if env.airbyte is not None:
-            a = env.airbyte
-            counts.append(
-                f"{len(a.sources)} sources, {len(a.destinations)} destinations, {len(a.connections)} connections"
-            )
-        if env.workloads is not None:
-            counts.append(f"{len(env.workloads.images)} pinned images")
-        if env.superset is not None:
-            replicated = f", replicated from {env.superset.source.environment}" if env.superset.source else ""
-            counts.append(
-                f"{len(env.superset.dashboards)} spec dashboards{replicated}, {len(env.superset.roles)} roles"
-            )
+        counts = [
+            system.summary(env.sections[system.name]) for system in registry.systems() if system.name in env.sections
+        ]
         click.echo(f"{name}: valid ({'; '.join(counts) or 'no systems'})")
 
 
@@ -126,7 +111,8 @@ system_option = click.option(
     "systems",
     multiple=True,
     metavar="NAME",
-    help="Only this system (airbyte, superset, workloads); repeatable. Default: every configured one.",
+    help=f"Only this system ({', '.join(s.name for s in registry.systems())}); repeatable. Default: every configured "
+    "one.",
 )
 
 
@@ -152,10 +138,10 @@ def _emit_plan(plan: Plan, output_format: str) -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--allow-mass-delete", is_flag=True, help="Allow a plan deleting most owned resources.")
 @system_option
-@pass_state
+@pass_invocation
 @guarded
 def plan(
-    state: State,
+    invocation: Invocation,
     env_name: str,
     output_format: str,
     out: Path | None,
@@ -166,7 +152,7 @@ def plan(
     """Observe the live systems and show what apply would change."""
     if out is not None and not out.parent.is_dir():
         fail(f"cannot save the plan to {out}: no directory {out.parent}")
-    with engine.open_session(state.root, env_name, systems=systems) as session:
+    with engine.open_session(invocation.root, env_name, systems=systems) as session:
         result = engine.make_plan(session, allow_mass_delete=allow_mass_delete)
     _emit_plan(result, output_format)
     if out is not None:
@@ -185,10 +171,10 @@ def plan(
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--allow-mass-delete", is_flag=True, help="Allow a plan deleting most owned resources.")
 @system_option
-@pass_state
+@pass_invocation
 @guarded
 def apply(
-    state: State,
+    invocation: Invocation,
     env_name: str,
     plan_file: Path | None,
     auto_approve: bool,
@@ -197,7 +183,7 @@ def apply(
 ) -> None:
     """Make the live systems match the specs (or carry out a saved plan exactly)."""
     with (
-        engine.open_session(state.root, env_name, systems=systems) as session,
+        engine.open_session(invocation.root, env_name, systems=systems) as session,
         engine.locked(session, "reconcile apply", warn),
     ):
         if plan_file is not None:
@@ -228,14 +214,14 @@ def apply(
 @main.command(name="diff-env")
 @click.argument("left")
 @click.argument("right")
-@pass_state
+@pass_invocation
 @guarded
-def diff_env(state: State, left: str, right: str) -> None:
+def diff_env(invocation: Invocation, left: str, right: str) -> None:
     """What differs between two environments' desired states (offline)."""
     from reconciler.core.compare import compare_environments
     from reconciler.render.table import render_table
 
-    environments = engine.validate(state.root, _environ())
+    environments = engine.validate(invocation.root, _environ())
     for name in (left, right):
         if name not in environments:
             fail(f"no environment {name!r} (known: {', '.join(sorted(environments))})")
@@ -244,91 +230,6 @@ def diff_env(state: State, left: str, right: str) -> None:
         click.echo(f"{left} and {right} declare the same images and resources.")
         return
     click.echo(render_table(["what", "name", left, right], [(r.area, r.item, r.left, r.right) for r in rows]))
-
-
-@main.command()
-@click.option("--from", "source", required=True, help="Environment whose pins were validated (e.g. qa).")
-@click.option("--to", "target", required=True, help="Environment file to rewrite (e.g. prod).")
-@click.option("--component", "components", multiple=True, help="Only this component; repeatable. Default: all.")
-@click.option("--skip-live-check", is_flag=True, help="Do not check the source's live state and health first.")
-@pass_state
-@guarded
-def promote(state: State, source: str, target: str, components: tuple[str, ...], skip_live_check: bool) -> None:
-    """Copy image versions from one environment file to another (one line per image), after checking the source."""
-    from reconciler.promote import promote as run_promotion
-
-    result = run_promotion(state.root, source, target, components, _environ(), check_live=not skip_live_check)
-    if not result.promoted:
-        click.echo(f"Nothing to promote: {target} already pins what {source} runs.")
-        return
-    for line in result.diff:
-        click.echo(line)
-    moved = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in sorted(result.promoted.items()))
-    click.echo(f"Promoted {moved} into {result.file}. Review and commit it; the merge applies it to {target}.")
-
-
-@main.command()
-@click.option("--env", "env_name", required=True)
-@pass_state
-@guarded
-def health(state: State, env_name: str) -> None:
-    """Ask Dagster whether each code location loaded (exit 1 if any failed)."""
-    from reconciler.providers.workloads import WorkloadsProvider, describe
-    from reconciler.render.table import render_table
-
-    with engine.open_session(state.root, env_name, systems=["workloads"]) as session:
-        provider = session.providers["workloads"]
-        assert isinstance(provider, WorkloadsProvider)
-        statuses = provider.health()
-    click.echo(render_table(["code location", "status"], [(s.name, describe(s)) for s in statuses]))
-    failed = [s.name for s in statuses if not s.healthy]
-    if failed:
-        fail(f"{len(failed)} code location(s) failed to load in {env_name}: {', '.join(failed)}")
-
-
-@main.command()
-@click.argument("system", type=click.Choice(["superset"]))
-@click.option("--env", "env_name", required=True, help="Environment to pull from (e.g. prod).")
-@click.option("--dashboard", "dashboards", multiple=True, metavar="SLUG", help="Only this dashboard; repeatable.")
-@pass_state
-@guarded
-def pull(state: State, system: str, env_name: str, dashboards: tuple[str, ...]) -> None:
-    """Write live dashboards into specs/ (deterministic files; connections go to the environment file)."""
-    from reconciler.superset_commands import pull_superset
-
-    for line in pull_superset(state.root, env_name, _environ(), dashboards):
-        click.echo(line)
-
-
-@main.command()
-@click.argument("system", type=click.Choice(["superset"]))
-@click.option("--env", "env_name", required=True)
-@pass_state
-@guarded
-def verify(state: State, system: str, env_name: str) -> None:
-    """Run every chart of the environment's dashboards (exit 1 naming the charts that fail)."""
-    from reconciler.render.verify import render_verification
-    from reconciler.superset_commands import verify_superset
-
-    verification = verify_superset(state.root, env_name, _environ())
-    click.echo(render_verification(verification))
-    if not verification.ok:
-        fail(verification.failure_message())
-
-
-@main.command(name="import")
-@click.argument("system", type=click.Choice(["airbyte"]))
-@click.option("--env", "env_name", required=True)
-@click.option("--include-owned", is_flag=True, help="Also write resources the specs already define.")
-@pass_state
-@guarded
-def import_(state: State, system: str, env_name: str, include_owned: bool) -> None:
-    """Adopt resources that already exist in a live system into spec YAML (secrets become references)."""
-    from reconciler.adopt import import_airbyte
-
-    written = import_airbyte(state.root, env_name, _environ(), include_owned=include_owned)
-    for line in written:
-        click.echo(line)
 
 
 @main.command()
@@ -345,15 +246,15 @@ def import_(state: State, system: str, env_name: str, include_owned: bool) -> No
     type=click.Path(file_okay=False, path_type=Path),
     help="With --with superset: save PNGs of the prod and QA dashboards here (needs chromium).",
 )
-@pass_state
+@pass_invocation
 @guarded
-def demo(state: State, keep: bool, with_systems: tuple[str, ...], screenshots: Path | None) -> None:
+def demo(invocation: Invocation, keep: bool, with_systems: tuple[str, ...], screenshots: Path | None) -> None:
     """The whole loop on local stand-ins: validate, plan, apply, re-plan, drift."""
     from reconciler.demo import run_demo
 
     if screenshots is not None and "superset" not in with_systems:
         fail("--screenshots needs --with superset")
-    run_demo(state.root, echo=click.echo, keep=keep, superset="superset" in with_systems, screenshots=screenshots)
+    run_demo(invocation.root, echo=click.echo, keep=keep, superset="superset" in with_systems, screenshots=screenshots)
 
 
 @main.command()
@@ -372,14 +273,44 @@ def demo(state: State, keep: bool, with_systems: tuple[str, ...], screenshots: P
     multiple=True,
     help="Also run real servers for this system (superset: prod and qa; installed once, about 2 minutes).",
 )
-@pass_state
+@pass_invocation
 @guarded
-def sandbox(state: State, host: str, data_dir: Path, with_systems: tuple[str, ...]) -> None:
+def sandbox(invocation: Invocation, host: str, data_dir: Path, with_systems: tuple[str, ...]) -> None:
     """Run the local stand-in servers in the foreground (Ctrl-C stops them)."""
     from reconciler.sandbox.launch import run_sandbox
 
-    directory = data_dir if data_dir.is_absolute() else state.root / data_dir
-    run_sandbox(state.root, host, directory, echo=click.echo, superset="superset" in with_systems)
+    directory = data_dir if data_dir.is_absolute() else invocation.root / data_dir
+    run_sandbox(invocation.root, host, directory, echo=click.echo, superset="superset" in with_systems)
+
+
+GROUPS = {
+    "pull": "Write what a live system has into the spec files (live -> git).",
+    "import": "Adopt live resources into spec YAML (live -> git).",
+    "verify": "Check that what a live system holds works (live -> screen).",
+}
+
+
+def _guard(command: click.Command) -> click.Command:
+    if command.callback is not None:
+        command.callback = guarded(command.callback)
+    return command
+
+
+def add_system_commands(group: click.Group, systems: Sequence[registry.System]) -> None:
+    """Each system's own commands: top-level, or under a shared verb (`pull superset`, `import airbyte`)."""
+    for system in systems:
+        for verb, command in system.commands():
+            if verb is None:
+                group.add_command(_guard(command))
+                continue
+            parent = group.commands.get(verb)
+            if not isinstance(parent, click.Group):
+                parent = click.Group(verb, help=GROUPS.get(verb, f"{verb} a system"))
+                group.add_command(parent)
+            parent.add_command(_guard(command))
+
+
+add_system_commands(main, registry.systems())
 
 
 if __name__ == "__main__":

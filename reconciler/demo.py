@@ -20,13 +20,13 @@ from typing import Any
 
 from reconciler import engine
 from reconciler.core.plan import Plan
-from reconciler.core.promotion import rewrite_image_pins
 from reconciler.errors import ReconcilerError
-from reconciler.promote import promote
 from reconciler.render.report import apply_summary, event_line
 from reconciler.render.text import render_plan
 from reconciler.sandbox.launch import running_standins
-from reconciler.spec.workloads import ImageVersion
+from reconciler.systems.workloads.commands import promote
+from reconciler.systems.workloads.promotion import rewrite_image_pins
+from reconciler.systems.workloads.spec import ImageVersion
 
 Echo = Callable[[str], None]
 # The systems the local stand-ins serve. Superset needs real servers (`--with superset` starts

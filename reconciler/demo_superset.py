@@ -14,14 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reconciler.clients.superset import SupersetClient
 from reconciler.demo import Echo, _apply, _indent, _plan
 from reconciler.render.text import render_plan
-from reconciler.render.verify import render_verification
 from reconciler.sandbox.screenshots import anonymous_viewing, find_chromium, screenshot_dashboard
 from reconciler.sandbox.superset import SupersetPair, SupersetServer
-from reconciler.spec.superset_loader import ASSET_FOLDERS
-from reconciler.superset_commands import pull_superset, verify_superset
+from reconciler.systems.superset.client import SupersetClient
+from reconciler.systems.superset.commands import pull_superset, verify_superset
+from reconciler.systems.superset.loading import ASSET_FOLDERS
+from reconciler.systems.superset.rendering import render_verification
 
 SUPERSET = ("superset",)
 SHOWN_CHART = "Sales by region"

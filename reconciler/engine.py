@@ -12,30 +12,24 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from reconciler.clients.airbyte import AirbyteClient
-from reconciler.clients.dagster import DagsterClient
-from reconciler.clients.kube import KubeClient, KubeError
-from reconciler.clients.superset import SupersetClient
+from reconciler import registry
+from reconciler.clients.kube.client import KubeClient, cluster_client
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan, PlanInputs, build_plan, changed_since
 from reconciler.core.saved_plan import saved_plan_differences
-from reconciler.errors import ApiError, ApplyError, PlanError, ReconcilerError
+from reconciler.errors import ApplyError, PlanError, ReconcilerError
 from reconciler.lock import EnvironmentLock, FileLock, LockHolder
-from reconciler.providers.airbyte import AirbyteProvider
 from reconciler.providers.base import ApplyContext, Observation, Provider
-from reconciler.providers.superset import SupersetProvider
-from reconciler.providers.workloads import WorkloadsProvider
 from reconciler.secrets import Fingerprinter, SecretResolver, load_fingerprint_key
+from reconciler.spec.environment import ClusterSettings
 from reconciler.spec.files import read_spec_tree
 from reconciler.spec.loader import Environment, load_environments
-from reconciler.spec.secrets import SecretField, parse_secret_label
-from reconciler.spec.superset import SupersetEnvironment
-from reconciler.spec.workloads import KubernetesSettings
+from reconciler.spec.secrets import parse_secret_label
 from reconciler.state import FileStateStore, StateStore
 
 STATE_DIR = ".reconciler"
-IN_CLUSTER = "in-cluster"
 
 
 def load_environment(root: Path, name: str, environ: Mapping[str, str]) -> Environment:
@@ -48,90 +42,46 @@ def validate(root: Path, environ: Mapping[str, str], only: str | None = None) ->
     return load_environments(read_spec_tree(root), environ, only=only)
 
 
-def _airbyte_provider(env: Environment, resolver: SecretResolver) -> AirbyteProvider:
-    assert env.settings.airbyte is not None and env.airbyte is not None
-    settings = env.settings.airbyte
-    auth = settings.auth
-
-    def secret(field: SecretField | None) -> str | None:
-        return resolver.value(field.secret_ref) if field is not None else None
-
-    client = AirbyteClient(
-        settings.url,
-        client_id=auth.client_id,
-        client_secret=secret(auth.client_secret),
-        token=secret(auth.token),
-    )
-    return AirbyteProvider(client, settings, env.airbyte)
-
-
-def _kube_client(root: Path, settings: KubernetesSettings) -> KubeClient:
-    """The environment's cluster: its kubeconfig (relative to the project) or in-cluster config."""
-    kubeconfig = settings.kubeconfig
-    try:
-        if kubeconfig == IN_CLUSTER:
-            return KubeClient.in_cluster()
-        if kubeconfig and not Path(kubeconfig).is_absolute():
-            kubeconfig = str(root / kubeconfig)
-        return KubeClient.from_environment(kubeconfig or None, settings.context)
-    except KubeError as exc:
-        raise ApiError("workloads", f"cannot load Kubernetes configuration: {exc}") from exc
-
-
-def _workloads_provider(root: Path, env: Environment) -> WorkloadsProvider:
-    assert env.workloads is not None
-    settings = env.workloads.settings
-    dagster = DagsterClient(settings.dagster.url) if settings.dagster else None
-    return WorkloadsProvider(_kube_client(root, settings.kubernetes), dagster, env.workloads)
-
-
-def _superset_connect(settings: SupersetEnvironment, resolver: SecretResolver) -> Callable[[], SupersetClient]:
-    """A Superset client made on first use: its secrets are resolved only when it is needed."""
-
-    def connect() -> SupersetClient:
-        auth = settings.auth
-        password = resolver.value(auth.password.secret_ref) if auth.password else None
-        token = resolver.value(auth.token.secret_ref) if auth.token else None
-        return SupersetClient(settings.url, username=auth.username, password=password, access_token=token)
-
-    return connect
-
-
-def _superset_provider(env: Environment, resolver: SecretResolver) -> SupersetProvider:
-    assert env.superset is not None
-    source = env.superset.source
-    connect_source = _superset_connect(source.settings, resolver) if source is not None else None
-    return SupersetProvider(_superset_connect(env.superset.settings, resolver), env.superset, env.name, connect_source)
-
-
 ProviderFactory = Callable[[Environment, SecretResolver], Provider | None]
+P = TypeVar("P", bound=Provider)
 
 
 def default_providers(root: Path) -> dict[str, ProviderFactory]:
-    """Every system reconciler knows, by name, in the order their plans are shown."""
+    """Every registered system, by name, in the order their plans are shown; None where not configured."""
 
-    def airbyte(env: Environment, resolver: SecretResolver) -> Provider | None:
-        return _airbyte_provider(env, resolver) if env.airbyte is not None else None
+    def factory(system: registry.System) -> ProviderFactory:
+        def connect(env: Environment, resolver: SecretResolver) -> Provider | None:
+            return system.connect(root, env, resolver) if system.name in env.sections else None
 
-    def workloads(env: Environment, resolver: SecretResolver) -> Provider | None:
-        return _workloads_provider(root, env) if env.workloads is not None else None
+        return connect
 
-    def superset(env: Environment, resolver: SecretResolver) -> Provider | None:
-        return _superset_provider(env, resolver) if env.superset is not None else None
+    return {system.name: factory(system) for system in registry.systems()}
 
-    return {"airbyte": airbyte, "superset": superset, "workloads": workloads}
+
+def secret_cluster(env: Environment) -> tuple[str, ClusterSettings] | None:
+    """The cluster `{secretRef: {kubernetes: ...}}` reads: the environment's `secrets.kubernetes`, else the
+    first cluster a configured system names (the workloads cluster), as (who names it, settings)."""
+    if env.settings.secrets.kubernetes is not None:
+        return "secrets", env.settings.secrets.kubernetes
+    for system in registry.systems():
+        section = env.settings.section(system.name)
+        cluster = system.cluster(section) if section is not None else None
+        if cluster is not None:
+            return system.name, cluster
+    return None
 
 
 def _kube_secret_reader(root: Path, env: Environment) -> Callable[[str, str, str], str] | None:
-    """Reads `{secretRef: {kubernetes: ...}}` from the environment's cluster, connecting on first use."""
-    if env.workloads is None:
+    """Reads `{secretRef: {kubernetes: ...}}` from the environment's secret cluster, connecting on first use."""
+    found = secret_cluster(env)
+    if found is None:
         return None
-    settings = env.workloads.settings.kubernetes
+    owner, settings = found
     clients: list[KubeClient] = []
 
     def read(namespace: str, name: str, key: str) -> str:
         if not clients:
-            clients.append(_kube_client(root, settings))
+            clients.append(cluster_client(root, settings, owner))
         return clients[0].read_secret_key(namespace, name, key)
 
     return read
@@ -209,6 +159,29 @@ def open_session(
         yield session
     finally:
         session.close()
+
+
+@contextmanager
+def open_provider(
+    root: Path,
+    env_name: str,
+    environ: Mapping[str, str] | None,
+    system: str,
+    connect: Callable[[Path, Environment, SecretResolver], P],
+) -> Iterator[tuple[Session, P]]:
+    """A session holding only `system`'s provider, made by its own typed `connect` (for a system's commands)."""
+    made: list[P] = []
+
+    def factory(env: Environment, resolver: SecretResolver) -> Provider | None:
+        if system not in env.sections:
+            return None
+        made.append(connect(root, env, resolver))
+        return made[-1]
+
+    with open_session(root, env_name, environ, factories={system: factory}) as session:
+        if not made:
+            raise ReconcilerError(f"environment {env_name} has no {system} section")
+        yield session, made[0]
 
 
 @contextmanager

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from reconciler.clients.superset import SupersetClient
 from reconciler.errors import ReconcilerError
+from reconciler.systems.superset.client import SupersetClient
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 WINDOW = (1500, 520)

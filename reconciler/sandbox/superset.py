@@ -309,8 +309,8 @@ class SupersetPair:
         servers = start_superset_instances(SANDBOX_ENVIRONMENTS, self.workroot, self.cache_dir, ports=ports, say=quiet)
         prod = servers["prod"]
         if prod.fresh:
-            from reconciler.clients.superset import SupersetClient
             from reconciler.sandbox.superset_dashboards import build_fixtures
+            from reconciler.systems.superset.client import SupersetClient
 
             try:
                 with SupersetClient(prod.url, username=prod.username, password=prod.password) as client:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.clients.superset import SupersetClient
+from reconciler.systems.superset.client import SupersetClient
 
 SALES = "sales"
 CUSTOMERS = "customers_by_country"

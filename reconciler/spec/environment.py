@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from reconciler.spec.airbyte import AirbyteEnvironment
 from reconciler.spec.secrets import is_secret_name
-from reconciler.spec.superset import SupersetEnvironment
-from reconciler.spec.workloads import WorkloadsEnvironment
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -36,17 +34,47 @@ class StateSettings(BaseModel):
     )
 
 
+class ClusterSettings(BaseModel):
+    """How to reach a Kubernetes cluster: a kubeconfig (and context), or `in-cluster` config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+class SecretSettings(BaseModel):
+    """Where secret references are read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kubernetes: ClusterSettings | None = Field(
+        default=None,
+        description="Cluster that `{secretRef: {kubernetes: ...}}` reads; default: the cluster a system names "
+        "(workloads.kubernetes)",
+    )
+
+
 class EnvironmentFile(BaseModel):
-    """The whole environment file."""
+    """The whole environment file: these fields, plus one optional section per registered system."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     environment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
     description: str | None = None
     state: StateSettings = Field(default_factory=StateSettings)
-    airbyte: AirbyteEnvironment | None = None
-    workloads: WorkloadsEnvironment | None = None
-    superset: SupersetEnvironment | None = None
+    secrets: SecretSettings = Field(default_factory=SecretSettings)
+
+    def section(self, system: str) -> Any:
+        """The validated section of `system` (None when the file has none)."""
+        return getattr(self, system, None)
+
+
+@cache
+def environment_model(sections: tuple[tuple[str, type[BaseModel]], ...]) -> type[EnvironmentFile]:
+    """The environment file model with each system's section (`(name, model)`, in order) as an optional field."""
+    fields: dict[str, Any] = {name: (model | None, None) for name, model in sections}
+    return create_model("EnvironmentFile", __base__=EnvironmentFile, **fields)
 
 
 class UnsetVariable(ValueError):

@@ -2,72 +2,77 @@
 
 Pure: it takes the files' texts (`{relative path: text}`) and the variables for `${VAR}`,
 and either returns the environment's desired state or raises `SpecError` listing every
-problem as `file:line: field: message`. Reading the files from disk is `spec.files`.
+problem as `file:line: field: message`. Reading the files from disk is `spec.files`. Each
+registered system loads its own section (`System.load`); this module validates the file
+around them and collects the problems.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler import registry
 from reconciler.errors import SpecError, SpecProblem
-from reconciler.spec.airbyte import ConnectionSpec, DestinationSpec, SourceSpec
-from reconciler.spec.environment import EnvironmentFile, interpolate_tree
-from reconciler.spec.secrets import SecretRef, iter_inline_secrets, iter_secret_refs
-from reconciler.spec.superset_loader import SUPERSET_SPEC_DIR, SupersetSelection, load_superset, read_superset_specs
-from reconciler.spec.workloads import ComponentSpec, ImageVersion, WorkloadsEnvironment, WorkloadsFile
-from reconciler.spec.yamlsource import (
-    LocatedList,
-    LocatedMap,
-    YamlSyntaxError,
-    deep_merge,
-    locate,
-    one_line,
-    parse_yaml,
-)
+from reconciler.spec.environment import EnvironmentFile, environment_model, interpolate_tree
+from reconciler.spec.yamlsource import LocatedList, LocatedMap, YamlSyntaxError, locate, one_line, parse_yaml
 
-AIRBYTE_SPEC_DIR = "specs/airbyte/"
-WORKLOADS_SPEC = "specs/workloads.yaml"
 ENVIRONMENT_DIR = "environments/"
-AIRBYTE_KINDS = ("sources", "destinations", "connections")
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class AirbyteSelection:
-    """The Airbyte resources that exist in one environment, overrides applied."""
-
-    sources: tuple[SourceSpec, ...]
-    destinations: tuple[DestinationSpec, ...]
-    connections: tuple[ConnectionSpec, ...]
-
-
-@dataclass(frozen=True)
-class WorkloadsSelection:
-    """The image each component runs in one environment, and where the image is carried."""
-
-    settings: WorkloadsEnvironment
-    components: dict[str, ComponentSpec]
-    images: dict[str, ImageVersion]
+Selection = TypeVar("Selection")
 
 
 @dataclass(frozen=True)
 class Environment:
-    """One environment's desired state, validated."""
+    """One environment's desired state, validated: each configured system's selection by name."""
 
     name: str
     file: str
     settings: EnvironmentFile
-    airbyte: AirbyteSelection | None
-    workloads: WorkloadsSelection | None = None
-    superset: SupersetSelection | None = None
+    sections: Mapping[str, object] = field(default_factory=dict)
+
+    def section(self, system: str, kind: type[Selection]) -> Selection | None:
+        """The selection of `system` (None when the environment does not configure it)."""
+        selection = self.sections.get(system)
+        if selection is None:
+            return None
+        if not isinstance(selection, kind):
+            raise TypeError(f"{system} selection is a {type(selection).__name__}, not a {kind.__name__}")
+        return selection
+
+    def __getattr__(self, name: str) -> Any:
+        """`env.airbyte` and the like: a registered system's selection, or None."""
+        if name.startswith("_") or name == "sections":
+            raise AttributeError(name)
+        if name in {system.name for system in registry.systems()}:
+            return self.sections.get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
-class _Problems:
+@dataclass(frozen=True)
+class SectionInput:
+    """What a system's loader gets for one environment: its validated section and the raw trees around it."""
+
+    environment: str
+    raw: LocatedMap
+    """The environment file's tree (locations for problems)."""
+    settings: Any
+    """The validated section (`System.section`)."""
+    specs: Any
+    """What `System.read_specs` made of the shared spec files (read once per load)."""
+    environments: Mapping[str, Any]
+    """Every environment file's tree by name (for sections naming another environment)."""
+    variables: Mapping[str, str]
+    problems: Problems
+
+
+class Problems:
+    """Collects problems as `file:line: field: message`."""
+
     def __init__(self) -> None:
         self.items: list[SpecProblem] = []
 
@@ -90,7 +95,7 @@ def _is_union_tag(step: Any) -> bool:
     return isinstance(step, str) and step.startswith(("function-", "literal["))
 
 
-def _validate(model: type[Model], tree: Any, prefix: tuple[Any, ...], problems: _Problems) -> Model | None:
+def validate_model(model: type[Model], tree: Any, prefix: tuple[Any, ...], problems: Problems) -> Model | None:
     try:
         return model.model_validate(tree)
     except ValidationError as error:
@@ -98,7 +103,7 @@ def _validate(model: type[Model], tree: Any, prefix: tuple[Any, ...], problems: 
         return None
 
 
-def _parse_all(files: Mapping[str, str], problems: _Problems) -> dict[str, Any]:
+def parse_all(files: Mapping[str, str], problems: Problems) -> dict[str, Any]:
     """Every file's tree; a file that does not parse, or holds a single value, is reported and left out."""
     parsed: dict[str, Any] = {}
     for path, text in sorted(files.items()):
@@ -114,171 +119,6 @@ def _parse_all(files: Mapping[str, str], problems: _Problems) -> dict[str, Any]:
     return parsed
 
 
-def _collect_airbyte_definitions(
-    parsed: Mapping[str, Any], problems: _Problems
-) -> dict[str, dict[str, tuple[LocatedMap, int]]]:
-    """{kind: {name: (raw mapping, index in its file)}} from every file under specs/airbyte/."""
-    found: dict[str, dict[str, tuple[LocatedMap, int]]] = {kind: {} for kind in AIRBYTE_KINDS}
-    for path, document in parsed.items():
-        if not path.startswith(AIRBYTE_SPEC_DIR) or document is None:
-            continue
-        if not isinstance(document, LocatedMap):
-            problems.items.append(SpecProblem(path, 1, "", "expected a mapping with sources/destinations/connections"))
-            continue
-        for key, items in document.items():
-            if key not in AIRBYTE_KINDS:
-                problems.at(document, (key,), f"unknown section; expected one of {', '.join(AIRBYTE_KINDS)}")
-                continue
-            if not isinstance(items, list):
-                problems.at(document, (key,), "expected a list")
-                continue
-            for index, item in enumerate(items):
-                if not isinstance(item, LocatedMap) or not isinstance(item.get("name"), str):
-                    problems.at(document, (key, index), "each entry needs a name", field=f"{key}[{index}].name")
-                    continue
-                name = item["name"]
-                if name in found[key]:
-                    first, _ = found[key][name]
-                    problems.at(
-                        item,
-                        ("name",),
-                        f"duplicate {key[:-1]} name {name!r} (first defined at {first.file}:{first.line})",
-                    )
-                    continue
-                found[key][name] = (item, index)
-    return found
-
-
-def _check_secrets(tree: LocatedMap, problems: _Problems) -> None:
-    configuration = tree.get("configuration")
-    for path in iter_inline_secrets(configuration):
-        problems.at(tree, ("configuration", *path), "looks like an inline secret; use {secretRef: {env: NAME}}")
-    for path, raw in iter_secret_refs(configuration):
-        try:
-            SecretRef.model_validate(raw)
-        except ValidationError as error:
-            for detail in error.errors():
-                problems.at(
-                    tree,
-                    ("configuration", *path),
-                    f"secretRef: {detail['msg'].removeprefix('Value error, ')}",
-                )
-
-
-def _select(
-    kind: str,
-    env_raw: LocatedMap,
-    definitions: Mapping[str, tuple[LocatedMap, int]],
-    problems: _Problems,
-) -> list[tuple[str, LocatedMap]]:
-    selection = env_raw.get(kind) or {}
-    if not isinstance(selection, dict):
-        problems.at(env_raw, (kind,), "expected a mapping of names to overrides")
-        return []
-    chosen: list[tuple[str, LocatedMap]] = []
-    for name, override in selection.items():
-        if name not in definitions:
-            problems.at(env_raw, (kind, name), f"no {kind[:-1]} named {name!r} in {AIRBYTE_SPEC_DIR}")
-            continue
-        base, _ = definitions[name]
-        if override is not None and not isinstance(override, dict):
-            problems.at(env_raw, (kind, name), "overrides must be a mapping")
-            continue
-        if override and "name" in override:
-            problems.at(override, ("name",), "the name of a resource cannot be overridden")
-            continue
-        chosen.append((name, deep_merge(base, override) if override else base))
-    return chosen
-
-
-_AIRBYTE_MODELS: dict[str, type[BaseModel]] = {
-    "sources": SourceSpec,
-    "destinations": DestinationSpec,
-    "connections": ConnectionSpec,
-}
-
-
-def _check_airbyte_definitions(
-    definitions: Mapping[str, Mapping[str, tuple[LocatedMap, int]]], problems: _Problems
-) -> None:
-    """Every definition under specs/airbyte/ as written, whether an environment selects it or not."""
-    for kind in AIRBYTE_KINDS:
-        for tree, _ in definitions[kind].values():
-            if kind != "connections":
-                _check_secrets(tree, problems)
-            _validate(_AIRBYTE_MODELS[kind], tree, (), problems)
-            if kind == "connections":
-                for field, section in (("source", "sources"), ("destination", "destinations")):
-                    target = tree.get(field)
-                    if isinstance(target, str) and target not in definitions[section]:
-                        problems.at(tree, (field,), f"{field} {target!r} is not defined in {AIRBYTE_SPEC_DIR}")
-
-
-def _load_airbyte(
-    env_raw: LocatedMap, definitions: Mapping[str, Mapping[str, tuple[LocatedMap, int]]], problems: _Problems
-) -> AirbyteSelection:
-    models: dict[str, list[Any]] = {kind: [] for kind in AIRBYTE_KINDS}
-    for kind in AIRBYTE_KINDS:
-        for _name, merged in _select(kind, env_raw, definitions[kind], problems):
-            if kind != "connections":
-                _check_secrets(merged, problems)
-            model = _validate(_AIRBYTE_MODELS[kind], merged, (), problems)
-            if model is not None:
-                models[kind].append((model, merged))
-    source_names = {model.name for model, _ in models["sources"]}
-    destination_names = {model.name for model, _ in models["destinations"]}
-    for connection, raw in models["connections"]:
-        for field, names, section in (
-            ("source", source_names, "sources"),
-            ("destination", destination_names, "destinations"),
-        ):
-            target = getattr(connection, field)
-            if target in names:
-                continue
-            if target in definitions[section]:
-                message = f"{field} {target!r} is not part of this environment (add it under airbyte.{section})"
-            else:
-                message = f"{field} {target!r} is not defined in {AIRBYTE_SPEC_DIR}"
-            problems.at(raw, (field,), message)
-    return AirbyteSelection(
-        sources=tuple(model for model, _ in models["sources"]),
-        destinations=tuple(model for model, _ in models["destinations"]),
-        connections=tuple(model for model, _ in models["connections"]),
-    )
-
-
-def _load_workloads_file(parsed: Mapping[str, Any], problems: _Problems) -> WorkloadsFile | None:
-    raw = parsed.get(WORKLOADS_SPEC)
-    if raw is None:
-        return None
-    return _validate(WorkloadsFile, raw, (), problems)
-
-
-def _load_workloads(
-    raw: LocatedMap, settings: WorkloadsEnvironment, spec: WorkloadsFile | None, problems: _Problems
-) -> WorkloadsSelection:
-    components = spec.components if spec is not None else {}
-    for name in settings.images:
-        if name not in components:
-            known = ", ".join(sorted(components)) or f"none ({WORKLOADS_SPEC} is missing)"
-            problems.at(
-                raw, ("workloads", "images", name), f"no component {name!r} in {WORKLOADS_SPEC} (known: {known})"
-            )
-    if any(c.dagster_location for name, c in components.items() if name in settings.images) and not settings.dagster:
-        problems.at(raw, ("workloads",), "a Dagster code location is pinned but workloads.dagster.url is not set")
-    chosen = {name: components[name] for name in settings.images if name in components}
-    return WorkloadsSelection(settings, chosen, dict(settings.images))
-
-
-def airbyte_definition_names(files: Mapping[str, str]) -> dict[str, set[str]]:
-    """Names defined under specs/airbyte/ by kind (`source`, `destination`, `connection`)."""
-    problems = _Problems()
-    definitions = _collect_airbyte_definitions(_parse_all(files, problems), problems)
-    if problems.items:
-        raise SpecError(problems.items)
-    return {kind[:-1]: set(found) for kind, found in definitions.items()}
-
-
 def environment_names(files: Mapping[str, str]) -> list[str]:
     """Names of the environments, from the file names under environments/."""
     return sorted(
@@ -289,23 +129,31 @@ def environment_names(files: Mapping[str, str]) -> list[str]:
 
 
 def load_environments(
-    files: Mapping[str, str], variables: Mapping[str, str], only: str | None = None
+    files: Mapping[str, str],
+    variables: Mapping[str, str],
+    only: str | None = None,
+    systems: Sequence[registry.System] | None = None,
 ) -> dict[str, Environment]:
     """Validate the specs and every (or one) environment; raise `SpecError` with all problems."""
-    problems = _Problems()
-    parsed = _parse_all(files, problems)
-    definitions = _collect_airbyte_definitions(parsed, problems)
-    _check_airbyte_definitions(definitions, problems)
-    workloads_file = _load_workloads_file(parsed, problems)
-    superset_specs = (
-        read_superset_specs(files, parsed, problems) if any(p.startswith(SUPERSET_SPEC_DIR) for p in files) else None
-    )
+    known_systems = registry.systems() if systems is None else tuple(systems)
+    problems = Problems()
+    parsed = parse_all(files, problems)
+    specs: dict[str, Any] = {
+        system.name: system.read_specs(files, parsed, problems)
+        for system in known_systems
+        if system.spec_files and any(path.startswith(system.spec_files) for path in files)
+    }
     names = environment_names(files)
     if only is not None and only not in names:
         known = ", ".join(names) or "none"
         raise SpecError(
             [SpecProblem(f"{ENVIRONMENT_DIR}{only}.yaml", None, "", f"no such environment (known: {known})")]
         )
+    model = environment_model(tuple((system.name, system.section) for system in known_systems))
+    trees = {
+        other: parsed.get(f"{ENVIRONMENT_DIR}{other}.yaml", parsed.get(f"{ENVIRONMENT_DIR}{other}.yml"))
+        for other in names
+    }
     environments: dict[str, Environment] = {}
     for name in names:
         if only is not None and name != only:
@@ -323,33 +171,22 @@ def load_environments(
         interpolate_tree(raw, variables, unresolved)
         for where, message in unresolved:
             problems.at(raw, where, message)
-        settings = _validate(EnvironmentFile, raw, (), problems)
+        settings = validate_model(model, raw, (), problems)
         if settings is None:
             continue
         if settings.environment != name:
             problems.at(raw, ("environment",), f"says {settings.environment!r} but the file is named {name!r}")
-        airbyte_raw = raw.get("airbyte")
-        airbyte = (
-            _load_airbyte(airbyte_raw, definitions, problems)
-            if isinstance(airbyte_raw, LocatedMap) and settings.airbyte is not None
-            else None
-        )
-        workloads = (
-            _load_workloads(raw, settings.workloads, workloads_file, problems)
-            if settings.workloads is not None
-            else None
-        )
-        superset = None
-        if settings.superset is not None:
-            superset_specs = superset_specs or read_superset_specs(files, parsed, problems)
-            trees = {
-                other: parsed.get(f"{ENVIRONMENT_DIR}{other}.yaml", parsed.get(f"{ENVIRONMENT_DIR}{other}.yml"))
-                for other in names
-            }
-            superset = load_superset(name, raw, settings.superset, superset_specs, trees, variables, problems)
-        environments[name] = Environment(
-            name=name, file=path, settings=settings, airbyte=airbyte, workloads=workloads, superset=superset
-        )
+        sections: dict[str, object] = {}
+        for system in known_systems:
+            section = settings.section(system.name)
+            if section is None:
+                continue
+            if system.name not in specs:
+                specs[system.name] = system.read_specs(files, parsed, problems)
+            selection = system.load(SectionInput(name, raw, section, specs[system.name], trees, variables, problems))
+            if selection is not None:
+                sections[system.name] = selection
+        environments[name] = Environment(name=name, file=path, settings=settings, sections=sections)
     if problems.items:
         raise SpecError(problems.items)
     return environments

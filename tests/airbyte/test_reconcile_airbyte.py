@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.clients.airbyte import AirbyteClient
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
+from reconciler.systems.airbyte.client import AirbyteClient
 from tests.helpers import Project
 
 

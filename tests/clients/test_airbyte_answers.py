@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.clients import airbyte
 from reconciler.errors import ApiError
+from reconciler.systems.airbyte import client as airbyte
 from tests.clients.test_airbyte_client import client, token_or
 
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from reconciler.clients.airbyte import AirbyteClient
 from reconciler.clients.http import RetryPolicy
 from reconciler.errors import ApiError
+from reconciler.systems.airbyte.client import AirbyteClient
 
 BASE = "http://airbyte.test/api/public/v1"
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.core.adoption import connector_entry
-from reconciler.core.airbyte import MASK
+from reconciler.systems.airbyte.pull import connector_entry
+from reconciler.systems.airbyte.rules import MASK
 
 
 def test_masked_and_secret_looking_values_become_references_and_the_rest_stays() -> None:

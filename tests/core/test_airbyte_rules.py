@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from reconciler.core import airbyte as rules
 from reconciler.core.diff import SECRET_CHANGED, diff_resource
 from reconciler.core.model import LiveResource, OwnershipRecord
-from reconciler.spec.airbyte import ConnectionSpec, SourceSpec
-from reconciler.spec.loader import AirbyteSelection
 from reconciler.spec.secrets import SecretRef
+from reconciler.systems.airbyte import rules
+from reconciler.systems.airbyte.loading import AirbyteSelection
+from reconciler.systems.airbyte.spec import ConnectionSpec, SourceSpec
 
 
 def fixed_fingerprints(ref: SecretRef) -> str:
@@ -255,7 +255,7 @@ def test_a_connector_needs_a_type_or_a_definition_id() -> None:
 
 
 def test_import_writes_a_custom_connector_by_its_definition_id() -> None:
-    from reconciler.core.adoption import connector_entry
+    from reconciler.systems.airbyte.pull import connector_entry
 
     entry = connector_entry(rules.SOURCE, custom_answer(), "gong", "qa", [])
     assert entry == {"name": "gong", "definitionId": CUSTOM_DEFINITION, "configuration": {"region": "eu"}}

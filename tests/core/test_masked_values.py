@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from reconciler.core.airbyte import MASK, masked_paths, values_where_masked
 from reconciler.errors import SpecProblem
-from reconciler.spec.airbyte import SourceSpec
 from reconciler.spec.yamlsource import parse_yaml
+from reconciler.systems.airbyte.rules import MASK, masked_paths, values_where_masked
+from reconciler.systems.airbyte.spec import SourceSpec
 
 SPEC = """\
 name: events

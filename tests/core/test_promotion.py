@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import difflib
 
-from reconciler.core.promotion import rewrite_image_pins
-from reconciler.spec.workloads import ImageVersion
+from reconciler.systems.workloads.promotion import rewrite_image_pins
+from reconciler.systems.workloads.spec import ImageVersion
 
 PROD = """\
 # Production: pinned images. Promote with `reconcile promote --from qa --to prod`.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from reconciler.clients.dagster import DagsterError
-from reconciler.clients.kube import KubeError
-from reconciler.clients.superset_errors import SupersetError
+from reconciler.clients.kube.client import KubeError
 from reconciler.errors import ApiError, redact_credentials
+from reconciler.systems.superset.client import SupersetError
+from reconciler.systems.workloads.dagster import DagsterError
 
 
 def test_userinfo_of_any_url_is_hidden_and_the_rest_kept() -> None:

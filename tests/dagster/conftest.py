@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler.clients.dagster import DagsterClient
+from reconciler.systems.workloads.dagster import DagsterClient
 from tests.testbeds.dagster_bed import GOOD_LOCATION, DagsterWebserver
 
 

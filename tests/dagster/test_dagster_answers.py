@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.clients.dagster import DagsterClient, DagsterError
+from reconciler.systems.workloads.dagster import DagsterClient, DagsterError
 
 
 def answering(data: dict[str, Any]) -> DagsterClient:

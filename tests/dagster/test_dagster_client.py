@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.clients.dagster import DagsterClient, DagsterError, LocationStatus
+from reconciler.systems.workloads.dagster import DagsterClient, DagsterError, LocationStatus
 from tests.testbeds.dagster_bed import BROKEN_LOCATION, GOOD_LOCATION, DagsterWebserver
 
 # --- a real webserver --------------------------------------------------------------------------------

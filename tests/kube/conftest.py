@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from reconciler.clients.kube import KubeClient
+from reconciler.clients.kube.client import KubeClient
 from reconciler.sandbox.kube_server import KubeStandIn
 
 NAMESPACE = "data"

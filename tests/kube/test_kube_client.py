@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.clients.kube import KubeClient, KubeConflict, KubeError, KubeNotFound, RolloutProgress
+from reconciler.clients.kube.client import KubeClient, KubeConflict, KubeError, KubeNotFound, RolloutProgress
 from reconciler.sandbox.kube_server import KubeStandIn
 from tests.kube.conftest import NAMESPACE, dep_path, deployment
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from reconciler.clients.superset import SupersetClient
 from reconciler.demo import run_demo
 from reconciler.demo_superset import HAND_PERMISSION, HAND_ROLE, HAND_TITLE, SHOWN_CHART, STEPS, chart_rows
 from reconciler.sandbox.screenshots import CHROMIUM_NAMES
 from reconciler.sandbox.superset import QA_ONLY_REGION, SupersetServer
 from reconciler.sandbox.superset_dashboards import DASHBOARDS
+from reconciler.systems.superset.client import SupersetClient
 from tests.helpers import REPO
 from tests.testbeds.common import CACHE
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from reconciler.clients.superset import SupersetClient
+from reconciler.systems.superset.client import SupersetClient
 from tests.testbeds.superset_bed import SupersetInstance, start_superset_instances
 from tests.testbeds.superset_fixtures import FixtureIds, QaBaseline, build_fixtures, build_qa_baseline
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from reconciler import engine
 from reconciler.cli import main
-from reconciler.providers.superset import SupersetProvider
+from reconciler.systems.superset.provider import SupersetProvider
 from tests.helpers import copy_example
 from tests.testbeds.superset_bed import SupersetInstance
 

@@ -26,10 +26,10 @@ import pytest
 from click.testing import Result
 
 from reconciler import engine
-from reconciler.clients.superset import SupersetClient
-from reconciler.providers.superset import SupersetProvider
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
+from reconciler.systems.superset.client import SupersetClient
+from reconciler.systems.superset.provider import SupersetProvider
 from tests.superset.conftest import FreshQas, SupersetPair, client_for
 from tests.superset.project import STAGING, SUPERSET, SupersetProject, superset_project
 from tests.testbeds.superset_bed import QA_ONLY_REGION, create_warehouse

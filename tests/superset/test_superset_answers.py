@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.clients import superset_calls
 from reconciler.clients.http import RetryPolicy
-from reconciler.clients.superset import SupersetClient
 from reconciler.errors import ApiError
+from reconciler.systems.superset import client as superset_calls
+from reconciler.systems.superset.client import SupersetClient
 
 BASE = "http://superset.test"
 LOGIN = "/api/v1/security/login"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.clients.superset import SupersetClient
-from reconciler.core.superset_bundle import (
+from reconciler.systems.superset.client import SupersetClient
+from reconciler.systems.superset.rules.bundle import (
     Asset,
     Bundle,
     BundleError,

@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from reconciler.clients.http import RetryPolicy
-from reconciler.clients.superset import (
+from reconciler.sandbox.superset import SECRET_KEY
+from reconciler.systems.superset.client import (
     SupersetAuthError,
     SupersetClient,
     SupersetError,
@@ -30,8 +31,7 @@ from reconciler.clients.superset import (
     SupersetResponseError,
     rison,
 )
-from reconciler.core.superset_bundle import DatabaseTarget, build_import_zip, read_bundle, rewrite_databases
-from reconciler.sandbox.superset import SECRET_KEY
+from reconciler.systems.superset.rules.bundle import DatabaseTarget, build_import_zip, read_bundle, rewrite_databases
 from tests.superset.conftest import SupersetPair
 from tests.testbeds.superset_bed import as_dashboard_zip
 from tests.testbeds.superset_fixtures import FixtureIds, QaBaseline

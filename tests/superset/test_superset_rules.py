@@ -13,13 +13,22 @@ import yaml
 
 from reconciler.core.diff import diff_resource
 from reconciler.core.model import LiveResource, ResourceKey, SecretSlot
-from reconciler.core.superset import desired_assets, fields_of, names_of, trim_live
-from reconciler.core.superset_bundle import Asset, Bundle, BundleError, from_files, normalise, read_bundle, to_files
-from reconciler.core.superset_chart_query import UncheckableChart, query_context_from_params
-from reconciler.core.superset_desired import ListedDashboard, masked_uri, merge, replicated, select_dashboards
-from reconciler.core.superset_import import import_request
-from reconciler.core.superset_pull import connection_entries, replace_assets, without_connections
-from reconciler.core.superset_roles import (
+from reconciler.spec.secrets import SecretField
+from reconciler.systems.superset.rules.assets import desired_assets, fields_of, names_of, trim_live
+from reconciler.systems.superset.rules.bundle import (
+    Asset,
+    Bundle,
+    BundleError,
+    from_files,
+    normalise,
+    read_bundle,
+    to_files,
+)
+from reconciler.systems.superset.rules.chart_query import UncheckableChart, query_context_from_params
+from reconciler.systems.superset.rules.desired import ListedDashboard, masked_uri, merge, replicated, select_dashboards
+from reconciler.systems.superset.rules.importing import import_request
+from reconciler.systems.superset.rules.pull import connection_entries, replace_assets, without_connections
+from reconciler.systems.superset.rules.roles import (
     LiveDataset,
     PermissionView,
     UnknownPermissionError,
@@ -27,15 +36,14 @@ from reconciler.core.superset_roles import (
     resolve_permissions,
     role_fields,
 )
-from reconciler.core.superset_verify import (
+from reconciler.systems.superset.rules.verify import (
     ChartResult,
     Outcome,
     Verification,
     charts_to_verify,
     result_error,
 )
-from reconciler.spec.secrets import SecretField
-from reconciler.spec.superset import DashboardSelector, DatabaseConnection, DatasetAccess, RoleSpec
+from reconciler.systems.superset.spec import DashboardSelector, DatabaseConnection, DatasetAccess, RoleSpec
 from tests.superset.test_superset_bundle import (
     CHART_A,
     CHART_B,

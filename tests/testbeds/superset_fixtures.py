@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.clients.superset import SupersetClient
 from reconciler.sandbox.superset_dashboards import (
     CHARTS,
     CUSTOMERS,
@@ -27,6 +26,7 @@ from reconciler.sandbox.superset_dashboards import (
     form_data,
     query_context,
 )
+from reconciler.systems.superset.client import SupersetClient
 
 __all__ = [
     "CHARTS",

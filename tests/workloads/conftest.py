@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.clients.dagster import DagsterClient
 from reconciler.sandbox.launch import running_standins
+from reconciler.systems.workloads.dagster import DagsterClient
 from tests.helpers import Project, copy_example
 from tests.testbeds.dagster_bed import GOOD_LOCATION, DagsterWebserver
 

@@ -1,0 +1,1 @@
+"""The Kubernetes client: the only module family importing the kubernetes library (workloads, secretRef reads)."""

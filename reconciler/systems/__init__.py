@@ -1,0 +1,1 @@
+"""One package per system (airbyte, superset, workloads), each exposing `SYSTEM` for the registry."""

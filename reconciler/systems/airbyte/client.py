@@ -1,0 +1,347 @@
+"""Client for Airbyte's public API (the only module that talks to Airbyte): auth, paging, retries.
+
+- Auth: client credentials at `/applications/token` (refreshed before expiry and on a 401) or a
+  static bearer token.
+- Lists page with `limit`/`offset` and stop on an empty page (the server sets `next` whenever a
+  page is non-empty, so `next` alone never ends a listing). A page repeating what was listed (a
+  server ignoring `offset`) or a listing past `MAX_LISTED` objects or `MAX_PAGES` pages is an
+  error naming the listing.
+- Answers are checked for shape (an object where one is due, ids on listed and created objects):
+  a wrong one is an `ApiError` naming the call, never a KeyError.
+- Errors: RFC 9457 problem objects (and self-hosted `{"message": ...}` 401s) become `ApiError`.
+- Retries with backoff on 429, 5xx, timeouts and dropped connections for idempotent calls. A
+  create whose answer was lost looks the resource up by name before trying again, so a retry
+  never makes a duplicate; a create answered 500 (a failure inside the server) is looked up by
+  name, then reported with its cause, never retried.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import structlog
+
+from reconciler.clients.http import RETRYABLE_STATUS, RequestCounter, RetryPolicy
+from reconciler.errors import ApiError, RedactedError
+
+SYSTEM = "airbyte"
+PAGE_SIZE = 100
+TOKEN_MARGIN_SECONDS = 60.0
+SERVER_ERROR = 500
+MAX_LISTED = 100_000
+MAX_PAGES = 5_000
+"""A listing longer than these is refused (a server that pages forever must not hang a plan)."""
+ID_FIELDS = {
+    "sources": "sourceId",
+    "destinations": "destinationId",
+    "connections": "connectionId",
+    "workspaces": "workspaceId",
+    "jobs": "jobId",
+}
+
+log = structlog.get_logger(__name__)
+
+
+class _Retryable(RedactedError):
+    """A failure worth another try; its text (logged) carries no URL credentials."""
+
+    def __init__(self, message: str, *, ambiguous: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+        self.status = status
+
+
+def problem_message(response: httpx.Response) -> str:
+    """A readable message from a problem+json body, a `{message}` body or plain text.
+
+    Airbyte's problem `title` and `detail` are constants per problem type: the cause is in `data`
+    (`message`, `validationErrorMessage`, ...), and Micronaut's own errors list theirs under
+    `_embedded.errors`. The cause is shown when there is one, the constant detail otherwise.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip().replace("\n", " ")
+        return f"HTTP {response.status_code}: {text[:200] or response.reason_phrase}"
+    if not isinstance(body, dict):
+        return f"HTTP {response.status_code}: {str(body)[:300]}"
+    title = body.get("title") or body.get("message") or response.reason_phrase
+    causes, facts = _problem_causes(body)
+    detail = body.get("detail")
+    text = "; ".join(causes) or (str(detail) if detail and detail != title else "")
+    if facts:
+        text = f"{text} ({facts})" if text else facts
+    return f"HTTP {response.status_code} {title}" + (f": {text[:1000]}" if text else "")
+
+
+_CAUSE_FIELDS = ("message", "validationErrorMessage", "failedPreconditionDetail", "error")
+
+
+def _problem_causes(body: dict[str, Any]) -> tuple[list[str], str]:
+    """The causes a problem body carries, and its other scalar facts as `key=value, ...`."""
+    causes: list[str] = []
+    facts: list[str] = []
+    data = body.get("data")
+    if isinstance(data, str) and data.strip():
+        causes.append(data.strip())
+    elif isinstance(data, dict):
+        for name, value in data.items():
+            if value is None or value == "":
+                continue
+            if name in _CAUSE_FIELDS and isinstance(value, str):
+                causes.append(value)
+            elif name == "errors" and isinstance(value, list):
+                causes += [_field_error(item) for item in value]
+            elif isinstance(value, str | int | float | bool):
+                facts.append(f"{name}={value}")
+    embedded = body.get("_embedded")
+    errors = embedded.get("errors") if isinstance(embedded, dict) else None
+    for item in errors if isinstance(errors, list) else []:
+        cause = _field_error(item)
+        if cause and cause != body.get("message"):
+            causes.append(cause)
+    return causes, ", ".join(facts)
+
+
+def _field_error(item: Any) -> str:
+    """One entry of an errors list: `path: message`, `stream: error`, or the entry as text."""
+    if not isinstance(item, dict):
+        return str(item)
+    message = item.get("message") or item.get("error") or item.get("validationErrorMessage") or ""
+    where = item.get("path") or item.get("field") or item.get("stream")
+    return f"{where}: {message}" if where and message else str(message or item)
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    """The JSON body, or an error naming the call: a proxy's HTML page is not an answer."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        snippet = response.text.strip().replace("\n", " ")[:120]
+        raise ApiError(SYSTEM, f"{what}: expected JSON, got {snippet!r}", status=response.status_code) from exc
+
+
+def _recovered(
+    resource: str, body: dict[str, Any], find_existing: Callable[[], dict[str, Any] | None]
+) -> dict[str, Any] | None:
+    """The object an earlier POST of `body` created after all, if it exists."""
+    existing = find_existing()
+    if existing is not None:
+        log.info("airbyte.create.recovered", resource=resource, name=body.get("name"))
+    return existing
+
+
+def _object(answer: Any, what: str, id_field: str | None = None) -> dict[str, Any]:
+    """`answer` as a JSON object (carrying a string `id_field`), or an error naming the call."""
+    if not isinstance(answer, dict):
+        raise ApiError(SYSTEM, f"{what}: expected a JSON object, got {_kind(answer)}")
+    if id_field is not None and not (isinstance(answer.get(id_field), str) and answer[id_field]):
+        raise ApiError(SYSTEM, f"{what}: an object without its {id_field}")
+    return answer
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind, for messages (never the value: it may hold a secret)."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+class AirbyteClient:
+    """A thin, typed-enough client for the endpoints reconciler uses."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._static_token = token
+        self._token: str | None = token
+        self._token_expires = float("inf") if token else 0.0
+        self._clock = clock
+        self._retry = retry or RetryPolicy()
+        self._http = httpx.Client(timeout=timeout, transport=transport, headers={"Accept": "application/json"})
+        self.counter = RequestCounter()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AirbyteClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ---- auth ---------------------------------------------------------------------------
+
+    def _fetch_token(self) -> None:
+        if not (self._client_id and self._client_secret):
+            if self._static_token:
+                raise ApiError(SYSTEM, "the static token was refused (401): check the token", status=401)
+            raise ApiError(SYSTEM, "no credentials configured (clientId/clientSecret or token)")
+        body = {"client_id": self._client_id, "client_secret": self._client_secret, "grant-type": "client_credentials"}
+        try:
+            self.counter.record("POST", write=False)  # a token request changes nothing in Airbyte
+            response = self._http.post(f"{self._base}/applications/token", json=body)
+        except httpx.HTTPError as exc:
+            raise ApiError(SYSTEM, f"cannot reach {self._base}: {exc}") from exc
+        if response.status_code != 200:
+            raise ApiError(SYSTEM, f"sign-in failed: {problem_message(response)}", status=response.status_code)
+        what = "POST /applications/token"
+        answer = _object(_json(response, what), what)
+        token, lifetime = answer.get("access_token"), answer.get("expires_in", 180)
+        if not isinstance(token, str) or not token:
+            raise ApiError(SYSTEM, f"{what}: the answer has no access_token (keys: {', '.join(sorted(answer))})")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float):
+            raise ApiError(SYSTEM, f"{what}: expires_in is {_kind(lifetime)}, not a number of seconds")
+        self._token = token
+        self._token_expires = self._clock() + float(lifetime) - TOKEN_MARGIN_SECONDS
+
+    def _auth_header(self) -> dict[str, str]:
+        if self._token is None or self._clock() >= self._token_expires:
+            self._fetch_token()
+        return {"Authorization": f"Bearer {self._token}"}
+
+    # ---- one request --------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, *, params: dict[str, Any] | None, body: Any) -> httpx.Response:
+        url = path if path.startswith("http") else f"{self._base}{path}"
+        for attempt in range(2):
+            self.counter.record(method)
+            try:
+                response = self._http.request(method, url, params=params, json=body, headers=self._auth_header())
+            except httpx.TimeoutException as exc:
+                raise _Retryable(f"{method} {path} timed out", ambiguous=True) from exc
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                raise _Retryable(f"{method} {path}: connection lost ({exc})", ambiguous=True) from exc
+            except httpx.HTTPError as exc:  # bad URL, unsupported protocol, ...: not worth retrying
+                raise ApiError(SYSTEM, f"{method} {url}: {exc}") from exc
+            if response.status_code == 401 and attempt == 0 and (self._client_id or not self._static_token):
+                self._token = None  # expired or revoked: sign in again once
+                continue
+            if response.status_code in RETRYABLE_STATUS:
+                status = response.status_code
+                raise _Retryable(
+                    f"{method} {path}: {problem_message(response)}", ambiguous=status != 429, status=status
+                )
+            if response.status_code >= 400:
+                raise ApiError(SYSTEM, f"{method} {path}: {problem_message(response)}", status=response.status_code)
+            return response
+        raise ApiError(SYSTEM, f"{method} {path}: unauthorized after signing in again", status=401)
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """An idempotent call, retried with backoff on 429, 5xx, timeouts and lost connections."""
+        last = ""
+        for attempt in range(self._retry.attempts):
+            try:
+                response = self._send(method, path, params=params, body=body)
+                return _json(response, f"{method} {path}") if response.content else None
+            except _Retryable as exc:
+                last = str(exc)
+                self.counter.retries += 1
+                log.warning("airbyte.retry", method=method, path=path, attempt=attempt + 1, reason=last)
+                self._retry.pause(attempt)
+        raise ApiError(SYSTEM, f"gave up after {self._retry.attempts} attempts: {last}")
+
+    # ---- resources ----------------------------------------------------------------------
+
+    def iter_list(self, resource: str, *, workspace_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every object of a kind, a page of up to 100 at a time; ends on an empty page.
+
+        Refuses a page that is not `{data: [objects with ids]}`, a page holding only objects already
+        listed (a server ignoring `offset` would repeat its first page forever) and more than
+        `MAX_LISTED` objects or `MAX_PAGES` pages (a server ignoring `limit`), naming the listing.
+        """
+        what = f"GET /{resource}"
+        id_field = ID_FIELDS.get(resource)
+        seen: set[str] = set()
+        offset = 0
+        for _page in range(MAX_PAGES):
+            params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
+            if workspace_id:
+                params["workspaceIds"] = workspace_id
+            page = _object(self._request("GET", f"/{resource}", params=params) or {}, what)
+            data = page.get("data") or []
+            if not isinstance(data, list):
+                raise ApiError(SYSTEM, f"{what}: `data` is {_kind(data)}, expected a list of objects")
+            if not data:
+                return
+            items = [_object(item, f"{what} (offset {offset})", id_field) for item in data]
+            ids = {str(item[id_field]) for item in items} if id_field else set()
+            if ids and ids <= seen:
+                raise ApiError(SYSTEM, f"{what}: the page at offset {offset} repeats objects already listed")
+            seen |= ids
+            offset += len(items)
+            if offset > MAX_LISTED:
+                raise ApiError(SYSTEM, f"{what}: more than {MAX_LISTED} objects; refusing to list further")
+            yield from items
+        raise ApiError(SYSTEM, f"{what}: more than {MAX_PAGES} pages; refusing to list further")
+
+    def list_all(self, resource: str, *, workspace_id: str | None = None) -> list[dict[str, Any]]:
+        return [*self.iter_list(resource, workspace_id=workspace_id)]
+
+    def get(self, resource: str, resource_id: str) -> dict[str, Any]:
+        path = f"/{resource}/{resource_id}"
+        return _object(self._request("GET", path), f"GET {path}", ID_FIELDS.get(resource))
+
+    def patch(self, resource: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        path = f"/{resource}/{resource_id}"
+        return _object(self._request("PATCH", path, body=body), f"PATCH {path}")
+
+    def put(self, resource: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        path = f"/{resource}/{resource_id}"
+        return _object(self._request("PUT", path, body=body), f"PUT {path}")
+
+    def delete(self, resource: str, resource_id: str) -> None:
+        """Delete; a resource already gone (404) counts as deleted."""
+        try:
+            self._request("DELETE", f"/{resource}/{resource_id}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    def create(
+        self,
+        resource: str,
+        body: dict[str, Any],
+        *,
+        find_existing: Callable[[], dict[str, Any] | None],
+    ) -> dict[str, Any]:
+        """POST once; after an ambiguous failure ask `find_existing` before anything else.
+
+        Only transient failures (429, 502-504, timeouts, lost connections) are tried again. A 500 is
+        Airbyte's answer to a create that failed inside the server (a connection failing validation
+        comes back so): looked up by name in case it was stored after all, then reported, not retried.
+        """
+        last, id_field = "", ID_FIELDS.get(resource)
+        for attempt in range(self._retry.attempts):
+            if attempt > 0 and (existing := _recovered(resource, body, find_existing)) is not None:
+                return existing
+            try:
+                what = f"POST /{resource}"
+                return _object(_json(self._send("POST", f"/{resource}", params=None, body=body), what), what, id_field)
+            except _Retryable as exc:
+                if exc.status == SERVER_ERROR:
+                    if (existing := _recovered(resource, body, find_existing)) is not None:
+                        return existing
+                    raise ApiError(SYSTEM, str(exc), status=exc.status) from None
+                last = str(exc)
+                self.counter.retries += 1
+                log.warning("airbyte.retry", method="POST", path=f"/{resource}", attempt=attempt + 1, reason=last)
+                self._retry.pause(attempt)
+        raise ApiError(SYSTEM, f"gave up creating in /{resource} after {self._retry.attempts} attempts: {last}")
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        return self.list_all("workspaces")

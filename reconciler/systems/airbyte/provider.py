@@ -1,0 +1,193 @@
+"""Airbyte provider: observe sources, destinations and connections in pages; apply one action.
+
+Observing an environment costs one paged listing per kind (three kinds), whatever the number
+of resources. Updates are PATCHes of what changed (sources and destinations deep-merge, so a
+masked secret the spec did not change is simply not sent); a PATCH that sends a connection's
+streams first reads the connection, to send back the stream settings the specs leave out (Airbyte
+would reset them). A connection's ends cannot change in place, and neither can a connector's
+type: those are replaced (delete, then create). Deleting a source or destination makes Airbyte
+deprecate its connections, so observe also reports the connections outside the specs that use
+each one: the planner refuses a replace that would kill them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path as FilePath
+from typing import Any
+
+from reconciler.core.identity import LiveObject, match_objects
+from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, Path, ResourceKey, dotted
+from reconciler.core.plan import Action, ActionKind, changed_fields
+from reconciler.errors import ApiError, SpecError, SpecProblem
+from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
+from reconciler.secrets import SecretResolver
+from reconciler.spec.loader import Environment
+from reconciler.spec.secrets import SecretField, SecretRef
+from reconciler.systems.airbyte import rules
+from reconciler.systems.airbyte.client import AirbyteClient
+from reconciler.systems.airbyte.loading import AirbyteSelection
+from reconciler.systems.airbyte.spec import AirbyteEnvironment, DestinationSpec, SourceSpec
+
+COLLECTIONS = {rules.SOURCE: "sources", rules.DESTINATION: "destinations", rules.CONNECTION: "connections"}
+ID_FIELDS = {rules.SOURCE: "sourceId", rules.DESTINATION: "destinationId", rules.CONNECTION: "connectionId"}
+
+
+class AirbyteProvider:
+    """Airbyte in one environment."""
+
+    system = rules.SYSTEM
+
+    def __init__(self, client: AirbyteClient, settings: AirbyteEnvironment, selection: AirbyteSelection) -> None:
+        self.client = client
+        self.settings = settings
+        self.selection = selection
+        self.prune = settings.prune
+        self._workspace_id: str | None = settings.workspace_id
+
+    def close(self) -> None:
+        self.client.close()
+
+    def secret_refs(self) -> list[SecretRef]:
+        return rules.secret_refs(self.selection)
+
+    def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]:
+        return rules.desired_resources(self.selection, fingerprints)
+
+    @property
+    def workspace_id(self) -> str:
+        """The configured workspace (by id, or found by name), resolved once."""
+        if self._workspace_id is None:
+            workspaces = self.client.workspaces()
+            wanted = self.settings.workspace
+            matches = [w for w in workspaces if wanted is None or w.get("name") == wanted]
+            if len(matches) != 1:
+                names = ", ".join(repr(w.get("name")) for w in workspaces) or "none"
+                which = f"named {wanted!r}" if wanted else "(none named; more than one exists)"
+                raise ApiError(self.system, f"no single workspace {which}; the server has: {names}")
+            self._workspace_id = str(matches[0]["workspaceId"])
+        return self._workspace_id
+
+    # ---- observe ------------------------------------------------------------------------
+
+    def _list(self, kind: str) -> list[dict[str, Any]]:
+        return self.client.list_all(COLLECTIONS[kind], workspace_id=self.workspace_id)
+
+    def observe(
+        self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
+    ) -> Observation:
+        by_key = {resource.key: resource for resource in desired}
+        specs: dict[ResourceKey, SourceSpec | DestinationSpec] = {
+            rules.key(rules.SOURCE, spec.name): spec for spec in self.selection.sources
+        }
+        specs.update({rules.key(rules.DESTINATION, spec.name): spec for spec in self.selection.destinations})
+        inline: list[SpecProblem] = []
+        live: dict[ResourceKey, LiveResource] = {}
+        depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
+        names_by_id: dict[str, str] = {}
+        warnings: list[str] = []
+        unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
+        for kind in (rules.SOURCE, rules.DESTINATION, rules.CONNECTION):
+            answers = self._list(kind)
+            wanted = [key.name for key in by_key if key.kind == kind]
+            objects = [LiveObject(str(a[ID_FIELDS[kind]]), str(a.get("name", "")), a) for a in answers]
+            matched = match_objects(self.system, kind, wanted, records, objects)
+            if kind == rules.CONNECTION:
+                unmanaged = rules.unmanaged_connections(answers, {obj.id for obj in matched.values()}, names_by_id)
+            for key, obj in matched.items():
+                answer = dict(obj.fields)
+                if kind == rules.CONNECTION:
+                    fields = rules.live_connection_fields(answer, names_by_id, by_key.get(key))
+                    ends = ((rules.SOURCE, fields["source"]), (rules.DESTINATION, fields["destination"]))
+                    depends[key] = [rules.key(k, n) for k, n in ends]
+                else:
+                    fields = rules.live_connector_fields(kind, answer, by_key.get(key))
+                    warning = rules.unreadable_type(kind, answer, by_key.get(key))
+                    warnings += [warning] if warning else []
+                    names_by_id[obj.id] = key.name
+                    if key in specs:
+                        inline += rules.values_where_masked(specs[key], answer)
+                live[key] = LiveResource(key, obj.id, fields)
+        if inline:
+            raise SpecError(inline)
+        return Observation(live, depends, tuple(warnings), unmanaged)
+
+    # ---- apply --------------------------------------------------------------------------
+
+    def apply(self, action: Action, context: ApplyContext) -> ApplyOutcome:
+        kind = action.key.kind
+        if action.kind == ActionKind.DELETE:
+            assert action.live_id is not None
+            self.client.delete(COLLECTIONS[kind], action.live_id)
+            return ApplyOutcome(None)
+        assert action.desired is not None
+        if action.kind == ActionKind.REPLACE:
+            assert action.live_id is not None
+            self.client.delete(COLLECTIONS[kind], action.live_id)
+            return self._create(action.desired, context)
+        if action.kind == ActionKind.CREATE:
+            return self._create(action.desired, context)
+        assert action.live_id is not None
+        return self._update(action, action.live_id, context)
+
+    def _fingerprints(self, desired: DesiredResource) -> dict[str, str]:
+        return {dotted(slot.path): slot.fingerprint for slot in desired.secrets}
+
+    def _secret_values(
+        self, desired: DesiredResource, context: ApplyContext, only: set[Path] | None
+    ) -> dict[Path, str]:
+        return {slot.path: context.secret(slot.ref) for slot in desired.secrets if only is None or slot.path in only}
+
+    def _find_by_name(self, kind: str, name: str) -> Callable[[], dict[str, Any] | None]:
+        def find() -> dict[str, Any] | None:
+            matches = [answer for answer in self._list(kind) if answer.get("name") == name]
+            return matches[0] if len(matches) == 1 else None
+
+        return find
+
+    def _create(self, desired: DesiredResource, context: ApplyContext) -> ApplyOutcome:
+        kind = desired.key.kind
+        if kind == rules.CONNECTION:
+            body = rules.connection_payload(desired.fields, context.ids, full=True)
+            body["workspaceId"] = self.workspace_id
+        else:
+            secrets = self._secret_values(desired, context, None)
+            body = rules.connector_payload(kind, desired, secrets, self.workspace_id, full=True)
+        answer = self.client.create(COLLECTIONS[kind], body, find_existing=self._find_by_name(kind, desired.key.name))
+        return ApplyOutcome(str(answer[ID_FIELDS[kind]]), self._fingerprints(desired))
+
+    def _update(self, action: Action, live_id: str, context: ApplyContext) -> ApplyOutcome:
+        assert action.desired is not None
+        desired, kind = action.desired, action.key.kind
+        if kind == rules.CONNECTION:
+            body = rules.connection_payload(changed_fields(action), context.ids, full=False)
+            if "configurations" in body:  # sent streams are rebuilt: keep what the specs leave out
+                live = self.client.get(COLLECTIONS[kind], live_id).get("configurations") or {}
+                sent = body["configurations"]["streams"]
+                body["configurations"]["streams"] = rules.keep_live_stream_settings(sent, live.get("streams") or [])
+        else:
+            changed_secrets = {change.path for change in action.changes if change.secret}
+            secrets = self._secret_values(desired, context, changed_secrets)
+            body = rules.connector_payload(kind, desired, secrets, None, full=False)
+        self.client.patch(COLLECTIONS[kind], live_id, body)
+        return ApplyOutcome(live_id, self._fingerprints(desired))
+
+
+def connect(root: FilePath, env: Environment, resolver: SecretResolver) -> AirbyteProvider:
+    """The provider of an environment with an `airbyte:` section; its client resolves its secrets here."""
+    settings = env.settings.section(rules.SYSTEM)
+    selection = env.section(rules.SYSTEM, AirbyteSelection)
+    if not isinstance(settings, AirbyteEnvironment) or selection is None:
+        raise SpecError([SpecProblem(env.file, None, rules.SYSTEM, "no airbyte section")])
+    auth = settings.auth
+
+    def secret(field: SecretField | None) -> str | None:
+        return resolver.value(field.secret_ref) if field is not None else None
+
+    client = AirbyteClient(
+        settings.url,
+        client_id=auth.client_id,
+        client_secret=secret(auth.client_secret),
+        token=secret(auth.token),
+    )
+    return AirbyteProvider(client, settings, selection)

@@ -1,0 +1,170 @@
+"""The Superset commands (`pull superset`: live -> git; `verify superset`: live -> screen), above the engine.
+
+pull: live dashboards (all, or by slug) -> one export -> `specs/superset/` written the way
+`to_files` lays it out, merged with what is there. Only files whose bytes change are written,
+and asset files nothing produces any more are removed, so re-pulling an unchanged dashboard
+changes no file. Databases the environment file does not declare yet are added to it (URI
+without password, the password as a reference), comments and order kept.
+
+verify: every chart of every dashboard the environment should have runs its query there (its
+saved query context, else the query its params describe); a chart that fails or could not be
+checked at all makes the command exit 1, naming it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from ruamel.yaml import YAML
+
+from reconciler import engine
+from reconciler.errors import ReconcilerError
+from reconciler.registry import Invocation
+from reconciler.systems.superset.loading import ASSET_FOLDERS
+from reconciler.systems.superset.provider import connect
+from reconciler.systems.superset.rendering import render_verification
+from reconciler.systems.superset.rules.assets import SYSTEM
+from reconciler.systems.superset.rules.bundle import from_files, read_bundle, to_files
+from reconciler.systems.superset.rules.pull import (
+    ConnectionEntry,
+    changed_files,
+    connection_entries,
+    pulled_slugs,
+    replace_assets,
+    without_connections,
+)
+from reconciler.systems.superset.rules.verify import Verification
+
+SPEC_DIR = Path("specs") / "superset"
+
+
+def _asset_files(spec_dir: Path) -> dict[str, str]:
+    """The asset files under `specs/superset/` (roles.yaml and anything else left out), by relative path."""
+    found: dict[str, str] = {}
+    for folder in ASSET_FOLDERS:
+        base = spec_dir / folder
+        for path in sorted(base.rglob("*")) if base.is_dir() else ():
+            if path.is_file():
+                found[path.relative_to(spec_dir).as_posix()] = path.read_text(encoding="utf-8")
+    return found
+
+
+def _write_tree(spec_dir: Path, current: Mapping[str, str], wanted: Mapping[str, str]) -> tuple[int, int]:
+    write, remove = changed_files(current, wanted)
+    for relative in write:
+        target = spec_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(wanted[relative], encoding="utf-8")
+    for relative in remove:
+        (spec_dir / relative).unlink()
+    for folder in sorted((p for p in spec_dir.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return len(write), len(remove)
+
+
+def _add_to_environment(env_file: Path, entries: Sequence[ConnectionEntry], slugs: Sequence[str]) -> bool:
+    """Declare new databases and select new dashboards in the environment file; False when nothing changed."""
+    editor = YAML()
+    editor.preserve_quotes = True
+    editor.width = 4096  # a long URI stays on its line
+    document = editor.load(env_file.read_text(encoding="utf-8"))
+    section = document["superset"]
+    changed = False
+    if entries:
+        if section.get("databases") is None:
+            section["databases"] = {}
+        for entry in entries:
+            connection: dict[str, Any] = {"sqlalchemyUri": entry.sqlalchemy_uri}
+            if entry.password_variable:
+                connection["password"] = {"secretRef": {"env": entry.password_variable}}
+            section["databases"][entry.name] = connection
+        changed = True
+    selected = section.get("dashboards")
+    if selected != "all":
+        if selected is None:
+            section["dashboards"] = selected = []
+        for slug in slugs:
+            if slug not in selected:
+                selected.append(slug)
+                changed = True
+    if changed:
+        buffer = io.StringIO()
+        editor.dump(document, buffer)
+        env_file.write_text(buffer.getvalue(), encoding="utf-8")
+    return changed
+
+
+def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: Sequence[str] = ()) -> list[str]:
+    """Write the live dashboards (all, or `slugs`) of an environment into `specs/superset/`; report lines."""
+    with engine.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
+        client = provider.client
+        listed = client.list_dashboards()
+        live_slugs = {d.slug for d in listed if d.slug}
+        unknown = sorted(set(slugs) - live_slugs)
+        if unknown:
+            known = ", ".join(sorted(live_slugs)) or "none"
+            raise ReconcilerError(f"no dashboard {', '.join(unknown)} in {env_name}'s Superset (it has: {known})")
+        chosen = [d.id for d in listed if not slugs or d.slug in slugs]
+        if not chosen:
+            return [f"Nothing to pull: {env_name}'s Superset has no dashboards."]
+        pulled = read_bundle(client.export_dashboards(sorted(chosen)))
+        settings = provider.settings
+        env_file = root / session.env.file
+    spec_dir = root / SPEC_DIR
+    current = _asset_files(spec_dir)
+    wanted = to_files(replace_assets(from_files(current), without_connections(pulled)))
+    written, removed = _write_tree(spec_dir, current, wanted)
+    entries = connection_entries(pulled, settings.databases, env_name)
+    env_changed = _add_to_environment(env_file, entries, pulled_slugs(pulled))
+    counts = f"{len(pulled.of('dashboards'))} dashboard(s), {len(pulled.of('charts'))} chart(s)"
+    lines = [
+        f"Pulled {counts} from {env_name} into {SPEC_DIR}/: "
+        + (f"{written} file(s) written, {removed} removed." if written or removed else "no file changed.")
+    ]
+    if env_changed:
+        lines.append(f"Updated {session.env.file}: new database connections and dashboard selection.")
+    variables = [entry.password_variable for entry in entries if entry.password_variable]
+    if variables:
+        lines.append("Set these environment variables to the database passwords (exports mask them):")
+        lines += [f"  {name}" for name in variables]
+    return lines
+
+
+def verify_superset(root: Path, env_name: str, environ: Mapping[str, str]) -> Verification:
+    """Run every chart of every dashboard `env_name` should have, in its Superset."""
+    with engine.open_provider(root, env_name, environ, SYSTEM, connect) as (_session, provider):
+        return provider.verify()
+
+
+pass_invocation = click.make_pass_decorator(Invocation)
+
+
+@click.command(name="superset")
+@click.option("--env", "env_name", required=True, help="Environment to pull from (e.g. prod).")
+@click.option("--dashboard", "dashboards", multiple=True, metavar="SLUG", help="Only this dashboard; repeatable.")
+@pass_invocation
+def pull_command(invocation: Invocation, env_name: str, dashboards: tuple[str, ...]) -> None:
+    """Write live dashboards into specs/ (live -> git; deterministic files, connections go to the environment
+    file)."""
+    for line in pull_superset(invocation.root, env_name, dict(os.environ), dashboards):
+        click.echo(line)
+
+
+@click.command(name="superset")
+@click.option("--env", "env_name", required=True)
+@pass_invocation
+def verify_command(invocation: Invocation, env_name: str) -> None:
+    """Run every chart of the environment's dashboards (live -> screen; exit 1 naming the charts that fail)."""
+    verification = verify_superset(invocation.root, env_name, dict(os.environ))
+    click.echo(render_verification(verification))
+    if not verification.ok:
+        raise ReconcilerError(verification.failure_message())
+
+
+COMMANDS: list[tuple[str | None, click.Command]] = [("pull", pull_command), ("verify", verify_command)]

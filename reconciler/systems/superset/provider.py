@@ -1,0 +1,402 @@
+"""Superset provider: observe in a handful of calls, apply through one assets import, verify every touched chart.
+
+- desired: the spec selection, plus (with `replicate`) the source environment's live export of
+  the chosen dashboards (one listing, one export), rewritten onto this environment's databases.
+- observe: four listings (dashboards, charts, datasets, databases), one export of every desired
+  or owned dashboard found, and an export of charts, datasets or databases found live but not
+  under those dashboards (usually none); roles: one listing and one call per role.
+- apply: the first asset action imports, in one `/api/v1/assets/import/` call, every asset the
+  plan changes and what they need (`overwrite` covers charts, datasets and databases too, unlike
+  the dashboard import); the other asset actions find their asset already imported and write
+  nothing. Database passwords go in the `passwords` field. Then every chart of every dashboard
+  the import touched runs its query (`verify: true`; a chart with no saved query context runs the
+  query its own params describe): any failure, or a chart that could not be checked at all,
+  fails the apply, naming the charts; the import itself stays, as it is what the specs ask for.
+- roles: created by name; their permission set is replaced whole with this instance's ids for the
+  permissions the spec names (data access matched by database and table name).
+- deletes (only with `prune`, only what reconciler owns) go through each asset's own endpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path as FilePath
+
+from reconciler.core.diff import diff_resource
+from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey, SecretSlot, digest_of
+from reconciler.core.plan import Action, ActionKind
+from reconciler.errors import ApiError, PlanError, SpecError, SpecProblem
+from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
+from reconciler.secrets import SecretResolver
+from reconciler.spec.loader import Environment
+from reconciler.spec.secrets import SecretRef
+from reconciler.systems.superset.client import SupersetClient, SupersetError
+from reconciler.systems.superset.listing import Listing, union
+from reconciler.systems.superset.loading import SupersetSelection
+from reconciler.systems.superset.rules.assets import (
+    CHART,
+    DASHBOARD,
+    DATABASE,
+    DATASET,
+    FOLDER_OF,
+    PASSWORD_PATH,
+    ROLE,
+    SYSTEM,
+    assets_by_key,
+    depends_of,
+    desired_assets,
+    fields_of,
+    names_of,
+    trim_live,
+)
+from reconciler.systems.superset.rules.bundle import Asset, Bundle, read_bundle
+from reconciler.systems.superset.rules.chart_query import UncheckableChart, query_context_from_params
+from reconciler.systems.superset.rules.desired import ListedDashboard, desired_bundle, select_dashboards
+from reconciler.systems.superset.rules.importing import import_request
+from reconciler.systems.superset.rules.roles import (
+    LiveDataset,
+    PermissionView,
+    desired_roles,
+    resolve_permissions,
+    role_fields,
+)
+from reconciler.systems.superset.rules.verify import (
+    ChartResult,
+    ChartToRun,
+    Outcome,
+    Verification,
+    charts_to_verify,
+    result_error,
+)
+from reconciler.systems.superset.spec import SupersetEnvironment
+
+Connect = Callable[[], SupersetClient]
+VERIFY_CONCURRENCY = 4
+NO_QUERY_CONTEXT = "no query context saved"
+
+
+class SupersetVerificationError(ApiError):
+    """Charts failed to run their queries after an apply."""
+
+
+class SupersetProvider:
+    """Superset in one environment."""
+
+    system = SYSTEM
+
+    def __init__(
+        self, connect: Connect, selection: SupersetSelection, environment: str, connect_source: Connect | None = None
+    ) -> None:
+        self._connect = connect
+        self._connect_source = connect_source
+        self._clients: dict[str, SupersetClient] = {}
+        self.selection = selection
+        self.settings = selection.settings
+        self.environment = environment
+        self.prune = selection.settings.prune
+        self._bundle: Bundle | None = None
+        self._desired: dict[ResourceKey, DesiredResource] = {}
+        self._assets: dict[ResourceKey, Asset] = {}
+        self._listing = Listing()
+        self._pending: set[ResourceKey] = set()
+        self._imported: dict[ResourceKey, str] = {}
+        self._permission_views: list[PermissionView] | None = None
+
+    # ---- clients ------------------------------------------------------------------------
+
+    def _client(self, which: str, connect: Connect) -> SupersetClient:
+        if which not in self._clients:
+            self._clients[which] = connect()
+        return self._clients[which]
+
+    @property
+    def client(self) -> SupersetClient:
+        """This environment's Superset (signs in on first use)."""
+        return self._client("target", self._connect)
+
+    @property
+    def source_client(self) -> SupersetClient | None:
+        """The replication source's Superset, once desired state has read it."""
+        return self._clients.get("source")
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+    # ---- desired ------------------------------------------------------------------------
+
+    def secret_refs(self) -> list[SecretRef]:
+        return [c.password.secret_ref for c in self.settings.databases.values() if c.password is not None]
+
+    def _replicated(self) -> Bundle | None:
+        source, replicate = self.selection.source, self.settings.replicate
+        if source is None or replicate is None or self._connect_source is None:
+            return None
+        client = self._client("source", self._connect_source)
+        listed = [ListedDashboard(d.id, d.slug, d.tags, d.owners) for d in client.list_dashboards()]
+        chosen = select_dashboards(listed, replicate.dashboards)
+        return read_bundle(client.export_dashboards([d.id for d in chosen])) if chosen else Bundle()
+
+    def desired_bundle(self) -> Bundle:
+        """The assets this environment should hold (reads the replication source once per session)."""
+        if self._bundle is None:
+            replicate = self.settings.replicate
+            self._bundle = desired_bundle(
+                self.selection.bundle,
+                self.settings.databases,
+                self._replicated(),
+                replicate.databases if replicate else None,
+                self.selection.source.environment if self.selection.source else "",
+            )
+        return self._bundle
+
+    def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]:
+        self._bundle = None  # a new plan reads the replication source again
+        bundle = self.desired_bundle()
+        slots = {}
+        for database in bundle.of("databases"):
+            connection = self.settings.databases.get(database.name)
+            if connection is not None and connection.password is not None:
+                ref = connection.password.secret_ref
+                slots[database.name] = SecretSlot(PASSWORD_PATH, ref.describe(), fingerprints(ref))
+        resources = desired_assets(bundle, slots) + desired_roles(self.selection.roles)
+        self._desired = {resource.key: resource for resource in resources}
+        self._assets = assets_by_key(bundle)
+        return resources
+
+    # ---- observe ------------------------------------------------------------------------
+
+    def _live_uuid(self, key: ResourceKey, asset: Asset, record: OwnershipRecord | None) -> str | None:
+        """The live asset a desired one is: by uuid (dashboards, charts) or by name (datasets, databases)."""
+        listing = self._listing
+        if key.kind in (DATASET, DATABASE):
+            row = (listing.datasets if key.kind == DATASET else listing.databases).get(key.name)
+            return row[1] if row else None
+        if key.kind == DASHBOARD:
+            if asset.uuid in listing.dashboards:
+                return asset.uuid
+            other = listing.slugs.get(str(asset.content.get("slug")))
+            if other is not None:
+                owned = " (reconciler created it)" if record is not None and record.id == other else ""
+                raise ApiError(
+                    SYSTEM,
+                    f"{self.environment} has a dashboard with slug {asset.content.get('slug')!r} under another uuid "
+                    f"({other}){owned}; the specs have {asset.uuid}. Delete or re-slug one of them; reconciler will "
+                    "not guess which is meant",
+                )
+            return None
+        return asset.uuid if asset.uuid in listing.charts else None
+
+    def _export(self, found: Mapping[str, set[str]]) -> Bundle:
+        """The found assets' exports: one call for the dashboards (with all they use), then one per kind
+        only for what no earlier export held (a dataset no exported dashboard uses, say)."""
+        exported = Bundle()
+        for kind in (DASHBOARD, CHART, DATASET, DATABASE):
+            missing = found[kind] - set(exported.assets.get(FOLDER_OF[kind], {}))
+            ids = sorted(i for uuid in missing if (i := self._listing.id_of(kind, uuid)) is not None)
+            if ids:
+                exported = union([exported, read_bundle(self.client.export(kind, ids))])
+        return exported
+
+    def observe(
+        self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
+    ) -> Observation:
+        self._listing = Listing.read(self.client)
+        self._imported.clear()
+        self._permission_views = None
+        matched: dict[ResourceKey, str] = {}
+        found: dict[str, set[str]] = {kind: set() for kind in (DASHBOARD, CHART, DATASET, DATABASE)}
+        for resource in desired:
+            asset = self._assets.get(resource.key)
+            if asset is not None and (uuid := self._live_uuid(resource.key, asset, records.get(resource.key))):
+                matched[resource.key] = uuid
+                found[resource.key.kind].add(uuid)
+        # An owned key whose asset a desired key already claims was renamed (a chart's name or a
+        # dashboard's slug is part of its key): its record is dropped, the asset is not deleted.
+        claimed = set(matched.values())
+        owned_only = {
+            k: r for k, r in records.items() if k not in matched and k.kind != ROLE and k not in self._desired
+        }
+        for key, record in owned_only.items():
+            if record.id not in claimed and self._listing.id_of(key.kind, record.id) is not None:
+                matched[key] = record.id
+                found[key.kind].add(record.id)
+        live_bundle = self._export(found)
+        names = names_of(live_bundle)
+        live: dict[ResourceKey, LiveResource] = {}
+        depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
+        for key, uuid in matched.items():
+            asset = live_bundle.assets.get(FOLDER_OF[key.kind], {}).get(uuid)
+            wanted = self._desired.get(key)
+            fields = fields_of(asset, names) if asset is not None and wanted is not None else {}
+            live[key] = LiveResource(key, uuid, trim_live(wanted.fields, fields) if wanted is not None else fields)
+            if asset is not None and wanted is None:
+                depends[key] = depends_of(asset, names)
+        live.update(self._observe_roles(desired, records))
+        self._pending = {
+            resource.key
+            for resource in desired
+            if resource.key in self._assets
+            and (resource.key not in live or diff_resource(resource, live[resource.key], records.get(resource.key)))
+        }
+        return Observation(live, depends)
+
+    def _observe_roles(
+        self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
+    ) -> dict[ResourceKey, LiveResource]:
+        keys = {r.key for r in desired if r.key.kind == ROLE} | {k for k in records if k.kind == ROLE}
+        if not keys:
+            return {}
+        roles = self.client.list_roles()
+        by_id = {str(role.id): role for role in roles}
+        by_name = {role.name: role for role in roles}
+        live = {}
+        for key in sorted(keys):
+            record = records.get(key)
+            role = by_id.get(record.id) if record is not None else None
+            role = role or by_name.get(key.name)
+            if role is not None:
+                pairs = [(p.permission, p.view_menu) for p in self.client.role_permissions(role.id)]
+                live[key] = LiveResource(key, str(role.id), role_fields(role.name, pairs))
+        return live
+
+    # ---- apply --------------------------------------------------------------------------
+
+    def apply(self, action: Action, context: ApplyContext) -> ApplyOutcome:
+        if action.kind == ActionKind.DELETE:
+            return self._delete(action)
+        assert action.desired is not None
+        current = self._desired.get(action.key)
+        if current is None or digest_of(current.fields) != digest_of(action.desired.fields):
+            raise PlanError(
+                f"{action.key} is not what the specs (or the replicated dashboards) now say; plan again and review"
+            )
+        fingerprints = {".".join(slot.path): slot.fingerprint for slot in action.desired.secrets}
+        if action.key.kind == ROLE:
+            return ApplyOutcome(self._apply_role(action), fingerprints)
+        notes: tuple[str, ...] = ()
+        if action.key not in self._imported:  # else it came with the import an earlier action made
+            notes = self._import({*self._pending, action.key}, context)
+        return ApplyOutcome(self._imported[action.key], fingerprints, notes)
+
+    def _password(self, context: ApplyContext) -> Callable[[str], str | None]:
+        def password(database: str) -> str | None:
+            connection = self.settings.databases.get(database)
+            if connection is None or connection.password is None:
+                return None
+            return context.secret(connection.password.secret_ref.describe())
+
+        return password
+
+    def _import(self, keys: set[ResourceKey], context: ApplyContext) -> tuple[str, ...]:
+        bundle = self.desired_bundle()
+        touched = [self._assets[key].uuid for key in sorted(keys) if key in self._assets]
+        request = import_request(
+            bundle, touched, self._listing.uuids(DATABASE), self._listing.uuids(DATASET), self._password(context)
+        )
+        started = time.monotonic()
+        self.client.import_assets(request.zip_bytes, request.passwords)
+        imported = time.monotonic()
+        self._permission_views = None  # new datasets bring new data-access permissions
+        names = names_of(request.bundle)
+        for asset in request.bundle.all_assets():
+            self._imported[names.key(asset)] = asset.uuid
+        notes = [f"imported {request.describe()} in one bundle ({imported - started:.1f} s)"]
+        if self.settings.verify:
+            verification = self.run_charts(charts_to_verify(bundle, touched))
+            if not verification.ok:
+                raise SupersetVerificationError(
+                    SYSTEM,
+                    f"imported {request.describe()}, then {verification.failure_message()}\n"
+                    f"The import stays (it is what the specs say). Fix the data or the charts, then check with "
+                    f"`reconcile verify superset --env {self.environment}`.",
+                )
+            notes.append(f"{verification.summary()} ({time.monotonic() - imported:.1f} s)")
+        return tuple(notes)
+
+    def _delete(self, action: Action) -> ApplyOutcome:
+        assert action.live_id is not None
+        if action.key.kind == ROLE:
+            self.client.delete_role(int(action.live_id))
+            return ApplyOutcome(None)
+        live_id = self._listing.id_of(action.key.kind, action.live_id)
+        if live_id is not None:
+            delete = {
+                DASHBOARD: self.client.delete_dashboard,
+                DATASET: self.client.delete_dataset,
+                DATABASE: self.client.delete_database,
+            }.get(action.key.kind, self.client.delete_chart)
+            delete(live_id)
+        return ApplyOutcome(None)
+
+    def _apply_role(self, action: Action) -> str:
+        spec = next(role for role in self.selection.roles if role.name == action.key.name)
+        if self._permission_views is None:
+            self._permission_views = [
+                PermissionView(p.id, p.permission, p.view_menu) for p in self.client.list_permission_view_menus()
+            ]
+        rows = self._listing.dataset_rows
+        if any(access.schema_ for access in spec.datasets):
+            rows = [LiveDataset(d.id, d.database_name, d.schema, d.table_name) for d in self.client.list_datasets()]
+        ids = resolve_permissions(spec, self._permission_views, rows)
+        role_id = int(action.live_id) if action.live_id else self.client.create_role(spec.name)
+        self.client.set_role_permissions(role_id, ids)
+        return str(role_id)
+
+    # ---- verify -------------------------------------------------------------------------
+
+    def _run_chart(self, chart: ChartToRun, chart_id: int | None) -> ChartResult:
+        if chart_id is None:
+            return ChartResult(chart, Outcome.FAILED, f"not in {self.environment}'s Superset")
+        note = ""
+        try:
+            try:
+                answer = self.client.chart_data(chart_id, force=True)
+            except SupersetError as exc:
+                if NO_QUERY_CONTEXT not in exc.message.lower():
+                    raise
+                try:
+                    context = query_context_from_params(self.client.get_chart(chart_id))
+                except UncheckableChart as why:
+                    return ChartResult(chart, Outcome.UNCHECKED, f"no saved query context, and {why}")
+                answer = self.client.query_chart_data(context)
+                note = "no saved query context: ran the query its params describe"
+        except SupersetError as exc:
+            return ChartResult(chart, Outcome.FAILED, exc.message)
+        error = result_error(answer)
+        return ChartResult(chart, Outcome.FAILED, error) if error else ChartResult(chart, Outcome.OK, note)
+
+    def run_charts(self, charts: Sequence[ChartToRun]) -> Verification:
+        """Run each chart's saved query in this environment (bypassing Superset's cache), a few at a time."""
+        ids = {chart.uuid: chart.id for chart in self.client.list_charts()} if charts else {}
+        with ThreadPoolExecutor(max_workers=VERIFY_CONCURRENCY) as pool:
+            results = pool.map(lambda chart: self._run_chart(chart, ids.get(chart.uuid)), charts)
+            return Verification(self.environment, tuple(results))
+
+    def verify(self) -> Verification:
+        """Every chart of every dashboard this environment should have."""
+        return self.run_charts(charts_to_verify(self.desired_bundle()))
+
+
+def _client_factory(settings: SupersetEnvironment, resolver: SecretResolver) -> Callable[[], SupersetClient]:
+    """A Superset client made on first use: its secrets are resolved only when it is needed."""
+
+    def make() -> SupersetClient:
+        auth = settings.auth
+        password = resolver.value(auth.password.secret_ref) if auth.password else None
+        token = resolver.value(auth.token.secret_ref) if auth.token else None
+        return SupersetClient(settings.url, username=auth.username, password=password, access_token=token)
+
+    return make
+
+
+def connect(root: FilePath, env: Environment, resolver: SecretResolver) -> SupersetProvider:
+    """The provider of an environment with a `superset:` section (and of its replication source's Superset)."""
+    selection = env.section(SYSTEM, SupersetSelection)
+    if selection is None:
+        raise SpecError([SpecProblem(env.file, None, SYSTEM, "no superset section")])
+    source = selection.source
+    connect_source = _client_factory(source.settings, resolver) if source is not None else None
+    return SupersetProvider(_client_factory(selection.settings, resolver), selection, env.name, connect_source)

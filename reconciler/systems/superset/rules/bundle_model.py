@@ -1,0 +1,96 @@
+"""Core, Superset assets: the bundle model every other `bundle_*` module reads and writes.
+
+`Bundle` (assets by kind then uuid) and `Asset` (one exported object), the error for a bundle that
+cannot be read, and the YAML and file-name helpers the readers and writers share. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from reconciler.errors import ReconcilerError
+
+KINDS = ("databases", "datasets", "charts", "dashboards")
+EXPORT_VERSION = "1.0.0"
+PASSWORD_MASK = "X" * 10
+
+
+class BundleError(ReconcilerError):
+    """A bundle or a set of asset files that cannot be read or turned into an import."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One exported object: its kind, uuid, path inside the bundle (`charts/x.yaml`) and parsed YAML."""
+
+    kind: str
+    uuid: str
+    path: str
+    content: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """What a person calls it: database name, table name, chart name, dashboard title."""
+        keys = {"databases": "database_name", "datasets": "table_name", "charts": "slice_name"}
+        return str(self.content.get(keys.get(self.kind, "dashboard_title")) or self.uuid)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Assets by kind then uuid, plus files of kinds reconciler does not interpret (themes, tags)."""
+
+    assets: dict[str, dict[str, Asset]] = field(default_factory=lambda: {kind: {} for kind in KINDS})
+    other_files: dict[str, str] = field(default_factory=dict)
+
+    def of(self, kind: str) -> list[Asset]:
+        """The assets of one kind, in uuid order."""
+        return [self.assets.get(kind, {})[key] for key in sorted(self.assets.get(kind, {}))]
+
+    def all_assets(self) -> list[Asset]:
+        return [asset for kind in KINDS for asset in self.of(kind)]
+
+    def find(self, kind: str, uuid_or_name: str) -> Asset | None:
+        """An asset by uuid, or by name when no uuid matches."""
+        by_kind = self.assets.get(kind, {})
+        if uuid_or_name in by_kind:
+            return by_kind[uuid_or_name]
+        return next((asset for asset in self.of(kind) if asset.name == uuid_or_name), None)
+
+
+def parse_yaml(path: str, text: str) -> dict[str, Any]:
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BundleError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(content, dict):
+        raise BundleError(f"{path}: expected a mapping, got {type(content).__name__}")
+    return content
+
+
+def make_bundle(entries: Iterable[tuple[str, str, dict[str, Any]]], other_files: dict[str, str]) -> Bundle:
+    """A bundle from (kind, path, content) triples; every asset must carry a unique uuid."""
+    assets: dict[str, dict[str, Asset]] = {kind: {} for kind in KINDS}
+    for kind, path, content in entries:
+        uuid = content.get("uuid")
+        if not uuid:
+            raise BundleError(f"{path}: no uuid")
+        if str(uuid) in assets[kind]:
+            raise BundleError(f"{path}: uuid {uuid} also in {assets[kind][str(uuid)].path}")
+        assets[kind][str(uuid)] = Asset(kind, str(uuid), path, content)
+    return Bundle(assets, other_files)
+
+
+def slugify(text: str) -> str:
+    """A file-name-safe lower-case slug (`Sales by region (EU)` -> `sales-by-region-eu`)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug or "unnamed"
+
+
+def dump_yaml(content: Mapping[str, Any]) -> str:
+    """Deterministic YAML: sorted keys, block style, unicode kept, no line wrapping."""
+    return yaml.safe_dump(dict(content), sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000)

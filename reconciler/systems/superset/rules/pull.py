@@ -1,0 +1,102 @@
+"""Core: the pure half of `reconcile pull superset`: a live export -> the spec bundle and environment entries.
+
+- `without_connections`: database files keep everything but the connection; where a database
+  points is per environment, so it lives in the environment file (password as a reference).
+- `replace_assets`: the existing spec bundle with the pulled assets in place (by uuid; a
+  dashboard also by slug), so pulling one dashboard leaves the others' files as they are and a
+  chart shared with another dashboard keeps one file.
+- `connection_entries`: what `superset.databases` of the environment file needs for databases
+  it does not declare yet: the URI without its masked password, and a variable for the password.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from reconciler.systems.superset.rules.assets import chart_uuids, names_of
+from reconciler.systems.superset.rules.bundle import KINDS, PASSWORD_MASK, Asset, Bundle
+
+URI_FIELD = "sqlalchemy_uri"
+
+
+def without_connections(bundle: Bundle) -> Bundle:
+    assets = {kind: dict(bundle.assets.get(kind, {})) for kind in KINDS}
+    for uuid, asset in assets["databases"].items():
+        content = copy.deepcopy(asset.content)
+        content.pop(URI_FIELD, None)
+        content.pop("password", None)
+        assets["databases"][uuid] = Asset(asset.kind, asset.uuid, asset.path, content)
+    return Bundle(assets, dict(bundle.other_files))
+
+
+def replace_assets(existing: Bundle, pulled: Bundle) -> Bundle:
+    """Existing assets, with every pulled asset replacing the one it is: the same uuid, or the same
+    identity under another uuid (dashboard slug, database name, dataset name). Charts that only a
+    replaced dashboard showed go with it."""
+    assets = {kind: dict(existing.assets.get(kind, {})) for kind in KINDS}
+    old_names, new_names = names_of(existing), names_of(pulled)
+    same: dict[str, dict[str, str]] = {
+        "dashboards": {str(a.content.get("slug")): a.uuid for a in existing.of("dashboards") if a.content.get("slug")},
+        "databases": {name: uuid for uuid, name in old_names.databases.items()},
+        "datasets": {name: uuid for uuid, name in old_names.datasets.items()},
+    }
+    replaced: list[Asset] = []
+    for asset in pulled.all_assets():
+        identity = {
+            "dashboards": str(asset.content.get("slug")),
+            "databases": asset.name,
+            "datasets": new_names.datasets.get(asset.uuid, ""),
+        }.get(asset.kind)
+        old_uuid = same.get(asset.kind, {}).get(identity or "")
+        if old_uuid is not None and old_uuid != asset.uuid:
+            replaced.append(assets[asset.kind].pop(old_uuid))
+        if asset.uuid in assets[asset.kind]:
+            replaced.append(assets[asset.kind][asset.uuid])
+        assets[asset.kind][asset.uuid] = asset
+    shown = {uuid for dashboard in assets["dashboards"].values() for uuid in chart_uuids(dashboard)}
+    for dashboard in (a for a in replaced if a.kind == "dashboards"):
+        for uuid in chart_uuids(dashboard):
+            if uuid not in shown and uuid not in pulled.assets.get("charts", {}):
+                assets["charts"].pop(uuid, None)
+    return Bundle(assets, dict(existing.other_files))
+
+
+@dataclass(frozen=True)
+class ConnectionEntry:
+    """One database to declare in the environment file."""
+
+    name: str
+    sqlalchemy_uri: str
+    password_variable: str | None
+
+
+def variable_name(*parts: str) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9]+", "_", part).strip("_").upper() for part in parts)
+
+
+def connection_entries(pulled: Bundle, declared: Iterable[str], environment: str) -> list[ConnectionEntry]:
+    """Entries for the pulled databases the environment does not declare yet."""
+    known = set(declared)
+    entries = []
+    for database in pulled.of("databases"):
+        if database.name in known:
+            continue
+        uri = str(database.content.get(URI_FIELD) or "")
+        masked = f":{PASSWORD_MASK}@"
+        variable = variable_name("superset", environment, database.name, "password") if masked in uri else None
+        entries.append(ConnectionEntry(database.name, uri.replace(masked, "@"), variable))
+    return entries
+
+
+def pulled_slugs(pulled: Bundle) -> list[str]:
+    return sorted(str(a.content["slug"]) for a in pulled.of("dashboards") if a.content.get("slug"))
+
+
+def changed_files(current: Mapping[str, str], wanted: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """Paths to write (new or different) and paths to remove (no longer produced)."""
+    write = sorted(path for path, text in wanted.items() if current.get(path) != text)
+    remove = sorted(path for path in current if path not in wanted)
+    return write, remove

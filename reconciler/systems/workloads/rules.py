@@ -1,0 +1,109 @@
+"""Core rules for workload images: each (component, carrier) pair is one resource whose field is `image`.
+
+Pure. A carrier is a place in Kubernetes that holds an image reference; reconciler changes
+that one field and nothing else (it never creates or deletes workloads: Helm owns those).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core.model import DesiredResource, ResourceKey
+from reconciler.systems.workloads.loading import WorkloadsSelection
+from reconciler.systems.workloads.spec import Carrier, ConfigMapKey, ContainerEnv, ContainerImage
+
+SYSTEM = "workloads"
+KIND = "image"
+
+
+@dataclass(frozen=True)
+class CarrierRef:
+    """A carrier with its namespace resolved, and the component it belongs to."""
+
+    component: str
+    namespace: str
+    carrier: Carrier
+    dagster_location: str | None
+
+    @property
+    def place(self) -> str:
+        """Where in its object the image sits: `deployment/NAME/CONTAINER[/env/VAR]` or `configmap/NAME/KEY`."""
+        c = self.carrier
+        if isinstance(c, ContainerImage):
+            return f"deployment/{c.deployment}/{c.container}"
+        if isinstance(c, ContainerEnv):
+            return f"deployment/{c.deployment}/{c.container}/env/{c.env}"
+        assert isinstance(c, ConfigMapKey)
+        return f"configmap/{c.config_map}/{c.key}"
+
+    @property
+    def label(self) -> str:
+        """The place with its namespace, for messages."""
+        return f"{self.namespace}: {self.place}"
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(SYSTEM, KIND, f"{self.component}@{self.place}")
+
+    @property
+    def rolls_out(self) -> bool:
+        """Changing it restarts pods of a Deployment (a ConfigMap key does not by itself)."""
+        return not isinstance(self.carrier, ConfigMapKey)
+
+
+def component_of(key: ResourceKey) -> str:
+    """The component a workloads key belongs to (`dbt@deployment/...` -> `dbt`)."""
+    return key.name.partition("@")[0]
+
+
+def carriers(selection: WorkloadsSelection) -> list[CarrierRef]:
+    default_namespace = selection.settings.kubernetes.namespace
+    found: list[CarrierRef] = []
+    for name, component in sorted(selection.components.items()):
+        for carrier in component.carriers:
+            namespace = carrier.namespace or default_namespace
+            found.append(CarrierRef(name, namespace, carrier, component.dagster_location))
+    return found
+
+
+def desired_resources(selection: WorkloadsSelection) -> list[DesiredResource]:
+    resources = []
+    for ref in carriers(selection):
+        component = selection.components[ref.component]
+        image = selection.images[ref.component].reference(component.repository)
+        resources.append(DesiredResource(ref.key, {"image": image}))
+    return resources
+
+
+def _container(deployment: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    return next((c for c in containers if c.get("name") == name), None)
+
+
+def live_image(ref: CarrierRef, obj: Mapping[str, Any]) -> str | None:
+    """The image reference a live object carries for this carrier (None if the slot is missing)."""
+    c = ref.carrier
+    if isinstance(c, ConfigMapKey):
+        value = (obj.get("data") or {}).get(c.key)
+        return str(value) if value is not None else None
+    container = _container(obj, c.container)
+    if container is None:
+        return None
+    if isinstance(c, ContainerImage):
+        return str(container.get("image")) if container.get("image") else None
+    for item in container.get("env") or []:
+        if item.get("name") == c.env:
+            return str(item.get("value")) if item.get("value") is not None else None
+    return None
+
+
+def split_image(reference: str) -> tuple[str, str]:
+    """`repo:tag@digest` -> (`repo`, `tag@digest`), for one-line "old -> new" displays."""
+    name, _, digest = reference.partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1 :] + (f"@{digest}" if digest else "")
+    return name, "latest" + (f"@{digest}" if digest else "")
