@@ -55,8 +55,6 @@ class Provider(Protocol):
     system: str
     prune: bool
 
-    def secret_refs(self) -> list[SecretRef]: ...
-
     def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]: ...
 
     def observe(

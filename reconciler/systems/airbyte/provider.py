@@ -48,9 +48,6 @@ class AirbyteProvider:
     def close(self) -> None:
         self.client.close()
 
-    def secret_refs(self) -> list[SecretRef]:
-        return rules.secret_refs(self.selection)
-
     def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]:
         return rules.desired_resources(self.selection, fingerprints)
 

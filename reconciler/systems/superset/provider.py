@@ -127,9 +127,6 @@ class SupersetProvider:
 
     # ---- desired ------------------------------------------------------------------------
 
-    def secret_refs(self) -> list[SecretRef]:
-        return [c.password.secret_ref for c in self.settings.databases.values() if c.password is not None]
-
     def _replicated(self) -> Bundle | None:
         source, replicate = self.selection.source, self.settings.replicate
         if source is None or replicate is None or self._connect_source is None:
