@@ -18,6 +18,7 @@ from reconciler.errors import ReconcilerError
 KINDS = ("databases", "datasets", "charts", "dashboards")
 EXPORT_VERSION = "1.0.0"
 PASSWORD_MASK = "X" * 10
+"""What Superset writes for a password in an exported database URI; never a secret value."""
 
 
 class BundleError(ReconcilerError):
