@@ -98,6 +98,8 @@ class Session:
     resolver: SecretResolver
     fingerprinter: Fingerprinter
     lock: EnvironmentLock
+    observations: dict[str, Observation] = field(default_factory=dict)
+    """Each provider's own observation from the last plan made, for applying that plan (providers keep none)."""
 
     def close(self) -> None:
         for provider in self.providers.values():
@@ -218,6 +220,7 @@ def observe(
         mine = [resource for resource in desired if resource.key.system == system]
         owned = {key: record for key, record in records.items() if key.system == system}
         observation = provider.observe(mine, owned)
+        session.observations[system] = observation
         live.update(observation.live)
         depends.update(observation.depends)
         warnings += observation.warnings
@@ -319,7 +322,8 @@ def apply_plan(session: Session, plan: Plan, on_event: Callable[[ApplyEvent], No
         def progress(message: str, action: Action = action) -> None:
             on_event(ApplyEvent(action, "progress", message))
 
-        context = ApplyContext(ids, lambda label: session.resolver.value(parse_secret_label(label)), progress)
+        seen = session.observations.get(action.key.system, Observation({}))
+        context = ApplyContext(ids, lambda label: session.resolver.value(parse_secret_label(label)), progress, seen)
         on_event(ApplyEvent(action, "started"))
         try:
             outcome = provider.apply(action, context)
