@@ -89,7 +89,7 @@ pass_invocation = click.make_pass_decorator(Invocation)
 @pass_invocation
 @guarded
 def validate(invocation: Invocation, env_name: str | None) -> None:
-    """Check the specs offline: schema, references, cron, secrets. Exit 1 on any problem."""
+    """Check the specs offline: schema, references, cron, secrets (git -> screen). Exit 1 on any problem."""
     environments = engine.validate(invocation.root, _environ(), env_name)
     for name, env in environments.items():
         counts = [
@@ -101,7 +101,7 @@ def validate(invocation: Invocation, env_name: str | None) -> None:
 @main.command()
 @click.option("--kind", type=click.Choice(SCHEMA_KINDS), default="environment", show_default=True)
 def schema(kind: str) -> None:
-    """Print the JSON Schema of a spec file kind (for editors and linters)."""
+    """Print the JSON Schema of a spec file kind, for editors and linters (code -> screen)."""
 
     click.echo(json.dumps(json_schema(kind), indent=2))
 
@@ -149,7 +149,7 @@ def plan(
     allow_mass_delete: bool,
     systems: tuple[str, ...],
 ) -> None:
-    """Observe the live systems and show what apply would change."""
+    """Observe the live systems and show what apply would change (live + git -> screen, or a plan file)."""
     if out is not None and not out.parent.is_dir():
         fail(f"cannot save the plan to {out}: no directory {out.parent}")
     with engine.open_session(invocation.root, env_name, systems=systems) as session:
@@ -181,7 +181,7 @@ def apply(
     allow_mass_delete: bool,
     systems: tuple[str, ...],
 ) -> None:
-    """Make the live systems match the specs (or carry out a saved plan exactly)."""
+    """Make the live systems match the specs, or carry out a saved plan exactly (git -> live)."""
     with (
         engine.open_session(invocation.root, env_name, systems=systems) as session,
         engine.locked(session, "reconcile apply", warn),
@@ -217,7 +217,7 @@ def apply(
 @pass_invocation
 @guarded
 def diff_env(invocation: Invocation, left: str, right: str) -> None:
-    """What differs between two environments' desired states (offline)."""
+    """What differs between two environments' desired states (git -> screen, offline)."""
     from reconciler.core.compare import compare_environments
     from reconciler.render.table import render_table
 
@@ -237,7 +237,7 @@ def diff_env(invocation: Invocation, left: str, right: str) -> None:
 @pass_invocation
 @guarded
 def demo(invocation: Invocation, keep: bool) -> None:
-    """The whole loop on local stand-ins: validate, plan, apply, re-plan, drift."""
+    """The whole loop on local stand-ins in a scratch copy: validate, plan, apply, re-plan, drift (git -> stand-ins)."""
     from reconciler.demo import run_demo
 
     run_demo(invocation.root, echo=click.echo, keep=keep)
@@ -255,7 +255,7 @@ def demo(invocation: Invocation, keep: bool) -> None:
 @pass_invocation
 @guarded
 def sandbox(invocation: Invocation, host: str, data_dir: Path) -> None:
-    """Run the local stand-in servers in the foreground (Ctrl-C stops them)."""
+    """Run the local stand-in servers in the foreground (Ctrl-C stops them); no data leaves this machine."""
     from reconciler.sandbox.launch import run_sandbox
 
     run_sandbox(
@@ -265,7 +265,7 @@ def sandbox(invocation: Invocation, host: str, data_dir: Path) -> None:
 
 GROUPS = {
     "pull": "Write what a live system has into the spec files (live -> git).",
-    "import": "Adopt live resources into spec YAML (live -> git).",
+    "import": "Alias of `pull` for Airbyte, kept for a release (live -> git).",
     "verify": "Check that what a live system holds works (live -> screen).",
 }
 

@@ -1,4 +1,5 @@
-"""`reconcile import airbyte`: live objects the specs do not define -> spec YAML, recorded as owned.
+"""`reconcile pull airbyte` (live -> git; `import airbyte` is its alias for a release): live objects the specs
+do not define -> spec YAML, recorded as owned.
 
 Reads the live system through the Airbyte provider's client, writes
 `specs/airbyte/imported-<env>.yaml`, adds the new names to the environment file (comments
@@ -186,14 +187,22 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
 pass_invocation = click.make_pass_decorator(Invocation)
 
 
-@click.command(name="airbyte")
-@click.option("--env", "env_name", required=True)
-@click.option("--include-owned", is_flag=True, help="Also write resources the specs already define.")
-@pass_invocation
-def import_command(invocation: Invocation, env_name: str, include_owned: bool) -> None:
-    """Adopt resources that already exist in Airbyte into spec YAML (live -> git; secrets become references)."""
+def _pull(invocation: Invocation, env_name: str, include_owned: bool) -> None:
     for line in import_airbyte(invocation.root, env_name, dict(os.environ), include_owned=include_owned):
         click.echo(line)
 
 
-COMMANDS: list[tuple[str | None, click.Command]] = [("import", import_command)]
+ENV = click.option("--env", "env_name", required=True, help="Environment to pull from (e.g. prod).")
+INCLUDE_OWNED = click.option("--include-owned", is_flag=True, help="Also write resources the specs already define.")
+
+pull_command = click.command(
+    name="airbyte",
+    help="Adopt resources that already exist in Airbyte into spec YAML and the environment file (live -> git; "
+    "secrets become references).",
+)(ENV(INCLUDE_OWNED(pass_invocation(_pull))))
+import_command = click.command(
+    name="airbyte",
+    help="Alias of `reconcile pull airbyte` (live -> git), kept for a release.",
+)(ENV(INCLUDE_OWNED(pass_invocation(_pull))))
+
+COMMANDS: list[tuple[str | None, click.Command]] = [("pull", pull_command), ("import", import_command)]
