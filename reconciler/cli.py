@@ -1,4 +1,8 @@
-"""Command line: parse arguments -> call the engine -> render -> exit code. Nothing else lives here."""
+"""Command line: parse arguments -> call the engine -> render -> exit code. Nothing else lives here.
+
+`reconcile --help` stays fast: the engine (and with it kubernetes, httpx and the systems' clients) and
+structlog are imported by the commands that need them, never at start-up.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,27 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import structlog
 
-from reconciler import engine, registry
-from reconciler.core.plan import Plan
-from reconciler.core.plan_codec import plan_from_json, plan_to_json
+from reconciler import registry
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
-from reconciler.render.markdown import render_markdown
-from reconciler.render.report import apply_summary, event_line
-from reconciler.render.text import render_plan
-from reconciler.spec.schema import json_schema, schemas
 
-SCHEMA_KINDS = sorted(schemas())
+if TYPE_CHECKING:
+    from reconciler import engine
+    from reconciler.core.plan import Plan
+
+SCHEMA_KINDS = sorted({"environment", *(kind for system in registry.systems() for kind in system.schemas)})
+"""`reconcile schema`'s kinds, by name only (the models are built when the command runs)."""
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _configure_logging(debug: bool) -> None:
+    import structlog
+
     level = logging.DEBUG if debug else logging.WARNING
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -90,6 +94,8 @@ pass_invocation = click.make_pass_decorator(Invocation)
 @guarded
 def validate(invocation: Invocation, env_name: str | None) -> None:
     """Check the specs offline: schema, references, cron, secrets (git -> screen). Exit 1 on any problem."""
+    from reconciler import engine
+
     environments = engine.validate(invocation.root, _environ(), env_name)
     for name, env in environments.items():
         counts = [
@@ -102,6 +108,8 @@ def validate(invocation: Invocation, env_name: str | None) -> None:
 @click.option("--kind", type=click.Choice(SCHEMA_KINDS), default="environment", show_default=True)
 def schema(kind: str) -> None:
     """Print the JSON Schema of a spec file kind, for editors and linters (code -> screen)."""
+
+    from reconciler.spec.schema import json_schema
 
     click.echo(json.dumps(json_schema(kind), indent=2))
 
@@ -123,6 +131,10 @@ def _environ() -> dict[str, str]:
 
 
 def _emit_plan(plan: Plan, output_format: str) -> None:
+    from reconciler.core.plan_codec import plan_to_json
+    from reconciler.render.markdown import render_markdown
+    from reconciler.render.text import render_plan
+
     if output_format == "json":
         click.echo(json.dumps(plan_to_json(plan), indent=2, default=str))
     elif output_format == "markdown":
@@ -150,6 +162,9 @@ def plan(
     systems: tuple[str, ...],
 ) -> None:
     """Observe the live systems and show what apply would change (live + git -> screen, or a plan file)."""
+    from reconciler import engine
+    from reconciler.core.plan_codec import plan_to_json
+
     if out is not None and not out.parent.is_dir():
         fail(f"cannot save the plan to {out}: no directory {out.parent}")
     with engine.open_session(invocation.root, env_name, systems=systems) as session:
@@ -182,6 +197,11 @@ def apply(
     systems: tuple[str, ...],
 ) -> None:
     """Make the live systems match the specs, or carry out a saved plan exactly (git -> live)."""
+    from reconciler import engine
+    from reconciler.core.plan_codec import plan_from_json
+    from reconciler.render.report import apply_summary, event_line
+    from reconciler.render.text import render_plan
+
     with (
         engine.open_session(invocation.root, env_name, systems=systems) as session,
         engine.locked(session, "reconcile apply", warn),
@@ -218,6 +238,7 @@ def apply(
 @guarded
 def diff_env(invocation: Invocation, left: str, right: str) -> None:
     """What differs between two environments' desired states (git -> screen, offline)."""
+    from reconciler import engine
     from reconciler.core.compare import compare_environments
     from reconciler.render.table import render_table
 

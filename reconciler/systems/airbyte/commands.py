@@ -13,21 +13,21 @@ import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
-from ruamel.yaml import YAML
 
-from reconciler import engine
 from reconciler.core.model import OwnershipRecord, ResourceKey
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
 from reconciler.spec.files import read_spec_tree
 from reconciler.systems.airbyte import rules
 from reconciler.systems.airbyte.loading import airbyte_definition_names
-from reconciler.systems.airbyte.provider import AirbyteProvider, connect
 from reconciler.systems.airbyte.pull import ImportedSpecs, connection_entry, connector_entry, spec_name
+
+if TYPE_CHECKING:  # the engine, the provider and its client are imported when the command runs (fast --help)
+    from reconciler.systems.airbyte.provider import AirbyteProvider
 
 COLLECTIONS = {
     "source": ("sources", "sourceId"),
@@ -98,6 +98,8 @@ def _collect(
 
 
 def _add_to_environment(env_file: Path, imported: ImportedSpecs) -> None:
+    from ruamel.yaml import YAML  # imported when an environment file is edited (fast --help)
+
     editor = YAML()
     editor.preserve_quotes = True
     document = editor.load(env_file.read_text(encoding="utf-8"))
@@ -124,6 +126,9 @@ def _managed_line(imported: ImportedSpecs) -> list[str]:
 
 def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, include_owned: bool = False) -> list[str]:
     """Write spec YAML for what the live Airbyte has and the specs do not; return report lines."""
+    from reconciler import engine
+    from reconciler.systems.airbyte.provider import connect
+
     target = root / "specs" / "airbyte" / f"imported-{env_name}.yaml"
     warnings: list[str] = []
     with (

@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from ruamel.yaml import YAML
 
-from reconciler import engine
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
 from reconciler.systems.superset.loading import ASSET_FOLDERS
-from reconciler.systems.superset.provider import connect
 from reconciler.systems.superset.rendering import render_verification
 from reconciler.systems.superset.rules.assets import SYSTEM
 from reconciler.systems.superset.rules.bundle import from_files, read_bundle, to_files
@@ -70,6 +67,8 @@ def _write_tree(spec_dir: Path, current: Mapping[str, str], wanted: Mapping[str,
 
 def _add_to_environment(env_file: Path, entries: Sequence[ConnectionEntry], slugs: Sequence[str]) -> bool:
     """Declare new databases and select new dashboards in the environment file; False when nothing changed."""
+    from ruamel.yaml import YAML  # imported when an environment file is edited (fast --help)
+
     editor = YAML()
     editor.preserve_quotes = True
     editor.width = 4096  # a long URI stays on its line
@@ -102,6 +101,9 @@ def _add_to_environment(env_file: Path, entries: Sequence[ConnectionEntry], slug
 
 def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: Sequence[str] = ()) -> list[str]:
     """Write the live dashboards (all, or `slugs`) of an environment into `specs/superset/`; report lines."""
+    from reconciler import engine
+    from reconciler.systems.superset.provider import connect
+
     with engine.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
         client = provider.client
         listed = client.list_dashboards()
@@ -138,6 +140,9 @@ def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: 
 
 def verify_superset(root: Path, env_name: str, environ: Mapping[str, str]) -> Verification:
     """Run every chart of every dashboard `env_name` should have, in its Superset."""
+    from reconciler import engine
+    from reconciler.systems.superset.provider import connect
+
     with engine.open_provider(root, env_name, environ, SYSTEM, connect) as (_session, provider):
         return provider.verify()
 
