@@ -8,7 +8,6 @@ and order preserved), and records ownership so the next plan adopts instead of c
 
 from __future__ import annotations
 
-import io
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ import yaml
 from reconciler.core.model import OwnershipRecord, ResourceKey
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
+from reconciler.spec.editing import edit_yaml_file
 from reconciler.spec.files import read_spec_tree
 from reconciler.systems.airbyte import rules
 from reconciler.systems.airbyte.loading import airbyte_definition_names
@@ -98,23 +98,21 @@ def _collect(
 
 
 def _add_to_environment(env_file: Path, imported: ImportedSpecs) -> None:
-    from ruamel.yaml import YAML  # imported when an environment file is edited (fast --help)
+    """Select the pulled resources in the environment file (comments and order kept)."""
 
-    editor = YAML()
-    editor.preserve_quotes = True
-    document = editor.load(env_file.read_text(encoding="utf-8"))
-    airbyte = document["airbyte"]
-    for section in ("sources", "destinations", "connections"):
-        names = [entry["name"] for entry in getattr(imported, section)] + imported.select[section]
-        if not names:
-            continue
-        if airbyte.get(section) is None:
-            airbyte[section] = {}
-        for name in names:
-            airbyte[section][name] = {}
-    buffer = io.StringIO()
-    editor.dump(document, buffer)
-    env_file.write_text(buffer.getvalue(), encoding="utf-8")
+    def select(document: Any) -> bool:
+        airbyte = document["airbyte"]
+        for section in ("sources", "destinations", "connections"):
+            names = [entry["name"] for entry in getattr(imported, section)] + imported.select[section]
+            if not names:
+                continue
+            if airbyte.get(section) is None:
+                airbyte[section] = {}
+            for name in names:
+                airbyte[section][name] = {}
+        return True
+
+    edit_yaml_file(env_file, select)
 
 
 def _managed_line(imported: ImportedSpecs) -> list[str]:
