@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
 from reconciler.core.diff import diff_resource
+from reconciler.core.identity import LiveObject, match_objects
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey, SecretSlot, digest_of
 from reconciler.core.plan import Action, ActionKind
 from reconciler.errors import ApiError, PlanError, SpecError, SpecProblem
@@ -254,20 +255,16 @@ class SupersetProvider:
     def _observe_roles(
         self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
     ) -> dict[ResourceKey, LiveResource]:
-        keys = {r.key for r in desired if r.key.kind == ROLE} | {k for k in records if k.kind == ROLE}
-        if not keys:
+        wanted = [r.key.name for r in desired if r.key.kind == ROLE]
+        if not wanted and not any(k.kind == ROLE for k in records):
             return {}
-        roles = self.client.list_roles()
-        by_id = {str(role.id): role for role in roles}
-        by_name = {role.name: role for role in roles}
+        listed = [LiveObject(str(role.id), role.name, {}) for role in self.client.list_roles()]
+        # the one identity matcher: a recorded role is its recorded id or nothing; only an unrecorded one by name
+        matched = match_objects(SYSTEM, ROLE, wanted, records, listed, adopt_with=None)
         live = {}
-        for key in sorted(keys):
-            record = records.get(key)
-            role = by_id.get(record.id) if record is not None else None
-            role = role or by_name.get(key.name)
-            if role is not None:
-                pairs = [(p.permission, p.view_menu) for p in self.client.role_permissions(role.id)]
-                live[key] = LiveResource(key, str(role.id), role_fields(role.name, pairs))
+        for key, role in sorted(matched.items()):
+            pairs = [(p.permission, p.view_menu) for p in self.client.role_permissions(int(role.id))]
+            live[key] = LiveResource(key, role.id, role_fields(role.name, pairs))
         return live
 
     # ---- apply --------------------------------------------------------------------------
