@@ -85,24 +85,26 @@ class SupersetVerificationError(ApiError):
 
 @dataclass(frozen=True)
 class SupersetObservation:
-    """The Superset part of an observation, for apply: the desired bundle observe compared (what to import
-    from) and the live listing (this instance's ids and uuids)."""
+    """The Superset part of an observation, for apply: what observe compared (the desired resources and
+    bundle, what to import from; the records) and the live listing (this instance's ids and uuids)."""
 
     bundle: Bundle
     listing: Listing
+    desired: Mapping[ResourceKey, DesiredResource]
+    records: Mapping[ResourceKey, OwnershipRecord]
     imported: dict[ResourceKey, str] = field(default_factory=dict)
     """What this plan's import brought (key -> uuid), filled by the plan's first asset action so the others
     find theirs imported; it lives and dies with the observation of one plan, never with the provider."""
 
 
-def to_import(bundle: Bundle, live: Mapping[ResourceKey, LiveResource]) -> set[ResourceKey]:
-    """The desired assets missing live or whose compared fields differ: what one import brings in.
-
-    Secrets are not compared here (an action whose only change is a password names itself)."""
+def to_import(seen: SupersetObservation, live: Mapping[ResourceKey, LiveResource]) -> set[ResourceKey]:
+    """The desired assets missing live or differing from it (a rotated password too): what the plan's one
+    import brings in. Worked out by the first asset action that applies, from the observation alone."""
+    assets = assets_by_key(seen.bundle)
     return {
-        resource.key
-        for resource in desired_assets(bundle, {})
-        if resource.key not in live or diff_resource(resource, live[resource.key], None)
+        key
+        for key, resource in seen.desired.items()
+        if key in assets and (key not in live or diff_resource(resource, live[key], seen.records.get(key)))
     }
 
 
@@ -250,7 +252,7 @@ class SupersetProvider:
             if asset is not None and want is None:
                 depends[key] = depends_of(asset, names)
         live.update(self._observe_roles(desired, records))
-        return Observation(live, depends, payload=SupersetObservation(bundle, listing))
+        return Observation(live, depends, payload=SupersetObservation(bundle, listing, wanted, dict(records)))
 
     def _observe_roles(
         self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
@@ -276,10 +278,7 @@ class SupersetProvider:
         if action.kind == ActionKind.DELETE:
             return self._delete(action, seen.listing)
         assert action.desired is not None
-        if action.key.kind == ROLE:
-            current = next((r for r in desired_roles(self.selection.roles) if r.key == action.key), None)
-        else:
-            current = next((r for r in desired_assets(seen.bundle, {}) if r.key == action.key), None)
+        current = seen.desired.get(action.key)
         if current is None or digest_of(current.fields) != digest_of(action.desired.fields):
             raise PlanError(
                 f"{action.key} is not what the specs (or the replicated dashboards) now say; plan again and review"
@@ -289,7 +288,7 @@ class SupersetProvider:
             return ApplyOutcome(self._apply_role(action, seen.listing), fingerprints)
         notes: tuple[str, ...] = ()
         if action.key not in seen.imported:  # else it came with the import an earlier action of the plan made
-            notes = self._import(seen, to_import(seen.bundle, context.observation.live) | {action.key}, context)
+            notes = self._import(seen, to_import(seen, context.observation.live) | {action.key}, context)
         return ApplyOutcome(seen.imported[action.key], fingerprints, notes)
 
     def _password(self, context: ApplyContext) -> Callable[[str], str | None]:
