@@ -32,7 +32,7 @@ check: lint
 	$(BIN)/pytest -m "not slow"
 
 bench: install
-	$(BIN)/python bench/plan_airbyte.py
+	$(BIN)/python bench/plan_airbyte.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .reconciler .pytest_cache .mypy_cache .ruff_cache

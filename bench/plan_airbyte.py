@@ -1,194 +1,235 @@
-"""Benchmark: `reconcile plan` over 1,000 Airbyte connections (plus their sources and destinations).
+"""Benchmark: reconciler against Airbyte at N connections (plus as many sources and 10 destinations).
 
-Prints requests made, wall time and peak memory for reconciler's paged observation, beside a
-per-resource GET baseline (how Terraform's refresh reads state: one GET per resource) measured
-in the same run against the same stand-in with the same simulated network latency.
+For each N, every command runs as its own process against the stand-in (itself in another
+process, with a simulated round trip per request), and the table shows what the whole process
+cost: requests the stand-in answered (writes among them), wall time, CPU time (user + system)
+and peak RSS, medians of `--repeats` runs. Rows:
 
-    .venv/bin/python bench/plan_airbyte.py [--connections 1000] [--latency-ms 2]
+    startup       `reconcile --help`
+    validate      `reconcile validate --env bench` (offline: load and check the specs)
+    plan          `reconcile plan --env bench` on a converged environment
+    floor         a list-only client: every page of the three lists, nothing else
+    refresh       one GET per resource, one at a time
+    refresh10     one GET per resource, 10 at a time (Terraform's refresh)
+    apply-empty   `reconcile apply --auto-approve` creating everything (a fresh stand-in each run)
+    apply-noop    the same apply once converged
+
+then ratios measured in the same run (plan/floor, refresh10/plan, ...).
+
+    .venv/bin/python bench/plan_airbyte.py                 # N = 100, 1,000 and 5,000
+    .venv/bin/python bench/plan_airbyte.py --quick         # N = 100 and 1,000
+    .venv/bin/python bench/plan_airbyte.py --sizes 2000 --repeats 1 --latency-ms 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
+import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
-import time
-import tracemalloc
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from reconciler import engine
-from reconciler.clients.airbyte import AirbyteClient
-from reconciler.providers.airbyte import AirbyteProvider
+from reconciler.sandbox.airbyte_fleet import fleet_environ, write_fleet
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
-from reconciler.sandbox.launch import CLIENT_ID, CLIENT_SECRET, DEMO_SECRETS
-from reconciler.state import FileStateStore
+from reconciler.sandbox.launch import CLIENT_ID, CLIENT_SECRET
+
+HERE = Path(__file__).resolve().parent
+RECONCILE = [sys.executable, "-m", "reconciler.cli"]
+CLIENTS = [sys.executable, str(HERE / "airbyte_clients.py")]
 
 
-def write_specs(root: Path, connections: int, destinations: int) -> None:
-    sources = [
-        {
-            "name": f"app-db-{i:04d}",
-            "type": "postgres",
-            "configuration": {
-                "host": f"db-{i:04d}.internal",
-                "port": 5432,
-                "database": "app",
-                "username": "reader",
-                "password": {"secretRef": {"env": "APP_POSTGRES_PASSWORD"}},
-            },
-        }
-        for i in range(connections)
-    ]
-    sinks = [
-        {
-            "name": f"lake-{d:02d}",
-            "type": "s3",
-            "configuration": {
-                "s3_bucket_name": f"lake-{d:02d}",
-                "s3_bucket_path": "raw",
-                "s3_bucket_region": "eu-west-1",
-                "format": {"format_type": "Parquet"},
-                "access_key_id": {"secretRef": {"env": "LAKE_AWS_ACCESS_KEY_ID"}},
-                "secret_access_key": {"secretRef": {"env": "LAKE_AWS_SECRET_ACCESS_KEY"}},
-            },
-        }
-        for d in range(destinations)
-    ]
-    links = [
-        {
-            "name": f"app-db-{i:04d}-to-lake",
-            "source": f"app-db-{i:04d}",
-            "destination": f"lake-{i % destinations:02d}",
-            "schedule": {"cron": f"0 {i % 60} {i % 24} * * ?"},
-            "namespaceDefinition": "custom_format",
-            "namespaceFormat": f"app_{i:04d}",
-            "streams": [
-                {
-                    "name": "users",
-                    "namespace": "public",
-                    "syncMode": "incremental_deduped_history",
-                    "cursorField": ["updated_at"],
-                },
-                {"name": "orders", "namespace": "public", "syncMode": "full_refresh_overwrite"},
-            ],
-        }
-        for i in range(connections)
-    ]
-    (root / "specs" / "airbyte").mkdir(parents=True)
-    (root / "environments").mkdir()
-    spec = {"sources": sources, "destinations": sinks, "connections": links}
-    (root / "specs" / "airbyte" / "bench.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    env = {
-        "environment": "bench",
-        "airbyte": {
-            "url": "${AIRBYTE_BENCH_URL}",
-            "auth": {"clientId": CLIENT_ID, "clientSecret": {"secretRef": {"env": "AIRBYTE_BENCH_CLIENT_SECRET"}}},
-            "workspace": "Default Workspace",
-            "sources": {s["name"]: {} for s in sources},
-            "destinations": {d["name"]: {} for d in sinks},
-            "connections": {c["name"]: {} for c in links},
-        },
-    }
-    (root / "environments" / "bench.yaml").write_text(yaml.safe_dump(env, sort_keys=False))
-
-
-def serve(port_queue: Any, latency: float) -> None:
-    """The stand-in in its own process, so its work does not share the benchmarked process's GIL."""
+def serve(control: Connection, latency: float) -> None:
+    """The stand-in in its own process, answering `stats` (then reset) and `stop` on `control`."""
     server = AirbyteStandIn(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, latency_seconds=latency).start()
-    port_queue.put(server.url)
-    while True:
-        time.sleep(3600)
+    control.send(server.url)
+    while (command := control.recv()) != "stop":
+        if command == "stats":
+            control.send((server.stats.total, server.stats.writes))
+            server.stats.reset()
+    server.stop()
 
 
-def measure(label: str, work: Callable[[], int]) -> dict[str, Any]:
-    """Wall time of a clean run, then peak traced memory of a second run (tracing slows Python down)."""
-    started = time.perf_counter()
-    requests = work()
-    wall = time.perf_counter() - started
-    tracemalloc.start()
-    work()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return {"label": label, "requests": requests, "wall": wall, "peak_mib": peak / 2**20}
+class StandIn:
+    """A stand-in process; `counted()` gives the requests since the last call."""
+
+    def __init__(self, latency: float) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._control, theirs = context.Pipe()
+        self._process = context.Process(target=serve, args=(theirs, latency), daemon=True)
+        self._process.start()
+        self.url: str = self._control.recv()
+
+    def counted(self) -> tuple[int, int]:
+        self._control.send("stats")
+        total, writes = self._control.recv()
+        return int(total), int(writes)
+
+    def stop(self) -> None:
+        self._control.send("stop")
+        self._process.join(timeout=30)
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_mib: float
+    requests: int = 0
+    writes: int = 0
+
+
+class Runner:
+    """bench/measured_run.py: a small process starts the commands, so they do not inherit this one's peak RSS."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, str(HERE / "measured_run.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def run(self, command: Sequence[str], environ: dict[str, str], log: Path) -> Run:
+        """Run `command` to the end; its wall time, CPU time and peak RSS (from wait4: the process alone)."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(json.dumps({"command": list(command), "env": environ, "log": str(log)}) + "\n")
+        self._process.stdin.flush()
+        answer = json.loads(self._process.stdout.readline())
+        if answer["returncode"] != 0:
+            raise SystemExit(f"{' '.join(command)} failed ({answer['returncode']}):\n{log.read_text()[-3000:]}")
+        return Run(answer["wall"], answer["cpu"], answer["rss_mib"])
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
+
+
+RUNNER: Runner | None = None
+
+
+def run(command: Sequence[str], environ: dict[str, str], log: Path) -> Run:
+    assert RUNNER is not None, "main() starts the runner"
+    return RUNNER.run(command, environ, log)
+
+
+def median(runs: list[Run]) -> Run:
+    return Run(
+        statistics.median(r.wall for r in runs),
+        statistics.median(r.cpu for r in runs),
+        statistics.median(r.rss_mib for r in runs),
+        int(statistics.median(r.requests for r in runs)),
+        int(statistics.median(r.writes for r in runs)),
+    )
+
+
+def measure(
+    label: str, command: Sequence[str], environ: dict[str, str], scratch: Path, repeats: int, server: StandIn | None
+) -> Run:
+    runs = []
+    for _ in range(repeats):
+        if server is not None:
+            server.counted()
+        result = run(command, environ, scratch / f"{label}.log")
+        if server is not None:
+            result.requests, result.writes = server.counted()
+        runs.append(result)
+    return median(runs)
+
+
+def bench_size(connections: int, args: argparse.Namespace, startup: Run) -> dict[str, Run]:
+    scratch = Path(tempfile.mkdtemp(prefix=f"reconciler-bench-{connections}-"))
+    latency = args.latency_ms / 1000
+    repeats = args.repeats
+    slow_repeats = repeats if connections <= 1000 else 1
+    rows: dict[str, Run] = {"startup": startup}
+    server: StandIn | None = None
+    try:
+        resources = write_fleet(scratch, connections, args.destinations)
+        print(f"\nN = {connections:,} connections ({resources:,} resources) ...", flush=True)
+        base = [*RECONCILE, "--root", str(scratch)]
+        state_file = scratch / ".reconciler" / "state" / "bench.json"
+        environ = {**os.environ, **fleet_environ("http://127.0.0.1:9/unused")}
+        rows["validate"] = measure("validate", [*base, "validate", "--env", "bench"], environ, scratch, repeats, None)
+
+        applies = []
+        for _ in range(slow_repeats):  # each from empty: a fresh stand-in and no state
+            if server is not None:
+                server.stop()
+            server = StandIn(latency)
+            shutil.rmtree(scratch / ".reconciler", ignore_errors=True)
+            environ = {**os.environ, **fleet_environ(server.url)}
+            applies.append(
+                measure(
+                    "apply-empty", [*base, "apply", "--env", "bench", "--auto-approve"], environ, scratch, 1, server
+                )
+            )
+        rows["apply-empty"] = median(applies)
+        assert server is not None
+        apply = [*base, "apply", "--env", "bench", "--auto-approve"]
+        rows["apply-noop"] = measure("apply-noop", apply, environ, scratch, repeats, server)
+        rows["plan"] = measure("plan", [*base, "plan", "--env", "bench"], environ, scratch, repeats, server)
+        for mode in ("floor", "refresh", "refresh10"):
+            command = [*CLIENTS, mode, server.url, CLIENT_SECRET, str(state_file)]
+            rows[mode] = measure(
+                mode, command, environ, scratch, slow_repeats if mode == "refresh" else repeats, server
+            )
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return rows
+
+
+def report(connections: int, rows: dict[str, Run]) -> None:
+    print(f"\n| N = {connections:,} | requests | writes | wall s | CPU s | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, row in rows.items():
+        print(f"| {label} | {row.requests:,} | {row.writes:,} | {row.wall:.2f} | {row.cpu:.2f} | {row.rss_mib:.0f} |")
+    plan, floor = rows["plan"], rows["floor"]
+    ratios = {
+        "plan / floor (wall)": plan.wall / floor.wall,
+        "refresh10 / plan (wall)": rows["refresh10"].wall / plan.wall,
+        "refresh / plan (wall)": rows["refresh"].wall / plan.wall,
+        "refresh10 / plan (requests)": rows["refresh10"].requests / max(plan.requests, 1),
+        "apply-noop / plan (wall)": rows["apply-noop"].wall / plan.wall,
+    }
+    print("ratios: " + "; ".join(f"{name} {value:.2f}x" for name, value in ratios.items()))
+    creates = rows["apply-empty"].writes
+    if creates:
+        print(f"apply from empty: {rows['apply-empty'].wall / creates * 1000:.1f} ms per write ({creates:,} writes)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated connection counts")
+    parser.add_argument("--quick", action="store_true", help="N = 100 and 1,000 only")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per row (the median is shown)")
     parser.add_argument("--destinations", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=2.0, help="simulated network round trip per request")
     args = parser.parse_args()
-
+    global RUNNER
+    RUNNER = Runner()
+    sizes = [100, 1000] if args.quick else [int(size.replace("_", "")) for size in args.sizes.split(",")]
+    print(
+        f"Airbyte benchmark: sizes {sizes}, {args.latency_ms} ms round trip, medians of {args.repeats} "
+        f"(1 run of apply-empty and refresh above 1,000); python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
     scratch = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
-    context = multiprocessing.get_context("spawn")
-    urls = context.Queue()
-    server = context.Process(target=serve, args=(urls, args.latency_ms / 1000), daemon=True)
-    server.start()
     try:
-        url = urls.get(timeout=30)
-        write_specs(scratch, args.connections, args.destinations)
-        environ = {
-            **DEMO_SECRETS,
-            "AIRBYTE_BENCH_URL": url,
-            "AIRBYTE_BENCH_CLIENT_SECRET": CLIENT_SECRET,
-            "RECONCILER_FINGERPRINT_KEY": "bench",
-        }
-        print(
-            f"Seeding {args.connections} connections, {args.connections} sources and "
-            f"{args.destinations} destinations through apply ...",
-            flush=True,
-        )
-        started = time.perf_counter()
-        with engine.open_session(scratch, "bench", environ) as session:
-            report = engine.apply_plan(session, engine.make_plan(session))
-            engine.raise_for(report)
-        print(f"  applied {len(report.done)} actions in {time.perf_counter() - started:.1f}s")
-
-        plans: list[Any] = []
-
-        def reconciler_plan() -> int:
-            with engine.open_session(scratch, "bench", environ) as session:
-                plans.append(engine.make_plan(session))
-                provider = session.providers["airbyte"]
-                assert isinstance(provider, AirbyteProvider)
-                return provider.client.counter.requests
-
-        def per_resource_refresh() -> int:
-            records = FileStateStore(scratch / ".reconciler" / "state" / "bench.json", "bench").load()
-            collections = {"source": "sources", "destination": "destinations", "connection": "connections"}
-            with AirbyteClient(url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as client:
-                for key, record in records.items():
-                    client.get(collections[key.kind], record.id)
-                return client.counter.requests
-
-        ours = measure("reconciler plan (paged lists)", reconciler_plan)
-        baseline = measure("per-resource GET refresh", per_resource_refresh)
+        startup = measure("startup", [*RECONCILE, "--help"], dict(os.environ), scratch, args.repeats, None)
     finally:
-        server.terminate()
         shutil.rmtree(scratch, ignore_errors=True)
-
-    plan = plans[0]
-    resources = len(plan.unchanged) + len(plan.actions)
-    print(
-        f"\nPlan over {resources} resources ({args.connections} connections), "
-        f"simulated latency {args.latency_ms} ms/request; changes found: {len(plan.actions)}"
-    )
-    print(f"{'method':34} {'requests':>9} {'wall (s)':>9} {'peak MiB':>9}")
-    for row in (ours, baseline):
-        print(f"{row['label']:34} {row['requests']:>9} {row['wall']:>9.2f} {row['peak_mib']:>9.1f}")
-    print(
-        f"{baseline['requests'] / max(ours['requests'], 1):.0f}x fewer requests; "
-        f"{baseline['wall'] / max(ours['wall'], 1e-9):.1f}x the wall time for the baseline"
-    )
-    print(
-        "(reconciler's plan time includes loading and validating the specs of all 2,010 resources; "
-        "the baseline only reads)"
-    )
+    try:
+        for connections in sizes:
+            report(connections, bench_size(connections, args, startup))
+    finally:
+        RUNNER.close()
 
 
 if __name__ == "__main__":

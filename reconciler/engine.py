@@ -337,10 +337,11 @@ def apply_plan(session: Session, plan: Plan, on_event: Callable[[ApplyEvent], No
         else:
             records[action.key] = OwnershipRecord(action.key, outcome.id, dict(outcome.fingerprints))
             ids[action.key] = outcome.id
-        session.state.save(records)
+        session.state.record(action.key, records.get(action.key))
         report.done.append(action)
         report.notes += outcome.notes
         on_event(ApplyEvent(action, "done", "; ".join(outcome.notes)))
+    session.state.compact()  # this run's journal folded into the state file (a crash leaves it for the next load)
     return report
 
 

@@ -21,8 +21,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
-"""The `user:password@` (or `token@`) part of any URL in a text."""
+URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s]+)@")
+"""The `user:password@` (or `token@`) part of any URL in a text, up to the authority's last `@` (`p@ss`)."""
 
 
 def redact_credentials(text: str) -> str:

@@ -10,10 +10,12 @@ Kubernetes Lease.
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -104,10 +106,14 @@ class FileLock:
         except OSError as exc:
             raise ReconcilerError(f"cannot create the lock {self.path}: {exc.strerror}") from exc
         while True:
-            try:
-                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:  # never through a symlink: the holder's name is written into the file it opens
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
             except OSError as exc:
-                raise ReconcilerError(f"cannot open the lock {self.path}: {exc.strerror}") from exc
+                reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+                raise ReconcilerError(f"cannot open the lock {self.path}: {reason}") from exc
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                os.close(descriptor)
+                raise ReconcilerError(f"cannot open the lock {self.path}: it is not a regular file")
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -89,8 +89,9 @@ def load_fingerprint_key(environ: Mapping[str, str], key_file: Path) -> bytes:
     configured = environ.get(FINGERPRINT_KEY_VARIABLE)
     if configured is not None and configured.strip():
         return configured.encode()
-    if configured:
-        raise SecretError(f"{FINGERPRINT_KEY_VARIABLE} is set but holds only whitespace")
+    if configured is not None:  # set but empty (a CI secret that is missing): not "use the key file"
+        found = "holds only whitespace" if configured else "is empty"
+        raise SecretError(f"{FINGERPRINT_KEY_VARIABLE} is set but {found}; give it the key, or unset it")
     if key_file.exists():
         try:
             key = key_file.read_bytes().strip()

@@ -230,7 +230,7 @@ def _replace_cascade(
 
 def build_plan(inputs: PlanInputs) -> Plan:
     """Compare and order. Raises `PlanError` for a mass delete without `allow_mass_delete`, and for a
-    replace that would take down what reconciler may not delete."""
+    replace or a delete that would take down what reconciler may not delete."""
     desired_keys = {resource.key for resource in inputs.desired}
     actions: list[Action] = []
     unchanged: list[ResourceKey] = []
@@ -247,6 +247,12 @@ def build_plan(inputs: PlanInputs) -> Plan:
     for key in sorted(orphans):
         if key in inputs.live and key.system not in inputs.prune:
             warnings.append(f"{key} left the specs but pruning is off for {key.system}: left in place")
+    killed = [f"{key} would take down {what}" for key in deletable for what in inputs.unmanaged_dependents.get(key, ())]
+    if killed:
+        raise PlanError(
+            "refusing to delete: the live system then deletes what depends on it, which reconciler does not "
+            f"manage: {'; '.join(killed)}. Re-point, delete or adopt those first"
+        )
     depends: dict[ResourceKey, Sequence[ResourceKey]] = dict(inputs.live_depends)
     for key in _delete_order(deletable, depends):
         live = inputs.live[key]

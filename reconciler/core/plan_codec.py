@@ -106,6 +106,9 @@ def plan_from_json(body: Any) -> Plan:
         actions = []
         for item in body["actions"]:
             key = ResourceKey.parse(item["resource"])
+            for part, value in (("system", key.system), ("kind", key.kind), ("name", key.name)):
+                if part in item and item[part] != value:  # what a reader sees must be what runs
+                    raise ValueError(f"the action on {key} gives its {part} as {item[part]!r}")
             changes = tuple(
                 FieldChange(_path(c["path"]), c.get("old"), c.get("new"), bool(c.get("secret", False)))
                 for c in item.get("changes", [])
@@ -114,7 +117,7 @@ def plan_from_json(body: Any) -> Plan:
             actions.append(
                 Action(ActionKind(item["action"]), key, item.get("id"), changes, desired, item.get("reason", ""))
             )
-        return Plan(
+        plan = Plan(
             environment=str(body["environment"]),
             actions=tuple(actions),
             unchanged=tuple(ResourceKey.parse(k) for k in body.get("unchanged", [])),
@@ -126,5 +129,8 @@ def plan_from_json(body: Any) -> Plan:
             forgotten=tuple(ResourceKey.parse(k) for k in body.get("forgotten", [])),
             systems=tuple(body.get("systems", [])),
         )
+        if "summary" in body and body["summary"] != plan.summary():
+            raise ValueError(f"its summary {body['summary']!r} does not count its actions {plan.summary()!r}")
+        return plan
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise PlanError(f"not a reconciler plan file: {exc}") from exc

@@ -75,11 +75,18 @@ class ActorHandlers:
     def list_actors(self, actor: ActorKind, request: Request) -> Response:
         wanted = workspace_ids(request)
         include_deleted = bool_param(request, "includeDeleted")
+        filters = list_filters(request, wanted, include_deleted)
         with self._store.lock:
             stored = self._store.all(actor.store_kind, include_deleted=include_deleted)
-            items = [self._actor_answer(actor, obj) for obj in stored if not wanted or obj["workspaceId"] in wanted]
-        filters = list_filters(request, wanted, include_deleted)
-        return page_response(request, self._base_url(), f"/{actor.store_kind}", items, filters)
+            items = [obj for obj in stored if not wanted or obj["workspaceId"] in wanted]
+            return page_response(
+                request,
+                self._base_url(),
+                f"/{actor.store_kind}",
+                items,
+                filters,
+                lambda obj: self._actor_answer(actor, obj),
+            )
 
     def get_actor(self, actor: ActorKind, resource_id: str) -> Response:
         with self._store.lock:

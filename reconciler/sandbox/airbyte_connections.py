@@ -86,11 +86,11 @@ class ConnectionHandlers:
     def list_connections(self, request: Request) -> Response:
         wanted = workspace_ids(request)
         include_deleted = bool_param(request, "includeDeleted")
+        filters = list_filters(request, wanted, include_deleted)
         with self._store.lock:
             stored = self._store.all(CONNECTIONS, include_deleted=include_deleted)
-            items = [self._connection_answer(obj) for obj in stored if not wanted or obj["workspaceId"] in wanted]
-        filters = list_filters(request, wanted, include_deleted)
-        return page_response(request, self._base_url(), "/connections", items, filters)
+            items = [obj for obj in stored if not wanted or obj["workspaceId"] in wanted]
+            return page_response(request, self._base_url(), "/connections", items, filters, self._connection_answer)
 
     def get_connection(self, connection_id: str) -> Response:
         """A deleted connection still answers, with status `deprecated`."""

@@ -66,17 +66,17 @@ class JobHandlers:
     def list_jobs(self, request: Request) -> Response:
         wanted = workspace_ids(request)
         filters = {name: request.first(name) for name in ("connectionId", "jobType", "status")}
+        link_filters = {name: value for name, value in filters.items() if value is not None}
         with self._store.lock:
             jobs = [
-                _job_answer(job)
+                job
                 for job in self._store.all(JOBS)
                 if (not wanted or job["workspaceId"] in wanted)
                 and all(value is None or str(job[name]) == value for name, value in filters.items())
             ]
-        link_filters = {name: value for name, value in filters.items() if value is not None}
-        return page_response(
-            request, self._base_url(), "/jobs", jobs, {**list_filters(request, wanted), **link_filters}
-        )
+            return page_response(
+                request, self._base_url(), "/jobs", jobs, {**list_filters(request, wanted), **link_filters}, _job_answer
+            )
 
 
 def _job_answer(job: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ airbyte_jobs.py) under airbyte_server.py. Every helper answers a bad request by 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,12 +27,21 @@ def request_body(request: Request) -> dict[str, Any]:
 
 
 def page_response(
-    request: Request, base_url: str, path: str, items: list[dict[str, Any]], filters: Mapping[str, str]
+    request: Request,
+    base_url: str,
+    path: str,
+    items: Sequence[Mapping[str, Any]],
+    filters: Mapping[str, str],
+    answer: Callable[[Mapping[str, Any]], dict[str, Any]] = dict,
 ) -> Response:
-    """One page of a list, with `next` on every non-empty page and `previous` after the first (else "")."""
+    """One page of a list, with `next` on every non-empty page and `previous` after the first (else "").
+
+    `items` are the stored objects that match; only the page's own are turned into answers by
+    `answer`, so reading every page of N objects costs O(N) answers, not O(N) per page.
+    """
     limit = _int_param(request, "limit", 20, 1, 100)
     offset = _int_param(request, "offset", 0, 0, None)
-    page = items[offset : offset + limit]
+    page = [answer(item) for item in items[offset : offset + limit]]
 
     def link(at: int) -> str:
         return f"{base_url}{path}?{urlencode({**filters, 'limit': limit, 'offset': at})}"

@@ -18,6 +18,7 @@ from reconciler.errors import URL_USERINFO
 SECRET_KEY_PATTERN = re.compile(
     r"""
       pass(word|wd|phrase)$         # password, tunnel_user_password, client_key_password
+    | ^pwd$                         # an ODBC connection string's PWD=
     | secret                        # client_secret, secret_access_key, hmac_key_secret
     | tokens?$                      # access_token, refresh_token
     | apikey                        # mailchimp's apikey
@@ -42,6 +43,9 @@ NOT_SECRET_KEYS = frozenset(
 
 PRIVATE_KEY_TEXT = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 """A PEM private key is a secret wherever it is written."""
+
+PARAMETER = re.compile(r"(?:^|[?&;\s])(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<value>[^&;#\s]+)")
+"""A `name=value` parameter (`jdbc_url_params: password=...`, `https://host/api?api_key=...`)."""
 
 
 class KubernetesSecretKey(BaseModel):
@@ -145,6 +149,13 @@ def has_url_password(text: str) -> bool:
     return False
 
 
+def has_secret_parameter(text: str) -> bool:
+    """True when `text` holds a `name=value` parameter under a secret name (`password=...`; `***` is none)."""
+    return any(
+        is_secret_name(match.group("name")) and match.group("value").strip("*") for match in PARAMETER.finditer(text)
+    )
+
+
 def _is_value(value: Any) -> bool:
     """A scalar that could be a secret: a non-empty string or a number (not a flag, not null)."""
     return (isinstance(value, str) and value != "") or (isinstance(value, int | float) and not isinstance(value, bool))
@@ -167,7 +178,9 @@ def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterat
     elif isinstance(tree, list):
         for index, item in enumerate(tree):
             yield from iter_inline_secrets(item, (*prefix, index))
-    elif isinstance(tree, str) and (PRIVATE_KEY_TEXT.search(tree) or has_url_password(tree)):
+    elif isinstance(tree, str) and (
+        PRIVATE_KEY_TEXT.search(tree) or has_url_password(tree) or has_secret_parameter(tree)
+    ):
         yield prefix
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import LockedError
+from reconciler.errors import LockedError, ReconcilerError
 from reconciler.lock import FileLock, LockHolder
 from tests.helpers import Project
 
@@ -164,3 +164,22 @@ def test_a_killed_holder_releases_the_lock_and_is_named_when_taken_over(tmp_path
     again = FileLock(path, "qa")
     assert again.acquire(LockHolder.current("reconcile apply")) is None
     again.release()
+
+
+def test_a_lock_file_that_is_a_symlink_is_refused_and_its_target_untouched(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    state = project.root / ".reconciler" / "state" / "qa.json"
+    records = state.read_text()
+    lock_file(project).symlink_to(state)  # followed, the holder's name would overwrite the records
+
+    result = project.run("apply", "--env", "qa", "--auto-approve")
+
+    assert result.exit_code == 1
+    assert "qa.json.lock: it is a symbolic link" in result.output
+    assert state.read_text() == records
+
+
+def test_a_lock_path_that_is_not_a_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "qa.json.lock").mkdir()
+    with pytest.raises(ReconcilerError, match=r"cannot open the lock .*qa\.json\.lock"):
+        FileLock(tmp_path / "qa.json.lock", "qa").acquire(LockHolder.current("reconcile apply"))

@@ -11,7 +11,7 @@ from reconciler.sandbox import airbyte_catalog
 from tests.helpers import Project
 
 CANARY = "Canary-Dsn-4"
-DSN = f"host=events.qa.internal port=9440 user=airbyte password={CANARY} sslmode=require"
+DSN = f"tls://events.qa.internal:9440/events?session={CANARY}&sslmode=require"
 EVENTS = f"""
   - name: events
     type: events-db

@@ -524,3 +524,21 @@ def test_a_replace_that_would_kill_a_connection_reconciler_does_not_manage_is_re
         assert "Traceback" not in refused.output
     assert project.qa.stats.writes == writes
     assert by_name(project.qa.stored("connections"))["hand-made"]["status"] == "active"
+
+
+def test_pruning_a_source_a_colleagues_connection_uses_is_refused(project: Project) -> None:
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    mailchimp = by_name(project.qa.stored("sources"))["mailchimp"]
+    lake = by_name(project.qa.stored("destinations"))["lake"]
+    body = {"name": "hand-made", "sourceId": mailchimp["sourceId"], "destinationId": lake["destinationId"]}
+    assert api(project, "POST", "/connections", body).status_code == 200
+    project.edit("environments/qa.yaml", "    mailchimp: {}", "")
+    project.edit("environments/qa.yaml", "    mailchimp-to-lake:\n      schedule: manual\n", "")
+    writes = project.qa.stats.writes
+
+    for command in (["plan", "--env", "qa"], ["apply", "--env", "qa", "--auto-approve"]):
+        refused = project.run(*command)
+        assert refused.exit_code == 1, refused.output
+        assert "airbyte.source/mailchimp would take down connection 'hand-made'" in refused.output
+    assert project.qa.stats.writes == writes
+    assert by_name(project.qa.stored("connections"))["hand-made"]["status"] == "active"

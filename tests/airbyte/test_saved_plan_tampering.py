@@ -54,10 +54,12 @@ def add_a_delete(body: dict[str, Any]) -> None:
             "desired": None,
         }
     )
+    body["summary"]["delete"] += 1  # the file stays consistent: only the fresh plan can tell
 
 
 def drop_the_update(body: dict[str, Any]) -> None:
     body["actions"] = [item for item in body["actions"] if item["action"] != "update"]
+    body["summary"]["update"] -= 1
 
 
 @pytest.mark.parametrize(
@@ -90,6 +92,46 @@ def test_a_tampered_saved_plan_is_refused_and_writes_nothing(
         assert "' (airbyte.connection/app-postgres-to-lake), but" in refused.output
     assert project.qa.stats.writes == writes
     assert {kind: project.qa.stored(kind) for kind in ("sources", "connections")} == before
+
+
+def rename_the_delete(body: dict[str, Any]) -> None:
+    action(body, "airbyte.connection/mailchimp-to-lake")["name"] = "app-postgres-to-lake"
+
+
+def rename_with_a_look_alike(body: dict[str, Any]) -> None:
+    action(body, "airbyte.connection/app-postgres-to-lake")["name"] = "app-p\u043estgres-to-lake"
+
+
+def hide_the_delete_in_the_summary(body: dict[str, Any]) -> None:
+    body["summary"]["delete"] = 0
+
+
+@pytest.mark.parametrize(
+    ("tamper", "named"),
+    [
+        (
+            rename_the_delete,
+            "the action on airbyte.connection/mailchimp-to-lake gives its name as 'app-postgres-to-lake'",
+        ),
+        (rename_with_a_look_alike, "the action on airbyte.connection/app-postgres-to-lake gives its name as 'app-p"),
+        (hide_the_delete_in_the_summary, "its summary {"),
+    ],
+)
+def test_a_plan_file_whose_labels_disagree_with_its_actions_is_refused(
+    project: Project, tmp_path: Path, tamper: Tamper, named: str
+) -> None:
+    """A reader of the file sees `name` and `summary`: they must say what the actions do."""
+    plan_file = saved_plan(project, tmp_path)
+    body = json.loads(plan_file.read_text())
+    tamper(body)
+    plan_file.write_text(json.dumps(body))
+    writes = project.qa.stats.writes
+
+    refused = project.run("apply", "--env", "qa", str(plan_file))
+
+    assert refused.exit_code == 1, refused.output
+    assert "Error: not a reconciler plan file: " in refused.output and named in refused.output
+    assert project.qa.stats.writes == writes
 
 
 def test_the_saved_plan_as_printed_is_carried_out(project: Project, tmp_path: Path) -> None:

@@ -58,6 +58,14 @@ def test_the_key_file_is_created_once_and_reused(tmp_path: Path) -> None:
         load_fingerprint_key({"RECONCILER_FINGERPRINT_KEY": "   "}, key_file)
 
 
+def test_an_empty_fingerprint_key_variable_is_refused_not_replaced_by_a_new_key_file(tmp_path: Path) -> None:
+    """A CI secret that is missing reads as an empty variable: a fresh key there makes every secret look rotated."""
+    key_file = tmp_path / "keys" / "qa.fingerprint.key"
+    with pytest.raises(SecretError, match="RECONCILER_FINGERPRINT_KEY is set but is empty"):
+        load_fingerprint_key({"RECONCILER_FINGERPRINT_KEY": ""}, key_file)
+    assert not key_file.exists()
+
+
 def test_state_records_name_their_environment(tmp_path: Path) -> None:
     text = encode_records("prod", {})
     assert decode_records(text, "s.json", "prod") == {}

@@ -214,3 +214,15 @@ def test_a_replace_that_would_kill_what_reconciler_may_not_delete_is_refused() -
         build_plan(replaced_lake(prune=frozenset()))
     untouched = build_plan(replaced_lake(unmanaged_dependents={SRC: ("connection 'x' (c8)",)}))
     assert untouched.count(ActionKind.REPLACE) == 1  # only what depends on the replaced object counts
+
+
+def test_a_delete_that_would_kill_a_connection_reconciler_does_not_manage_is_refused() -> None:
+    """Pruning a source or destination makes Airbyte deprecate every connection on it, a colleague's too."""
+    left = [resource for resource in replaced_lake().desired if resource.key not in (SRC, CONN)]
+    unmanaged = {SRC: ("connection 'hand-made' (c7)",)}
+    with pytest.raises(
+        PlanError, match=r"refusing to delete: .*airbyte\.source/pg would take down connection 'hand-made'"
+    ):
+        build_plan(replaced_lake(desired=left, unmanaged_dependents=unmanaged, allow_mass_delete=True))
+    pruned = build_plan(replaced_lake(desired=left, allow_mass_delete=True))
+    assert (ActionKind.DELETE, SRC) in [(a.kind, a.key) for a in pruned.actions]

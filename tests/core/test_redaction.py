@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from reconciler.clients.kube.client import KubeError
 from reconciler.errors import ApiError, redact_credentials
+from reconciler.spec.secrets import has_url_password
 from reconciler.systems.superset.client import SupersetError
 from reconciler.systems.workloads.dagster import DagsterError
 
@@ -16,6 +17,12 @@ def test_userinfo_of_any_url_is_hidden_and_the_rest_kept() -> None:
     assert (
         redact_credentials("mail admin@example.com at http://host/a@b") == "mail admin@example.com at http://host/a@b"
     )
+
+
+def test_a_password_holding_an_at_sign_is_hidden_whole() -> None:
+    text = "GET postgresql://bob:p@ss@db:5432/x failed; see http://u:p@h/x?y=a@b"
+    assert redact_credentials(text) == "GET postgresql://bob:***@db:5432/x failed; see http://u:***@h/x?y=a@b"
+    assert has_url_password("dsn: mysql://bob:p@ss@db/x")
 
 
 def test_every_error_tree_redacts_its_message() -> None:

@@ -23,6 +23,9 @@ def test_set_container_image_retries_through_conflicts_and_touches_one_field(
     standin: KubeStandIn, kube: KubeClient
 ) -> None:
     standin.seed(deployment())
+    # The seeded Deployment rolls out for a moment, and each status change bumps its resourceVersion (a
+    # real 409 to a patch read before it): let it settle, so the only conflicts are the two forced ones.
+    assert kube.wait_for_rollout(NAMESPACE, "ingestion", timeout_s=10, poll_s=0.05).ready
     standin.stats.reset()
     standin.force_conflicts(2)
 

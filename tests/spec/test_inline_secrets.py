@@ -72,6 +72,18 @@ CASES: dict[str, tuple[str, str, str, str]] = {
         f"      port: 5432\n      jdbc_url: 'jdbc:postgresql://reader:{CANARY}@db:5432/app'",
         "specs/airbyte/sources.yaml:9: configuration.jdbc_url: looks like an inline secret",
     ),
+    "a password in a parameter string": (
+        "specs/airbyte/sources.yaml",
+        "      port: 5432",
+        f"      port: 5432\n      jdbc_url_params: 'ssl=true&password={CANARY}'",
+        "specs/airbyte/sources.yaml:9: configuration.jdbc_url_params: looks like an inline secret",
+    ),
+    "a key in a URL's query": (
+        "specs/airbyte/sources.yaml",
+        "      port: 5432",
+        f"      port: 5432\n      endpoint: 'https://api.example.com/v1?format=json&api_key={CANARY}'",
+        "specs/airbyte/sources.yaml:9: configuration.endpoint: looks like an inline secret",
+    ),
     "a reference inside a list": (
         "specs/airbyte/destinations.yaml",
         LAKE_SECRET,
@@ -161,6 +173,9 @@ def test_inline_secret_paths_in_plain_data() -> None:
         "jdbc_url": "jdbc:postgresql://reader:pw@db:5432/app",
         "masked_url": "postgresql://reader:***@db/app",
         "plain_url": "https://user@example.com/path",
+        "jdbc_url_params": "ssl=true&sslmode=require&token_expiry_date=2026",
+        "masked_params": "password=**********",
+        "params": "user=reader;pwd=pw",
     }
     assert list(iter_inline_secrets(configuration)) == [
         ("credentials", "client_secret"),
@@ -170,4 +185,5 @@ def test_inline_secret_paths_in_plain_data() -> None:
         ("accounts", 0, "token"),
         ("note",),
         ("jdbc_url",),
+        ("params",),
     ]

@@ -1,0 +1,75 @@
+"""Specs read with libyaml's parser give exactly what the pure-Python parser gives: values, lines, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.spec import yamlsource
+from reconciler.spec.yamlsource import LocatedList, LocatedMap, YamlSyntaxError, parse_yaml
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.skipif(not yamlsource._LIBYAML, reason="PyYAML was built without libyaml")
+
+SAMPLES = {
+    "anchors and merge keys": "base: &base {a: 1, b: [x, y]}\none: {<<: *base, c: [z]}\ntwo: *base\n",
+    "scalars": "a: 2026-11-29\nb: yes\nc: 0o17\nd: ~\ne: '1.0'\nf: |\n  two\n  lines\ng: >-\n  folded\n  text\n",
+    "duplicate key": "sources:\n  - name: a\n    name: b\n",
+    "bad indentation": "a:\n  b: 1\n c: 2\n",
+    "unclosed flow": "a: [1, 2\nb: 3\n",
+    "tab": "a:\n\tb: 1\n",
+    "undefined alias": "a: *nowhere\n",
+    "refused tag": "a: !!binary aGVsbG8=\n",
+    "two documents": "a: 1\n---\nb: 2\n",
+    "control character": "a: \x07\n",
+    "deep nesting": "a: " + "[" * 120 + "]" * 120 + "\n",
+}
+
+
+def located(tree: Any) -> Any:
+    """The tree with every file and line in it, for an exact comparison."""
+    if isinstance(tree, LocatedMap):
+        return ("map", tree.file, tree.line, sorted(tree.key_locs.items()), [(k, located(v)) for k, v in tree.items()])
+    if isinstance(tree, LocatedList):
+        return ("list", tree.file, tree.line, tree.item_lines, [located(v) for v in tree])
+    return (type(tree).__name__, tree)
+
+
+def outcome(text: str, file: str, monkeypatch: pytest.MonkeyPatch, libyaml: bool) -> Any:
+    monkeypatch.setattr(yamlsource, "_LIBYAML", libyaml)
+    try:
+        return located(parse_yaml(text, file))
+    except YamlSyntaxError as error:
+        return ("error", error.problem)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_libyaml_and_pure_python_agree(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = SAMPLES[name]
+    assert outcome(text, "s.yaml", monkeypatch, True) == outcome(text, "s.yaml", monkeypatch, False)
+
+
+def test_every_example_spec_reads_the_same_with_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = sorted([*REPO.glob("specs/**/*.yaml"), *REPO.glob("environments/*.yaml")])
+    assert len(files) > 5
+    for path in files:
+        text, name = path.read_text(), str(path.relative_to(REPO))
+        assert outcome(text, name, monkeypatch, True) == outcome(text, name, monkeypatch, False), name
+
+
+def test_the_libyaml_loader_is_the_one_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    used: list[bool] = []
+    original = yamlsource._loader_for
+
+    def spy(file: str, *, libyaml: bool = False) -> Any:
+        used.append(libyaml)
+        return original(file, libyaml=libyaml)
+
+    monkeypatch.setattr(yamlsource, "_loader_for", spy)
+    parse_yaml("a: 1\n", "a.yaml")
+    assert used == [True]
+    with pytest.raises(YamlSyntaxError):
+        parse_yaml("a: [1\n", "a.yaml")
+    assert used == [True, True, False]  # a malformed file is read again, for PyYAML's own message and line
