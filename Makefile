@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   installs reconciler in .venv and runs the demo on local stand-ins
+#               (make demo-full adds the Superset chapter on two real Superset servers, installed once)
 #   make test   installs it (with the dev tools) and runs lint, types, import contracts and tests
 # make check runs the same without the slow group (the tests that need a real Superset or Dagster server).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo test check lint bench clean
+.PHONY: install demo demo-full test check lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,10 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/reconcile demo
+
+# Screenshots need chromium on PATH; without it, run `reconcile demo --with superset` alone.
+demo-full: install
+	$(BIN)/reconcile demo --with superset $(if $(shell command -v chromium),--screenshots .reconciler/screenshots)
 
 lint: install
 	$(BIN)/ruff check reconciler tests bench

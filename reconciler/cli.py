@@ -255,13 +255,27 @@ def diff_env(invocation: Invocation, left: str, right: str) -> None:
 
 @main.command()
 @click.option("--keep", is_flag=True, help="Leave the stand-ins running at the end until Ctrl-C.")
+@click.option(
+    "--with",
+    "with_systems",
+    type=click.Choice(["superset"]),
+    multiple=True,
+    help="Add a system's chapter on real servers (superset: prod and qa; installed once, about 2 minutes).",
+)
+@click.option(
+    "--screenshots",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --with superset: save PNGs of the prod and QA dashboards here (needs chromium).",
+)
 @pass_invocation
 @guarded
-def demo(invocation: Invocation, keep: bool) -> None:
+def demo(invocation: Invocation, keep: bool, with_systems: tuple[str, ...], screenshots: Path | None) -> None:
     """The whole loop on local stand-ins in a scratch copy: validate, plan, apply, re-plan, drift (git -> stand-ins)."""
     from reconciler.demo import run_demo
 
-    run_demo(invocation.root, echo=click.echo, keep=keep)
+    if screenshots is not None and "superset" not in with_systems:
+        fail("--screenshots needs --with superset")
+    run_demo(invocation.root, echo=click.echo, keep=keep, superset="superset" in with_systems, screenshots=screenshots)
 
 
 @main.command()
@@ -273,15 +287,21 @@ def demo(invocation: Invocation, keep: bool) -> None:
     show_default=True,
     help="Where the stand-ins keep their data between runs.",
 )
+@click.option(
+    "--with",
+    "with_systems",
+    type=click.Choice(["superset"]),
+    multiple=True,
+    help="Also run real servers for this system (superset: prod and qa; installed once, about 2 minutes).",
+)
 @pass_invocation
 @guarded
-def sandbox(invocation: Invocation, host: str, data_dir: Path) -> None:
+def sandbox(invocation: Invocation, host: str, data_dir: Path, with_systems: tuple[str, ...]) -> None:
     """Run the local stand-in servers in the foreground (Ctrl-C stops them); no data leaves this machine."""
     from reconciler.sandbox.launch import run_sandbox
 
-    run_sandbox(
-        invocation.root, host, data_dir if data_dir.is_absolute() else invocation.root / data_dir, echo=click.echo
-    )
+    directory = data_dir if data_dir.is_absolute() else invocation.root / data_dir
+    run_sandbox(invocation.root, host, directory, echo=click.echo, superset="superset" in with_systems)
 
 
 GROUPS = {

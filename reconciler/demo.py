@@ -3,6 +3,10 @@
 validate -> plan -> apply -> plan again (no changes, zero writes) -> a hand edit in the live
 system -> the next plan catches the drift -> images promoted qa -> prod -> a broken release
 stopped by the health gate and rolled back. Runs in well under a minute.
+
+With `superset=True` (`reconcile demo --with superset`), two real Superset servers start in the
+background at the beginning and a last chapter (demo_superset.py) shows prod's dashboards pulled
+into git, replicated onto QA's warehouse, verified, and hand edits caught and put back.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from reconciler import engine
 from reconciler.core.plan import Plan
@@ -24,8 +29,8 @@ from reconciler.systems.workloads.promotion import rewrite_image_pins
 from reconciler.systems.workloads.spec import ImageVersion
 
 Echo = Callable[[str], None]
-# The systems the local stand-ins serve. Superset needs real servers (tests/superset start two),
-# so the demo plans and applies without it; `reconcile plan --system ...` does the same.
+# The systems the local stand-ins serve. Superset needs real servers (`--with superset` starts
+# two), so the first chapters plan and apply without it; `reconcile plan --system ...` does the same.
 STANDIN_SYSTEMS = ("airbyte", "workloads")
 
 
@@ -41,13 +46,13 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines())
 
 
-def _plan(root: Path, env: str, environ: dict[str, str]) -> Plan:
-    with engine.open_session(root, env, environ, systems=STANDIN_SYSTEMS) as session:
+def _plan(root: Path, env: str, environ: dict[str, str], systems: Sequence[str] = STANDIN_SYSTEMS) -> Plan:
+    with engine.open_session(root, env, environ, systems=systems) as session:
         return engine.make_plan(session)
 
 
-def _apply(root: Path, env: str, environ: dict[str, str], echo: Echo) -> None:
-    with engine.open_session(root, env, environ, systems=STANDIN_SYSTEMS) as session:
+def _apply(root: Path, env: str, environ: dict[str, str], echo: Echo, systems: Sequence[str] = STANDIN_SYSTEMS) -> None:
+    with engine.open_session(root, env, environ, systems=systems) as session:
         plan = engine.make_plan(session)
 
         def on_event(event: engine.ApplyEvent) -> None:
@@ -83,16 +88,33 @@ def _images_demo(project: Path, environ: dict[str, str], echo: Echo) -> None:
     echo("   `reconcile promote` refuses to promote from an environment that fails its health check.")
 
 
-def run_demo(root: Path, echo: Echo, *, keep: bool = False) -> None:
+def run_demo(
+    root: Path,
+    echo: Echo,
+    *,
+    keep: bool = False,
+    superset: bool = False,
+    screenshots: Path | None = None,
+    after_superset_step: Callable[[str, Any], None] | None = None,
+) -> None:
+    """Run the demo; `after_superset_step(step, servers)` is called after each Superset step (tests check them)."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="reconciler-demo-") as scratch, running_standins(root) as standins:
+    if superset:
+        echo("Starting Superset prod and qa in the background (real servers; the first run installs them).")
+    with (
+        tempfile.TemporaryDirectory(prefix="reconciler-demo-") as scratch,
+        running_standins(root, superset=superset, say=lambda line: echo(f"    {line}")) as standins,
+    ):
         project = _copy_project(root, Path(scratch))
         environ = standins.environment()
         qa = standins.airbyte["qa"]
         echo("reconciler demo: git is the source of truth; the live systems are made to match it.")
         echo(f"Local stand-ins: Airbyte prod at {standins.airbyte['prod'].url}, Airbyte qa at {qa.url}")
         echo(f"Specs: a scratch copy of {root}/specs and environments (your files are not touched).")
-        echo("Superset needs a real server, so the demo leaves it out (--system airbyte --system workloads).\n")
+        if standins.superset is None:
+            echo("Superset needs real servers: `reconcile demo --with superset` adds its chapter.\n")
+        else:
+            echo("Superset's chapter comes last, once its servers answer (until then: airbyte and workloads).\n")
 
         echo("1. Validate the specs offline (schema, references, cron, no inline secrets):")
         for name, env in engine.validate(project, environ).items():
@@ -133,10 +155,20 @@ def run_demo(root: Path, echo: Echo, *, keep: bool = False) -> None:
         if standins.kube is not None:
             _images_demo(project, environ, echo)
 
+        if standins.superset is not None:
+            from reconciler.demo_superset import superset_chapter
+
+            hook = after_superset_step or (lambda _step, _servers: None)
+            superset_chapter(project, environ, standins.superset, echo, screenshots, hook)
+
         elapsed = time.monotonic() - started
-        echo(f"\nDone in {elapsed:.1f}s. Next: `reconcile sandbox` in one shell; in another, its export lines,")
-        echo("then `reconcile plan --env qa --system airbyte --system workloads` (the stand-ins serve no Superset;")
-        echo("point SUPERSET_QA_URL and SUPERSET_PROD_URL at real servers for that system).")
+        if standins.superset is None:
+            echo(f"\nDone in {elapsed:.1f}s. Next: `reconcile sandbox` in one shell; in another, its export lines,")
+            echo("then `reconcile plan --env qa --system airbyte --system workloads` (the stand-ins serve no Superset;")
+            echo("`reconcile demo --with superset` and `reconcile sandbox --with superset` run real ones).")
+        else:
+            echo(f"\nDone in {elapsed:.1f}s. Next: `reconcile sandbox --with superset` in one shell; in another,")
+            echo("its export lines, then `reconcile plan --env qa`: Airbyte, workloads and Superset in one plan.")
         if keep:
             echo("Stand-ins still running (Ctrl-C to stop).")
             try:

@@ -128,6 +128,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128
+    """A real server's listen backlog (socketserver's default of 5 drops connections a burst of clients opens)."""
 
     def __init__(self, address: tuple[str, int], handler: Handler) -> None:
         super().__init__(address, _RequestHandler)

@@ -2,13 +2,16 @@
 
 One Airbyte per environment, one Kubernetes cluster (a namespace per environment, its
 workloads seeded at the baseline environment's pinned images, as if Helm had deployed them)
-and one Dagster GraphQL endpoint per environment. The example environment files read their
+and one Dagster GraphQL endpoint per environment. With `superset=True`, also two real Superset
+servers, prod (its dashboards built at start-up, as if by hand in the UI) and qa, each on a
+warehouse of its own (see superset.py; the first start installs Superset once). The example environment files read their
 endpoints and secrets from environment variables with defaults for these stand-ins, so the same
 specs serve the demo, the tests and production.
 """
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +25,8 @@ from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from reconciler.sandbox.dagster_server import DagsterStandIn, UserCode
 from reconciler.sandbox.kube_server import KubeStandIn
 from reconciler.sandbox.kube_store import ApiStatusError
+from reconciler.sandbox.local_servers import Say, say_to_stderr
+from reconciler.sandbox.superset import SupersetPair
 from reconciler.spec.files import read_spec_tree
 from reconciler.spec.loader import Environment, load_environments
 from reconciler.spec.workloads import ConfigMapKey, ContainerEnv, ContainerImage
@@ -30,7 +35,15 @@ CLIENT_ID = "reconciler"
 CLIENT_SECRET = "sandbox-secret"
 ENVIRONMENTS = ("prod", "qa")
 BASELINE = "prod"
-DEFAULT_PORTS = {"airbyte-prod": 18001, "airbyte-qa": 18002, "kube": 18010, "dagster-qa": 18021, "dagster-prod": 18022}
+DEFAULT_PORTS = {
+    "airbyte-prod": 18001,
+    "airbyte-qa": 18002,
+    "kube": 18010,
+    "dagster-qa": 18021,
+    "dagster-prod": 18022,
+    "superset-prod": 18088,
+    "superset-qa": 18089,
+}
 
 # Values of the example specs' secret references, for local stand-ins only.
 DEMO_SECRETS = {
@@ -55,6 +68,7 @@ class StandIns:
     kube: KubeStandIn | None = None
     kubeconfig: Path | None = None
     dagster: dict[str, DagsterStandIn] = field(default_factory=dict)
+    superset: SupersetPair | None = None
 
     def environment(self) -> dict[str, str]:
         """Variables that point the example environments at these stand-ins."""
@@ -68,6 +82,8 @@ class StandIns:
             variables[f"DAGSTER_{env.upper()}_URL"] = dagster.url
             if self.kubeconfig is not None:
                 variables[f"KUBECONFIG_{env.upper()}"] = str(self.kubeconfig)
+        if self.superset is not None:
+            variables.update(self.superset.environment())
         return variables
 
 
@@ -160,19 +176,30 @@ def running_standins(
     *,
     ports: Mapping[str, int] | None = None,
     data_dir: Path | None = None,
+    superset: bool = False,
+    say: Say = say_to_stderr,
 ) -> Iterator[StandIns]:
-    """Start the stand-ins (port 0 = a free port), seeded for the project at `root`; stop them on exit."""
+    """Start the stand-ins (port 0 = a free port), seeded for the project at `root`; stop them on exit.
+
+    With `superset`, the Superset pair starts first, in the background (`standins.superset.wait()`).
+    """
     chosen = dict(ports) if ports is not None else {name: 0 for name in DEFAULT_PORTS}
     environments = _example_environments(root)
     with ExitStack() as stack:
         scratch = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="reconciler-sandbox-")))
+        pair: SupersetPair | None = None
+        if superset:
+            ports = {env: chosen.get(f"superset-{env}", 0) for env in ENVIRONMENTS}
+            pair = SupersetPair(root, scratch / "superset", ports, say)
+            stack.callback(pair.stop)
+            pair.start()
         servers: dict[str, AirbyteStandIn] = {}
         for env_name in ENVIRONMENTS:
             state_file = data_dir / f"airbyte-{env_name}.json" if data_dir else None
             port = chosen[f"airbyte-{env_name}"]
             server = AirbyteStandIn(host, port, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, state_file=state_file)
             servers[env_name] = stack.enter_context(server)
-        standins = StandIns(servers)
+        standins = StandIns(servers, superset=pair)
         if any(env.workloads is not None for env in environments.values()):
             kube_state = data_dir / "kube.json" if data_dir else None
             kube = stack.enter_context(KubeStandIn(host, chosen["kube"], rollout_seconds=1.0, state_file=kube_state))
@@ -186,10 +213,15 @@ def running_standins(
         yield standins
 
 
-def run_sandbox(root: Path, host: str, data_dir: Path, echo: Callable[[str], None]) -> None:
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_sandbox(root: Path, host: str, data_dir: Path, echo: Callable[[str], None], *, superset: bool = False) -> None:
     """Serve the stand-ins in the foreground until Ctrl-C, printing how to reach them."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    with running_standins(root, host, ports=DEFAULT_PORTS, data_dir=data_dir) as standins:
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the Superset servers too, like Ctrl-C
+    with running_standins(root, host, ports=DEFAULT_PORTS, data_dir=data_dir, superset=superset, say=echo) as standins:
         for env, server in standins.airbyte.items():
             echo(f"Airbyte ({env}) stand-in: {server.url}")
             echo(f"  token: POST {server.url}/applications/token  client_id={CLIENT_ID} client_secret={CLIENT_SECRET}")
@@ -200,9 +232,19 @@ def run_sandbox(root: Path, host: str, data_dir: Path, echo: Callable[[str], Non
             )
         for env, dagster in standins.dagster.items():
             echo(f"Dagster ({env}) GraphQL stand-in: {dagster.url}")
+        if standins.superset is not None:
+            servers = standins.superset.wait()
+            for env, instance in servers.items():
+                built = " (its dashboards built at start-up, as if by hand)" if env == "prod" and instance.fresh else ""
+                echo(f"Superset ({env}): {instance.url}  user {instance.username} / {instance.password}{built}")
+                echo(f"  warehouse {instance.warehouse_path}, log {instance.log_path}")
+            pair = standins.superset
+            echo(f"Superset answered after {pair.seconds_to_start:.0f} s (its venv: {pair.cache_dir}).")
         echo(f"Data kept in {data_dir}. In another shell, point reconcile at these stand-ins (demo values only):")
         for name, value in sorted(standins.environment().items()):
             echo(f"  export {name}={value}")
+        if standins.superset is not None:
+            echo("Then `reconcile plan --env qa` covers all three systems (Airbyte, workloads, Superset).")
         echo("Press Ctrl-C to stop.")
         try:
             while True:

@@ -627,12 +627,18 @@ def test_concurrent_creates_are_all_kept(standin: AirbyteStandIn, raw: httpx.Cli
     headers = dict(raw.headers)
     body = {"name": "lake", "workspaceId": standin.workspace_id, "configuration": S3_CONFIGURATION}
 
+    statuses: list[int | str] = []
+
     def create() -> None:
-        assert httpx.post(f"{standin.url}/destinations", json=body, headers=headers).status_code == 200
+        try:
+            statuses.append(httpx.post(f"{standin.url}/destinations", json=body, headers=headers).status_code)
+        except httpx.HTTPError as exc:  # a failure in a thread must fail the test, not vanish with the thread
+            statuses.append(repr(exc))
 
     threads = [threading.Thread(target=create) for _ in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert statuses == [200] * 16
     assert len({d["destinationId"] for d in standin.stored("destinations")}) == 16

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from reconciler.clients.http import RetryPolicy
+from reconciler.sandbox.superset import SECRET_KEY
 from reconciler.systems.superset.client import (
     SupersetAuthError,
     SupersetClient,
@@ -33,7 +34,6 @@ from reconciler.systems.superset.client import (
 from reconciler.systems.superset.rules.bundle import DatabaseTarget, build_import_zip, read_bundle, rewrite_databases
 from tests.superset.conftest import SupersetPair
 from tests.testbeds.superset_bed import as_dashboard_zip
-from tests.testbeds.superset_config_template import SECRET_KEY
 from tests.testbeds.superset_fixtures import FixtureIds, QaBaseline
 
 BASE = "http://superset.test"
