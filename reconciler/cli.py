@@ -1,4 +1,8 @@
-"""Command line: parse arguments -> call the service -> render -> exit code. Nothing else lives here."""
+"""Command line: parse arguments -> call the service -> render -> exit code. Nothing else lives here.
+
+`reconcile --help` stays fast: the service (and with it kubernetes, httpx and the systems' clients) and
+structlog are imported by the commands that need them, never at start-up.
+"""
 
 from __future__ import annotations
 
@@ -11,27 +15,27 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import structlog
 
-from reconciler import registry, service
-from reconciler.core.plan import Plan
-from reconciler.core.plan_codec import plan_from_json, plan_to_json
+from reconciler import registry
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
-from reconciler.render.markdown import render_markdown
-from reconciler.render.report import ConsoleListener, apply_summary
-from reconciler.render.text import render_plan
-from reconciler.spec.schema import json_schema, schemas
 
-SCHEMA_KINDS = sorted(schemas())
+if TYPE_CHECKING:
+    from reconciler.cancellation import Cancellation
+    from reconciler.core.plan import Plan
+
+SCHEMA_KINDS = sorted({"environment", *(kind for system in registry.systems() for kind in system.schemas)})
+"""`reconcile schema`'s kinds, by name only (the models are built when the command runs)."""
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _configure_logging(debug: bool) -> None:
+    import structlog
+
     level = logging.DEBUG if debug else logging.WARNING
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -93,7 +97,9 @@ pass_invocation = click.make_pass_decorator(Invocation)
 @pass_invocation
 @guarded
 def validate(invocation: Invocation, env_name: str | None) -> None:
-    """Check the specs offline: schema, references, cron, secrets. Exit 1 on any problem."""
+    """Check the specs offline: schema, references, cron, secrets (git -> screen). Exit 1 on any problem."""
+    from reconciler import service
+
     environments = service.validate(invocation.root, _environ(), env_name)
     for name, env in environments.items():
         counts = [
@@ -105,7 +111,9 @@ def validate(invocation: Invocation, env_name: str | None) -> None:
 @main.command()
 @click.option("--kind", type=click.Choice(SCHEMA_KINDS), default="environment", show_default=True)
 def schema(kind: str) -> None:
-    """Print the JSON Schema of a spec file kind (for editors and linters)."""
+    """Print the JSON Schema of a spec file kind, for editors and linters (code -> screen)."""
+
+    from reconciler.spec.schema import json_schema
 
     click.echo(json.dumps(json_schema(kind), indent=2))
 
@@ -127,6 +135,10 @@ def _environ() -> dict[str, str]:
 
 
 def _emit_plan(plan: Plan, output_format: str) -> None:
+    from reconciler.core.plan_codec import plan_to_json
+    from reconciler.render.markdown import render_markdown
+    from reconciler.render.text import render_plan
+
     if output_format == "json":
         click.echo(json.dumps(plan_to_json(plan), indent=2, default=str))
     elif output_format == "markdown":
@@ -153,7 +165,10 @@ def plan(
     allow_mass_delete: bool,
     systems: tuple[str, ...],
 ) -> None:
-    """Observe the live systems and show what apply would change."""
+    """Observe the live systems and show what apply would change (live + git -> screen, or a plan file)."""
+    from reconciler import service
+    from reconciler.core.plan_codec import plan_to_json
+
     if out is not None and not out.parent.is_dir():
         fail(f"cannot save the plan to {out}: no directory {out.parent}")
     result = service.ReconcileService.of_folder(invocation.root).plan(
@@ -171,7 +186,7 @@ def plan(
 
 
 @contextmanager
-def _stop_on_signals(cancellation: service.Cancellation, armed: Callable[[], bool]) -> Iterator[None]:
+def _stop_on_signals(cancellation: Cancellation, armed: Callable[[], bool]) -> Iterator[None]:
     """Once `armed` (the plan approved), the first Ctrl-C (or SIGTERM) asks the apply to stop once the running
     actions end and are recorded (a rollout wait at once); before that, or a second time, it interrupts outright."""
     if threading.current_thread() is not threading.main_thread():
@@ -220,7 +235,11 @@ def apply(
     parallelism: int,
     systems: tuple[str, ...],
 ) -> None:
-    """Make the live systems match the specs (or carry out a saved plan exactly)."""
+    """Make the live systems match the specs, or carry out a saved plan exactly (git -> live)."""
+    from reconciler import service
+    from reconciler.core.plan_codec import plan_from_json
+    from reconciler.render.report import ConsoleListener, apply_summary
+
     saved: Plan | None = None
     if plan_file is not None:
         try:
@@ -256,7 +275,8 @@ def apply(
 @pass_invocation
 @guarded
 def diff_env(invocation: Invocation, left: str, right: str) -> None:
-    """What differs between two environments' desired states (offline)."""
+    """What differs between two environments' desired states (git -> screen, offline)."""
+    from reconciler import service
     from reconciler.core.compare import compare_environments
     from reconciler.render.table import render_table
 
@@ -288,7 +308,7 @@ def diff_env(invocation: Invocation, left: str, right: str) -> None:
 @pass_invocation
 @guarded
 def demo(invocation: Invocation, keep: bool, with_systems: tuple[str, ...], screenshots: Path | None) -> None:
-    """The whole loop on local stand-ins: validate, plan, apply, re-plan, drift."""
+    """The whole loop on local stand-ins in a scratch copy: validate, plan, apply, re-plan, drift (git -> stand-ins)."""
     from reconciler.demo import run_demo
 
     if screenshots is not None and "superset" not in with_systems:
@@ -315,7 +335,7 @@ def demo(invocation: Invocation, keep: bool, with_systems: tuple[str, ...], scre
 @pass_invocation
 @guarded
 def sandbox(invocation: Invocation, host: str, data_dir: Path, with_systems: tuple[str, ...]) -> None:
-    """Run the local stand-in servers in the foreground (Ctrl-C stops them)."""
+    """Run the local stand-in servers in the foreground (Ctrl-C stops them); no data leaves this machine."""
     from reconciler.sandbox.launch import run_sandbox
 
     directory = data_dir if data_dir.is_absolute() else invocation.root / data_dir
@@ -324,7 +344,7 @@ def sandbox(invocation: Invocation, host: str, data_dir: Path, with_systems: tup
 
 GROUPS = {
     "pull": "Write what a live system has into the spec files (live -> git).",
-    "import": "Adopt live resources into spec YAML (live -> git).",
+    "import": "Alias of `pull` for Airbyte, kept for a release (live -> git).",
     "verify": "Check that what a live system holds works (live -> screen).",
 }
 

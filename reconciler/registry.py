@@ -36,7 +36,7 @@ BUILTIN = (
 EXTRA_VARIABLE = "RECONCILER_SYSTEMS"
 ENTRY_POINT_GROUP = "reconciler.systems"
 
-Row = tuple[str, str, str, str]
+Row = tuple[str, str, str | None, str | None]
 """One diff-env row: (what, name, left, right)."""
 
 

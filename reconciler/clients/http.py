@@ -1,6 +1,13 @@
-"""Client plumbing shared by the HTTP clients: retry policy with backoff, request counters.
+"""Client plumbing shared by the HTTP clients: the one retry policy with backoff, request counters.
 
-Policy only; each client (one per API) decides which calls are safe to retry.
+Which answers are worth another try is decided here, for every client (Airbyte, Superset, Dagster):
+
+- a timeout, a lost connection, or one of `RETRYABLE_STATUS` (429 throttled; 500 a failure inside
+  the server, often a worker restarting; 502-504 a proxy or server not answering) is retried with
+  backoff, *for an idempotent call* (a read, an update by id, a delete): repeating it changes nothing;
+- a call that is not idempotent (a create, an import, a mutation) is never retried blindly: only a
+  client that can first find out whether it was carried out (Airbyte's create looks the resource up
+  by name) tries again, and a create answered 500 is looked up, then reported, never sent again.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+SERVER_ERROR = 500
+RETRYABLE_STATUS = frozenset({429, SERVER_ERROR, 502, 503, 504})
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
@@ -27,6 +35,12 @@ class RetryPolicy:
 
     def pause(self, attempt: int) -> None:
         self.sleep(min(self.cap_seconds, self.base_seconds * (2**attempt)))
+
+    def again(self, attempt: int, status: int | None, *, idempotent: bool) -> bool:
+        """Whether try number `attempt` (from 0) of a call, answered `status` (None: no answer, a timeout
+        or a lost connection), is worth another try under this policy."""
+        transient = status is None or status in RETRYABLE_STATUS
+        return idempotent and transient and attempt + 1 < self.attempts
 
 
 @dataclass

@@ -22,11 +22,9 @@ class Difference:
 
     area: str
     item: str
-    left: str
-    right: str
-
-
-ABSENT = "—"
+    left: str | None
+    right: str | None
+    """What each side has, or `ABSENT` (core.model) when it has none."""
 
 
 def compare_environments(

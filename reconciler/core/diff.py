@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, Path, dotted
+from reconciler.core.model import ABSENT, DesiredResource, LiveResource, OwnershipRecord, Path, dotted
 
-ABSENT: Any = None
+__all__ = ["ABSENT", "FieldChange", "diff_resource", "diff_tree"]
 SECRET_SET = "(secret set)"
 SECRET_CHANGED = "(secret changed)"
 SECRET_UNKNOWN = "(secret not tracked yet)"

@@ -31,15 +31,18 @@ def match_objects(
     wanted: Iterable[str],
     records: Mapping[ResourceKey, OwnershipRecord],
     listed: Iterable[LiveObject],
+    *,
+    adopt_with: str | None = "reconcile import {system}",
 ) -> dict[ResourceKey, LiveObject]:
-    """Which live object is each wanted (or owned) resource of one kind.
+    """Which live object is each wanted (or owned) resource of one kind: the one matcher every system uses.
 
     An owned resource is its recorded object, or nothing when that id is no longer listed. Only a
     resource with no record (state lost, or one to adopt) is found by exact name, among objects
     no record claims. A wanted resource whose recorded object is gone while an unowned object
     has its name is an error: creating a second one by that name would make names ambiguous
     (the lost-state and lost-response recoveries find objects by name), and taking it over is
-    a person's call (`reconcile import` records it), not a guess.
+    a person's call (`reconcile import` records it), not a guess. `adopt_with` names the command that
+    adopts a live object in that system (None: it has none; the error says to delete or rename it).
     """
     objects = list(listed)
     by_id = {obj.id: obj for obj in objects}
@@ -52,11 +55,14 @@ def match_objects(
         ids = ", ".join(sorted(obj.id for obj in candidates))
         if key in recorded:
             if key not in matched and candidates:
+                remedy = "Delete or rename it."
+                if adopt_with is not None:
+                    remedy = f"Adopt it with `{adopt_with.format(system=system)}`, or delete or rename it."
                 raise AmbiguousIdentityError(
                     system,
                     f"{key}: the {kind} reconciler recorded ({recorded[key].id}) is gone, and an unowned {kind} "
                     f"has its name ({ids}); reconciler will neither take that one over nor create a second "
-                    f"{key.name!r}. Adopt it with `reconcile import {system}`, or delete or rename it.",
+                    f"{key.name!r}. {remedy}",
                 )
             continue
         if len(candidates) > 1:

@@ -15,6 +15,10 @@ from typing import Any
 
 Path = tuple[str, ...]
 
+ABSENT: None = None
+"""The one "absent" marker: no value at a path (a missing key and a null compare the same), or a resource or
+pin an environment does not have. Renderers choose how to show it (`—` in tables)."""
+
 
 @dataclass(frozen=True, order=True)
 class ResourceKey:

@@ -4,6 +4,10 @@ A provider owns one system (Airbyte, Superset, workloads). It turns its slice of
 into core `DesiredResource`s (pure rules live in `core/`), observes the live system through
 its client in as few calls as it can (lists, never one GET per resource), and carries out
 one planned `Action` at a time, returning what the ownership records must remember.
+
+Providers are stateless between calls: what `observe` saw travels in the `Observation` (its
+`payload`), and `apply` works from the action and `ApplyContext.observation`, so the instance
+that applies a saved plan may be a new one that never ran `desired()` or `observe()`.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ class Observation:
     unmanaged_dependents: Mapping[ResourceKey, tuple[str, ...]] = field(default_factory=dict)
     """Live objects outside the specs and records that depend on a resource, described for people."""
     payload: object | None = None
-    """The system's own data from this observation (e.g. Superset's exported bundle), handed back to its
-    `apply` as `ApplyContext.observation`, so a provider keeps nothing between calls."""
+    """The system's own data: what its `apply` needs from this observation (e.g. Superset's listing and the
+    bundle it compared), so that no provider keeps anything between `observe` and `apply`."""
 
 
 @dataclass
@@ -42,8 +46,8 @@ class ApplyContext:
     """Secret value by reference label (e.g. `env:PG_PASSWORD`)."""
     report: Callable[[str], None] = lambda _message: None
     """Progress lines for long actions (rollouts)."""
-    observation: Observation | None = None
-    """What this system's `observe` returned for the plan being applied (None for a plan applied unchecked)."""
+    observation: Observation = field(default_factory=lambda: Observation({}))
+    """The provider's own observation from the plan being applied (the one the plan was checked against)."""
     cancellation: Cancellation = field(default_factory=Cancellation)
     """Set when the run is asked to stop: long waits poll it (`wait`, `raise_if_cancelled`)."""
 
@@ -62,8 +66,6 @@ class Provider(Protocol):
 
     system: str
     prune: bool
-
-    def secret_refs(self) -> list[SecretRef]: ...
 
     def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]: ...
 

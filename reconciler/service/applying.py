@@ -9,7 +9,7 @@ outcome); never a secret (errors are redacted, values never reach here).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -47,13 +47,6 @@ class ApplyReport:
     @property
     def cancelled(self) -> bool:
         return isinstance(self.exception, CancelledError)
-
-
-def _observations(session: Session, plan: Plan) -> Mapping[str, Observation]:
-    """Each system's observation from making `plan` in this session, if it was made here."""
-    if session.observed is not None and session.observed[0] is plan:
-        return session.observed[1]
-    return {}
 
 
 def _log_step(session: Session, action: Action, outcome: str, **extra: object) -> None:
@@ -157,7 +150,7 @@ def apply_plan(
                 f"the plan has {action.key} but {action.key.system} is not configured in {plan.environment}"
             )
     ids: dict[ResourceKey, str] = dict(plan.live_ids)
-    observations = _observations(session, plan)
+    observations = session.observations
     report = ApplyReport(applied=True)
     guard = threading.Lock()
 
@@ -186,7 +179,7 @@ def apply_plan(
             dict(ids),  # its prerequisites' ids are in it; nothing it reads is written while it runs
             lambda label: session.resolver.value(parse_secret_label(label)),
             progress,
-            observation=observations.get(action.key.system),
+            observation=observations.get(action.key.system, Observation({})),
             cancellation=signal,
         )
         tell(Event(EventKind.ACTION_STARTED, env, "", action))

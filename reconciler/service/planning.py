@@ -81,7 +81,7 @@ def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
             systems=tuple(session.providers),
         )
     )
-    session.observed = (plan, observations)
+    session.observations = observations
     log.info("plan.made", env=session.env.name, systems=list(session.providers), **plan.summary())
     return plan
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,7 +18,6 @@ import structlog
 from reconciler import registry
 from reconciler.clients.kube.client import KubeClient, cluster_client
 from reconciler.core.events import Event, EventKind, Listener
-from reconciler.core.plan import Plan
 from reconciler.errors import PlanError, ReconcilerError
 from reconciler.lock import EnvironmentLock, FileLock, LockHolder
 from reconciler.providers.base import Observation, Provider
@@ -103,9 +102,9 @@ class Session:
     resolver: SecretResolver
     fingerprinter: Fingerprinter
     lock: EnvironmentLock
-    observed: tuple[Plan, Mapping[str, Observation]] | None = None
-    """The last plan made in this session and what each system's `observe` returned for it: applying that
-    plan hands each system its own observation (`ApplyContext.observation`)."""
+    observations: dict[str, Observation] = field(default_factory=dict)
+    """Each system's own observation from the last plan made in this session (a saved plan's: the fresh plan
+    that checked it); applying hands each system its own (`ApplyContext.observation`), providers keep none."""
 
     def close(self) -> None:
         for provider in self.providers.values():

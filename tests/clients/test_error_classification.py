@@ -177,7 +177,11 @@ def test_the_superset_client_marks_what_is_worth_retrying(handler: Handler, retr
 )
 def test_the_dagster_client_marks_what_is_worth_retrying(handler: Handler, retryable: bool) -> None:
     with pytest.raises(RedactedError) as raised:
-        DagsterClient("http://dagster.test", transport=httpx.MockTransport(handler)).location_statuses()
+        DagsterClient(
+            "http://dagster.test",
+            transport=httpx.MockTransport(handler),
+            retry=RetryPolicy(attempts=2, sleep=lambda _s: None),
+        ).location_statuses()
     assert raised.value.retryable is retryable
 
 

@@ -60,9 +60,6 @@ class NotesProvider:
     def _read(self) -> dict[str, dict[str, str]]:
         return json.loads(self.store.read_text()) if self.store.exists() else {}
 
-    def secret_refs(self) -> list[SecretRef]:
-        return []
-
     def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]:
         return [
             DesiredResource(ResourceKey(NAME, KIND, name), {"text": text})

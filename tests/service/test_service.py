@@ -59,7 +59,7 @@ class NotesProvider:
         return Observation(live, payload=f"observation {self.observed}")
 
     def apply(self, action: Action, context: ApplyContext) -> ApplyOutcome:
-        self.applied.append((action.key.name, None if context.observation is None else context.observation.payload))
+        self.applied.append((action.key.name, context.observation.payload))
         if callable(self.on_apply):
             self.on_apply(context)
         context.report(f"writing {action.key.name}")

@@ -26,8 +26,10 @@ import pytest
 from click.testing import Result
 
 from reconciler import service
+from reconciler.core.plan_codec import plan_from_json
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
+from reconciler.systems.superset import provider as superset_provider
 from reconciler.systems.superset.client import SupersetClient
 from reconciler.systems.superset.provider import SupersetProvider
 from tests.superset.conftest import FreshQas, SupersetPair, client_for
@@ -197,6 +199,32 @@ def test_a_plan_saved_by_another_process_is_applied_as_printed(
 
     applied = staging_applied.run("apply", "--env", "staging", str(plan_file), *SUPERSET)
     assert applied.exit_code == 0, applied.output
+    assert next(c.name for c in staging_client.list_charts() if c.id == chart.id) == "Sales by region"
+    assert "No changes." in staging_applied.plan("staging").output
+
+
+def test_a_saved_plan_is_applied_by_a_fresh_provider_that_never_planned(
+    staging_applied: SupersetProject, staging_client: SupersetClient, tmp_path: Path
+) -> None:
+    """Providers keep nothing between calls: the instance that applies gets what was observed with the plan."""
+    chart = next(c for c in staging_client.list_charts() if c.name == "Sales by region")
+    staging_client.update_chart(chart.id, {"slice_name": "Sales by region (QA)"})
+    plan_file = tmp_path / "plan.json"
+    made = staging_applied.plan("staging", "--out", str(plan_file))
+    assert f"~ update superset.chart/sales-by-region_{chart.uuid[:8]}" in made.output
+
+    saved = plan_from_json(json.loads(plan_file.read_text()))
+    with staging_applied.provider("staging") as (session, planner):
+        checked = service.check_saved_plan(session, saved)  # the saved-plan check observes with its own instance
+        fresh = superset_provider.connect(session.root, session.env, session.resolver)
+        session.providers["superset"] = fresh  # the instance that applies never ran desired() or observe()
+        try:
+            report = service.apply_plan(session, checked)
+        finally:
+            fresh.close()
+            session.providers["superset"] = planner
+    assert report.ok, report.error
+    assert any("imported 1 chart, 1 dataset, 1 database in one bundle" in note for note in report.notes)
     assert next(c.name for c in staging_client.list_charts() if c.id == chart.id) == "Sales by region"
     assert "No changes." in staging_applied.plan("staging").output
 

@@ -9,7 +9,8 @@
 - Answers are checked for shape (an object where one is due, ids on listed and created objects):
   a wrong one is an `ApiError` naming the call, never a KeyError.
 - Errors: RFC 9457 problem objects (and self-hosted `{"message": ...}` 401s) become `ApiError`.
-- Retries with backoff on 429, 5xx, timeouts and dropped connections for idempotent calls. A
+- Retries follow the one policy (`clients.http`): with backoff on 429, 500, 502-504, timeouts and
+  dropped connections for idempotent calls. A
   create whose answer was lost looks the resource up by name before trying again, so a retry
   never makes a duplicate; a create answered 500 (a failure inside the server) is looked up by
   name, then reported with its cause, never retried.
@@ -24,13 +25,12 @@ from typing import Any
 import httpx
 import structlog
 
-from reconciler.clients.http import RETRYABLE_STATUS, RequestCounter, RetryPolicy
+from reconciler.clients.http import RETRYABLE_STATUS, SERVER_ERROR, RequestCounter, RetryPolicy
 from reconciler.errors import ApiError, RedactedError
 
 SYSTEM = "airbyte"
 PAGE_SIZE = 100
 TOKEN_MARGIN_SECONDS = 60.0
-SERVER_ERROR = 500
 MAX_LISTED = 100_000
 MAX_PAGES = 5_000
 """A listing longer than these is refused (a server that pages forever must not hang a plan)."""

@@ -1,4 +1,5 @@
-"""`reconcile import airbyte`: live objects the specs do not define -> spec YAML, recorded as owned.
+"""`reconcile pull airbyte` (live -> git; `import airbyte` is its alias for a release): live objects the specs
+do not define -> spec YAML, recorded as owned.
 
 Reads the live system through the Airbyte provider's client, writes
 `specs/airbyte/imported-<env>.yaml`, adds the new names to the environment file (comments
@@ -7,26 +8,26 @@ and order preserved), and records ownership so the next plan adopts instead of c
 
 from __future__ import annotations
 
-import io
 import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
-from ruamel.yaml import YAML
 
-from reconciler import service
 from reconciler.core.model import OwnershipRecord, ResourceKey
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
+from reconciler.spec.editing import edit_yaml_file
 from reconciler.spec.files import read_spec_tree
 from reconciler.systems.airbyte import rules
 from reconciler.systems.airbyte.loading import airbyte_definition_names
-from reconciler.systems.airbyte.provider import AirbyteProvider, connect
 from reconciler.systems.airbyte.pull import ImportedSpecs, connection_entry, connector_entry, spec_name
+
+if TYPE_CHECKING:  # the service, the provider and its client are imported when the command runs (fast --help)
+    from reconciler.systems.airbyte.provider import AirbyteProvider
 
 COLLECTIONS = {
     "source": ("sources", "sourceId"),
@@ -97,21 +98,21 @@ def _collect(
 
 
 def _add_to_environment(env_file: Path, imported: ImportedSpecs) -> None:
-    editor = YAML()
-    editor.preserve_quotes = True
-    document = editor.load(env_file.read_text(encoding="utf-8"))
-    airbyte = document["airbyte"]
-    for section in ("sources", "destinations", "connections"):
-        names = [entry["name"] for entry in getattr(imported, section)] + imported.select[section]
-        if not names:
-            continue
-        if airbyte.get(section) is None:
-            airbyte[section] = {}
-        for name in names:
-            airbyte[section][name] = {}
-    buffer = io.StringIO()
-    editor.dump(document, buffer)
-    env_file.write_text(buffer.getvalue(), encoding="utf-8")
+    """Select the pulled resources in the environment file (comments and order kept)."""
+
+    def select(document: Any) -> bool:
+        airbyte = document["airbyte"]
+        for section in ("sources", "destinations", "connections"):
+            names = [entry["name"] for entry in getattr(imported, section)] + imported.select[section]
+            if not names:
+                continue
+            if airbyte.get(section) is None:
+                airbyte[section] = {}
+            for name in names:
+                airbyte[section][name] = {}
+        return True
+
+    edit_yaml_file(env_file, select)
 
 
 def _managed_line(imported: ImportedSpecs) -> list[str]:
@@ -123,6 +124,9 @@ def _managed_line(imported: ImportedSpecs) -> list[str]:
 
 def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, include_owned: bool = False) -> list[str]:
     """Write spec YAML for what the live Airbyte has and the specs do not; return report lines."""
+    from reconciler import service
+    from reconciler.systems.airbyte.provider import connect
+
     target = root / "specs" / "airbyte" / f"imported-{env_name}.yaml"
     warnings: list[str] = []
     with (
@@ -186,14 +190,22 @@ def import_airbyte(root: Path, env_name: str, environ: Mapping[str, str], *, inc
 pass_invocation = click.make_pass_decorator(Invocation)
 
 
-@click.command(name="airbyte")
-@click.option("--env", "env_name", required=True)
-@click.option("--include-owned", is_flag=True, help="Also write resources the specs already define.")
-@pass_invocation
-def import_command(invocation: Invocation, env_name: str, include_owned: bool) -> None:
-    """Adopt resources that already exist in Airbyte into spec YAML (live -> git; secrets become references)."""
+def _pull(invocation: Invocation, env_name: str, include_owned: bool) -> None:
     for line in import_airbyte(invocation.root, env_name, dict(os.environ), include_owned=include_owned):
         click.echo(line)
 
 
-COMMANDS: list[tuple[str | None, click.Command]] = [("import", import_command)]
+ENV = click.option("--env", "env_name", required=True, help="Environment to pull from (e.g. prod).")
+INCLUDE_OWNED = click.option("--include-owned", is_flag=True, help="Also write resources the specs already define.")
+
+pull_command = click.command(
+    name="airbyte",
+    help="Adopt resources that already exist in Airbyte into spec YAML and the environment file (live -> git; "
+    "secrets become references).",
+)(ENV(INCLUDE_OWNED(pass_invocation(_pull))))
+import_command = click.command(
+    name="airbyte",
+    help="Alias of `reconcile pull airbyte` (live -> git), kept for a release.",
+)(ENV(INCLUDE_OWNED(pass_invocation(_pull))))
+
+COMMANDS: list[tuple[str | None, click.Command]] = [("pull", pull_command), ("import", import_command)]

@@ -45,12 +45,12 @@ class AirbyteProvider:
         self.selection = selection
         self.prune = settings.prune
         self._workspace_id: str | None = settings.workspace_id
+        """The only thing kept between calls, and a pure lookup: the configured workspace's id (by name) does not
+        change while the environment file does not, and observe and apply need it (apply on a fresh instance
+        looks it up once)."""
 
     def close(self) -> None:
         self.client.close()
-
-    def secret_refs(self) -> list[SecretRef]:
-        return rules.secret_refs(self.selection)
 
     def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]:
         return rules.desired_resources(self.selection, fingerprints)

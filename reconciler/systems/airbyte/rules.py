@@ -46,15 +46,6 @@ def split_secrets(configuration: Mapping[str, Any]) -> tuple[dict[str, Any], lis
     return plain, refs
 
 
-def secret_refs(selection: AirbyteSelection) -> list[SecretRef]:
-    """Every secret reference the selection uses, for the engine to resolve."""
-    refs: list[SecretRef] = []
-    connectors: list[SourceSpec | DestinationSpec] = [*selection.sources, *selection.destinations]
-    for spec in connectors:
-        refs += [ref for _, ref in split_secrets(spec.configuration)[1]]
-    return refs
-
-
 def type_field(kind: str) -> str:
     return "sourceType" if kind == SOURCE else "destinationType"
 

@@ -7,7 +7,8 @@
   with 400 "CSRF ..." fetches a fresh token and is sent once more.
 - Every answer must be what was asked for: a call expecting JSON that gets anything else (Superset
   answers some refused writes with HTTP 200 and an HTML page) raises `SupersetResponseError`.
-- GETs are retried with backoff on 429/502/503/504 and lost connections; writes never are.
+- GETs are retried under the one policy (`clients.http`: 429, 500, 502-504, lost connections);
+  writes never are.
 - `requests_made` / `writes_made` count what the client sent (sign-in and CSRF calls are not writes).
 
 Errors (all `SupersetError`, itself an `ApiError` so the CLI reports them):
@@ -109,7 +110,6 @@ def csrf_refused(response: httpx.Response) -> bool:
 
 
 PAGE_SIZE = 100
-GET_RETRY_STATUS = frozenset({429, 502, 503, 504})
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 MAX_ROWS = 100_000
 MAX_PAGES = 5_000
@@ -252,7 +252,7 @@ class SupersetCalls:
             try:
                 response = self._http.request(method, url, headers=headers, **kwargs)
             except TRANSIENT_ERRORS as exc:
-                if method != "GET" or attempt + 1 >= self._retry.attempts:
+                if not self._retry.again(attempt, None, idempotent=method == "GET"):
                     raise SupersetError(
                         f"cannot reach {self.base_url}: {exc}", method=method, path=path, transient=True
                     ) from exc
@@ -268,7 +268,7 @@ class SupersetCalls:
                 csrf_renewed = True
                 self._csrf_token = None
                 continue
-            if method == "GET" and response.status_code in GET_RETRY_STATUS and attempt + 1 < self._retry.attempts:
+            if self._retry.again(attempt, response.status_code, idempotent=method == "GET"):
                 self._retry.pause(attempt)
                 attempt += 1
                 self.counter.retries += 1

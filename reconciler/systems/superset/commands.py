@@ -13,20 +13,17 @@ checked at all makes the command exit 1, naming it.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
-from ruamel.yaml import YAML
 
-from reconciler import service
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
+from reconciler.spec.editing import edit_yaml_file
 from reconciler.systems.superset.loading import ASSET_FOLDERS
-from reconciler.systems.superset.provider import connect
 from reconciler.systems.superset.rendering import render_verification
 from reconciler.systems.superset.rules.assets import SYSTEM
 from reconciler.systems.superset.rules.bundle import from_files, read_bundle, to_files
@@ -70,38 +67,37 @@ def _write_tree(spec_dir: Path, current: Mapping[str, str], wanted: Mapping[str,
 
 def _add_to_environment(env_file: Path, entries: Sequence[ConnectionEntry], slugs: Sequence[str]) -> bool:
     """Declare new databases and select new dashboards in the environment file; False when nothing changed."""
-    editor = YAML()
-    editor.preserve_quotes = True
-    editor.width = 4096  # a long URI stays on its line
-    document = editor.load(env_file.read_text(encoding="utf-8"))
-    section = document["superset"]
-    changed = False
-    if entries:
-        if section.get("databases") is None:
-            section["databases"] = {}
-        for entry in entries:
-            connection: dict[str, Any] = {"sqlalchemyUri": entry.sqlalchemy_uri}
-            if entry.password_variable:
-                connection["password"] = {"secretRef": {"env": entry.password_variable}}
-            section["databases"][entry.name] = connection
-        changed = True
-    selected = section.get("dashboards")
-    if selected != "all":
-        if selected is None:
-            section["dashboards"] = selected = []
-        for slug in slugs:
-            if slug not in selected:
-                selected.append(slug)
-                changed = True
-    if changed:
-        buffer = io.StringIO()
-        editor.dump(document, buffer)
-        env_file.write_text(buffer.getvalue(), encoding="utf-8")
-    return changed
+
+    def declare(document: Any) -> bool:
+        section = document["superset"]
+        changed = False
+        if entries:
+            if section.get("databases") is None:
+                section["databases"] = {}
+            for entry in entries:
+                connection: dict[str, Any] = {"sqlalchemyUri": entry.sqlalchemy_uri}
+                if entry.password_variable:
+                    connection["password"] = {"secretRef": {"env": entry.password_variable}}
+                section["databases"][entry.name] = connection
+            changed = True
+        selected = section.get("dashboards")
+        if selected != "all":
+            if selected is None:
+                section["dashboards"] = selected = []
+            for slug in slugs:
+                if slug not in selected:
+                    selected.append(slug)
+                    changed = True
+        return changed
+
+    return edit_yaml_file(env_file, declare)
 
 
 def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: Sequence[str] = ()) -> list[str]:
     """Write the live dashboards (all, or `slugs`) of an environment into `specs/superset/`; report lines."""
+    from reconciler import service
+    from reconciler.systems.superset.provider import connect
+
     with service.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
         client = provider.client
         listed = client.list_dashboards()
@@ -138,6 +134,9 @@ def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: 
 
 def verify_superset(root: Path, env_name: str, environ: Mapping[str, str]) -> Verification:
     """Run every chart of every dashboard `env_name` should have, in its Superset."""
+    from reconciler import service
+    from reconciler.systems.superset.provider import connect
+
     with service.open_provider(root, env_name, environ, SYSTEM, connect) as (_session, provider):
         return provider.verify()
 

@@ -9,7 +9,7 @@ does not is a dashboard not replicated (or not selected) there.
 
 from __future__ import annotations
 
-from reconciler.core.compare import ABSENT
+from reconciler.core.model import ABSENT
 from reconciler.registry import Row
 from reconciler.spec.loader import Environment
 from reconciler.systems.superset.loading import SupersetSelection
@@ -20,7 +20,7 @@ def _selection(env: Environment) -> SupersetSelection | None:
     return env.section("superset", SupersetSelection)
 
 
-def _replication(env: Environment) -> str:
+def _replication(env: Environment) -> str | None:
     selection = _selection(env)
     source = selection.settings.replicate if selection is not None else None
     if source is None:

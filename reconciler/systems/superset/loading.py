@@ -22,6 +22,7 @@ from reconciler.spec.yamlsource import LocatedMap
 from reconciler.systems.superset.asset_keys import unknown_keys
 from reconciler.systems.superset.rules.assets import chart_nodes, filter_targets, sub_bundle
 from reconciler.systems.superset.rules.bundle import Asset, Bundle, BundleError, from_files, slugify
+from reconciler.systems.superset.rules.bundle_model import FILTERS
 from reconciler.systems.superset.rules.importing import closure
 from reconciler.systems.superset.spec import ROLES_FILE, RolesFile, RoleSpec, SupersetEnvironment
 
@@ -113,7 +114,7 @@ def _check_references(specs: SupersetSpecs, problems: Problems) -> None:
                 problems.at(trees[asset.uuid], where, f"places chart {uuid}, which is not in specs/superset/")
         for index, number, dataset in filter_targets(asset):
             if dataset not in known["datasets"]:
-                target = ("metadata", "native_filter_configuration", index, "targets", number, "datasetUuid")
+                target = ("metadata", FILTERS, index, "targets", number, "datasetUuid")
                 problems.at(trees[asset.uuid], target, f"a native filter reads dataset {dataset}, not in specs/")
 
 

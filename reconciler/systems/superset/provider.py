@@ -22,9 +22,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
 from reconciler.core.diff import diff_resource
+from reconciler.core.identity import LiveObject, match_objects
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey, SecretSlot, digest_of
 from reconciler.core.plan import Action, ActionKind
 from reconciler.errors import ApiError, PlanError, SpecError, SpecProblem
@@ -81,6 +83,31 @@ class SupersetVerificationError(ApiError):
     """Charts failed to run their queries after an apply."""
 
 
+@dataclass(frozen=True)
+class SupersetObservation:
+    """The Superset part of an observation, for apply: what observe compared (the desired resources and
+    bundle, what to import from; the records) and the live listing (this instance's ids and uuids)."""
+
+    bundle: Bundle
+    listing: Listing
+    desired: Mapping[ResourceKey, DesiredResource]
+    records: Mapping[ResourceKey, OwnershipRecord]
+    imported: dict[ResourceKey, str] = field(default_factory=dict)
+    """What this plan's import brought (key -> uuid), filled by the plan's first asset action so the others
+    find theirs imported; it lives and dies with the observation of one plan, never with the provider."""
+
+
+def to_import(seen: SupersetObservation, live: Mapping[ResourceKey, LiveResource]) -> set[ResourceKey]:
+    """The desired assets missing live or differing from it (a rotated password too): what the plan's one
+    import brings in. Worked out by the first asset action that applies, from the observation alone."""
+    assets = assets_by_key(seen.bundle)
+    return {
+        key
+        for key, resource in seen.desired.items()
+        if key in assets and (key not in live or diff_resource(resource, live[key], seen.records.get(key)))
+    }
+
+
 class SupersetProvider:
     """Superset in one environment."""
 
@@ -97,12 +124,8 @@ class SupersetProvider:
         self.environment = environment
         self.prune = selection.settings.prune
         self._bundle: Bundle | None = None
-        self._desired: dict[ResourceKey, DesiredResource] = {}
-        self._assets: dict[ResourceKey, Asset] = {}
-        self._listing = Listing()
-        self._pending: set[ResourceKey] = set()
-        self._imported: dict[ResourceKey, str] = {}
-        self._permission_views: list[PermissionView] | None = None
+        """The desired bundle, read once per plan (`desired()` reads the replication source again); a fresh
+        instance reads it on first use. Apply takes the one the observation compared, never this."""
 
     # ---- clients ------------------------------------------------------------------------
 
@@ -126,9 +149,6 @@ class SupersetProvider:
             client.close()
 
     # ---- desired ------------------------------------------------------------------------
-
-    def secret_refs(self) -> list[SecretRef]:
-        return [c.password.secret_ref for c in self.settings.databases.values() if c.password is not None]
 
     def _replicated(self) -> Bundle | None:
         source, replicate = self.selection.source, self.settings.replicate
@@ -161,16 +181,14 @@ class SupersetProvider:
             if connection is not None and connection.password is not None:
                 ref = connection.password.secret_ref
                 slots[database.name] = SecretSlot(PASSWORD_PATH, ref.describe(), fingerprints(ref))
-        resources = desired_assets(bundle, slots) + desired_roles(self.selection.roles)
-        self._desired = {resource.key: resource for resource in resources}
-        self._assets = assets_by_key(bundle)
-        return resources
+        return desired_assets(bundle, slots) + desired_roles(self.selection.roles)
 
     # ---- observe ------------------------------------------------------------------------
 
-    def _live_uuid(self, key: ResourceKey, asset: Asset, record: OwnershipRecord | None) -> str | None:
+    def _live_uuid(
+        self, listing: Listing, key: ResourceKey, asset: Asset, record: OwnershipRecord | None
+    ) -> str | None:
         """The live asset a desired one is: by uuid (dashboards, charts) or by name (datasets, databases)."""
-        listing = self._listing
         if key.kind in (DATASET, DATABASE):
             row = (listing.datasets if key.kind == DATASET else listing.databases).get(key.name)
             return row[1] if row else None
@@ -189,13 +207,13 @@ class SupersetProvider:
             return None
         return asset.uuid if asset.uuid in listing.charts else None
 
-    def _export(self, found: Mapping[str, set[str]]) -> Bundle:
+    def _export(self, listing: Listing, found: Mapping[str, set[str]]) -> Bundle:
         """The found assets' exports: one call for the dashboards (with all they use), then one per kind
         only for what no earlier export held (a dataset no exported dashboard uses, say)."""
         exported = Bundle()
         for kind in (DASHBOARD, CHART, DATASET, DATABASE):
             missing = found[kind] - set(exported.assets.get(FOLDER_OF[kind], {}))
-            ids = sorted(i for uuid in missing if (i := self._listing.id_of(kind, uuid)) is not None)
+            ids = sorted(i for uuid in missing if (i := listing.id_of(kind, uuid)) is not None)
             if ids:
                 exported = union([exported, read_bundle(self.client.export(kind, ids))])
         return exported
@@ -203,83 +221,75 @@ class SupersetProvider:
     def observe(
         self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
     ) -> Observation:
-        self._listing = Listing.read(self.client)
-        self._imported.clear()
-        self._permission_views = None
+        listing = Listing.read(self.client)
+        bundle = self.desired_bundle()
+        assets = assets_by_key(bundle)
+        wanted = {resource.key: resource for resource in desired}
         matched: dict[ResourceKey, str] = {}
         found: dict[str, set[str]] = {kind: set() for kind in (DASHBOARD, CHART, DATASET, DATABASE)}
         for resource in desired:
-            asset = self._assets.get(resource.key)
-            if asset is not None and (uuid := self._live_uuid(resource.key, asset, records.get(resource.key))):
+            asset = assets.get(resource.key)
+            if asset is not None and (uuid := self._live_uuid(listing, resource.key, asset, records.get(resource.key))):
                 matched[resource.key] = uuid
                 found[resource.key.kind].add(uuid)
         # An owned key whose asset a desired key already claims was renamed (a chart's name or a
         # dashboard's slug is part of its key): its record is dropped, the asset is not deleted.
         claimed = set(matched.values())
-        owned_only = {
-            k: r for k, r in records.items() if k not in matched and k.kind != ROLE and k not in self._desired
-        }
+        owned_only = {k: r for k, r in records.items() if k not in matched and k.kind != ROLE and k not in wanted}
         for key, record in owned_only.items():
-            if record.id not in claimed and self._listing.id_of(key.kind, record.id) is not None:
+            if record.id not in claimed and listing.id_of(key.kind, record.id) is not None:
                 matched[key] = record.id
                 found[key.kind].add(record.id)
-        live_bundle = self._export(found)
+        live_bundle = self._export(listing, found)
         names = names_of(live_bundle)
         live: dict[ResourceKey, LiveResource] = {}
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
         for key, uuid in matched.items():
             asset = live_bundle.assets.get(FOLDER_OF[key.kind], {}).get(uuid)
-            wanted = self._desired.get(key)
-            fields = fields_of(asset, names) if asset is not None and wanted is not None else {}
-            live[key] = LiveResource(key, uuid, trim_live(wanted.fields, fields) if wanted is not None else fields)
-            if asset is not None and wanted is None:
+            want = wanted.get(key)
+            fields = fields_of(asset, names) if asset is not None and want is not None else {}
+            live[key] = LiveResource(key, uuid, trim_live(want.fields, fields) if want is not None else fields)
+            if asset is not None and want is None:
                 depends[key] = depends_of(asset, names)
         live.update(self._observe_roles(desired, records))
-        self._pending = {
-            resource.key
-            for resource in desired
-            if resource.key in self._assets
-            and (resource.key not in live or diff_resource(resource, live[resource.key], records.get(resource.key)))
-        }
-        return Observation(live, depends)
+        return Observation(live, depends, payload=SupersetObservation(bundle, listing, wanted, dict(records)))
 
     def _observe_roles(
         self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
     ) -> dict[ResourceKey, LiveResource]:
-        keys = {r.key for r in desired if r.key.kind == ROLE} | {k for k in records if k.kind == ROLE}
-        if not keys:
+        wanted = [r.key.name for r in desired if r.key.kind == ROLE]
+        if not wanted and not any(k.kind == ROLE for k in records):
             return {}
-        roles = self.client.list_roles()
-        by_id = {str(role.id): role for role in roles}
-        by_name = {role.name: role for role in roles}
+        listed = [LiveObject(str(role.id), role.name, {}) for role in self.client.list_roles()]
+        # the one identity matcher: a recorded role is its recorded id or nothing; only an unrecorded one by name
+        matched = match_objects(SYSTEM, ROLE, wanted, records, listed, adopt_with=None)
         live = {}
-        for key in sorted(keys):
-            record = records.get(key)
-            role = by_id.get(record.id) if record is not None else None
-            role = role or by_name.get(key.name)
-            if role is not None:
-                pairs = [(p.permission, p.view_menu) for p in self.client.role_permissions(role.id)]
-                live[key] = LiveResource(key, str(role.id), role_fields(role.name, pairs))
+        for key, role in sorted(matched.items()):
+            pairs = [(p.permission, p.view_menu) for p in self.client.role_permissions(int(role.id))]
+            live[key] = LiveResource(key, role.id, role_fields(role.name, pairs))
         return live
 
     # ---- apply --------------------------------------------------------------------------
 
     def apply(self, action: Action, context: ApplyContext) -> ApplyOutcome:
+        seen = context.observation.payload
+        if not isinstance(seen, SupersetObservation):
+            raise PlanError(f"{action.key}: apply needs the Superset observation the plan was made from")
         if action.kind == ActionKind.DELETE:
-            return self._delete(action)
+            return self._delete(action, seen.listing)
         assert action.desired is not None
-        current = self._desired.get(action.key)
+        current = seen.desired.get(action.key)
         if current is None or digest_of(current.fields) != digest_of(action.desired.fields):
             raise PlanError(
                 f"{action.key} is not what the specs (or the replicated dashboards) now say; plan again and review"
             )
         fingerprints = {".".join(slot.path): slot.fingerprint for slot in action.desired.secrets}
         if action.key.kind == ROLE:
-            return ApplyOutcome(self._apply_role(action), fingerprints)
+            return ApplyOutcome(self._apply_role(action, seen.listing), fingerprints)
         notes: tuple[str, ...] = ()
-        if action.key not in self._imported:  # else it came with the import an earlier action made
-            notes = self._import({*self._pending, action.key}, context)
-        return ApplyOutcome(self._imported[action.key], fingerprints, notes)
+        if action.key not in seen.imported:  # else it came with the import an earlier action of the plan made
+            notes = self._import(seen, to_import(seen, context.observation.live) | {action.key}, context)
+        return ApplyOutcome(seen.imported[action.key], fingerprints, notes)
 
     def _password(self, context: ApplyContext) -> Callable[[str], str | None]:
         def password(database: str) -> str | None:
@@ -290,19 +300,19 @@ class SupersetProvider:
 
         return password
 
-    def _import(self, keys: set[ResourceKey], context: ApplyContext) -> tuple[str, ...]:
-        bundle = self.desired_bundle()
-        touched = [self._assets[key].uuid for key in sorted(keys) if key in self._assets]
+    def _import(self, seen: SupersetObservation, keys: set[ResourceKey], context: ApplyContext) -> tuple[str, ...]:
+        bundle, listing = seen.bundle, seen.listing
+        assets = assets_by_key(bundle)
+        touched = [assets[key].uuid for key in sorted(keys) if key in assets]
         request = import_request(
-            bundle, touched, self._listing.uuids(DATABASE), self._listing.uuids(DATASET), self._password(context)
+            bundle, touched, listing.uuids(DATABASE), listing.uuids(DATASET), self._password(context)
         )
         started = time.monotonic()
         self.client.import_assets(request.zip_bytes, request.passwords)
         imported = time.monotonic()
-        self._permission_views = None  # new datasets bring new data-access permissions
         names = names_of(request.bundle)
         for asset in request.bundle.all_assets():
-            self._imported[names.key(asset)] = asset.uuid
+            seen.imported[names.key(asset)] = asset.uuid
         notes = [f"imported {request.describe()} in one bundle ({imported - started:.1f} s)"]
         if self.settings.verify:
             verification = self.run_charts(charts_to_verify(bundle, touched))
@@ -316,12 +326,12 @@ class SupersetProvider:
             notes.append(f"{verification.summary()} ({time.monotonic() - imported:.1f} s)")
         return tuple(notes)
 
-    def _delete(self, action: Action) -> ApplyOutcome:
+    def _delete(self, action: Action, listing: Listing) -> ApplyOutcome:
         assert action.live_id is not None
         if action.key.kind == ROLE:
             self.client.delete_role(int(action.live_id))
             return ApplyOutcome(None)
-        live_id = self._listing.id_of(action.key.kind, action.live_id)
+        live_id = listing.id_of(action.key.kind, action.live_id)
         if live_id is not None:
             delete = {
                 DASHBOARD: self.client.delete_dashboard,
@@ -331,16 +341,14 @@ class SupersetProvider:
             delete(live_id)
         return ApplyOutcome(None)
 
-    def _apply_role(self, action: Action) -> str:
+    def _apply_role(self, action: Action, listing: Listing) -> str:
         spec = next(role for role in self.selection.roles if role.name == action.key.name)
-        if self._permission_views is None:
-            self._permission_views = [
-                PermissionView(p.id, p.permission, p.view_menu) for p in self.client.list_permission_view_menus()
-            ]
-        rows = self._listing.dataset_rows
+        # read now: an import earlier in this apply brings new datasets and their data-access permissions
+        views = [PermissionView(p.id, p.permission, p.view_menu) for p in self.client.list_permission_view_menus()]
+        rows = listing.dataset_rows
         if any(access.schema_ for access in spec.datasets):
             rows = [LiveDataset(d.id, d.database_name, d.schema, d.table_name) for d in self.client.list_datasets()]
-        ids = resolve_permissions(spec, self._permission_views, rows)
+        ids = resolve_permissions(spec, views, rows)
         role_id = int(action.live_id) if action.live_id else self.client.create_role(spec.name)
         self.client.set_role_permissions(role_id, ids)
         return str(role_id)

@@ -31,12 +31,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from reconciler.spec.secrets import SecretField
+from reconciler.systems.superset.rules.bundle_model import PASSWORD_MASK
 
 ROLES_FILE = "roles.yaml"
 NAME = r"^[^\s/][^/]{0,249}$"
 # `scheme://user:secret@host` with a real secret (Superset's mask `XXXXXXXXXX` is not one).
 _URI_PASSWORD = re.compile(r"^[^:/]+://[^:/@]*:(?P<password>[^@]*)@")
-PASSWORD_MASK = "X" * 10
 
 
 class _Strict(BaseModel):

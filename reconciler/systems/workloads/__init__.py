@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.compare import ABSENT
+from reconciler.core.model import ABSENT
 from reconciler.providers.base import Provider
 from reconciler.registry import Row, System
 from reconciler.secrets import SecretResolver

@@ -18,14 +18,12 @@ from pathlib import Path
 
 import click
 
-from reconciler import service
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
 from reconciler.render.table import render_table
 from reconciler.spec.loader import Environment
 from reconciler.systems.workloads.loading import WorkloadsSelection
 from reconciler.systems.workloads.promotion import rewrite_image_pins
-from reconciler.systems.workloads.provider import connect, describe
 from reconciler.systems.workloads.rules import SYSTEM, component_of
 from reconciler.systems.workloads.spec import ImageVersion
 
@@ -57,6 +55,9 @@ def _choose(source: Mapping[str, ImageVersion], target: Mapping[str, ImageVersio
 
 def _check_source(root: Path, env_name: str, components: Sequence[str], environ: Mapping[str, str]) -> None:
     """Refuse unless the source's live images match its pins and its promoted locations are healthy."""
+    from reconciler import service
+    from reconciler.systems.workloads.provider import connect, describe
+
     with service.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
         plan = service.make_plan(session)
         pending = [a for a in plan.actions if component_of(a.key) in components]
@@ -86,6 +87,8 @@ def promote(
     *,
     check_live: bool = True,
 ) -> Promotion:
+    from reconciler import service
+
     environments = service.validate(root, environ)
     for name in (source, target):
         if name not in environments:
@@ -142,6 +145,9 @@ def promote_command(
 @pass_invocation
 def health_command(invocation: Invocation, env_name: str) -> None:
     """Ask Dagster whether each code location loaded (live -> screen; exit 1 if any failed)."""
+    from reconciler import service
+    from reconciler.systems.workloads.provider import connect, describe
+
     with service.open_provider(invocation.root, env_name, dict(os.environ), SYSTEM, connect) as (_session, provider):
         statuses = provider.health()
     click.echo(render_table(["code location", "status"], [(s.name, describe(s)) for s in statuses]))

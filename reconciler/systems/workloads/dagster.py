@@ -3,7 +3,8 @@
 A code location is healthy only when it loaded its definitions: Dagster reports a location whose
 module failed to import with loadStatus LOADED too, so health comes from locationOrLoadError
 (a RepositoryLocation, not a PythonError). HTTP failures, GraphQL errors and unexpected answers
-all leave as DagsterError with the URL and what went wrong.
+all leave as DagsterError with the URL and what went wrong. The status query is a read and is
+retried under the one policy (`clients.http`); the reload mutation is not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 from reconciler.cancellation import Cancellation
+from reconciler.clients.http import TRANSIENT_ERRORS, RetryPolicy
 from reconciler.errors import RedactedError, transient_status
 
 LOCATION_FIELDS = """
@@ -90,8 +92,10 @@ class DagsterClient:
         token: str | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self._retry = retry or RetryPolicy()
         self.endpoint = self.url if self.url.endswith("/graphql") else f"{self.url}/graphql"
         headers = {"Accept": "application/json"}
         if token:
@@ -107,13 +111,32 @@ class DagsterClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            response = self._http.post(self.endpoint, json={"query": query, "variables": variables or {}})
-        except httpx.HTTPError as error:
-            raise DagsterError(
-                f"Dagster at {self.endpoint} could not be reached: {type(error).__name__}: {error}", transient=True
-            ) from None
+    def _post(self, query: str, variables: dict[str, Any] | None, *, idempotent: bool) -> httpx.Response:
+        """One GraphQL request; a query (a read) is retried under the policy, a mutation never."""
+        attempt = 0
+        while True:
+            try:
+                response = self._http.post(self.endpoint, json={"query": query, "variables": variables or {}})
+            except TRANSIENT_ERRORS as error:
+                if not self._retry.again(attempt, None, idempotent=idempotent):
+                    raise DagsterError(
+                        f"Dagster at {self.endpoint} could not be reached: {type(error).__name__}: {error}",
+                        transient=True,
+                    ) from None
+            except httpx.HTTPError as error:
+                raise DagsterError(
+                    f"Dagster at {self.endpoint} could not be reached: {type(error).__name__}: {error}"
+                ) from None
+            else:
+                if not self._retry.again(attempt, response.status_code, idempotent=idempotent):
+                    return response
+            self._retry.pause(attempt)
+            attempt += 1
+
+    def _graphql(
+        self, query: str, variables: dict[str, Any] | None = None, *, idempotent: bool = False
+    ) -> dict[str, Any]:
+        response = self._post(query, variables, idempotent=idempotent)
         try:
             body = response.json()
         except ValueError:
@@ -133,7 +156,7 @@ class DagsterClient:
 
     def location_statuses(self) -> list[LocationStatus]:
         """Every code location in the workspace."""
-        workspace = self._graphql(STATUS_QUERY).get("workspaceOrError") or {}
+        workspace = self._graphql(STATUS_QUERY, idempotent=True).get("workspaceOrError") or {}
         if not isinstance(workspace, dict) or workspace.get("__typename") != "Workspace":
             message = workspace.get("message") if isinstance(workspace, dict) else None
             raise DagsterError(f"Dagster could not load its workspace: {message or workspace}")

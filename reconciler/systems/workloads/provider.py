@@ -43,9 +43,6 @@ class WorkloadsProvider:
         if self.dagster is not None:
             self.dagster.close()
 
-    def secret_refs(self) -> list[SecretRef]:
-        return []
-
     def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]:
         return rules.desired_resources(self.selection)
 

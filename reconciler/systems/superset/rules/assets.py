@@ -23,6 +23,8 @@ from typing import Any
 
 from reconciler.core.model import DesiredResource, Path, ResourceKey, SecretSlot
 from reconciler.systems.superset.rules.bundle import Asset, Bundle, normalise, slugify
+from reconciler.systems.superset.rules.bundle_model import FILTERS
+from reconciler.systems.superset.rules.bundle_model import filter_targets as targets_of
 
 SYSTEM = "superset"
 DATABASE, DATASET, CHART, DASHBOARD, ROLE = "database", "dataset", "chart", "dashboard", "role"
@@ -60,14 +62,11 @@ def chart_uuids(dashboard: Asset) -> list[str]:
 
 def filter_targets(dashboard: Asset) -> list[tuple[int, int, str]]:
     """The datasets the dashboard's native filters read: (filter index, target index, dataset uuid)."""
-    metadata = dashboard.content.get("metadata") or {}
-    found: list[tuple[int, int, str]] = []
-    for index, native_filter in enumerate(metadata.get("native_filter_configuration") or []):
-        for number, target in enumerate(native_filter.get("targets") or [] if isinstance(native_filter, dict) else []):
-            uuid = target.get("datasetUuid") if isinstance(target, dict) else None
-            if uuid:
-                found.append((index, number, str(uuid)))
-    return found
+    return [
+        (index, number, str(target["datasetUuid"]))
+        for index, number, target in targets_of(dashboard.content.get("metadata"))
+        if target.get("datasetUuid")
+    ]
 
 
 def filter_dataset_uuids(dashboard: Asset) -> list[str]:
@@ -126,14 +125,12 @@ def _by(items: Any, name: str) -> Any:
 def _dashboard_metadata(metadata: Any, names: Names) -> Any:
     if not isinstance(metadata, dict):
         return metadata
-    filters = metadata.get("native_filter_configuration")
-    if isinstance(filters, list):
-        for native_filter in filters:
-            for target in native_filter.get("targets") or [] if isinstance(native_filter, dict) else []:
-                if isinstance(target, dict) and "datasetUuid" in target:
-                    uuid = str(target.pop("datasetUuid"))
-                    target["dataset"] = names.datasets.get(uuid, uuid)
-        metadata["native_filter_configuration"] = _by(filters, "id")
+    for _, _, target in targets_of(metadata):
+        if "datasetUuid" in target:
+            uuid = str(target.pop("datasetUuid"))
+            target["dataset"] = names.datasets.get(uuid, uuid)
+    if isinstance(metadata.get(FILTERS), list):
+        metadata[FILTERS] = _by(metadata[FILTERS], "id")
     return metadata
 
 
@@ -178,7 +175,7 @@ def depends_of(asset: Asset, names: Names) -> tuple[ResourceKey, ...]:
 COLLECTIONS: dict[str, tuple[Path, ...]] = {
     "datasets": (("columns",), ("metrics",)),
     "charts": (("params",),),
-    "dashboards": (("position",), ("metadata", "native_filter_configuration")),
+    "dashboards": (("position",), ("metadata", FILTERS)),
 }
 
 

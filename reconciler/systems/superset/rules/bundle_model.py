@@ -18,6 +18,7 @@ from reconciler.errors import PermanentError
 KINDS = ("databases", "datasets", "charts", "dashboards")
 EXPORT_VERSION = "1.0.0"
 PASSWORD_MASK = "X" * 10
+"""What Superset writes for a password in an exported database URI; never a secret value."""
 
 
 class BundleError(PermanentError):
@@ -94,3 +95,38 @@ def slugify(text: str) -> str:
 def dump_yaml(content: Mapping[str, Any]) -> str:
     """Deterministic YAML: sorted keys, block style, unicode kept, no line wrapping."""
     return yaml.safe_dump(dict(content), sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000)
+
+
+# ---- native filters: the one place that walks them -------------------------------------------------------
+
+FILTERS = "native_filter_configuration"
+"""Where a dashboard's metadata keeps its native filters (a list of mappings, each with `targets`)."""
+
+
+def native_filters(metadata: Any) -> list[dict[str, Any]]:
+    """A dashboard metadata's native filters, the mappings themselves (edit them in place); anything else skipped."""
+    filters = metadata.get(FILTERS) if isinstance(metadata, dict) else None
+    return [item for item in filters if isinstance(item, dict)] if isinstance(filters, list) else []
+
+
+def filter_targets(metadata: Any) -> list[tuple[int, int, dict[str, Any]]]:
+    """Every native filter target of a dashboard metadata: (filter index, target index, the target mapping),
+    indexes as written (for `file:line` problems), mappings as they are (edit them in place)."""
+    filters = metadata.get(FILTERS) if isinstance(metadata, dict) else None
+    found: list[tuple[int, int, dict[str, Any]]] = []
+    for index, native_filter in enumerate(filters if isinstance(filters, list) else []):
+        targets = native_filter.get("targets") if isinstance(native_filter, dict) else None
+        for number, target in enumerate(targets if isinstance(targets, list) else []):
+            if isinstance(target, dict):
+                found.append((index, number, target))
+    return found
+
+
+def repoint_filter_datasets(metadata: Any, datasets: Mapping[str, str]) -> bool:
+    """Native filter targets reading a dataset in `datasets` (old uuid -> new) read the new one; True if any did."""
+    changed = False
+    for _, _, target in filter_targets(metadata):
+        if target.get("datasetUuid") in datasets:
+            target["datasetUuid"] = datasets[target["datasetUuid"]]
+            changed = True
+    return changed

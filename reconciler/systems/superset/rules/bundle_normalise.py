@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.systems.superset.rules.bundle_model import KINDS, PASSWORD_MASK, Asset, Bundle
+from reconciler.systems.superset.rules.bundle_model import FILTERS, KINDS, PASSWORD_MASK, Asset, Bundle, native_filters
 
 # Keys that hold a copy of another field, an instance's integer id, or nothing at all.
 CHART_PARAM_NOISE = ("datasource", "slice_id", "dashboards", "url_params")
@@ -153,10 +153,9 @@ def _normalise_position(position: dict[str, Any]) -> dict[str, Any]:
 def _normalise_dashboard_metadata(metadata: dict[str, Any], by_id: Mapping[int, str]) -> None:
     """Chart ids in the metadata become uuids; `chartsInScope` (derived from the scope by the UI,
     and left holding the source's ids by an import) goes."""
-    for native_filter in metadata.get("native_filter_configuration") or []:
-        if isinstance(native_filter, dict):
-            native_filter.pop("chartsInScope", None)
-            _normalise_scope(native_filter.get("scope"), by_id)
+    for native_filter in native_filters(metadata):
+        native_filter.pop("chartsInScope", None)
+        _normalise_scope(native_filter.get("scope"), by_id)
     global_config = metadata.get("global_chart_configuration")
     if isinstance(global_config, dict):
         global_config.pop("chartsInScope", None)
@@ -205,8 +204,8 @@ def _normalise_dashboard(content: dict[str, Any]) -> None:
     if content.get("metadata") in (None, {}):
         content["metadata"] = {}
     if isinstance(content["metadata"], dict):
-        if content["metadata"].get("native_filter_configuration") is None:
-            content["metadata"]["native_filter_configuration"] = []
+        if content["metadata"].get(FILTERS) is None:
+            content["metadata"][FILTERS] = []
         _normalise_dashboard_metadata(content["metadata"], by_id)
 
 
@@ -250,9 +249,8 @@ def _scope_to_ids(scope: Any, by_uuid: Mapping[str, int]) -> None:
 
 
 def _metadata_with_ids(metadata: dict[str, Any], by_uuid: Mapping[str, int]) -> None:
-    for native_filter in metadata.get("native_filter_configuration") or []:
-        if isinstance(native_filter, dict):
-            _scope_to_ids(native_filter.get("scope"), by_uuid)
+    for native_filter in native_filters(metadata):
+        _scope_to_ids(native_filter.get("scope"), by_uuid)
     if isinstance(metadata.get("global_chart_configuration"), dict):
         _scope_to_ids(metadata["global_chart_configuration"].get("scope"), by_uuid)
     if isinstance(metadata.get("chart_configuration"), dict):

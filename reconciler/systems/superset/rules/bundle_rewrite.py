@@ -12,7 +12,14 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from reconciler.systems.superset.rules.bundle_model import KINDS, Asset, Bundle, BundleError, slugify
+from reconciler.systems.superset.rules.bundle_model import (
+    KINDS,
+    Asset,
+    Bundle,
+    BundleError,
+    repoint_filter_datasets,
+    slugify,
+)
 
 
 @dataclass(frozen=True)
@@ -82,12 +89,6 @@ def rewrite_dataset_uuids(bundle: Bundle, mapping: Mapping[str, str]) -> Bundle:
             result = _with_asset(result, chart, replace(chart, content=content))
     for dashboard in result.of("dashboards"):
         content = copy.deepcopy(dashboard.content)
-        changed = False
-        for native_filter in (content.get("metadata") or {}).get("native_filter_configuration") or []:
-            for target in native_filter.get("targets") or []:
-                if target.get("datasetUuid") in mapping:
-                    target["datasetUuid"] = mapping[target["datasetUuid"]]
-                    changed = True
-        if changed:
+        if repoint_filter_datasets(content.get("metadata"), mapping):
             result = _with_asset(result, dashboard, replace(dashboard, content=content))
     return result

@@ -29,6 +29,7 @@ from reconciler.systems.superset.rules.bundle import (
     DatabaseTarget,
     rewrite_databases,
 )
+from reconciler.systems.superset.rules.bundle_model import repoint_filter_datasets
 from reconciler.systems.superset.spec import DashboardSelector, DatabaseConnection
 
 
@@ -106,10 +107,7 @@ def _repoint(asset: Asset, databases: Mapping[str, str], datasets: Mapping[str, 
     if asset.kind == "charts" and content.get("dataset_uuid") in datasets:
         content["dataset_uuid"] = datasets[content["dataset_uuid"]]
     if asset.kind == "dashboards":
-        for native_filter in (content.get("metadata") or {}).get("native_filter_configuration") or []:
-            for target in native_filter.get("targets") or []:
-                if target.get("datasetUuid") in datasets:
-                    target["datasetUuid"] = datasets[target["datasetUuid"]]
+        repoint_filter_datasets(content.get("metadata"), datasets)
     return Asset(asset.kind, asset.uuid, asset.path, content)
 
 
