@@ -34,11 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the test bed lives under tests/
 
 from reconciler import service  # noqa: E402
-from reconciler.clients.superset import SupersetClient  # noqa: E402
-from reconciler.core.superset_bundle import Bundle, build_import_zip, read_bundle  # noqa: E402
-from reconciler.core.superset_desired import desired_bundle  # noqa: E402
-from reconciler.providers.superset import SupersetProvider  # noqa: E402
-from reconciler.spec.superset import DatabaseConnection  # noqa: E402
+from reconciler.systems.superset.client import SupersetClient  # noqa: E402
+from reconciler.systems.superset.provider import SupersetProvider  # noqa: E402
+from reconciler.systems.superset.rules.bundle import Bundle, build_import_zip, read_bundle  # noqa: E402
+from reconciler.systems.superset.rules.desired import desired_bundle  # noqa: E402
+from reconciler.systems.superset.spec import DatabaseConnection  # noqa: E402
 from tests.testbeds.superset_bed import (  # noqa: E402
     SupersetInstance,
     as_dashboard_zip,

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.core import workloads as workload_rules
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from reconciler.sandbox.dagster_server import DagsterStandIn, UserCode
 from reconciler.sandbox.kube_server import KubeStandIn
@@ -29,7 +28,8 @@ from reconciler.sandbox.local_servers import Say, say_to_stderr
 from reconciler.sandbox.superset import SupersetPair
 from reconciler.spec.files import read_spec_tree
 from reconciler.spec.loader import Environment, load_environments
-from reconciler.spec.workloads import ConfigMapKey, ContainerEnv, ContainerImage
+from reconciler.systems.workloads import rules as workload_rules
+from reconciler.systems.workloads.spec import ConfigMapKey, ContainerEnv, ContainerImage
 
 CLIENT_ID = "reconciler"
 CLIENT_SECRET = "sandbox-secret"
