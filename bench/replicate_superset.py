@@ -1,25 +1,32 @@
-"""Benchmark: replicate 50 dashboards prod -> QA with reconciler, beside Superset's own CLI importing the same bundle.
+"""Benchmark: replicate N dashboards prod -> QA with reconciler, beside Superset's own CLI and preset-cli.
 
-Starts real Superset 6.1.0 servers (the test bed's venv): a prod, and one fresh QA per contender.
-Builds N dashboards in prod through the API (two charts each, with saved queries and a native
-filter), then, in the same run:
+For each N (50 and 100 by default) starts real Superset 6.1.0 servers (the test bed's venv): a
+prod, and one fresh QA per contender. Builds N dashboards in prod through the API (two charts
+each, with saved queries and a native filter), then, in the same run:
 
 - reconciler: `plan` + `apply` of a QA environment that replicates every prod dashboard onto
   QA's warehouse (one listing and one export of prod; four listings, one import and, with
-  verification, one data request per chart in QA), then a second plan + apply (no changes);
+  verification, one data request per chart in QA, 8 at a time), then a second plan + apply (no
+  changes), and the same replication with `verify: false` into another QA;
 - `superset import-dashboards -p bundle.zip` and `superset import-directory DIR --overwrite`
-  (run with the Superset venv and each QA's config) of the same rewritten bundle.
+  (run with the Superset venv and each QA's config) of the same rewritten bundle;
+- preset-cli, if installed in .cache/preset-venv (`python3 -m venv .cache/preset-venv &&
+  .cache/preset-venv/bin/pip install preset-cli`): `superset-cli URL export-assets DIR` from prod,
+  the database file pointed at QA's warehouse, `superset-cli URL sync native DIR --overwrite`.
 
-Prints requests made and wall time for each. No assertions: the figures are the point.
+Prints requests made and wall time for each, and the fastest peer's time over reconciler's.
+No assertions: the figures are the point. `--profile` profiles the first reconciler run.
 
-    .venv/bin/python bench/replicate_superset.py [--dashboards 50]
+    .venv/bin/python bench/replicate_superset.py [--dashboards 50 100] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import json
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -169,14 +176,20 @@ class Run:
 
     def line(self, label: str) -> str:
         return (
-            f"  {label:<44} {self.plan_seconds + self.apply_seconds:6.2f} s (plan {self.plan_seconds:.2f} s, "
+            f"  {label:<52} {self.plan_seconds + self.apply_seconds:6.2f} s (plan {self.plan_seconds:.2f} s, "
             f"apply {self.apply_seconds:.2f} s), {self.requests} requests to qa ({self.writes} writes), "
             f"{self.source_requests} to prod, {self.actions} planned actions"
         )
 
 
-def reconciler_run(root: Path, env: str, environ: dict[str, str]) -> Run:
-    """One plan + apply, timed apart, with the requests each Superset answered."""
+def reconciler_run(root: Path, env: str, environ: dict[str, str], profile: bool = False) -> Run:
+    """One plan + apply, timed apart, with the requests each Superset answered (and, with `profile`, where
+    this process spent its time: the top functions by own time, threads waiting on sockets excluded)."""
+    if profile:
+        profiler = cProfile.Profile()
+        run = profiler.runcall(reconciler_run, root, env, environ)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+        return run
     with service.open_session(root, env, environ, systems=["superset"]) as session:
         started = time.perf_counter()
         plan = service.make_plan(session)
@@ -221,60 +234,116 @@ def dashboards_in(instance: SupersetInstance) -> int:
         return len(client.list_dashboards())
 
 
+def preset_venv() -> Path | None:
+    """preset-cli's own venv (`pip install preset-cli` into .cache/preset-venv), if it was installed."""
+    venv = REPO / ".cache" / "preset-venv"
+    return venv if (venv / "bin" / "superset-cli").exists() else None
+
+
+def preset_run(venv: Path, prod: SupersetInstance, qa: SupersetInstance, scratch: Path) -> float:
+    """`superset-cli URL export-assets DIR` from prod, QA's warehouse put in the database file, then
+    `superset-cli URL sync native DIR --overwrite` into QA: one wall time for the three."""
+    cli = [str(venv / "bin" / "superset-cli"), "--loglevel", "ERROR", "-u", "admin", "-p", "admin"]
+    directory = scratch / "preset-assets"
+    directory.mkdir()
+    started = time.perf_counter()
+    steps = (
+        [*cli, prod.url, "export-assets", str(directory)],
+        [*cli, qa.url, "sync", "native", str(directory), "--overwrite"],
+    )
+    for step, command in enumerate(steps):
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0 or "Traceback" in result.stderr:
+            print(f"  superset-cli {command[8]} failed (exit {result.returncode}): {result.stderr[-600:]}")
+        if step == 0:
+            for database in (directory / "databases").glob("*.yaml"):
+                database.write_text(database.read_text().replace(prod.warehouse_uri, qa.warehouse_uri))
+    return time.perf_counter() - started
+
+
+def replicate(size: int, scratch: Path, profile: bool) -> dict[str, float]:
+    """Every contender at one size, on fresh servers; prints the figures and returns the wall times."""
+    names = ["prod", "qa", "qa-fast", "qa-cli-zip", "qa-cli-dir"]
+    preset = preset_venv()
+    names += ["qa-preset"] if preset else []
+    root = scratch / f"n{size}"
+    started = time.perf_counter()
+    instances = start(names, root / "servers")
+    try:
+        print(f"\nStarted {len(names)} Superset servers in {time.perf_counter() - started:.1f} s")
+        prod, qa = instances["prod"], instances["qa"]
+        with SupersetClient(prod.url, username="admin", password="admin") as client:
+            started = time.perf_counter()
+            build_dashboards(client, prod.warehouse_path, size)
+            print(f"Built {size} dashboards in prod through the API in {time.perf_counter() - started:.1f} s")
+            listed = client.list_dashboards()
+            source = read_bundle(client.export_dashboards([d.id for d in listed]))
+        charts = len(source.of("charts"))
+
+        project = root / "project"
+        (project / "environments").mkdir(parents=True)
+        environments = (
+            ("prod", prod, "  dashboards: all\n"),
+            ("qa", qa, REPLICATE),
+            ("qa-fast", instances["qa-fast"], "  verify: false\n" + REPLICATE),
+        )
+        for name, instance, extra in environments:
+            text = ENVIRONMENT.format(name=name, url=instance.url, warehouse=instance.warehouse_uri, extra=extra)
+            (project / "environments" / f"{name}.yaml").write_text(text)
+        environ = {"SUPERSET_PASSWORD": "admin", "RECONCILER_FINGERPRINT_KEY": "bench"}
+
+        first = reconciler_run(project, "qa", environ, profile)
+        second = reconciler_run(project, "qa", environ)
+        fast = reconciler_run(project, "qa-fast", environ)
+        zip_path = root / "bundle.zip"
+        zip_path.write_bytes(as_dashboard_zip(cli_bundle(source, instances["qa-cli-zip"])))
+        zip_seconds = cli_run(instances["qa-cli-zip"], ["import-dashboards", "-p", str(zip_path), "-u", "admin"])
+        directory = root / "bundle-dir"
+        with zipfile.ZipFile(io.BytesIO(cli_bundle(source, instances["qa-cli-dir"]))) as archive:
+            for name in archive.namelist():
+                target = directory / name.split("/", 1)[1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(name))
+        dir_seconds = cli_run(instances["qa-cli-dir"], ["import-directory", str(directory), "--overwrite"])
+        peers = {
+            "superset import-dashboards -p bundle.zip:": (zip_seconds, "qa-cli-zip"),
+            "superset import-directory DIR --overwrite:": (dir_seconds, "qa-cli-dir"),
+        }
+        if preset:
+            label = "preset-cli export-assets + sync native --overwrite:"
+            peers[label] = (preset_run(preset, prod, instances["qa-preset"], root), "qa-preset")
+
+        print(f"\nReplicating {size} dashboards ({charts} charts, 2 datasets, 1 database) prod -> qa:")
+        print(first.line("reconciler plan + apply (import + verify):"))
+        print(f"  {'':<52} ({'; '.join(first.notes)})")
+        print(fast.line("reconciler plan + apply, verify: false:"))
+        print(second.line("reconciler plan + apply again (no changes):"))
+        complete = []  # a peer that failed (fewer dashboards in its QA) is no yardstick
+        for label, (seconds, name) in peers.items():
+            count = dashboards_in(instances[name])
+            print(f"  {label:<52} {seconds:6.2f} s (no verification; {count} dashboards in its QA)")
+            complete += [seconds] if count == size else []
+        if not preset:
+            print("  preset-cli: not installed (pip install preset-cli into .cache/preset-venv failed or was not run)")
+        print(f"  reconciler's QAs hold {dashboards_in(qa)} and {dashboards_in(instances['qa-fast'])} dashboards")
+        fastest = min(complete or [seconds for seconds, _ in peers.values()])
+        for label, run in (("verified", first), ("verify: false", fast), ("no changes", second)):
+            ratio = fastest / (run.plan_seconds + run.apply_seconds)
+            print(f"  fastest peer / reconciler {label}: {ratio:.2f}x")
+        return {"verified": first.plan_seconds + first.apply_seconds, "fastest peer": fastest}
+    finally:
+        for instance in instances.values():
+            instance.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dashboards", type=int, default=50)
+    parser.add_argument("--dashboards", type=int, nargs="+", default=[50, 100])
+    parser.add_argument("--profile", action="store_true", help="profile the first reconciler run of each size")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="reconciler-bench-") as scratch:
-        root = Path(scratch)
-        started = time.perf_counter()
-        instances = start(["prod", "qa", "qa-cli-zip", "qa-cli-dir"], root / "servers")
-        try:
-            print(f"Started 4 Superset servers in {time.perf_counter() - started:.1f} s")
-            prod, qa = instances["prod"], instances["qa"]
-            with SupersetClient(prod.url, username="admin", password="admin") as client:
-                started = time.perf_counter()
-                build_dashboards(client, prod.warehouse_path, args.dashboards)
-                elapsed = time.perf_counter() - started
-                print(f"Built {args.dashboards} dashboards in prod through the API in {elapsed:.1f} s")
-                listed = client.list_dashboards()
-                source = read_bundle(client.export_dashboards([d.id for d in listed]))
-            charts = len(source.of("charts"))
-
-            project = root / "project"
-            (project / "environments").mkdir(parents=True)
-            for name, instance, extra in (("prod", prod, "  dashboards: all\n"), ("qa", qa, REPLICATE)):
-                text = ENVIRONMENT.format(name=name, url=instance.url, warehouse=instance.warehouse_uri, extra=extra)
-                (project / "environments" / f"{name}.yaml").write_text(text)
-            environ = {"SUPERSET_PASSWORD": "admin", "RECONCILER_FINGERPRINT_KEY": "bench"}
-
-            first = reconciler_run(project, "qa", environ)
-            second = reconciler_run(project, "qa", environ)
-            zip_path = root / "bundle.zip"
-            zip_path.write_bytes(as_dashboard_zip(cli_bundle(source, instances["qa-cli-zip"])))
-            zip_seconds = cli_run(instances["qa-cli-zip"], ["import-dashboards", "-p", str(zip_path), "-u", "admin"])
-            directory = root / "bundle-dir"
-            with zipfile.ZipFile(io.BytesIO(cli_bundle(source, instances["qa-cli-dir"]))) as archive:
-                for name in archive.namelist():
-                    target = directory / name.split("/", 1)[1]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(archive.read(name))
-            dir_seconds = cli_run(instances["qa-cli-dir"], ["import-directory", str(directory), "--overwrite"])
-
-            print(f"\nReplicating {args.dashboards} dashboards ({charts} charts, 2 datasets, 1 database) prod -> qa:")
-            print(first.line("reconciler plan + apply (import + verify):"))
-            print(f"  {'':<44} ({'; '.join(first.notes)})")
-            print(second.line("reconciler plan + apply again (no changes):"))
-            for label, seconds, name in (
-                ("superset import-dashboards -p bundle.zip:", zip_seconds, "qa-cli-zip"),
-                ("superset import-directory DIR --overwrite:", dir_seconds, "qa-cli-dir"),
-            ):
-                count = dashboards_in(instances[name])
-                print(f"  {label:<44} {seconds:6.2f} s (one process, no verification; {count} dashboards in its QA)")
-            print(f"  reconciler's QA holds {dashboards_in(qa)} dashboards")
-        finally:
-            for instance in instances.values():
-                instance.stop()
+        for size in args.dashboards:
+            replicate(size, Path(scratch), args.profile)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ from reconciler.systems.superset.rules.verify import (
 from reconciler.systems.superset.spec import SupersetEnvironment
 
 Connect = Callable[[], SupersetClient]
-VERIFY_CONCURRENCY = 4
+VERIFY_CONCURRENCY = 8
+"""Chart queries run at once: what one Superset (its gunicorn threads, its warehouse pool) takes without queueing."""
 NO_QUERY_CONTEXT = "no query context saved"
 
 
