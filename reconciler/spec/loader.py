@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from reconciler import registry
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.spec.environment import EnvironmentFile, environment_model, interpolate_tree
-from reconciler.spec.yamlsource import LocatedList, LocatedMap, YamlSyntaxError, locate, one_line, parse_yaml
+from reconciler.spec.yamlsource import PARSED, LocatedList, LocatedMap, YamlSyntaxError, locate, one_line
 
 ENVIRONMENT_DIR = "environments/"
 
@@ -104,11 +104,14 @@ def validate_model(model: type[Model], tree: Any, prefix: tuple[Any, ...], probl
 
 
 def parse_all(files: Mapping[str, str], problems: Problems) -> dict[str, Any]:
-    """Every file's tree; a file that does not parse, or holds a single value, is reported and left out."""
+    """Every file's tree; a file that does not parse, or holds a single value, is reported and left out.
+
+    Files read before with the same text come from the process's cache of parsed files.
+    """
     parsed: dict[str, Any] = {}
     for path, text in sorted(files.items()):
         try:
-            document = parse_yaml(text, path)
+            document = PARSED.parse(text, path)
         except YamlSyntaxError as exc:
             problems.items.append(exc.problem)
             continue
