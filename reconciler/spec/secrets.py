@@ -7,6 +7,7 @@ state; only the apply step resolves it (`reconciler.secrets`), and only fingerpr
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -109,7 +110,7 @@ def parse_secret_label(label: str) -> SecretRef:
 
 def is_secret_ref(value: Any) -> bool:
     """True for the `{secretRef: {...}}` form."""
-    return isinstance(value, Mapping) and set(value) == {"secretRef"}
+    return isinstance(value, Mapping) and len(value) == 1 and "secretRef" in value
 
 
 def iter_secret_refs(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -134,6 +135,7 @@ def iter_refs_in_lists(tree: Any, prefix: tuple[str | int, ...] = (), in_list: b
             yield from iter_refs_in_lists(item, (*prefix, index), True)
 
 
+@functools.lru_cache(maxsize=4096)  # a spec of 5,000 resources asks about the same few keys 100,000 times
 def is_secret_name(name: str) -> bool:
     """True for a configuration key whose value is a secret (`password`, `ssh_key`, `clientSecret`...)."""
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
@@ -169,9 +171,10 @@ def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterat
     if isinstance(tree, Mapping):
         for key, value in tree.items():
             path = (*prefix, str(key))
-            if is_secret_name(str(key)) and _is_value(value):
+            secret = is_secret_name(str(key))
+            if secret and _is_value(value):
                 yield path
-            elif is_secret_name(str(key)) and isinstance(value, list):
+            elif secret and isinstance(value, list):
                 yield from _inline_in_list(value, path)
             else:
                 yield from iter_inline_secrets(value, path)

@@ -243,7 +243,9 @@ def _read_plain(text: str, file: str) -> Any:
             if kind is yaml.ScalarEvent:
                 if event.anchor is not None or event.tag is not None:
                     raise _NotPlain("tag or anchor")
-                value: Any = _plain_scalar(event.value, loader) if event.implicit[0] else event.value
+                value: Any = event.value
+                if event.implicit[0] and (not value or value[0] in _RESOLVERS):
+                    value = _plain_scalar(value, loader)
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH:
                     raise _NotPlain("tag, anchor or depth")
