@@ -9,6 +9,7 @@ around them and collects the problems.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -137,7 +138,29 @@ def load_environments(
     only: str | None = None,
     systems: Sequence[registry.System] | None = None,
 ) -> dict[str, Environment]:
-    """Validate the specs and every (or one) environment; raise `SpecError` with all problems."""
+    """Validate the specs and every (or one) environment; raise `SpecError` with all problems.
+
+    The cyclic garbage collector is paused while it runs and what it loaded is then frozen
+    (`gc.freeze`): a spec of 5,000 connections is some 300,000 objects without a cycle among them,
+    and every full collection would walk them all again (a third of a plan's CPU at 5,000).
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        environments = _load_environments(files, variables, only, systems)
+    finally:
+        if collecting:
+            gc.enable()
+    gc.freeze()
+    return environments
+
+
+def _load_environments(
+    files: Mapping[str, str],
+    variables: Mapping[str, str],
+    only: str | None,
+    systems: Sequence[registry.System] | None,
+) -> dict[str, Environment]:
     known_systems = registry.systems() if systems is None else tuple(systems)
     problems = Problems()
     parsed = parse_all(files, problems)
