@@ -108,16 +108,24 @@ def parse_secret_label(label: str) -> SecretRef:
     raise ValueError(f"not a secret reference: {label!r}")
 
 
+_NOT_MAPPINGS = (str, int, float, list, type(None))
+
+
+def _is_mapping(value: Any) -> bool:
+    """`isinstance(value, Mapping)`, answered without the ABC check for the dicts and scalars of a spec tree."""
+    return isinstance(value, dict) or (not isinstance(value, _NOT_MAPPINGS) and isinstance(value, Mapping))
+
+
 def is_secret_ref(value: Any) -> bool:
     """True for the `{secretRef: {...}}` form."""
-    return isinstance(value, Mapping) and len(value) == 1 and "secretRef" in value
+    return _is_mapping(value) and len(value) == 1 and "secretRef" in value
 
 
 def iter_secret_refs(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     """Every `(path, raw reference)` in a configuration tree."""
     if is_secret_ref(tree):
         yield prefix, tree["secretRef"]
-    elif isinstance(tree, Mapping):
+    elif _is_mapping(tree):
         for key, value in tree.items():
             yield from iter_secret_refs(value, (*prefix, str(key)))
 
@@ -127,7 +135,7 @@ def iter_refs_in_lists(tree: Any, prefix: tuple[str | int, ...] = (), in_list: b
     if is_secret_ref(tree):
         if in_list:
             yield ".".join(str(step) for step in prefix)
-    elif isinstance(tree, Mapping):
+    elif _is_mapping(tree):
         for key, value in tree.items():
             yield from iter_refs_in_lists(value, (*prefix, str(key)), in_list)
     elif isinstance(tree, list):
@@ -168,7 +176,7 @@ def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterat
     private key or a URL with a password under any name."""
     if is_secret_ref(tree):
         return
-    if isinstance(tree, Mapping):
+    if _is_mapping(tree):
         for key, value in tree.items():
             path = (*prefix, str(key))
             secret = is_secret_name(str(key))
