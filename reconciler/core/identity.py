@@ -50,8 +50,11 @@ def match_objects(
     recorded = {key: record for key, record in records.items() if key.system == system and key.kind == kind}
     matched = _one_key_per_object(system, kind, keys, recorded, by_id)
     claimed = {record.id for record in recorded.values()}
+    by_name: dict[str, list[LiveObject]] = {}
+    for obj in objects:
+        by_name.setdefault(obj.name, []).append(obj)
     for key in sorted(keys):
-        candidates = [obj for obj in objects if obj.name == key.name and obj.id not in claimed]
+        candidates = [obj for obj in by_name.get(key.name, ()) if obj.id not in claimed]
         ids = ", ".join(sorted(obj.id for obj in candidates))
         if key in recorded:
             if key not in matched and candidates:

@@ -7,6 +7,7 @@ state; only the apply step resolves it (`reconciler.secrets`), and only fingerpr
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -107,16 +108,24 @@ def parse_secret_label(label: str) -> SecretRef:
     raise ValueError(f"not a secret reference: {label!r}")
 
 
+_NOT_MAPPINGS = (str, int, float, list, type(None))
+
+
+def _is_mapping(value: Any) -> bool:
+    """`isinstance(value, Mapping)`, answered without the ABC check for the dicts and scalars of a spec tree."""
+    return isinstance(value, dict) or (not isinstance(value, _NOT_MAPPINGS) and isinstance(value, Mapping))
+
+
 def is_secret_ref(value: Any) -> bool:
     """True for the `{secretRef: {...}}` form."""
-    return isinstance(value, Mapping) and set(value) == {"secretRef"}
+    return _is_mapping(value) and len(value) == 1 and "secretRef" in value
 
 
 def iter_secret_refs(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     """Every `(path, raw reference)` in a configuration tree."""
     if is_secret_ref(tree):
         yield prefix, tree["secretRef"]
-    elif isinstance(tree, Mapping):
+    elif _is_mapping(tree):
         for key, value in tree.items():
             yield from iter_secret_refs(value, (*prefix, str(key)))
 
@@ -126,7 +135,7 @@ def iter_refs_in_lists(tree: Any, prefix: tuple[str | int, ...] = (), in_list: b
     if is_secret_ref(tree):
         if in_list:
             yield ".".join(str(step) for step in prefix)
-    elif isinstance(tree, Mapping):
+    elif _is_mapping(tree):
         for key, value in tree.items():
             yield from iter_refs_in_lists(value, (*prefix, str(key)), in_list)
     elif isinstance(tree, list):
@@ -134,6 +143,7 @@ def iter_refs_in_lists(tree: Any, prefix: tuple[str | int, ...] = (), in_list: b
             yield from iter_refs_in_lists(item, (*prefix, index), True)
 
 
+@functools.lru_cache(maxsize=4096)  # a spec of 5,000 resources asks about the same few keys 100,000 times
 def is_secret_name(name: str) -> bool:
     """True for a configuration key whose value is a secret (`password`, `ssh_key`, `clientSecret`...)."""
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
@@ -166,12 +176,13 @@ def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterat
     private key or a URL with a password under any name."""
     if is_secret_ref(tree):
         return
-    if isinstance(tree, Mapping):
+    if _is_mapping(tree):
         for key, value in tree.items():
             path = (*prefix, str(key))
-            if is_secret_name(str(key)) and _is_value(value):
+            secret = is_secret_name(str(key))
+            if secret and _is_value(value):
                 yield path
-            elif is_secret_name(str(key)) and isinstance(value, list):
+            elif secret and isinstance(value, list):
                 yield from _inline_in_list(value, path)
             else:
                 yield from iter_inline_secrets(value, path)

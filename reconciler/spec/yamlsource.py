@@ -7,7 +7,9 @@ later steps (merging environment overrides, schema validation) can point a user 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -193,15 +195,129 @@ def _loader_for(file: str, *, libyaml: bool = False) -> type[yaml.SafeLoader]:
     return _LibyamlLoader
 
 
+class _NotPlain(Exception):
+    """The fast reader met something it leaves to the full loader (an anchor, a tag, a merge key, ...)."""
+
+    def __init__(self, what: str, *, malformed: bool = False) -> None:
+        super().__init__(what)
+        self.malformed = malformed
+
+
+_RESOLVERS = yaml.SafeLoader.yaml_implicit_resolvers
+_STR_TAG = "tag:yaml.org,2002:str"
+_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp"))
+
+
+def _plain_scalar(value: str, loader: yaml.SafeLoader) -> Any:
+    """A plain scalar as the SafeLoader's resolver and constructors (and `construct_as_written`) read it."""
+    tag = next((tag for tag, pattern in _RESOLVERS.get(value[0] if value else "", ()) if pattern.match(value)), None)
+    if tag is None:
+        return value
+    if tag not in _SCALAR_TAGS:
+        raise _NotPlain(tag)
+    if tag in (_STR_TAG, "tag:yaml.org,2002:timestamp"):
+        return value
+    return loader.yaml_constructors[tag](loader, yaml.ScalarNode(tag, value))
+
+
+def _read_plain(text: str, file: str) -> Any:
+    """One document of plain mappings, sequences and scalars, built straight from libyaml's events.
+
+    The same trees, keys' lines and values as the full loader, several times faster and with no
+    node graph in between. Raises `_NotPlain` at anything else (anchors and aliases, explicit
+    tags, merge keys, duplicate or non-scalar keys, deep nesting, several documents, malformed
+    text): the full loader then reads the file and gives its own answer or message. Scalars are
+    resolved and built by the libyaml loader's resolver and constructors.
+    """
+    loader = _loader_for(file, libyaml=True)("")
+    events = CParser(text)
+    get_event: Callable[[], Any] = events.get_event  # libyaml's events, typed loosely: every field is read as written
+    try:
+        # a frame: [collection, pending key (mappings), the pending key's line]
+        stack: list[list[Any]] = []
+        document: Any = None
+        documents = 0
+        while True:
+            event: Any = get_event()
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                if event.anchor is not None or event.tag is not None:
+                    raise _NotPlain("tag or anchor")
+                value: Any = event.value
+                if event.implicit[0] and (not value or value[0] in _RESOLVERS):
+                    value = _plain_scalar(value, loader)
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH:
+                    raise _NotPlain("tag, anchor or depth")
+                line = event.start_mark.line + 1
+                collection: Any = (
+                    LocatedMap(file=file, line=line)
+                    if kind is yaml.MappingStartEvent
+                    else LocatedList(file=file, line=line)
+                )
+                stack.append([collection, None, 0])
+                continue
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                value = stack.pop()[0]
+                line = value.line
+                if not stack:
+                    document = value
+                    continue
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise _NotPlain("several documents")
+                continue
+            elif kind is yaml.StreamEndEvent:
+                return document
+            elif kind is yaml.StreamStartEvent or kind is yaml.DocumentEndEvent:
+                continue
+            else:
+                raise _NotPlain(kind.__name__)
+            if kind is yaml.ScalarEvent:
+                line = event.start_mark.line + 1
+            if not stack:
+                document = value
+                continue
+            frame = stack[-1]
+            target = frame[0]
+            if type(target) is LocatedList:
+                target.append(value)
+                target.item_lines.append(line)
+            elif frame[1] is None:
+                if kind is not yaml.ScalarEvent:  # a merge key (<<) never gets here: its tag is not a scalar one
+                    raise _NotPlain("key")
+                key = value if isinstance(value, str) else str(value)
+                if key in target:
+                    raise _NotPlain("duplicate key")
+                frame[1] = key
+                frame[2] = line
+            else:
+                key = frame[1]
+                target[key] = value
+                target.key_locs[key] = (file, frame[2])
+                frame[1] = None
+    except yaml.YAMLError as exc:
+        raise _NotPlain("malformed", malformed=True) from exc
+    finally:
+        events.dispose()
+        loader.dispose()
+
+
 def parse_yaml(text: str, file: str) -> Any:
     """Parse one YAML document; malformed input raises `YamlSyntaxError` naming file and line."""
     if _LIBYAML:
         try:
-            return yaml.load(text, Loader=_loader_for(file, libyaml=True))
-        except YamlSyntaxError:
-            raise
-        except yaml.YAMLError:
-            pass  # malformed: read again below, so the message and line are PyYAML's own, as always
+            return _read_plain(text, file)
+        except _NotPlain as unusual:
+            malformed = unusual.malformed
+        if not malformed:
+            try:
+                return yaml.load(text, Loader=_loader_for(file, libyaml=True))
+            except YamlSyntaxError:
+                raise
+            except yaml.YAMLError:
+                pass  # malformed: read again below, so the message and line are PyYAML's own, as always
     try:
         return yaml.load(text, Loader=_loader_for(file))
     except YamlSyntaxError:
@@ -213,6 +329,78 @@ def parse_yaml(text: str, file: str) -> Any:
         raise YamlSyntaxError(SpecProblem(file, line, "", f"invalid YAML: {message}")) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(SpecProblem(file, None, "", f"invalid YAML: {exc}")) from exc
+
+
+PARSED_CACHE_CHARS = 16 * 1024 * 1024
+"""How much spec text the cache of parsed files may stand for, least recently used dropped first."""
+
+
+def copy_tree(tree: Any) -> Any:
+    """A copy of a parsed tree: new mappings and sequences with the same locations, scalars shared."""
+    kind = type(tree)
+    if kind is LocatedMap:
+        mapping = LocatedMap(file=tree.file, line=tree.line)
+        for key, value in tree.items():
+            mapping[key] = copy_tree(value) if type(value) is LocatedMap or type(value) is LocatedList else value
+        mapping.key_locs = dict(tree.key_locs)
+        return mapping
+    if kind is LocatedList:
+        sequence = LocatedList(
+            [copy_tree(item) if type(item) is LocatedMap or type(item) is LocatedList else item for item in tree],
+            file=tree.file,
+            line=tree.line,
+        )
+        sequence.item_lines = list(tree.item_lines)
+        return sequence
+    return tree
+
+
+class ParsedCache:
+    """Parsed spec files keyed by file name and the sha256 of their text: a file that did not change is not re-parsed.
+
+    For the controller, which plans again every few minutes in one process. A file is kept from
+    the second time its text is read (so a one-shot command pays nothing: no copy, no second
+    tree); each later call gets its own copy of the kept tree (later steps fill in `${VAR}`s in
+    place) with every location as first parsed. Only files that parse are kept; a malformed one
+    is read, and reported, every time.
+    """
+
+    def __init__(self, limit: int = PARSED_CACHE_CHARS) -> None:
+        self.limit = limit
+        self.size = 0
+        self._seen: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+        self._trees: OrderedDict[tuple[str, bytes], tuple[Any, int]] = OrderedDict()
+
+    def parse(self, text: str, file: str) -> Any:
+        """`parse_yaml(text, file)`, from the cache when the same file held the same text before."""
+        key = (file, hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+        kept = self._trees.get(key)
+        if kept is not None:
+            self._trees.move_to_end(key)
+            return copy_tree(kept[0])
+        tree = parse_yaml(text, file)
+        if key not in self._seen:
+            self._seen[key] = None
+            if len(self._seen) > 4096:
+                self._seen.popitem(last=False)
+            return tree
+        if len(text) <= self.limit:
+            self._trees[key] = (tree, len(text))
+            self.size += len(text)
+            while self.size > self.limit:
+                _, (_, size) = self._trees.popitem(last=False)
+                self.size -= size
+            return copy_tree(tree)
+        return tree
+
+    def clear(self) -> None:
+        self._seen.clear()
+        self._trees.clear()
+        self.size = 0
+
+
+PARSED = ParsedCache()
+"""The process's cache of parsed spec files (`spec.loader.parse_all` reads through it)."""
 
 
 def locate(tree: Any, path: Sequence[str | int]) -> tuple[str, int | None]:

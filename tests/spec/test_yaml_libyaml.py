@@ -73,3 +73,70 @@ def test_the_libyaml_loader_is_the_one_used(monkeypatch: pytest.MonkeyPatch, tmp
     with pytest.raises(YamlSyntaxError):
         parse_yaml("a: [1\n", "a.yaml")
     assert used == [True, True, False]  # a malformed file is read again, for PyYAML's own message and line
+
+
+PLAIN = {
+    **SAMPLES,
+    "keys of every scalar type": "1: a\ntrue: b\n~: c\n1.5: d\n0x1F: e\n",
+    "collections": "- a\n-\n  - b\n- {}\n- []\n- {x: [1, {y: null}]}\n",
+    "empty": "",
+    "comment only": "# nothing\n",
+    "a lone scalar": "x\n",
+    "numbers": "a: -.5\nb: +12\nc: 1_000\nd: .NaN\ne: 1:20\nf: .inf\ng: 2001-12-14t21:59:43.10-05:00\n",
+    "explicit tag": "a: !!str 1\n",
+    "value key": "a: =\n",
+    "document end": "a: b\n...\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN))
+def test_the_plain_reader_builds_what_the_full_loader_builds(name: str) -> None:
+    text = PLAIN[name]
+
+    def full() -> Any:
+        try:
+            return located(yamlsource.yaml.load(text, Loader=yamlsource._loader_for("s.yaml", libyaml=True)))
+        except Exception as error:  # either way, the plain reader must leave it to the full loader
+            return ("error", type(error).__name__)
+
+    try:
+        fast = located(yamlsource._read_plain(text, "s.yaml"))
+    except yamlsource._NotPlain:
+        return
+    assert fast == full()
+
+
+def test_the_plain_reader_reads_the_example_specs() -> None:
+    for path in sorted([*REPO.glob("specs/**/*.yaml"), *REPO.glob("environments/*.yaml")]):
+        text, name = path.read_text(), str(path.relative_to(REPO))
+        full = located(yamlsource.yaml.load(text, Loader=yamlsource._loader_for(name, libyaml=True)))
+        assert located(yamlsource._read_plain(text, name)) == full, name
+
+
+def test_a_file_read_again_comes_from_the_cache_as_its_own_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = yamlsource.ParsedCache()
+    parsed: list[str] = []
+    original = yamlsource.parse_yaml
+
+    def counting(text: str, file: str) -> Any:
+        parsed.append(file)
+        return original(text, file)
+
+    monkeypatch.setattr(yamlsource, "parse_yaml", counting)
+    text = "sources:\n  - name: a\n    url: ${URL}\n"
+    trees = [cache.parse(text, "s.yaml") for _ in range(4)]
+    assert parsed == ["s.yaml", "s.yaml"]  # kept from the second read on
+    assert all(located(tree) == located(trees[0]) for tree in trees)
+    trees[2]["sources"][0]["url"] = "filled in"
+    assert cache.parse(text, "s.yaml")["sources"][0]["url"] == "${URL}"
+    cache.parse(text + "# changed\n", "s.yaml")
+    cache.parse(text, "t.yaml")
+    assert parsed == ["s.yaml", "s.yaml", "s.yaml", "t.yaml"]
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = yamlsource.ParsedCache(limit=40)
+    for name in ("a", "b", "c"):
+        for _ in range(2):
+            cache.parse(f"name: {name}\nvalue: {'x' * 10}\n", f"{name}.yaml")
+    assert cache.size <= 40
