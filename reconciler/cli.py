@@ -22,6 +22,7 @@ import click
 from reconciler import registry
 from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
+from reconciler.spec import memory
 
 if TYPE_CHECKING:
     from reconciler.cancellation import Cancellation
@@ -86,6 +87,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 def main(ctx: click.Context, root: Path, debug: bool) -> None:
     """reconciler: git is the source of truth for Airbyte, Superset, dbt and Dagster."""
     _configure_logging(debug)
+    memory.freeze_after_load()  # one command, then the process ends: loaded specs need no collecting
     ctx.obj = Invocation(root.resolve(), debug)
 
 
