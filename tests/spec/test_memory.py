@@ -16,6 +16,8 @@ from tests.helpers import copy_example
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    """A process that has not asked to freeze (CLI runs in this test process may have asked before)."""
+    memory.freeze_after_load(False)
     gc.unfreeze()
     yield
     memory.freeze_after_load(False)
