@@ -72,6 +72,12 @@ CASES: dict[str, tuple[str, str, str, str]] = {
         f"      port: 5432\n      jdbc_url: 'jdbc:postgresql://reader:{CANARY}@db:5432/app'",
         "specs/airbyte/sources.yaml:9: configuration.jdbc_url: looks like an inline secret",
     ),
+    "a URL whose password holds a slash": (
+        "specs/airbyte/sources.yaml",
+        "      port: 5432",
+        f'      port: 5432\n      dsn: "postgresql://reader:{CANARY[:6]}/{CANARY[6:]}@db/app"',
+        "specs/airbyte/sources.yaml:9: configuration.dsn: looks like an inline secret",
+    ),
     "a password in a parameter string": (
         "specs/airbyte/sources.yaml",
         "      port: 5432",
