@@ -28,8 +28,24 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s]+)@")
-"""The `user:password@` (or `token@`) part of any URL in a text, up to the authority's last `@` (`p@ss`)."""
+URL_USERINFO = re.compile(
+    r"""
+    (?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)
+    (?P<userinfo>
+        [^/?#\s]+                        # user:password or token, up to the authority's last `@` (p@ss)
+      | [^:/?#@\s]*:(?!\d*[/?#])         # or user: then a password holding `/`, `?` or `#` (pa/ss), as
+        (?:(?!://)\S)*?                  #   SQLAlchemy reads it; never host:port/path (`h:80/a@b`)
+    )
+    @(?![^/?#\s]*@)                      # the last `@` before the host
+    """,
+    re.VERBOSE,
+)
+"""The `user:password@` (or `token@`) part of any URL in a text, up to the authority's last `@` (`p@ss`).
+
+A password may hold `/` (`postgresql://u:pa/ss@h/db`: SQLAlchemy reads `pa/ss`); an `@` in the path
+of a URL with no `user:` before it (`https://host/a/b@c`, `https://host:8443/a@b`) is no userinfo.
+A password of digits before a `/` reads as a port and is missed (`u:123/4@h`).
+"""
 
 
 def redact_credentials(text: str) -> str:

@@ -48,6 +48,15 @@ PRIVATE_KEY_TEXT = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 PARAMETER = re.compile(r"(?:^|[?&;\s])(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<value>[^&;#\s]+)")
 """A `name=value` parameter (`jdbc_url_params: password=...`, `https://host/api?api_key=...`)."""
 
+PAIR_NAME_KEYS = ("name", "key", "header")
+"""The key naming a `{name: Authorization, value: ...}` pair (a header list's item); its sibling is `value`."""
+
+SECRET_HEADER = re.compile(r"authori[sz]ation|cookie|token|secret|passw(or)?d|api_?key", re.IGNORECASE)
+"""Header names whose values are secrets (Authorization, Cookie, X-Api-Key, X-Auth-Token, X-Client-Secret...)."""
+
+AUTH_SCHEME_TEXT = re.compile(r"(?:Bearer|Basic)\s+\S", re.IGNORECASE)
+"""A `value` starting `Bearer ...` or `Basic ...` is credentials, whatever the header it goes with."""
+
 
 class KubernetesSecretKey(BaseModel):
     """A key of a Kubernetes Secret."""
@@ -166,6 +175,18 @@ def has_secret_parameter(text: str) -> bool:
     )
 
 
+def is_secret_header(name: str) -> bool:
+    """True for an HTTP header name whose value is a secret (`Authorization`, `X-Api-Key`, `Cookie`...)."""
+    return SECRET_HEADER.search(name) is not None or is_secret_name(name.replace("-", "_"))
+
+
+def _pair_name_key(mapping: Mapping[Any, Any]) -> str | None:
+    """`name`, `key` or `header` when `mapping` is a `{name: HEADER, value: ...}` pair, else None."""
+    if "value" not in mapping:
+        return None
+    return next((key for key in PAIR_NAME_KEYS if isinstance(mapping.get(key), str)), None)
+
+
 def _is_value(value: Any) -> bool:
     """A scalar that could be a secret: a non-empty string or a number (not a flag, not null)."""
     return (isinstance(value, str) and value != "") or (isinstance(value, int | float) and not isinstance(value, bool))
@@ -173,13 +194,21 @@ def _is_value(value: Any) -> bool:
 
 def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
     """Paths of secrets written as values (a spec error): under a secret name, in lists too, a PEM
-    private key or a URL with a password under any name."""
+    private key or a URL with a password under any name, and the `value` of a header pair whose name
+    is a secret header or whose text is `Bearer ...`/`Basic ...` (`{name: Authorization, value: ...}`)."""
     if is_secret_ref(tree):
         return
     if _is_mapping(tree):
+        pair = _pair_name_key(tree)
         for key, value in tree.items():
             path = (*prefix, str(key))
-            secret = is_secret_name(str(key))
+            if pair is None:
+                secret = is_secret_name(str(key))
+            elif key == "value":
+                credentials = isinstance(value, str) and AUTH_SCHEME_TEXT.match(value) is not None
+                secret = credentials or is_secret_header(tree[pair])
+            else:  # the pair's `key: X-Api-Key` names the header; it is no secret itself
+                secret = key != pair and is_secret_name(str(key))
             if secret and _is_value(value):
                 yield path
             elif secret and isinstance(value, list):

@@ -37,3 +37,11 @@ def test_every_error_tree_redacts_its_message() -> None:
 def test_a_superset_errors_own_message_is_redacted_too() -> None:
     error = SupersetError("(psycopg2) cannot connect to postgresql://reporter:pw@warehouse/analytics", status=400)
     assert error.message == "(psycopg2) cannot connect to postgresql://reporter:***@warehouse/analytics"
+
+
+def test_a_password_holding_a_slash_is_hidden_and_paths_with_an_at_sign_are_not_taken_for_one() -> None:
+    text = "GET postgresql://u:pa/ss@h/db failed; so did mysql://bob:a/b@c@db:3306/x"
+    assert redact_credentials(text) == "GET postgresql://u:***@h/db failed; so did mysql://bob:***@db:3306/x"
+    assert has_url_password('dsn: "postgresql://u:pa/ss@h/db"')
+    for plain in ("https://host/a/b@c", "https://host:8443/a/b@c", "http://h:80?to=a:b@c", "https://h/p?u=x:y@z"):
+        assert redact_credentials(plain) == plain and not has_url_password(plain)

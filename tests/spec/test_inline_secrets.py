@@ -72,6 +72,12 @@ CASES: dict[str, tuple[str, str, str, str]] = {
         f"      port: 5432\n      jdbc_url: 'jdbc:postgresql://reader:{CANARY}@db:5432/app'",
         "specs/airbyte/sources.yaml:9: configuration.jdbc_url: looks like an inline secret",
     ),
+    "a URL whose password holds a slash": (
+        "specs/airbyte/sources.yaml",
+        "      port: 5432",
+        f'      port: 5432\n      dsn: "postgresql://reader:{CANARY[:6]}/{CANARY[6:]}@db/app"',
+        "specs/airbyte/sources.yaml:9: configuration.dsn: looks like an inline secret",
+    ),
     "a password in a parameter string": (
         "specs/airbyte/sources.yaml",
         "      port: 5432",
@@ -83,6 +89,19 @@ CASES: dict[str, tuple[str, str, str, str]] = {
         "      port: 5432",
         f"      port: 5432\n      endpoint: 'https://api.example.com/v1?format=json&api_key={CANARY}'",
         "specs/airbyte/sources.yaml:9: configuration.endpoint: looks like an inline secret",
+    ),
+    "a header's value named by its sibling": (
+        "specs/airbyte/sources.yaml",
+        "      port: 5432",
+        "      port: 5432\n      headers:\n        - {name: Accept, value: application/json}\n"
+        f"        - name: X-Api-Key\n          value: {CANARY}",
+        "specs/airbyte/sources.yaml:12: configuration.headers.1.value: looks like an inline secret",
+    ),
+    "a bearer token as a header's value": (
+        "specs/airbyte/sources.yaml",
+        "      port: 5432",
+        f"      port: 5432\n      request_headers:\n        - {{header: X-Upstream, value: 'Bearer {CANARY}'}}",
+        "specs/airbyte/sources.yaml:10: configuration.request_headers.0.value: looks like an inline secret",
     ),
     "a reference inside a list": (
         "specs/airbyte/destinations.yaml",
@@ -176,6 +195,19 @@ def test_inline_secret_paths_in_plain_data() -> None:
         "jdbc_url_params": "ssl=true&sslmode=require&token_expiry_date=2026",
         "masked_params": "password=**********",
         "params": "user=reader;pwd=pw",
+        "headers": [
+            {"name": "Authorization", "value": "Token t"},
+            {"key": "X-Api-Key", "value": "k"},
+            {"header": "Cookie", "value": "session=s"},
+            {"name": "X-Auth-Token", "value": "t"},
+            {"name": "x-client-secret", "value": 1234},
+            {"name": "X-Trace", "value": "Basic dTpw"},
+            {"name": "X-Plain", "value": "bearer t"},
+            {"name": "Authorization", "value": {"secretRef": {"env": "AUTH"}}},
+            {"key": "Content-Type", "value": "application/json"},
+            {"name": "Accept", "value": "Bearer-ish/json"},
+            {"name": "X-Token-Count", "value": ""},
+        ],
     }
     assert list(iter_inline_secrets(configuration)) == [
         ("credentials", "client_secret"),
@@ -186,4 +218,11 @@ def test_inline_secret_paths_in_plain_data() -> None:
         ("note",),
         ("jdbc_url",),
         ("params",),
+        ("headers", 0, "value"),
+        ("headers", 1, "value"),
+        ("headers", 2, "value"),
+        ("headers", 3, "value"),
+        ("headers", 4, "value"),
+        ("headers", 5, "value"),
+        ("headers", 6, "value"),
     ]
