@@ -16,6 +16,7 @@ from tests.helpers import copy_example
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    memory.freeze_after_load(False)  # an in-process CLI run in an earlier test asked for freezing
     gc.unfreeze()
     yield
     memory.freeze_after_load(False)
