@@ -11,7 +11,9 @@ and peak RSS, medians of `--repeats` runs. Rows:
     floor         a list-only client: every page of the three lists, nothing else
     refresh       one GET per resource, one at a time
     refresh10     one GET per resource, 10 at a time (Terraform's refresh)
-    apply-empty   `reconcile apply --auto-approve` creating everything (a fresh stand-in each run)
+    apply-empty   `reconcile apply --auto-approve --parallelism 1` creating everything (a fresh stand-in each run)
+    apply-empty10 the same with `--parallelism 10` (the default)
+    post10        a plain client sending the same POSTs 10 at a time (a fresh stand-in each run)
     apply-noop    the same apply once converged
 
 then ratios measured in the same run (plan/floor, refresh10/plan, ...).
@@ -36,9 +38,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
+from reconciler.sandbox.airbyte_actors import ActorHandlers, ActorKind
+from reconciler.sandbox.airbyte_connections import ConnectionHandlers
 from reconciler.sandbox.airbyte_fleet import fleet_environ, write_fleet
+from reconciler.sandbox.airbyte_requests import request_body
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
+from reconciler.sandbox.http_util import Request, Response
 from reconciler.sandbox.launch import CLIENT_ID, CLIENT_SECRET
 
 HERE = Path(__file__).resolve().parent
@@ -46,14 +53,39 @@ RECONCILE = [sys.executable, "-m", "reconciler.cli"]
 CLIENTS = [sys.executable, str(HERE / "airbyte_clients.py")]
 
 
+def record_creates(posts: list[dict[str, Any]]) -> None:
+    """Keep every create the stand-in carries out (collection, body, answer): what the plain client sends again."""
+    create_actor, create_connection = ActorHandlers.create_actor, ConnectionHandlers.create_connection
+
+    def keep(request: Request, response: Response) -> Response:
+        if response.status < 300:
+            collection = request.path.rstrip("/").rsplit("/", 1)[-1]
+            posts.append({"collection": collection, "body": request_body(request), "answer": json.loads(response.body)})
+        return response
+
+    def actor(handlers: ActorHandlers, kind: ActorKind, request: Request) -> Response:
+        return keep(request, create_actor(handlers, kind, request))
+
+    def connection(handlers: ConnectionHandlers, request: Request) -> Response:
+        return keep(request, create_connection(handlers, request))
+
+    ActorHandlers.create_actor = actor  # type: ignore[method-assign,assignment]
+    ConnectionHandlers.create_connection = connection  # type: ignore[method-assign,assignment]
+
+
 def serve(control: Connection, latency: float) -> None:
-    """The stand-in in its own process, answering `stats` (then reset) and `stop` on `control`."""
+    """The stand-in in its own process, answering `stats` (then reset), `posts` (then cleared) and `stop`."""
+    posts: list[dict[str, Any]] = []
+    record_creates(posts)
     server = AirbyteStandIn(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, latency_seconds=latency).start()
     control.send(server.url)
     while (command := control.recv()) != "stop":
         if command == "stats":
             control.send((server.stats.total, server.stats.writes))
             server.stats.reset()
+        elif command == "posts":
+            control.send(list(posts))
+            posts.clear()
     server.stop()
 
 
@@ -71,6 +103,12 @@ class StandIn:
         self._control.send("stats")
         total, writes = self._control.recv()
         return int(total), int(writes)
+
+    def posts(self) -> list[dict[str, Any]]:
+        """The creates carried out since the last call."""
+        self._control.send("posts")
+        answer: list[dict[str, Any]] = self._control.recv()
+        return answer
 
     def stop(self) -> None:
         self._control.send("stop")
@@ -157,21 +195,21 @@ def bench_size(connections: int, args: argparse.Namespace, startup: Run) -> dict
         environ = {**os.environ, **fleet_environ("http://127.0.0.1:9/unused")}
         rows["validate"] = measure("validate", [*base, "validate", "--env", "bench"], environ, scratch, repeats, None)
 
-        applies = []
-        for _ in range(slow_repeats):  # each from empty: a fresh stand-in and no state
-            if server is not None:
-                server.stop()
-            server = StandIn(latency)
-            shutil.rmtree(scratch / ".reconciler", ignore_errors=True)
-            environ = {**os.environ, **fleet_environ(server.url)}
-            applies.append(
-                measure(
-                    "apply-empty", [*base, "apply", "--env", "bench", "--auto-approve"], environ, scratch, 1, server
-                )
-            )
-        rows["apply-empty"] = median(applies)
-        assert server is not None
         apply = [*base, "apply", "--env", "bench", "--auto-approve"]
+        for label, parallelism in (("apply-empty", "1"), ("apply-empty10", "10")):
+            applies = []
+            for _ in range(slow_repeats):  # each from empty: a fresh stand-in and no state
+                if server is not None:
+                    server.stop()
+                server = StandIn(latency)
+                shutil.rmtree(scratch / ".reconciler", ignore_errors=True)
+                environ = {**os.environ, **fleet_environ(server.url)}
+                command = [*apply, "--parallelism", parallelism]
+                applies.append(measure(label, command, environ, scratch, 1, server))
+            rows[label] = median(applies)
+        assert server is not None
+        posts_file = scratch / "posts.json"
+        posts_file.write_text(json.dumps(server.posts()), encoding="utf-8")  # the last apply's creates
         rows["apply-noop"] = measure("apply-noop", apply, environ, scratch, repeats, server)
         rows["plan"] = measure("plan", [*base, "plan", "--env", "bench"], environ, scratch, repeats, server)
         for mode in ("floor", "refresh", "refresh10"):
@@ -179,6 +217,13 @@ def bench_size(connections: int, args: argparse.Namespace, startup: Run) -> dict
             rows[mode] = measure(
                 mode, command, environ, scratch, slow_repeats if mode == "refresh" else repeats, server
             )
+        posts = []
+        for _ in range(slow_repeats):  # the same POSTs from a plain client, each run on a fresh stand-in
+            server.stop()
+            server = StandIn(latency)
+            command = [*CLIENTS, "create10", server.url, CLIENT_SECRET, str(posts_file)]
+            posts.append(measure("post10", command, environ, scratch, 1, server))
+        rows["post10"] = median(posts)
     finally:
         if server is not None:
             server.stop()
@@ -198,6 +243,8 @@ def report(connections: int, rows: dict[str, Run]) -> None:
         "refresh / plan (wall)": rows["refresh"].wall / plan.wall,
         "refresh10 / plan (requests)": rows["refresh10"].requests / max(plan.requests, 1),
         "apply-noop / plan (wall)": rows["apply-noop"].wall / plan.wall,
+        "apply-empty10 / post10 (wall)": rows["apply-empty10"].wall / rows["post10"].wall,
+        "apply-empty / apply-empty10 (wall)": rows["apply-empty"].wall / rows["apply-empty10"].wall,
     }
     print("ratios: " + "; ".join(f"{name} {value:.2f}x" for name, value in ratios.items()))
     creates = rows["apply-empty"].writes

@@ -220,7 +220,7 @@ def _stop_on_signals(cancellation: Cancellation, armed: Callable[[], bool]) -> I
 @click.option(
     "--parallelism",
     type=click.IntRange(min=1),
-    default=1,
+    default=10,
     show_default=True,
     help="Up to N independent actions at once (Airbyte's; dependencies and delete order kept). 1: one after "
     "another, in plan order.",

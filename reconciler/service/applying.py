@@ -26,6 +26,9 @@ from reconciler.spec.secrets import parse_secret_label
 
 log = structlog.get_logger("reconciler.service")
 
+DEFAULT_PARALLELISM = 10
+"""`reconcile apply`'s default, Terraform's: a system that rate-limits answers 429 and its client backs off."""
+
 
 @dataclass
 class ApplyReport:

@@ -15,7 +15,7 @@ from pathlib import Path
 from reconciler.cancellation import Cancellation
 from reconciler.core.events import Event, EventKind, Listener
 from reconciler.core.plan import Plan
-from reconciler.service.applying import ApplyReport, apply_plan
+from reconciler.service.applying import DEFAULT_PARALLELISM, ApplyReport, apply_plan
 from reconciler.service.planning import check_saved_plan, make_plan
 from reconciler.service.session import ProviderFactory, Session, locked, open_session
 from reconciler.service.source import FolderSource, SpecSource
@@ -33,8 +33,8 @@ class ReconcileService:
     """Set it (from another thread, a signal handler) to stop an apply within a poll of a long wait."""
     factories: Mapping[str, ProviderFactory] | None = None
     """How each system's provider is made (default: every registered system)."""
-    parallelism: int = 1
-    """How many independent actions may run at once (1: one after another, in plan order)."""
+    parallelism: int = DEFAULT_PARALLELISM
+    """How many independent actions may run at once (1: one after another, in plan order); Terraform's 10 by default."""
 
     @classmethod
     def of_folder(

@@ -89,6 +89,29 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff() -> None:
     assert pauses == [0.5, 1.0] and c.counter.retries == 2
 
 
+def test_a_429_is_retried_no_sooner_than_its_retry_after_for_reads_and_creates() -> None:
+    pauses: list[float] = []
+    posts: list[int] = []
+    limited = iter([True, False, True, False])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(1)
+        if next(limited):
+            return httpx.Response(429, headers={"Retry-After": "7"}, json={"title": "rate limited", "status": 429})
+        return httpx.Response(200, json={"sourceId": "s1", "name": "db"})
+
+    c = AirbyteClient(
+        BASE,
+        token="static",
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=4, base_seconds=0.5, sleep=pauses.append),
+    )
+    assert c.get("sources", "s1")["sourceId"] == "s1"
+    assert c.create("sources", {"name": "db"}, find_existing=lambda: None)["sourceId"] == "s1"
+    assert pauses == [7.0, 7.0] and len(posts) == 2  # a 429 was not carried out: posting again is safe
+
+
 def test_a_create_whose_answer_was_lost_is_found_by_name_not_created_twice() -> None:
     posts: list[bytes] = []
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from reconciler.clients.http import RETRYABLE_STATUS, RetryPolicy
+from reconciler.clients.http import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from reconciler.systems.superset.client import SupersetError
 from reconciler.systems.workloads.dagster import DagsterClient, DagsterError
 from tests.superset.test_superset_client import FakeSuperset, make_client
@@ -68,3 +68,21 @@ def test_dagster_retries_its_status_query_but_never_the_reload_mutation() -> Non
     with pytest.raises(DagsterError, match="HTTP 503"):
         client.reload_location("etl")
     assert len(mutations) == 1
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    assert retry_after_seconds("3") == 3.0 and retry_after_seconds(" 0 ") == 0.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=lambda: 1445412480.0) == 10.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: 1445412490.0) == 0.0  # already past
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    assert retry_after_seconds("nan") is None
+
+
+def test_a_pause_is_never_shorter_than_retry_after_and_retry_after_is_capped() -> None:
+    pauses: list[float] = []
+    policy = RetryPolicy(base_seconds=0.2, sleep=pauses.append, retry_after_cap_seconds=60.0)
+    policy.pause(0, 3.0)
+    policy.pause(0, 0.05)  # a shorter Retry-After than the backoff: the backoff
+    policy.pause(0, 3600.0)  # a server asking for an hour: a minute
+    policy.pause(1)
+    assert pauses == [3.0, 0.2, 60.0, 0.4]

@@ -10,7 +10,7 @@
   a wrong one is an `ApiError` naming the call, never a KeyError.
 - Errors: RFC 9457 problem objects (and self-hosted `{"message": ...}` 401s) become `ApiError`.
 - Retries follow the one policy (`clients.http`): with backoff on 429, 500, 502-504, timeouts and
-  dropped connections for idempotent calls. A
+  dropped connections for idempotent calls, never sooner than a 429's or 503's `Retry-After`. A
   create whose answer was lost looks the resource up by name before trying again, so a retry
   never makes a duplicate; a create answered 500 (a failure inside the server) is looked up by
   name, then reported with its cause, never retried.
@@ -25,7 +25,14 @@ from typing import Any
 import httpx
 import structlog
 
-from reconciler.clients.http import RETRYABLE_STATUS, SERVER_ERROR, RequestCounter, RetryPolicy
+from reconciler.clients.http import (
+    RETRY_AFTER_STATUS,
+    RETRYABLE_STATUS,
+    SERVER_ERROR,
+    RequestCounter,
+    RetryPolicy,
+    retry_after_seconds,
+)
 from reconciler.errors import ApiError, RedactedError
 
 SYSTEM = "airbyte"
@@ -48,10 +55,13 @@ log = structlog.get_logger(__name__)
 class _Retryable(RedactedError):
     """A failure worth another try; its text (logged) carries no URL credentials."""
 
-    def __init__(self, message: str, *, ambiguous: bool, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, ambiguous: bool, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.ambiguous = ambiguous
         self.status = status
+        self.retry_after = retry_after
 
 
 def problem_message(response: httpx.Response) -> str:
@@ -233,8 +243,14 @@ class AirbyteClient:
                 continue
             if response.status_code in RETRYABLE_STATUS:
                 status = response.status_code
+                wait = (
+                    retry_after_seconds(response.headers.get("Retry-After")) if status in RETRY_AFTER_STATUS else None
+                )
                 raise _Retryable(
-                    f"{method} {path}: {problem_message(response)}", ambiguous=status != 429, status=status
+                    f"{method} {path}: {problem_message(response)}",
+                    ambiguous=status != 429,
+                    status=status,
+                    retry_after=wait,
                 )
             if response.status_code >= 400:
                 raise ApiError(SYSTEM, f"{method} {path}: {problem_message(response)}", status=response.status_code)
@@ -252,7 +268,7 @@ class AirbyteClient:
                 last = str(exc)
                 self.counter.retries += 1
                 log.warning("airbyte.retry", method=method, path=path, attempt=attempt + 1, reason=last)
-                self._retry.pause(attempt)
+                self._retry.pause(attempt, exc.retry_after)
         raise ApiError(SYSTEM, f"gave up after {self._retry.attempts} attempts: {last}", transient=True)
 
     # ---- resources ----------------------------------------------------------------------
@@ -341,7 +357,7 @@ class AirbyteClient:
                 last = str(exc)
                 self.counter.retries += 1
                 log.warning("airbyte.retry", method="POST", path=f"/{resource}", attempt=attempt + 1, reason=last)
-                self._retry.pause(attempt)
+                self._retry.pause(attempt, exc.retry_after)
         raise ApiError(
             SYSTEM, f"gave up creating in /{resource} after {self._retry.attempts} attempts: {last}", transient=True
         )
