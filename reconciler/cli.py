@@ -293,15 +293,20 @@ def diff_env(invocation: Invocation, left: str, right: str) -> None:
     click.echo(render_table(["what", "name", left, right], [(r.area, r.item, r.left, r.right) for r in rows]))
 
 
+def with_real_servers(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--with superset` (repeatable) for the demo and the sandbox, which install and run real servers."""
+    return click.option(
+        "--with",
+        "with_systems",
+        type=click.Choice(["superset"]),
+        multiple=True,
+        help=f"{what} (superset: prod and qa; installed once, about 2 minutes).",
+    )
+
+
 @main.command()
 @click.option("--keep", is_flag=True, help="Leave the stand-ins running at the end until Ctrl-C.")
-@click.option(
-    "--with",
-    "with_systems",
-    type=click.Choice(["superset"]),
-    multiple=True,
-    help="Add a system's chapter on real servers (superset: prod and qa; installed once, about 2 minutes).",
-)
+@with_real_servers("Add a system's chapter on real servers")
 @click.option(
     "--screenshots",
     type=click.Path(file_okay=False, path_type=Path),
@@ -327,13 +332,7 @@ def demo(invocation: Invocation, keep: bool, with_systems: tuple[str, ...], scre
     show_default=True,
     help="Where the stand-ins keep their data between runs.",
 )
-@click.option(
-    "--with",
-    "with_systems",
-    type=click.Choice(["superset"]),
-    multiple=True,
-    help="Also run real servers for this system (superset: prod and qa; installed once, about 2 minutes).",
-)
+@with_real_servers("Also run real servers for this system")
 @pass_invocation
 @guarded
 def sandbox(invocation: Invocation, host: str, data_dir: Path, with_systems: tuple[str, ...]) -> None:
