@@ -30,6 +30,15 @@ def saved_plan(project: Project, tmp_path: Path) -> Path:
     return plan_file
 
 
+def tampered_plan(project: Project, tmp_path: Path, tamper: Tamper) -> Path:
+    """The saved plan above, edited in its file by `tamper`."""
+    plan_file = saved_plan(project, tmp_path)
+    body = json.loads(plan_file.read_text())
+    tamper(body)
+    plan_file.write_text(json.dumps(body))
+    return plan_file
+
+
 def action(body: dict[str, Any], resource: str) -> dict[str, Any]:
     return next(item for item in body["actions"] if item["resource"] == resource)
 
@@ -77,10 +86,7 @@ def drop_the_update(body: dict[str, Any]) -> None:
 def test_a_tampered_saved_plan_is_refused_and_writes_nothing(
     project: Project, tmp_path: Path, tamper: Tamper, named: str
 ) -> None:
-    plan_file = saved_plan(project, tmp_path)
-    body = json.loads(plan_file.read_text())
-    tamper(body)
-    plan_file.write_text(json.dumps(body))
+    plan_file = tampered_plan(project, tmp_path, tamper)
     before = {kind: project.qa.stored(kind) for kind in ("sources", "connections")}
     writes = project.qa.stats.writes
 
@@ -121,10 +127,7 @@ def test_a_plan_file_whose_labels_disagree_with_its_actions_is_refused(
     project: Project, tmp_path: Path, tamper: Tamper, named: str
 ) -> None:
     """A reader of the file sees `name` and `summary`: they must say what the actions do."""
-    plan_file = saved_plan(project, tmp_path)
-    body = json.loads(plan_file.read_text())
-    tamper(body)
-    plan_file.write_text(json.dumps(body))
+    plan_file = tampered_plan(project, tmp_path, tamper)
     writes = project.qa.stats.writes
 
     refused = project.run("apply", "--env", "qa", str(plan_file))
