@@ -35,12 +35,28 @@ CONTROLLER_CALLS: list[tuple[str, str, str, frozenset[str]]] = [
 
 # The contract's environment variables (RECONCILER_*), plus what the pod itself needs.
 CONTRACT_ENV = {
-    "RECONCILER_REPO", "RECONCILER_BRANCH", "RECONCILER_PATH", "RECONCILER_ENVIRONMENTS", "RECONCILER_CONFIG",
-    "RECONCILER_POLL_INTERVAL", "RECONCILER_DRIFT_INTERVAL", "RECONCILER_LISTEN", "RECONCILER_CACHE_DIR",
-    "RECONCILER_LEADER_ELECTION", "RECONCILER_LEASE_NAMESPACE", "RECONCILER_LEASE_NAME", "RECONCILER_IDENTITY",
-    "RECONCILER_KUBECONFIG", "RECONCILER_GIT_TOKEN", "RECONCILER_WEBHOOK_SECRET", "RECONCILER_SLACK_TOKEN",
-    "RECONCILER_SLACK_WEBHOOK_URL", "RECONCILER_FINGERPRINT_KEY", "POD_NAMESPACE", "HOME",
-}  # fmt: skip
+    "RECONCILER_REPO",
+    "RECONCILER_BRANCH",
+    "RECONCILER_PATH",
+    "RECONCILER_ENVIRONMENTS",
+    "RECONCILER_CONFIG",
+    "RECONCILER_POLL_INTERVAL",
+    "RECONCILER_DRIFT_INTERVAL",
+    "RECONCILER_LISTEN",
+    "RECONCILER_CACHE_DIR",
+    "RECONCILER_LEADER_ELECTION",
+    "RECONCILER_LEASE_NAMESPACE",
+    "RECONCILER_LEASE_NAME",
+    "RECONCILER_IDENTITY",
+    "RECONCILER_KUBECONFIG",
+    "RECONCILER_GIT_TOKEN",
+    "RECONCILER_WEBHOOK_SECRET",
+    "RECONCILER_SLACK_TOKEN",
+    "RECONCILER_SLACK_WEBHOOK_URL",
+    "RECONCILER_FINGERPRINT_KEY",
+    "POD_NAMESPACE",
+    "HOME",
+}
 CREDENTIAL_NAME = re.compile(r"TOKEN|SECRET|PASSW|KEY|WEBHOOK_URL", re.IGNORECASE)
 
 
@@ -320,12 +336,12 @@ BAD_VALUES = [
         {"extraEnv": [{"name": "AIRBYTE_QA_CLIENT_SECRET", "value": "s3cr3t"}]},
         "/extraEnv/0/name",
         id="credential-in-plain-env",
-    ),  # fmt: skip
+    ),
     pytest.param(
         {"extraEnv": [{"name": "SLACK_CHANNEL", "value": "xoxb-1234-5678-abcdef"}]},
         "/extraEnv/0/value",
         id="token-in-a-plain-value",
-    ),  # fmt: skip
+    ),
     pytest.param({"extraEnv": [{"name": "RECONCILER_REPO", "value": "/x"}]}, "/extraEnv/0/name", id="shadows-chart"),
     pytest.param({"secretEnv": [{"name": "X", "value": "s3cr3t"}]}, "/secretEnv/0", id="secret-env-value"),
     pytest.param({"environments": []}, "/environments", id="no-environment"),
@@ -333,7 +349,7 @@ BAD_VALUES = [
         {"environments": [{"name": "qa", "workloadNamespaces": ["Dagster_QA"]}]},
         "/environments/0/workloadNamespaces/0",
         id="bad-namespace",
-    ),  # fmt: skip
+    ),
     pytest.param({"serviceMonitor": {"enabled": "yes"}}, "/serviceMonitor/enabled", id="bool-as-string"),
 ]
 
