@@ -51,8 +51,12 @@ def test_actionlint_finds_nothing() -> None:
 
 def test_actionlint_would_flag_pr_text_inside_run(tmp_path: Path) -> None:
     """The check above can fail: untrusted PR text inside `run:` is a finding."""
-    text = (WORKFLOWS / "plan.yml").read_text().replace(
-        "- run: reconcile validate", '- run: echo "${{ github.event.pull_request.title }}" && reconcile validate'
+    text = (
+        (WORKFLOWS / "plan.yml")
+        .read_text()
+        .replace(
+            "- run: reconcile validate", '- run: echo "${{ github.event.pull_request.title }}" && reconcile validate'
+        )
     )
     (tmp_path / "plan.yml").write_text(text)
     findings = actionlint(tmp_path / "plan.yml")
