@@ -307,6 +307,8 @@ def github_comment(
     """Plan each environment and post it on the pull request as one comment, edited in place on every run
     (found again by a hidden marker). Over 60,000 characters the comment is cut; the job summary gets it all.
     The token comes from GITHUB_TOKEN only. Exit 1 when an environment could not be planned."""
+    from dataclasses import replace
+
     from reconciler import service
     from reconciler.clients.github import GitHubClient
     from reconciler.render.pull_request import comment_body, summary_text
@@ -318,17 +320,18 @@ def github_comment(
     sections = pull_request.plan_sections(
         service.ReconcileService.of_folder(invocation.root), environments, systems=systems
     )
-    body, cut = comment_body(sections, target.header)
+    header = replace(target.header, summary=summary is not None)
+    body, cut = comment_body(sections, header)
     if summary is not None:
         try:
             with summary.open("a", encoding="utf-8") as out:
-                out.write(summary_text(sections, target.header) + "\n")
+                out.write(summary_text(sections, header) + "\n")
         except OSError as exc:
             fail(f"cannot write the job summary {summary}: {exc.strerror or exc}")
     with GitHubClient(target.repository, token, api_url=target.api_url) as client:
         published = pull_request.publish(client, target.number, body, author=author)
     verb = "Created" if published.created else "Updated"
-    note = f" (cut to {len(body):,} characters; the whole plan is in the job summary)" if cut else ""
+    note = f" (cut to {len(body):,} characters; the whole plan is in {summary or 'reconcile plan'})" if cut else ""
     click.echo(f"{verb} the plan comment on {target.repository}#{target.number}: {published.comment.url}{note}")
     failed = [section.environment for section in sections if section.error is not None]
     if failed:

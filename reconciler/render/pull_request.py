@@ -43,6 +43,8 @@ class Header:
 
     commit: str | None = None
     run_url: str | None = None
+    summary: bool = True
+    """Whether the whole plan goes to a job summary (else a cut comment points at `reconcile plan`)."""
 
     def lines(self, count: int) -> list[str]:
         facts = [f"{count} environment{'s' if count != 1 else ''}"]
@@ -91,6 +93,8 @@ def comment_body(sections: Sequence[Section], header: Header, *, limit: int = CO
     if len(whole) <= limit:
         return whole, False
     where = f"the [job summary]({header.run_url})" if header.run_url else "the job summary"
+    if not header.summary:
+        where = "`reconcile plan --env NAME` (no job summary was written)"
     top.append(
         f"> ⚠️ This plan is {len(whole):,} characters, more than a comment holds: each environment's part is cut"
         f" where marked. The whole plan is in {where}."

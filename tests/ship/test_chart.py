@@ -300,6 +300,12 @@ def test_controller_yaml_without_slack_and_with_default_modes() -> None:
     }
 
 
+def test_an_environment_listed_twice_is_refused() -> None:
+    twice = merged(REQUIRED, {"environments": [{"name": "qa"}, {"name": "prod"}, {"name": "qa", "mode": "plan-only"}]})
+    with pytest.raises(helm_python.HelmRenderError, match="environments: qa is listed twice"):
+        render(twice)
+
+
 def test_a_config_change_rolls_the_pods() -> None:
     def checksum(values: dict[str, Any]) -> str:
         return str(

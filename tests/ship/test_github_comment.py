@@ -153,6 +153,20 @@ def test_a_70000_character_plan_is_cut_with_a_pointer_and_the_summary_gets_it_al
     assert plain.output.strip() in summary
 
 
+def test_without_a_job_summary_a_cut_comment_points_at_the_plan_command(
+    github: GitHubStandIn, root: Path, tmp_path: Path
+) -> None:
+    notes = {f"note-{n:04d}": "x" * 80 for n in range(400)}
+    (root / "environments" / "qa.yaml").write_text(notes_environment("qa", notes))
+    env = workflow_env(github, tmp_path)
+    del env["GITHUB_STEP_SUMMARY"]
+    result = comment(root, env)
+    assert result.exit_code == 0, result.output
+    (posted,) = github.comments(REPOSITORY, PR)
+    assert "`reconcile plan --env NAME` (no job summary was written)" in posted.body
+    assert "job summary](" not in posted.body
+
+
 def test_the_summary_is_appended_not_overwritten(github: GitHubStandIn, root: Path, tmp_path: Path) -> None:
     env = workflow_env(github, tmp_path)
     Path(env["GITHUB_STEP_SUMMARY"]).write_text("## validate\nall valid\n")

@@ -1,7 +1,12 @@
 {{/* controller.yaml (the contract's format) from the values: environments (name, mode), drift, slack. */}}
 {{- define "reconciler.controllerYaml" -}}
 {{- $environments := list -}}
+{{- $seen := dict -}}
 {{- range required "environments: give at least one environment the controller owns" .Values.environments -}}
+{{- if hasKey $seen .name -}}
+{{- fail (printf "environments: %s is listed twice (each environment once, in apply order)" .name) -}}
+{{- end -}}
+{{- $_ := set $seen .name true -}}
 {{- $environments = append $environments (dict "name" .name "mode" (default "apply" .mode)) -}}
 {{- end -}}
 {{- if not $environments -}}
