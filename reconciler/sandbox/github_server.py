@@ -9,7 +9,8 @@ Serves, on the real paths (optionally under GitHub Enterprise Server's `/api/v3`
 as GitHub answers them: 401 `Bad credentials` without a known token (`Bearer` or `token`), 403 `Resource
 not accessible by integration` when a read-only token writes, 404 `Not Found` for an unknown repository,
 pull request or comment, 422 `Validation Failed` for a missing body or one over 65,536 characters;
-`per_page` defaults to 30 and is capped at 100. Only what the plan comment uses; no reactions, no timeline.
+`per_page` defaults to 30 and is capped at 100. Fault: `lose_create_answers` (created, then no answer).
+Only what the plan comment uses; no reactions, no timeline.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.sandbox.http_util import JsonHttpServer, Request, RequestStats, Response, json_response
+from reconciler.sandbox.http_util import DropConnection, JsonHttpServer, Request, RequestStats, Response, json_response
 
 MAX_BODY = 65_536
 DOCS = "https://docs.github.com/rest"
@@ -66,6 +67,8 @@ class GitHubStandIn:
     """`/api/v3` for a GitHub Enterprise Server-like API URL."""
     tokens: dict[str, Token] = field(default_factory=lambda: {"ghs_standin": Token("github-actions[bot]")})
     stats: RequestStats = field(default_factory=RequestStats)
+    lose_create_answers: int = 0
+    """Fault: this many creates are carried out and then their connection is dropped, unanswered."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -182,6 +185,9 @@ class GitHubStandIn:
             return body
         comment_id = self.add_comment(repository, number, body, token.login)
         with self._lock:
+            if self.lose_create_answers > 0:
+                self.lose_create_answers -= 1
+                raise DropConnection()
             return json_response(201, self._comments[comment_id].json(self._server.origin))
 
     def _update(self, request: Request, repository: str, comment_id: int) -> Response:

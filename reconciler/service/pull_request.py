@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.clients.github import DEFAULT_API_URL, Comment, GitHubClient
-from reconciler.errors import PermanentError, ReconcilerError
+from reconciler.errors import ApiError, PermanentError, ReconcilerError
 from reconciler.render.markdown import render_markdown
 from reconciler.render.pull_request import MARKER, Header, Section
 from reconciler.service.reconcile import ReconcileService
@@ -129,11 +129,25 @@ def find_comment(client: GitHubClient, number: int, author: str | None = None) -
     return None
 
 
+def _edit(client: GitHubClient, comment: Comment, body: str) -> Comment:
+    return comment if comment.body == body else client.update_comment(comment.id, body)
+
+
 def publish(client: GitHubClient, number: int, body: str, *, author: str | None = None) -> Published:
-    """Edit the plan comment in place, or create it the first time; an unchanged body is not sent again."""
+    """Edit the plan comment in place, or create it the first time; an unchanged body is not sent again.
+
+    A create is never sent twice: when its answer is lost (a timeout, a dropped connection, a 5xx), the
+    comments are read again and a marked one found there is the one just created.
+    """
     existing = find_comment(client, number, author)
-    if existing is None:
+    if existing is not None:
+        return Published(_edit(client, existing, body), created=False)
+    try:
         return Published(client.create_comment(number, body), created=True)
-    if existing.body == body:
-        return Published(existing, created=False)
-    return Published(client.update_comment(existing.id, body), created=False)
+    except ApiError as error:
+        if not error.retryable:
+            raise
+        landed = find_comment(client, number, author)
+        if landed is None:
+            raise
+        return Published(_edit(client, landed, body), created=True)

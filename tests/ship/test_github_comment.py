@@ -98,6 +98,17 @@ def test_the_first_run_creates_one_comment_and_the_second_edits_it(
     assert github.comments(REPOSITORY, PR)[0].body == "LGTM"  # someone else's comment untouched
 
 
+def test_a_create_whose_answer_is_lost_is_found_not_posted_again(
+    github: GitHubStandIn, root: Path, tmp_path: Path
+) -> None:
+    github.lose_create_answers = 1
+    result = comment(root, workflow_env(github, tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "Created the plan comment" in result.output
+    assert len(github.comments(REPOSITORY, PR)) == 1
+    assert github.stats.by_route["POST /repos/acme/data-platform/issues/{n}/comments"] == 1
+
+
 def test_a_busy_pull_request_is_paged_through_to_find_the_comment(
     github: GitHubStandIn, root: Path, tmp_path: Path
 ) -> None:
