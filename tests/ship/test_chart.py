@@ -16,6 +16,8 @@ helm_python = pytest.importorskip("helm_python")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 KUBE_VERSION = "1.31.0"
+OLDEST = "1.27.0"
+"""Chart.yaml's kubeVersion floor (PodDisruptionBudget's unhealthyPodEvictionPolicy is served from 1.27)."""
 
 CASES = [pytest.param(REQUIRED, id="defaults"), *(pytest.param(load_example(p), id=p.stem) for p in EXAMPLES)]
 
@@ -73,6 +75,11 @@ def test_the_defaults_alone_are_refused_naming_each_required_value() -> None:
         assert f"'{path}'" in message
 
 
+def test_the_oldest_kubernetes_tested_is_the_charts_floor() -> None:
+    floor = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    assert floor == f">={OLDEST}-0"
+
+
 def test_examples_exist_for_the_documented_installs() -> None:
     assert {p.stem for p in EXAMPLES} >= {"one-environment", "two-environments-slack", "existing-serviceaccount"}
 
@@ -84,14 +91,15 @@ def test_helm_lint_finds_no_error_or_warning(values: dict[str, Any]) -> None:
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
+@pytest.mark.parametrize("version", [OLDEST, KUBE_VERSION, kubernetes_validate.latest_version()])
 @pytest.mark.parametrize("values", CASES)
-def test_every_rendered_manifest_passes_kubernetes_validate_strict(values: dict[str, Any]) -> None:
+def test_every_rendered_manifest_passes_kubernetes_validate_strict(values: dict[str, Any], version: str) -> None:
     rendered = render(values, api_versions=(MONITORING,))
     assert rendered.manifests
     for manifest in rendered.manifests:
         if manifest["kind"] == "ServiceMonitor":
             continue  # no schema bundled: checked structurally below
-        kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
+        kubernetes_validate.validate(manifest, version, strict=True)
         if manifest["kind"] not in ("Namespace",):
             assert manifest["metadata"].get("namespace"), f"{manifest['kind']} without a namespace"
     assert not rendered.of_kind("Secret"), "the chart never creates a Secret: credentials come from existing ones"
