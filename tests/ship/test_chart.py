@@ -17,7 +17,7 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 KUBE_VERSION = "1.31.0"
 OLDEST = "1.27.0"
-"""Chart.yaml's kubeVersion floor (PodDisruptionBudget's unhealthyPodEvictionPolicy is served from 1.27)."""
+"""Chart.yaml's kubeVersion floor (the PDB's unhealthyPodEvictionPolicy: unknown in 1.25, gated off in 1.26)."""
 
 CASES = [pytest.param(REQUIRED, id="defaults"), *(pytest.param(load_example(p), id=p.stem) for p in EXAMPLES)]
 
