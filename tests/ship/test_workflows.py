@@ -71,8 +71,9 @@ def test_the_plan_workflow_validates_then_comments_with_least_privilege() -> Non
     assert plan["permissions"] == {"contents": "read", "pull-requests": "write"}
     (job,) = plan["jobs"].values()
     runs = [s["run"] for s in steps(job) if "run" in s]
-    assert runs.index("reconcile validate") < runs.index("reconcile github comment")
-    (comment,) = [s for s in steps(job) if s.get("run") == "reconcile github comment"]
+    command = 'reconcile github comment --author "github-actions[bot]"'
+    assert runs.index("reconcile validate") < runs.index(command)
+    (comment,) = [s for s in steps(job) if s.get("run") == command]
     assert comment["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
     assert any(r.startswith("pip install --constraint constraints.txt .") for r in runs)
 
