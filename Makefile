@@ -7,7 +7,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo demo-full test check lint bench clean
+.PHONY: install demo demo-full test check lint bench constraints clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ check: lint
 
 bench: install
 	$(BIN)/python bench/plan_airbyte.py $(BENCH_ARGS)
+
+# The image's pinned runtime dependencies, from the current working set (tests/ship/test_image.py checks them).
+constraints: install
+	$(BIN)/python -m tests.ship.pins > constraints.txt
 
 clean:
 	rm -rf $(VENV) .cache .reconciler .pytest_cache .mypy_cache .ruff_cache

@@ -271,6 +271,73 @@ def apply(
     service.raise_for(report)
 
 
+@main.group()
+def github() -> None:
+    """GitHub: the pull-request plan comment (git + live -> pull request)."""
+
+
+@github.command(name="comment")
+@click.option("--env", "environments", multiple=True, metavar="NAME", help="Plan this environment (repeatable; "
+              "default: every environment file).")  # fmt: skip
+@click.option("--repository", metavar="OWNER/NAME", help="Default: GITHUB_REPOSITORY.")
+@click.option(
+    "--pr", "number", type=click.IntRange(min=1), help="Pull request number. Default: from GITHUB_EVENT_PATH."
+)
+@click.option("--api-url", metavar="URL", help="GitHub API. Default: GITHUB_API_URL, else https://api.github.com.")
+@click.option("--author", metavar="LOGIN", help="Only edit a marked comment by this login (e.g. github-actions[bot]).")
+@click.option(
+    "--summary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GITHUB_STEP_SUMMARY",
+    help="Append the whole plan here. Default: GITHUB_STEP_SUMMARY.",
+)
+@system_option
+@pass_invocation
+@guarded
+def github_comment(
+    invocation: Invocation,
+    environments: tuple[str, ...],
+    repository: str | None,
+    number: int | None,
+    api_url: str | None,
+    author: str | None,
+    summary: Path | None,
+    systems: tuple[str, ...],
+) -> None:
+    """Plan each environment and post it on the pull request as one comment, edited in place on every run
+    (found again by a hidden marker). Over 60,000 characters the comment is cut; the job summary gets it all.
+    The token comes from GITHUB_TOKEN only. Exit 1 when an environment could not be planned."""
+    from dataclasses import replace
+
+    from reconciler import service
+    from reconciler.clients.github import GitHubClient
+    from reconciler.render.pull_request import comment_body, summary_text
+    from reconciler.service import pull_request
+
+    environ = _environ()
+    token = pull_request.github_token(environ)
+    target = pull_request.pull_request_from(environ, repository=repository, number=number, api_url=api_url)
+    sections = pull_request.plan_sections(
+        service.ReconcileService.of_folder(invocation.root), environments, systems=systems
+    )
+    header = replace(target.header, summary=summary is not None)
+    body, cut = comment_body(sections, header)
+    if summary is not None:
+        try:
+            with summary.open("a", encoding="utf-8") as out:
+                out.write(summary_text(sections, header) + "\n")
+        except OSError as exc:
+            fail(f"cannot write the job summary {summary}: {exc.strerror or exc}")
+    with GitHubClient(target.repository, token, api_url=target.api_url) as client:
+        published = pull_request.publish(client, target.number, body, author=author)
+    verb = "Created" if published.created else "Updated"
+    note = f" (cut to {len(body):,} characters; the whole plan is in {summary or 'reconcile plan'})" if cut else ""
+    click.echo(f"{verb} the plan comment on {target.repository}#{target.number}: {published.comment.url}{note}")
+    failed = [section.environment for section in sections if section.error is not None]
+    if failed:
+        fail(f"could not plan {', '.join(failed)} (the comment says why)")
+
+
 @main.command(name="diff-env")
 @click.argument("left")
 @click.argument("right")

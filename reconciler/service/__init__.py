@@ -7,6 +7,7 @@ Used by the CLI, the demo, the systems' commands and (next) the controller alike
     planning.py   observe every system and plan; check a saved plan against a fresh one
     applying.py   carry a plan out in order, recording each success; events, logs, cancellation
     reconcile.py  `ReconcileService`: lock -> plan -> approve -> apply, for every caller
+    pull_request.py  the pull-request plan comment: plan each environment, find the marked comment, edit it
 """
 
 from reconciler.cancellation import Cancellation

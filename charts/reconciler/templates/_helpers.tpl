@@ -1,0 +1,82 @@
+{{/* Names, labels and the namespace lists the RBAC templates share. */}}
+
+{{- define "reconciler.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "reconciler.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "reconciler.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "reconciler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "reconciler.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "reconciler.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "reconciler.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "reconciler.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespaces of each kind of access, one per line, sorted and without repeats. */}}
+{{- define "reconciler.stateNamespaces" -}}
+{{- $all := list -}}
+{{- range .Values.environments -}}
+{{- $all = append $all (default $.Release.Namespace .stateNamespace) -}}
+{{- end -}}
+{{- $all | uniq | sortAlpha | join "\n" -}}
+{{- end -}}
+
+{{- define "reconciler.workloadNamespaces" -}}
+{{- $all := list -}}
+{{- range .Values.environments -}}
+{{- $all = concat $all (default list .workloadNamespaces) -}}
+{{- end -}}
+{{- $all | uniq | sortAlpha | join "\n" -}}
+{{- end -}}
+
+{{- define "reconciler.secretNamespaces" -}}
+{{- $all := list -}}
+{{- range .Values.environments -}}
+{{- $all = concat $all (default list .secretNamespaces) -}}
+{{- end -}}
+{{- $all | uniq | sortAlpha | join "\n" -}}
+{{- end -}}
+
+{{/* One RoleBinding of the controller's ServiceAccount to a Role of the same name in a namespace. */}}
+{{- define "reconciler.roleBinding" -}}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ .name }}
+  namespace: {{ .namespace }}
+  labels:
+    {{- include "reconciler.labels" .root | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ .name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ include "reconciler.serviceAccountName" .root }}
+    namespace: {{ .root.Release.Namespace }}
+{{- end -}}
