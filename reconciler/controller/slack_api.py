@@ -106,10 +106,10 @@ class TokenBucket:
             now = self._clock.now()
             self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
             self._last = now
-            if self._tokens >= 1.0:
+            if self._tokens >= 1.0 - 1e-9:  # float sums of waits land a hair under a whole token
                 self._tokens -= 1.0
                 return
-            self._clock.sleep((1.0 - self._tokens) / self._rate)
+            self._clock.sleep(max(0.001, (1.0 - self._tokens) / self._rate))
 
     def penalise(self, seconds: float) -> None:
         """Slack said 429: no token for `seconds`."""
