@@ -53,12 +53,13 @@ class Rig:
     def notifier(self, token: str = DEFAULT_TOKEN, **settings: object) -> SlackNotifier:
         """A new notifier object (as after a restart) on the same stores and the same Slack."""
         options = {"channel": "#data-platform", **settings}
-        channel = BotChannel(token, str(options["channel"]), base_url=self.slack.api_url, clock=self.clock,
-                             on_message=self.on_message)
+        channel = BotChannel(
+            token, str(options["channel"]), base_url=self.slack.api_url, clock=self.clock, on_message=self.on_message
+        )
         return SlackNotifier(channel, self.stores, SlackSettings.model_validate(options))
 
-    def webhook_notifier(self, **settings: object) -> SlackNotifier:
-        channel = WebhookChannel(self.slack.webhook_url, clock=self.clock, on_message=self.on_message)
+    def webhook_notifier(self, url: str | None = None, **settings: object) -> SlackNotifier:
+        channel = WebhookChannel(url or self.slack.webhook_url, clock=self.clock, on_message=self.on_message)
         return SlackNotifier(channel, self.stores, SlackSettings.model_validate(settings))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import structlog
 
 from reconciler.controller.slack_api import MAX_RATE_LIMIT_WAITS
@@ -59,7 +61,7 @@ def test_new_messages_are_paced_to_one_per_second_per_channel(rig: Rig) -> None:
 
     times = _times(rig, "chat.postMessage")
     assert len(times) == 12
-    assert all(later - earlier >= 1.0 for earlier, later in zip(times, times[1:], strict=False))
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(times))
 
 
 def test_edits_have_their_own_budget_of_about_fifty_a_minute(rig: Rig) -> None:
