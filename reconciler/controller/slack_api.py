@@ -8,12 +8,15 @@ themselves with token buckets (new messages at most 1 per second per channel, Sl
 try again (a 429 means Slack did nothing, so a retry cannot duplicate), and turn every failure
 into a `SlackError` holding Slack's error code only: never the token, which stays inside the
 slack-sdk client. slack-sdk's own retry handlers are switched off: its connection-error retry
-would post again after a lost answer.
+would post again after a lost answer. Instead every message carries its alert key as Slack message
+metadata, and after a post whose answer was lost the channel's latest messages are searched for it
+(`conversations.history`, scope `channels:history`): found, it counts as posted.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +38,9 @@ MAX_RATE_LIMIT_WAITS = 5
 """429 answers waited out per call; then the call fails (the notifier tries again next cycle)."""
 MAX_RETRY_AFTER = 120.0
 """A Retry-After longer than this fails the call at once rather than stall the controller's loop."""
+EVENT_TYPE = "reconciler_alert"
+"""The metadata event type of the controller's messages; their payload holds the alert key."""
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
 AUTH_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired"})
 
 _QUIET = logging.getLogger("reconciler.controller.slack_sdk")
@@ -56,9 +62,19 @@ class Stopped(Exception):
 class SlackError(ApiError):
     """Slack refused a call or could not be reached; `code` is Slack's error code (`invalid_auth`...)."""
 
-    def __init__(self, method: str, code: str, *, status: int | None = None, transient: bool | None = None) -> None:
+    def __init__(
+        self,
+        method: str,
+        code: str,
+        *,
+        status: int | None = None,
+        transient: bool | None = None,
+        ambiguous: bool = False,
+    ) -> None:
         self.method = method
         self.code = code
+        self.ambiguous = ambiguous
+        """No answer came: Slack may or may not have done it."""
         hint = " (check RECONCILER_SLACK_TOKEN; its value is not shown)" if code in AUTH_ERRORS else ""
         super().__init__("slack", f"{method} failed: {code}{hint}", status=status, transient=transient)
 
@@ -209,6 +225,7 @@ class BotChannel(_Paced):
         super().__init__(clock or RealClock(), on_message)
         self._client = WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[], logger=_QUIET)
         self._channel = channel
+        self._channel_id: str | None = channel if CHANNEL_ID.fullmatch(channel) else None
 
     @property
     def can_update(self) -> bool:
@@ -229,7 +246,8 @@ class BotChannel(_Paced):
             code = str(data.get("error") or f"HTTP {answer.status_code}")
             raise SlackError(method, code, status=answer.status_code if answer.status_code != 200 else None) from None
         except (SlackClientError, OSError) as exc:
-            raise SlackError(method, f"unreachable ({type(exc).__name__})", transient=True) from None
+            code = f"unreachable ({type(exc).__name__})"
+            raise SlackError(method, code, transient=True, ambiguous=True) from None
         self._count(method, "ok")
         return response
 
@@ -249,14 +267,38 @@ class BotChannel(_Paced):
         if thread_ts:
             arguments["thread_ts"] = thread_ts
         if key:
-            arguments["metadata"] = {"event_type": "reconciler_alert", "event_payload": {"key": key}}
+            arguments["metadata"] = {"event_type": EVENT_TYPE, "event_payload": {"key": key}}
         method = "chat.postMessage"
-        response = self._call(
-            method,
-            self._post_bucket(self._channel),
-            lambda: self._send(method, lambda: self._client.chat_postMessage(**arguments)),
-        )
-        return Posted(str(response.get("channel") or self._channel), str(response["ts"]))
+        try:
+            response = self._call(
+                method,
+                self._post_bucket(self._channel),
+                lambda: self._send(method, lambda: self._client.chat_postMessage(**arguments)),
+            )
+        except SlackError as exc:
+            found = self._find_posted(key, message.text) if exc.ambiguous and key else None
+            if found is None:
+                raise
+            return found
+        self._channel_id = str(response.get("channel") or self._channel)
+        return Posted(self._channel_id, str(response["ts"]))
+
+    def _find_posted(self, key: str, text: str) -> Posted | None:
+        """After a post whose answer was lost: the message, if Slack did post it (found by its metadata key
+        and text among the channel's latest). Needs the `channels:history` scope and the channel's id, known
+        from an earlier post or given as `slack.channel`; without them the post counts as not made."""
+        if self._channel_id is None:
+            return None
+        try:
+            history = self._client.conversations_history(channel=self._channel_id, limit=20, include_all_metadata=True)
+        except (SlackApiError, SlackClientError, OSError):
+            return None
+        for candidate in history.get("messages") or []:
+            metadata = candidate.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == EVENT_TYPE and payload.get("key") == key and candidate.get("text") == text:
+                return Posted(self._channel_id, str(candidate["ts"]))
+        return None
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         method = "chat.update"

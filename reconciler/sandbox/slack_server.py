@@ -388,6 +388,8 @@ class SlackStandIn:
         if channel is None:
             return _slack_error("channel_not_found")
         messages = [m.as_slack() for m in reversed(self._messages.get(channel, [])) if m.thread_ts is None]
+        if str(params.get("include_all_metadata", "")).lower() not in ("true", "1"):
+            messages = [{k: v for k, v in message.items() if k != "metadata"} for message in messages]
         limit = int(params.get("limit") or 100)
         return json_response(200, {"ok": True, "messages": messages[:limit], "has_more": len(messages) > limit})
 

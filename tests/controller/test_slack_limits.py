@@ -111,3 +111,16 @@ def test_resolving_many_at_once_edits_all_and_replies_within_the_budget(rig: Rig
     gone = [m for m in rig.slack.messages() if "conn-" in m.text]
     assert all("Resolved" in m.text for m in gone) and all(len(rig.slack.thread(m.ts)) == 1 for m in gone)
     assert len(rig.slack.calls("chat.postMessage")) == posts_before + 5
+
+
+def test_a_post_whose_answer_was_lost_is_found_again_not_posted_twice(rig: Rig) -> None:
+    notifier = rig.notifier()
+    notifier.drift("qa", [finding("first")])
+    rig.slack.lose_responses(1)  # Slack posts the next message, and its answer never arrives
+    notifier.drift("qa", [finding("first"), finding("second")])
+    notifier.drift("qa", [finding("first"), finding("second")])
+
+    assert len(rig.slack.messages()) == 2 and len(rig.slack.calls("chat.postMessage")) == 2
+    second = rig.slack.messages()[1]
+    assert rig.stores("qa").load()["drift/qa/airbyte/connection/second"].ts == second.ts
+    assert len(rig.slack.calls("conversations.history")) == 1
