@@ -202,7 +202,8 @@ class SlackNotifier:
         self._post(alerts, key, message, message.digest, extra)
 
     def _resolve(self, alerts: _Alerts, record: AlertRecord, message: SlackMessage, reply: SlackMessage) -> None:
-        """Mark an alert resolved: edit + thread reply (a webhook: one new post); False when it waits for budget."""
+        """Mark an alert resolved: edit, save, thread reply, drop (a webhook: one new post); a crash between
+        the save and the reply leaves a resolved record whose reply the next cycle posts."""
         if not record.resolved:
             if not self._channel.can_update:
                 self._channel.post(message, key=record.key)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import structlog
 
+from reconciler.controller.slack import SlackSettings, notifier_from
 from reconciler.controller.slack_api import MAX_RATE_LIMIT_WAITS
 from reconciler.core.diff import FieldChange
+from reconciler.sandbox.slack_server import DEFAULT_TOKEN
 from tests.controller.slack_helpers import Rig, finding
 
 
@@ -124,3 +127,16 @@ def test_a_post_whose_answer_was_lost_is_found_again_not_posted_twice(rig: Rig) 
     second = rig.slack.messages()[1]
     assert rig.stores("qa").load()["drift/qa/airbyte/connection/second"].ts == second.ts
     assert len(rig.slack.calls("conversations.history")) == 1
+
+
+def test_shutdown_cuts_a_rate_limit_wait_short(rig: Rig) -> None:
+    stop = threading.Event()
+    stop.set()
+    environ = {"RECONCILER_SLACK_TOKEN": DEFAULT_TOKEN, "RECONCILER_SLACK_API_URL": rig.slack.api_url}
+    notifier = notifier_from(SlackSettings(channel="#data-platform"), environ, rig.stores, stop=stop)
+    rig.slack.storm(1, retry_after=60)
+    with structlog.testing.capture_logs() as logs:
+        notifier.drift("qa", [finding()])
+
+    assert [e["event"] for e in logs if e["event"].startswith("slack.")] == ["slack.stopped"]
+    assert rig.slack.messages() == [] and rig.stores("qa").load() == {}
