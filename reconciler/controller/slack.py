@@ -227,6 +227,7 @@ class SlackNotifier:
         for key in sorted(found):
             finding = found[key]
             message = render.drift_message(finding)
+            digest = message.digest if self._channel.can_update else self._webhook_digest(finding)
             record = alerts.records.get(key)
             extra = {
                 "environment": finding.environment,
@@ -236,23 +237,29 @@ class SlackNotifier:
                 "revision": finding.revision,
             }
             if record is not None and not record.resolved:
-                if record.digest == message.digest:
+                if record.digest == digest:
                     continue
                 if self._edit(record, message):
-                    alerts.put(replace(record, digest=message.digest, extra=extra))
+                    alerts.put(replace(record, digest=digest, extra=extra))
                     continue
             if posted >= budget:
                 overflow += 1
                 continue
-            changed = record is not None and not record.resolved  # a webhook's second word on the same drift
+            changed = record is not None and not record.resolved and not self._channel.can_update
             shown = render.drift_message(finding, changed=True) if changed else message
-            self._post(alerts, key, shown, message.digest, extra)
+            self._post(alerts, key, shown, digest, extra)
             posted += 1
         self._overflow(alerts, environment, overflow, budget)
         prefix = f"drift/{environment}/"
         for key, record in sorted(alerts.records.items()):
             if key.startswith(prefix) and key not in found:
                 posted += self._drift_gone(alerts, record, environment, can_post=posted < budget)
+
+    @staticmethod
+    def _webhook_digest(finding: DriftFinding) -> str:
+        """What a webhook's dedupe compares: the drift without its revision, since every post is a notification
+        and a new commit that leaves the drift as it was is no news (an edit, with a bot token, shows it)."""
+        return render.drift_message(replace(finding, revision="")).digest
 
     def _drift_gone(self, alerts: _Alerts, record: AlertRecord, environment: str, *, can_post: bool) -> int:
         """Resolve a drift no longer found; the messages it posted (0 or 1). Without budget left to post,

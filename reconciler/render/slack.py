@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -262,3 +263,33 @@ def applied_message(
     else:
         text = f"🚀 Applied {short_revision(revision)} to {escape(environment)}: {parts}"
     return SlackMessage(text, [_section(text)])
+
+
+BOLD_LABEL = re.compile(r"^\*([^*\n]+)\*", re.MULTILINE)
+
+
+def _unmarked(markdown: str) -> str:
+    text = BOLD_LABEL.sub(r"\1", markdown).replace("`", "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def as_plain_text(message: SlackMessage) -> str:
+    """A message roughly as Slack shows it, for a terminal (the demo prints what it posted): the header, the
+    fields two to a line, sections and context; mrkdwn's marks and escapes removed."""
+    lines: list[str] = []
+    for block in message.blocks:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(str(block["text"]["text"]))
+        elif kind == "section" and "fields" in block:
+            cells = []
+            for item in block["fields"]:
+                label, _, value = _unmarked(str(item["text"])).partition("\n")
+                cells.append(f"{label:<12} {value}")
+            for index in range(0, len(cells), 2):
+                lines.append(" ".join(f"{cell:<44}" for cell in cells[index : index + 2]).rstrip())
+        elif kind == "section":
+            lines.append(_unmarked(str(block["text"]["text"])))
+        elif kind == "context":
+            lines.extend(_unmarked(str(element.get("text", ""))) for element in block["elements"])
+    return "\n".join(lines) if lines else _unmarked(message.text)

@@ -50,3 +50,15 @@ def test_webhook_storm_is_waited_out_and_a_revoked_webhook_is_logged(rig: Rig) -
     with structlog.testing.capture_logs() as logs:
         revoked.drift("qa", [finding("payments")])
     assert [e["error"] for e in logs if e["event"] == "slack.failed"] == ["no_service"]
+
+
+def test_a_new_commit_leaving_the_drift_as_it_was_is_no_news(rig: Rig) -> None:
+    webhook = rig.webhook_notifier()
+    webhook.drift("qa", [finding(revision="aaaa1111")])
+    webhook.drift("qa", [finding(revision="bbbb2222")])
+    assert len(rig.slack.messages()) == 1
+
+    bot = rig.notifier()
+    bot.drift("prod", [finding(env="prod", revision="aaaa1111")])
+    bot.drift("prod", [finding(env="prod", revision="bbbb2222")])  # a bot edits the revision shown, silently
+    assert len(rig.slack.calls("chat.postMessage")) == 1 and len(rig.slack.calls("chat.update")) == 1
