@@ -89,19 +89,37 @@ class SlackSettings(BaseModel):
 
 
 class _Alerts:
-    """One environment's alert records for one call: saved after every change, so nothing said is said twice."""
+    """One environment's alert records for one call: saved after every change, so nothing said is said twice.
 
-    def __init__(self, store: AlertStore) -> None:
+    When a save fails (a ConfigMap conflict, the API down), the records this process meant to save are kept
+    as `unsaved` and used, and saved first, by the next call: a message posted but not yet recorded is
+    edited next cycle, not posted again (a crash in between can still post it twice)."""
+
+    def __init__(self, store: AlertStore, unsaved: dict[str, AlertRecord] | None) -> None:
         self._store = store
-        self.records = store.load()
+        self.unsaved = unsaved
+        self.records = dict(unsaved) if unsaved is not None else store.load()
+
+    def flush(self) -> None:
+        """Save what an earlier call could not, before anything else is said."""
+        if self.unsaved is not None:
+            self._save()
+
+    def _save(self) -> None:
+        try:
+            self._store.save(self.records)
+        except BaseException:
+            self.unsaved = dict(self.records)
+            raise
+        self.unsaved = None
 
     def put(self, record: AlertRecord) -> None:
         self.records[record.key] = record
-        self._store.save(self.records)
+        self._save()
 
     def drop(self, key: str) -> None:
         if self.records.pop(key, None) is not None:
-            self._store.save(self.records)
+            self._save()
 
 
 class SlackNotifier:
@@ -118,6 +136,8 @@ class SlackNotifier:
         self._settings = settings or SlackSettings()
         self._lock = threading.Lock()
         self._warned_degraded = False
+        self._unsaved: dict[str, dict[str, AlertRecord]] = {}
+        """Per environment, the records a failed save left unsaved (see `_Alerts`)."""
 
     # --- the Notifier protocol ---
 
@@ -151,8 +171,11 @@ class SlackNotifier:
                     "slack.degraded",
                     reason="incoming webhook: posts only, cannot edit; changes and resolutions are new messages",
                 )
+            alerts: _Alerts | None = None
             try:
-                work(_Alerts(self._stores(environment)))
+                alerts = _Alerts(self._stores(environment), self._unsaved.pop(environment, None))
+                alerts.flush()
+                work(alerts)
             except Stopped:
                 log.info("slack.stopped", env=environment, what=what)
             except SlackError as exc:
@@ -169,6 +192,9 @@ class SlackNotifier:
             except Exception as exc:  # a bug must not stop the controller's loop either
                 error = redact_credentials(str(exc))[:300]
                 log.error("slack.unexpected", env=environment, what=what, error_type=type(exc).__name__, error=error)
+            finally:
+                if alerts is not None and alerts.unsaved is not None:
+                    self._unsaved[environment] = alerts.unsaved
 
     def _post(self, alerts: _Alerts, key: str, message: SlackMessage, digest: str, extra: Mapping[str, str]) -> None:
         posted = self._channel.post(message, key=key)

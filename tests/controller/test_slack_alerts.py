@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from reconciler.controller.ports import AppliedCommit
+from collections.abc import Mapping
+
+import structlog
+
+from reconciler.controller.ports import AlertRecord, AppliedCommit, MemoryAlertStore
 from reconciler.core.diff import FieldChange
+from reconciler.errors import TemporaryError
 from tests.controller.slack_helpers import Rig, finding
 
 
@@ -133,3 +138,30 @@ def test_applied_summary_when_configured_posted_once_per_commit(rig: Rig) -> Non
 def test_applied_summary_off_by_default(rig: Rig) -> None:
     rig.notifier().applied(AppliedCommit("qa", "dddd4444", created=2, updated=1, deleted=0))
     assert rig.slack.requests == []
+
+
+class FlakyStore(MemoryAlertStore):
+    """An alert store whose next `failures` saves are refused, as a ConfigMap write conflict would be."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def save(self, alerts: Mapping[str, AlertRecord]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise TemporaryError("configmap reconciler-state-qa: conflict")
+        super().save(alerts)
+
+
+def test_a_refused_save_after_a_post_does_not_post_it_again(rig: Rig) -> None:
+    rig.stores.by_env["qa"] = store = FlakyStore(failures=2)
+    notifier = rig.notifier()
+    with structlog.testing.capture_logs() as logs:
+        notifier.drift("qa", [finding()])  # posted, its record refused
+        notifier.drift("qa", [finding()])  # the retried save refused again: nothing posted meanwhile
+        notifier.drift("qa", [finding()])
+
+    assert [e["event"] for e in logs].count("slack.alert_state_failed") == 2
+    assert len(rig.slack.calls("chat.postMessage")) == 1
+    assert store.load()["drift/qa/airbyte/connection/pg-to-s3"].ts == rig.slack.messages()[0].ts
