@@ -160,6 +160,16 @@ class SlackNotifier:
         title = "Invalid commit"
         self._guarded("invalid_commit", environment, lambda alerts: self._open(alerts, key, message, title, revision))
 
+    def check(self) -> str | None:
+        """Ask Slack whether it takes the credentials (at start-up): None when it does (or cannot tell), else
+        the problem in words, logged as `slack.auth_failed`; the controller runs on either way."""
+        try:
+            self._channel.check()
+        except SlackError as exc:
+            log.error("slack.auth_failed", method=exc.method, error=exc.code)
+            return str(exc)
+        return None
+
     # --- plumbing ---
 
     def _guarded(self, what: str, environment: str, work: Callable[[_Alerts], None]) -> None:

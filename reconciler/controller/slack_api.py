@@ -165,6 +165,11 @@ class SlackChannel(Protocol):
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
 
+    def check(self) -> None:
+        """Raise `SlackError` when Slack refuses the credentials (a bot token is asked; a webhook cannot be
+        without posting, so it is not)."""
+        ...
+
 
 class _Paced:
     """Shared by both channels: buckets, 429 handling and the metrics callback."""
@@ -251,10 +256,9 @@ class BotChannel(_Paced):
         self._count(method, "ok")
         return response
 
-    def auth_test(self) -> str:
-        """Who the token is (`auth.test`); raises `SlackError` (`invalid_auth`...) when Slack refuses it."""
-        response = self._send("auth.test", self._client.auth_test)
-        return str(response.get("user_id", ""))
+    def check(self) -> None:
+        """`auth.test`: raises `SlackError` (`invalid_auth`...) when Slack refuses the token."""
+        self._send("auth.test", self._client.auth_test)
 
     def post(self, message: SlackMessage, *, thread_ts: str | None = None, key: str | None = None) -> Posted:
         arguments: dict[str, Any] = {
@@ -346,3 +350,6 @@ class WebhookChannel(_Paced):
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         raise SlackError("webhook", "an incoming webhook cannot edit a message")
+
+    def check(self) -> None:
+        return None

@@ -53,10 +53,13 @@ def test_a_bad_token_is_a_clear_logged_error_and_the_loop_carries_on(rig: Rig) -
     bad = "xoxb-revoked-4242424242"
     with structlog.testing.capture_logs() as logs:
         notifier = rig.notifier(token=bad)
+        problem = notifier.check()
         notifier.drift("qa", [finding()])
         notifier.apply_failed("qa", "abc", "boom")
         notifier.drift("qa", [finding()])
 
+    assert problem == "slack: auth.test failed: invalid_auth (check RECONCILER_SLACK_TOKEN; its value is not shown)"
+    assert rig.notifier().check() is None and rig.webhook_notifier().check() is None
     failures = [entry for entry in logs if entry["event"] == "slack.failed"]
     assert [entry["error"] for entry in failures] == ["invalid_auth"] * 3
     assert all(entry["log_level"] == "error" and entry["env"] == "qa" for entry in failures)
