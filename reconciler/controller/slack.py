@@ -187,7 +187,12 @@ class SlackNotifier:
                 alerts.flush()
                 work(alerts)
             except Stopped:
-                log.info("slack.stopped", env=environment, what=what)
+                log.warning(
+                    "slack.stopped",
+                    env=environment,
+                    what=what,
+                    note="shutting down; the rest is said by the next leader",
+                )
             except SlackError as exc:
                 log.error(
                     "slack.failed",
