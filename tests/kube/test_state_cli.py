@@ -5,6 +5,11 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from tests.helpers import Project, copy_example
 
 STATE_NAMESPACE = "reconciler"
 FINGERPRINT_KEY = "k" * 48
+SAFETY_SECONDS = 60  # only so that a broken build fails instead of hanging; nothing is timed
 
 
 @pytest.fixture
@@ -165,3 +171,34 @@ def test_the_state_holds_fingerprints_never_secret_values(project: Project) -> N
         stored += json.dumps(cm.get("data") or {})  # type: ignore[attr-defined]
     for variable, value in DEMO_SECRETS.items():
         assert value not in stored, variable
+
+
+def test_a_dead_holders_lease_expires_and_the_next_apply_takes_it_over_saying_so(project: Project) -> None:
+    project.edit(
+        "environments/qa.yaml", "    namespace: reconciler\n", "    namespace: reconciler\n    lockDurationSeconds: 1\n"
+    )
+    script = (
+        "import time\n"
+        "from reconciler.clients.kube.client import KubeClient\n"
+        "from reconciler.clients.kube.lease_lock import KubeLeaseLock\n"
+        "from reconciler.lock import LockHolder\n"
+        f"kube = KubeClient.from_kubeconfig({str(project.standins.kubeconfig)!r})\n"
+        f"lock = KubeLeaseLock(kube, {STATE_NAMESPACE!r}, 'reconciler-state-qa-lock', 'qa', duration_s=1)\n"
+        "lock.acquire(LockHolder.current('reconcile apply'))\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        refused = project.run("apply", "--env", "qa", "--auto-approve")
+        assert refused.exit_code == 1 and f"locked by pid {holder.pid} on host " in refused.output
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # killed mid-apply: its lease is never released
+        holder.wait()
+    deadline = time.monotonic() + SAFETY_SECONDS
+    while (applied := project.run("apply", "--env", "qa", "--auto-approve")).exit_code != 0:
+        assert "is locked by" in applied.output and time.monotonic() < deadline, applied.output
+        time.sleep(0.2)
+    assert f"took over the lock of environment qa left by pid {holder.pid} on host " in applied.output
+    assert "Plan for qa: 5 to create" in applied.output

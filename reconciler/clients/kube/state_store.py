@@ -39,7 +39,7 @@ import structlog
 from reconciler.clients.kube.calls import KubeConflict, KubeError
 from reconciler.clients.kube.configmaps import ConfigMapCalls
 from reconciler.core.model import OwnershipRecord, ResourceKey
-from reconciler.errors import ApiError, ReconcilerError
+from reconciler.errors import ApiError, PermanentError
 from reconciler.state import (
     decode_records,
     encode_journal_entry,
@@ -77,7 +77,7 @@ def gunzip_b64(data: str, origin: str) -> str:
     try:
         return gzip.decompress(base64.b64decode(data, validate=True)).decode("utf-8")
     except (binascii.Error, OSError, EOFError, ValueError, zlib.error) as exc:
-        raise ReconcilerError(f"state {origin} is unreadable: not gzip+base64 data ({exc})") from exc
+        raise PermanentError(f"state {origin} is unreadable: not gzip+base64 data ({exc})") from exc
 
 
 def shard_of(key: ResourceKey, shards: int) -> int:
@@ -172,14 +172,14 @@ class KubeStateStore:
             if index.get("formatVersion") != INDEX_FORMAT_VERSION:
                 raise ValueError(f"unsupported formatVersion {index.get('formatVersion')!r}")
             if index.get("environment") != self.environment:
-                raise ReconcilerError(
+                raise PermanentError(
                     f"state {origin} belongs to environment {index.get('environment')!r}, not {self.environment!r}; "
                     "point state.kubernetes.name at this environment's own state"
                 )
             shards = [None if name is None else str(name) for name in index["shards"]]
             next_shard = int(index["nextShard"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ReconcilerError(f"state {origin} is unreadable: {exc}") from exc
+            raise PermanentError(f"state {origin} is unreadable: {exc}") from exc
         journal_data = (live.get("binaryData") or {}).get(JOURNAL_KEY)
         journal = gunzip_b64(journal_data, origin) if journal_data else ""
         return _Head(shards, next_shard, journal, str(live["metadata"]["resourceVersion"]))
@@ -191,7 +191,7 @@ class KubeStateStore:
         origin = f"configmap {self.namespace}/{name}"
         data = (live.get("binaryData") or {}).get(RECORDS_KEY)
         if not data:
-            raise ReconcilerError(f"state {origin} is unreadable: it has no {RECORDS_KEY}")
+            raise PermanentError(f"state {origin} is unreadable: it has no {RECORDS_KEY}")
         return decode_records(gunzip_b64(data, origin), origin, self.environment)
 
     def _snapshot(self) -> _Snapshot:
