@@ -297,3 +297,15 @@ def test_alert_records_of_two_writers_are_merged_per_key(kube: KubeClient, tmp_p
     again = open_store()
     again.save(again.load())  # nothing changed: nothing to write, nothing lost
     assert len(open_store().load()) == 2
+
+
+def test_a_fold_of_another_writers_records_does_not_make_them_ours_to_drop(kube: KubeClient) -> None:
+    store(kube).save(records(A))
+    one, two = store(kube), store(kube)
+    one.load()
+    two.load()
+    two.save(records(A, D))  # one has not seen D
+    one.record(B.key, B)
+    one.compact()  # folds D in with one's B: D is still not something one knows about
+    one.save(records(A, B, C))  # one's view: A, B, C; it never dropped D
+    assert store(kube).load() == records(A, B, C, D)

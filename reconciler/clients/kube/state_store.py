@@ -262,6 +262,12 @@ class KubeStateStore:
         else:
             self._base[key] = record
 
+    def _apply_to_base(self, changes: Mapping[ResourceKey, OwnershipRecord | None]) -> None:
+        """The caller's view after a write: what it read, with what it changed; never the records other writers
+        added meanwhile, which a later `save` without them must not take for records it dropped."""
+        for key, record in changes.items():
+            self._remember(key, record)
+
     def _fold(self, changes: Mapping[ResourceKey, OwnershipRecord | None]) -> None:
         """Read everything, apply `changes` on top, write the shards that differ, swap the head (journal empty)."""
         for _ in range(WRITE_ATTEMPTS):
@@ -274,7 +280,8 @@ class KubeStateStore:
                     merged[key] = record
             head = snapshot.head
             if not head.journal and merged == snapshot.records:
-                self._head, self._base = head, merged
+                self._head = head
+                self._apply_to_base(changes)
                 if head.resource_version is not None:
                     self._collect(head.shards, head.next_shard)  # leftovers of a fold killed after its swap
                 return  # nothing to write: a second apply writes nothing here either (unless leftovers)
@@ -283,7 +290,7 @@ class KubeStateStore:
                 self._head = self._write_head(head, shards, next_shard, "")
             except KubeConflict:
                 continue  # the shards just written are named by no head: the next fold deletes them
-            self._base = merged
+            self._apply_to_base(changes)
             self._collect(shards, next_shard)
             return
         raise ApiError(
