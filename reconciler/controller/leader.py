@@ -27,6 +27,7 @@ import structlog
 
 from reconciler.cancellation import Cancellation
 from reconciler.clients.kube.calls import KubeError
+from reconciler.clients.kube.client import KubeClient
 from reconciler.clients.kube.leases import LeaseCalls, LeaseRecord
 from reconciler.errors import PermanentError
 
@@ -83,6 +84,23 @@ def lease_namespace(environ: Mapping[str, str], namespace_file: Path = NAMESPACE
 def default_identity() -> str:
     """The contract's default for --identity: the hostname (the pod name)."""
     return socket.gethostname() or f"reconciler-{os.getpid()}"
+
+
+def lease_leadership(
+    kubeconfig: str | None,
+    namespace: str,
+    name: str = "reconciler-leader",
+    identity: str | None = None,
+    timing: ElectionTiming | None = None,
+) -> LeaseLeadership:
+    """The controller's Leadership from its options: the cluster of --kubeconfig (in-cluster when
+    KUBERNETES_SERVICE_HOST is set and none is given, else KUBECONFIG / ~/.kube/config), --lease-namespace,
+    --lease-name and --identity (default: the hostname)."""
+    try:
+        kube = KubeClient.from_environment(kubeconfig)
+    except KubeError as exc:
+        raise ElectionConfigError(f"cannot reach the cluster of the leader Lease: {exc}") from None
+    return LeaseLeadership(kube, namespace, name, identity or default_identity(), timing)
 
 
 class LeaseLeadership:

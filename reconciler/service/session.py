@@ -176,13 +176,34 @@ def cluster_fingerprint_key(environ: Mapping[str, str], kube: KubeClient, settin
 
 def alert_store(session: Session) -> AlertStore:
     """The environment's alert records, beside its state: ConfigMap `<name>-alerts` with state in the cluster,
-    else `.reconciler/state/<env>.alerts.json` beside the state file."""
+    else `.reconciler/state/<env>.alerts.json` beside the state file. Use it while the session is open (it shares
+    the session's cluster client); `open_alert_store` opens one on its own."""
     settings = session.env.settings.state.kubernetes
     if settings is not None and session.state_cluster is not None:
         return KubeAlertStore(
             session.state_cluster, settings.namespace, state_name(session.env, settings), session.env.name
         )
     return FileAlertStore(alerts_path(state_path(session.root, session.env), session.env.name), session.env.name)
+
+
+@contextmanager
+def open_alert_store(
+    source: Path | SpecSource, env_name: str, environ: Mapping[str, str] | None = None
+) -> Iterator[AlertStore]:
+    """The alert records of `env_name` without connecting its systems (the controller's notifier between applies);
+    a cluster client, when the state is in the cluster, is closed on exit."""
+    variables = dict(os.environ if environ is None else environ)
+    spec_source = _source(source)
+    env = load_environment(spec_source, env_name, variables)
+    settings = env.settings.state.kubernetes
+    if settings is None:
+        yield FileAlertStore(alerts_path(state_path(spec_source.root, env), env.name), env.name)
+        return
+    kube = cluster_client(spec_source.root, settings.cluster(), "state")
+    try:
+        yield KubeAlertStore(kube, settings.namespace, state_name(env, settings), env.name)
+    finally:
+        kube.close()
 
 
 @contextmanager

@@ -17,7 +17,13 @@ import pytest
 
 from reconciler.cancellation import Cancellation
 from reconciler.clients.kube.client import KubeClient
-from reconciler.controller.leader import ElectionConfigError, ElectionTiming, LeaseLeadership, lease_namespace
+from reconciler.controller.leader import (
+    ElectionConfigError,
+    ElectionTiming,
+    LeaseLeadership,
+    lease_leadership,
+    lease_namespace,
+)
 from reconciler.sandbox.kube_server import KubeStandIn
 from tests.kube.conftest import NAMESPACE
 
@@ -105,6 +111,17 @@ def test_the_lease_namespace_defaults_to_pod_namespace_then_the_service_account_
     assert lease_namespace({}, tmp_path / "namespace") == "reconciler"
     with pytest.raises(ElectionConfigError, match="--lease-namespace"):
         lease_namespace({}, tmp_path / "missing")
+
+
+def test_the_leadership_is_built_from_the_controller_options(kubeconfig: Path, standin: KubeStandIn) -> None:
+    leadership = lease_leadership(str(kubeconfig), NAMESPACE, "reconciler-leader", "pod-1", SHORT)
+    assert leadership.identity == "pod-1"
+    assert leadership.acquire(threading.Event()) is not None and leadership.leading
+    assert lease_spec(standin)["holderIdentity"] == "pod-1"
+    leadership.release()
+    assert lease_spec(standin).get("holderIdentity") is None
+    with pytest.raises(ElectionConfigError, match="cannot reach the cluster of the leader Lease"):
+        lease_leadership(str(kubeconfig.parent / "missing"), NAMESPACE)
 
 
 def test_of_two_electors_exactly_one_leads_and_release_hands_over_at_once(

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.alerts import FileAlertStore
+from reconciler.alerts import AlertRecord, FileAlertStore
 from reconciler.clients.kube.alert_store import KubeAlertStore
 from reconciler.clients.kube.client import KubeClient
 from reconciler.clients.kube.lease_lock import KubeLeaseLock
 from reconciler.lock import LockHolder
 from reconciler.sandbox.kube_server import KubeStandIn
 from reconciler.sandbox.launch import DEMO_SECRETS, running_standins
-from reconciler.service.session import alert_store, open_session
+from reconciler.service.session import alert_store, open_alert_store, open_session
 from tests.helpers import Project, copy_example
 
 STATE_NAMESPACE = "reconciler"
@@ -156,6 +156,13 @@ def test_the_alert_records_live_beside_the_state(project: Project) -> None:
         alerts = alert_store(session)
         assert isinstance(alerts, FileAlertStore)
         assert alerts.path == project.root / ".reconciler" / "state" / "prod.alerts.json"
+    record = AlertRecord("drift/qa/airbyte/connection/x", "C1", "1.2", "d")
+    with open_alert_store(project.root, "qa", project.environ) as alerts:  # between sessions: no system connected
+        alerts.load()
+        alerts.save({record.key: record})
+    with open_alert_store(project.root, "qa", project.environ) as alerts:
+        assert isinstance(alerts, KubeAlertStore) and alerts.load() == {record.key: record}
+    assert project.qa.stats.total == 0
 
 
 def test_the_state_holds_fingerprints_never_secret_values(project: Project) -> None:
