@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,7 @@ def kube_of(project: Project) -> KubeStandIn:
     return project.standins.kube
 
 
-def state_config_maps(project: Project) -> dict[str, dict[str, object]]:
+def state_config_maps(project: Project) -> dict[str, dict[str, Any]]:
     kube = kube_of(project)
     with kube.store.lock:
         return {
@@ -81,7 +82,7 @@ def test_plan_and_apply_keep_the_records_in_config_maps_and_a_second_apply_write
     assert not (project.root / ".reconciler" / "keys").exists()  # the key came from the Secret
     stored = state_config_maps(project)
     assert sorted(stored) == ["reconciler-state-qa", "reconciler-state-qa-1"]
-    shard = base64.b64decode(str(stored["reconciler-state-qa-1"]["binaryData"]["records.json.gz"]))  # type: ignore[index]
+    shard = base64.b64decode(str(stored["reconciler-state-qa-1"]["binaryData"]["records.json.gz"]))
     assert b"app-postgres" not in shard  # compressed, not plain JSON
 
     kube_of(project).stats.reset()
@@ -173,9 +174,9 @@ def test_the_state_holds_fingerprints_never_secret_values(project: Project) -> N
     assert any(record.fingerprints for record in records.values())
     stored = json.dumps({str(k): [r.id, dict(r.fingerprints)] for k, r in records.items()})
     for cm in state_config_maps(project).values():
-        for blob in (cm.get("binaryData") or {}).values():  # type: ignore[attr-defined]
+        for blob in (cm.get("binaryData") or {}).values():
             stored += gzip.decompress(base64.b64decode(blob)).decode()
-        stored += json.dumps(cm.get("data") or {})  # type: ignore[attr-defined]
+        stored += json.dumps(cm.get("data") or {})
     for variable, value in DEMO_SECRETS.items():
         assert value not in stored, variable
 
