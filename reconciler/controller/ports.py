@@ -4,18 +4,32 @@ The loop (`controller/loop.py`) follows git and calls the reconcile service; it 
 Kubernetes or Slack itself. A `Leadership` says whether this replica may act (a Lease in the
 cluster, or `SoleLeader` alone), a `Notifier` tells people (Slack), and each environment's
 `AlertStore` keeps which message stands for which alert, beside its ownership records, so a
-restart or a new leader edits the same messages instead of posting new ones.
+restart or a new leader edits the same messages instead of posting new ones (the record and its
+stores live in `reconciler/alerts.py`, beside the state, so the service can open them; re-exported here).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from reconciler.alerts import AlertRecord, AlertStore, MemoryAlertStore
 from reconciler.cancellation import Cancellation
 from reconciler.core.diff import FieldChange
+
+__all__ = [
+    "AlertRecord",
+    "AlertStore",
+    "AppliedCommit",
+    "DriftFinding",
+    "Leadership",
+    "MemoryAlertStore",
+    "NoNotifier",
+    "Notifier",
+    "SoleLeader",
+]
 
 
 class Leadership(Protocol):
@@ -137,40 +151,3 @@ class NoNotifier:
 
     def invalid_commit(self, environment: str, revision: str, problems: Sequence[str]) -> None:
         return None
-
-
-@dataclass(frozen=True)
-class AlertRecord:
-    """Which message stands for one alert, so the next cycle (or the next leader) edits it instead of posting."""
-
-    key: str
-    channel: str
-    ts: str
-    """The message's Slack timestamp; "" when it was posted through an incoming webhook, which cannot edit it."""
-    digest: str
-    """A hash of what the message says (never a time): equal means nothing new to tell."""
-    resolved: bool = False
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-
-class AlertStore(Protocol):
-    """One environment's alert records, kept beside its ownership records (a file, or its state ConfigMap)."""
-
-    def load(self) -> dict[str, AlertRecord]: ...
-
-    def save(self, alerts: Mapping[str, AlertRecord]) -> None:
-        """Replace every record (a conflicting concurrent write is retried or raised, never lost silently)."""
-        ...
-
-
-class MemoryAlertStore:
-    """Alert records in memory (tests, and a controller that keeps no state)."""
-
-    def __init__(self) -> None:
-        self._alerts: dict[str, AlertRecord] = {}
-
-    def load(self) -> dict[str, AlertRecord]:
-        return dict(self._alerts)
-
-    def save(self, alerts: Mapping[str, AlertRecord]) -> None:
-        self._alerts = dict(alerts)

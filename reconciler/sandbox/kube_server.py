@@ -11,7 +11,9 @@ kube_verbs.py does the verbs (GET, LIST with labelSelector, POST, PUT, PATCH in 
 DELETE); kube_store.py holds objects, kube_patch.py the patch formats, kube_fields.py field
 ownership (their docstrings list the simplifications); kube_rollout.py plays the Deployment
 controller. Test hooks: `fail_images` (pods that never become ready), `force_conflicts` (someone
-else wrote first), `edit` (a hand edit, like `kubectl edit`), `seed`, and request `stats`.
+else wrote first), `disrupt` (a resource type answering slowly or with an error), `edit` (a hand
+edit, like `kubectl edit`), `seed`, and request `stats`. Sizes are refused as the real server
+does: a body over 3 MiB gets 413, ConfigMap/Secret data over 1 MiB and annotations over 256 KiB 422.
 Watches, field selectors, set-based label selectors and other resource types are not served.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import pathlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +35,8 @@ from reconciler.sandbox.kube_store import ApiStatusError, KubeStore, ResourceTyp
 from reconciler.sandbox.kube_verbs import Faults, KubeVerbs
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+"""The API server's limit on a write's body (`maxRequestBodyBytes`): larger gets 413 before anything is decoded."""
 ANONYMOUS_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 SERVER_VERSION = {
     "major": "1",
@@ -172,6 +177,19 @@ class KubeStandIn:
         with self._faults.lock:
             self._faults.forced_conflicts = max(0, n)
 
+    def disrupt(
+        self, plural: str, *, status: int | None = 503, delay_s: float = 0.0, user_agent: str | None = None
+    ) -> None:
+        """Requests for `plural` (e.g. "leases") wait `delay_s`, then answer `status` (None: served normally)
+        until `restore()`; an API server under strain, or a network path that drops them. With `user_agent`,
+        only the requests of the client sending that User-Agent (one replica among several)."""
+        with self._faults.lock:
+            self._faults.disrupted[(plural, user_agent)] = (status, delay_s)
+
+    def restore(self) -> None:
+        with self._faults.lock:
+            self._faults.disrupted.clear()
+
     def seed(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create an object directly (fixtures, demo); returns the stored object."""
         rt = ks.BY_KIND.get(str(obj.get("kind")))
@@ -210,6 +228,10 @@ class KubeStandIn:
             rt, namespace, name, sub = resolve_path(path)
             route = f"{request.method} {rt.plural}" + ("/{name}" if name else "") + (f"/{sub}" if sub else "")
             self.stats.record(route, write=request.method in WRITE_METHODS)
+            if len(request.body) > MAX_REQUEST_BYTES:
+                message = f"Request entity too large: limit is {MAX_REQUEST_BYTES}"
+                raise ApiStatusError(413, "RequestEntityTooLarge", message)
+            self._disruption(rt.plural, request.headers.get("user-agent"))
             with self.store.lock:
                 status, body = self._dispatch(request, rt, namespace, name, sub)
             return json_response(status, body)
@@ -218,6 +240,15 @@ class KubeStandIn:
         except Exception as error:  # a request the stand-in cannot handle still gets a Status, as on a real server
             internal = ApiStatusError(500, "InternalError", f"Internal error occurred: {type(error).__name__}: {error}")
             return json_response(500, internal.status())
+
+    def _disruption(self, plural: str, user_agent: str | None) -> None:
+        with self._faults.lock:
+            disrupted = self._faults.disrupted
+            status, delay_s = disrupted.get((plural, user_agent)) or disrupted.get((plural, None)) or (None, 0.0)
+        if delay_s > 0:
+            time.sleep(delay_s)  # outside the store lock: other requests go on
+        if status is not None:
+            raise ApiStatusError(status, "ServiceUnavailable", "the server is currently unable to handle the request")
 
     def _dispatch(
         self, request: Request, rt: ResourceType, namespace: str, name: str | None, sub: str | None

@@ -140,8 +140,45 @@ def default_deployment(obj: dict[str, Any]) -> None:
     )
 
 
+MAX_DATA_BYTES = 1024 * 1024
+"""What a ConfigMap's data + binaryData (decoded) or a Secret's data may total (`core.MaxSecretSize`)."""
+MAX_ANNOTATION_BYTES = 256 * 1024
+"""What an object's annotations (keys and values) may total (`TotalAnnotationSizeLimitB`)."""
+
+
+def _data_bytes(rt: ResourceType, obj: dict[str, Any]) -> int:
+    """The size the API server's validation counts: Go `len` of each value, binary data decoded."""
+    total = 0
+    for value in (obj.get("data") or {}).values():
+        text = str(value)
+        total += len(base64.b64decode(text)) if rt is SECRETS else len(text.encode())
+    for value in (obj.get("binaryData") or {}).values():
+        try:
+            total += len(base64.b64decode(str(value), validate=True))
+        except (binascii.Error, ValueError) as error:
+            raise bad_request(
+                'ConfigMap in version "v1" cannot be handled as a ConfigMap: illegal base64 data in binaryData'
+            ) from error
+    return total
+
+
+def validate_size(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """422 Invalid for data over 1 MiB (ConfigMap, Secret) or annotations over 256 KiB, worded like the API server:
+    `ConfigMap "x" is invalid: []: Too long: must have at most 1048576 bytes` (ValidateConfigMap's empty field path;
+    a Secret's is `data`)."""
+    name = str(obj["metadata"]["name"])
+    annotations = obj["metadata"].get("annotations") or {}
+    if sum(len(str(k).encode()) + len(str(v).encode()) for k, v in annotations.items()) > MAX_ANNOTATION_BYTES:
+        problem = f"Too long: must have at most {MAX_ANNOTATION_BYTES} bytes"
+        raise invalid(rt, name, [("metadata.annotations", problem)])
+    if rt in (CONFIGMAPS, SECRETS) and _data_bytes(rt, obj) > MAX_DATA_BYTES:
+        where = "data" if rt is SECRETS else "[]"
+        raise invalid(rt, name, [(where, f"Too long: must have at most {MAX_DATA_BYTES} bytes")])
+
+
 def validate(rt: ResourceType, obj: dict[str, Any]) -> None:
     name = obj["metadata"]["name"]
+    validate_size(rt, obj)
     if rt is not DEPLOYMENTS:
         return
     problems: list[tuple[str, str]] = []

@@ -38,6 +38,8 @@ class Faults:
 
     failures: list[rollout.ImageFailure] = field(default_factory=list)
     forced_conflicts: int = 0
+    disrupted: dict[tuple[str, str | None], tuple[int | None, float]] = field(default_factory=dict)
+    """(resource type plural, User-Agent or None for all) -> (status answered or None, seconds each request waits)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

@@ -3,7 +3,7 @@
 Used by the CLI, the demo, the systems' commands and (next) the controller alike:
 
     source.py     where specs come from (`SpecSource`; `FolderSource` today, a git revision later)
-    session.py    an environment opened: providers, secrets, state, its write lock
+    session.py    an environment opened: providers, secrets, state, its write lock; its alert records
     planning.py   observe every system and plan; check a saved plan against a fresh one
     applying.py   carry a plan out in order, recording each success; events, logs, cancellation
     reconcile.py  `ReconcileService`: lock -> plan -> approve -> apply, for every caller
@@ -19,10 +19,12 @@ from reconciler.service.session import (
     STATE_DIR,
     ProviderFactory,
     Session,
+    alert_store,
     default_providers,
     load_environment,
     lock_path,
     locked,
+    open_alert_store,
     open_provider,
     open_session,
     secret_cluster,
@@ -43,6 +45,7 @@ __all__ = [
     "ReconcileService",
     "Session",
     "SpecSource",
+    "alert_store",
     "apply_plan",
     "check_saved_plan",
     "default_providers",
@@ -53,6 +56,7 @@ __all__ = [
     "make_plan",
     "observe",
     "observe_systems",
+    "open_alert_store",
     "open_provider",
     "open_session",
     "raise_for",

@@ -66,7 +66,14 @@ class ReconcileService:
         """Lock `env`, plan (or check `saved`), `approve` it (which may raise to stop), apply; the report says how
         it ended (`raise_for` turns a failure into `ApplyError`)."""
         with (
-            open_session(self.source, env, self.environ, factories=self.factories, systems=systems) as session,
+            open_session(
+                self.source,
+                env,
+                self.environ,
+                factories=self.factories,
+                systems=systems,
+                cancellation=self.cancellation,
+            ) as session,
             locked(session, command, self.emit),
         ):
             return self._apply(session, saved, allow_mass_delete, approve)

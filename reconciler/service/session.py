@@ -1,7 +1,11 @@
 """The service, step 1: open an environment from a spec source (providers, secrets, state, lock).
 
 Everything that decides is pure (`spec`, `core`); a session wires it to files, secrets, state and
-the providers, and `locked` holds the environment's write lock around whatever writes.
+the providers, and `locked` holds the environment's write lock around whatever writes. State,
+lock and alert records live in files beside each other (`.reconciler/state/<env>.*`), or, with
+`state: {kubernetes: ...}`, in the cluster: ConfigMaps `<name>`, `<name>-<n>` and `<name>-alerts`
+and the Lease `<name>-lock` (clients/kube/state_store.py, alert_store.py, lease_lock.py), the same
+for the CLI and the controller; `alert_store(session)` opens the environment's alert records.
 """
 
 from __future__ import annotations
@@ -16,14 +20,25 @@ from typing import TypeVar
 import structlog
 
 from reconciler import registry
-from reconciler.clients.kube.client import KubeClient, cluster_client
+from reconciler.alerts import AlertStore, FileAlertStore, alerts_path
+from reconciler.cancellation import Cancellation
+from reconciler.clients.kube.alert_store import KubeAlertStore
+from reconciler.clients.kube.client import KubeClient, KubeError, cluster_client
+from reconciler.clients.kube.lease_lock import KubeLeaseLock, lock_lease_name
+from reconciler.clients.kube.state_store import KubeStateStore
 from reconciler.core.events import Event, EventKind, Listener
-from reconciler.errors import PlanError, ReconcilerError
+from reconciler.errors import ApiError, PlanError, ReconcilerError, SecretError
 from reconciler.lock import EnvironmentLock, FileLock, LockHolder
 from reconciler.providers.base import Observation, Provider
-from reconciler.secrets import Fingerprinter, SecretResolver, load_fingerprint_key
+from reconciler.secrets import (
+    FINGERPRINT_KEY_VARIABLE,
+    MIN_KEY_FILE_BYTES,
+    Fingerprinter,
+    SecretResolver,
+    load_fingerprint_key,
+)
 from reconciler.service.source import FolderSource, SpecSource
-from reconciler.spec.environment import ClusterSettings
+from reconciler.spec.environment import ClusterSettings, KubernetesStateSettings
 from reconciler.spec.loader import Environment, load_environments
 from reconciler.state import FileStateStore, StateStore
 
@@ -105,10 +120,14 @@ class Session:
     observations: dict[str, Observation] = field(default_factory=dict)
     """Each system's own observation from the last plan made in this session (a saved plan's: the fresh plan
     that checked it); applying hands each system its own (`ApplyContext.observation`), providers keep none."""
+    state_cluster: KubeClient | None = None
+    """The cluster holding the state, lock and alert records (`state: {kubernetes: ...}`), else None (files)."""
 
     def close(self) -> None:
         for provider in self.providers.values():
             provider.close()
+        if self.state_cluster is not None:
+            self.state_cluster.close()
 
 
 def state_path(root: Path, env: Environment) -> Path:
@@ -122,6 +141,71 @@ def lock_path(state_file: Path) -> Path:
     return state_file.with_name(f"{state_file.name}.lock")
 
 
+def state_name(env: Environment, settings: KubernetesStateSettings) -> str:
+    """The state ConfigMap's name (the prefix of its shards, alert records and lock Lease)."""
+    return settings.name or f"reconciler-state-{env.name}"
+
+
+def cluster_fingerprint_key(environ: Mapping[str, str], kube: KubeClient, settings: KubernetesStateSettings) -> bytes:
+    """The fingerprint key of state kept in the cluster: the Secret `fingerprintKey` names, else
+    RECONCILER_FINGERPRINT_KEY; never a key file (the CLI and the controller would each make their own)."""
+    ref = settings.fingerprint_key
+    if ref is None:
+        configured = environ.get(FINGERPRINT_KEY_VARIABLE)
+        if configured is None or not configured.strip():
+            found = "is not set" if configured is None else "is empty"
+            raise SecretError(
+                f"state.kubernetes needs a fingerprint key every run shares, and {FINGERPRINT_KEY_VARIABLE} {found}: "
+                "set state.kubernetes.fingerprintKey ({secret: NAME, key: KEY}, a Secret in namespace "
+                f"{settings.namespace}) or {FINGERPRINT_KEY_VARIABLE}"
+            )
+        return configured.encode()
+    where = f"secret {settings.namespace}/{ref.secret} key {ref.key!r}"
+    try:
+        key = kube.read_secret_key(settings.namespace, ref.secret, ref.key).strip().encode()
+    except KubeError as exc:
+        if exc.retryable:
+            raise ApiError("kubernetes", f"cannot read the fingerprint key ({where}): {exc}", transient=True) from None
+        raise SecretError(f"cannot read the fingerprint key ({where}): {exc}") from None
+    if len(key) < MIN_KEY_FILE_BYTES:
+        raise SecretError(
+            f"the fingerprint key ({where}) holds {len(key)} characters; at least {MIN_KEY_FILE_BYTES} needed"
+        )
+    return key
+
+
+def alert_store(session: Session) -> AlertStore:
+    """The environment's alert records, beside its state: ConfigMap `<name>-alerts` with state in the cluster,
+    else `.reconciler/state/<env>.alerts.json` beside the state file. Use it while the session is open (it shares
+    the session's cluster client); `open_alert_store` opens one on its own."""
+    settings = session.env.settings.state.kubernetes
+    if settings is not None and session.state_cluster is not None:
+        return KubeAlertStore(
+            session.state_cluster, settings.namespace, state_name(session.env, settings), session.env.name
+        )
+    return FileAlertStore(alerts_path(state_path(session.root, session.env), session.env.name), session.env.name)
+
+
+@contextmanager
+def open_alert_store(
+    source: Path | SpecSource, env_name: str, environ: Mapping[str, str] | None = None
+) -> Iterator[AlertStore]:
+    """The alert records of `env_name` without connecting its systems (the controller's notifier between applies);
+    a cluster client, when the state is in the cluster, is closed on exit."""
+    variables = dict(os.environ if environ is None else environ)
+    spec_source = _source(source)
+    env = load_environment(spec_source, env_name, variables)
+    settings = env.settings.state.kubernetes
+    if settings is None:
+        yield FileAlertStore(alerts_path(state_path(spec_source.root, env), env.name), env.name)
+        return
+    kube = cluster_client(spec_source.root, settings.cluster(), "state")
+    try:
+        yield KubeAlertStore(kube, settings.namespace, state_name(env, settings), env.name)
+    finally:
+        kube.close()
+
+
 @contextmanager
 def open_session(
     source: Path | SpecSource,
@@ -132,25 +216,43 @@ def open_session(
     state: StateStore | None = None,
     lock: EnvironmentLock | None = None,
     systems: Sequence[str] = (),
+    cancellation: Cancellation | None = None,
 ) -> Iterator[Session]:
-    """Load the environment and connect its providers (only `systems`, when given); closes them on exit."""
+    """Load the environment and connect its providers (only `systems`, when given); closes them on exit.
+
+    `cancellation` is set when the environment's lock is lost while held (a Lease that could not be renewed).
+    """
     variables = dict(os.environ if environ is None else environ)
     spec_source = _source(source)
     root = spec_source.root
     env = load_environment(spec_source, env_name, variables)
     resolver = SecretResolver(variables, base_dir=root, kube_reader=_kube_secret_reader(root, env))
-    path = state_path(root, env)
-    key = load_fingerprint_key(variables, root / STATE_DIR / "keys" / f"{env.name}.fingerprint.key")
+    in_cluster = env.settings.state.kubernetes
+    kube: KubeClient | None = None
+    if in_cluster is not None:
+        kube = cluster_client(root, in_cluster.cluster(), "state")
+        name = state_name(env, in_cluster)
+        try:
+            key = cluster_fingerprint_key(variables, kube, in_cluster)
+        except BaseException:
+            kube.close()
+            raise
+        store: StateStore = state or KubeStateStore(kube, in_cluster.namespace, name, env.name)
+        env_lock: EnvironmentLock = lock or KubeLeaseLock(
+            kube,
+            in_cluster.namespace,
+            lock_lease_name(name),
+            env.name,
+            duration_s=in_cluster.lock_duration_seconds,
+            cancellation=cancellation,
+        )
+    else:
+        path = state_path(root, env)
+        key = load_fingerprint_key(variables, root / STATE_DIR / "keys" / f"{env.name}.fingerprint.key")
+        store = state or FileStateStore(path, env.name)
+        env_lock = lock or FileLock(lock_path(path), env.name)
     providers: dict[str, Provider] = {}
-    session = Session(
-        root,
-        env,
-        providers,
-        state or FileStateStore(path, env.name),
-        resolver,
-        Fingerprinter(resolver, key),
-        lock or FileLock(lock_path(path), env.name),
-    )
+    session = Session(root, env, providers, store, resolver, Fingerprinter(resolver, key), env_lock, state_cluster=kube)
     try:
         known = factories if factories is not None else default_providers(root)
         unknown = sorted(set(systems) - set(known))

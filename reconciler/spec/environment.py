@@ -12,11 +12,58 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from reconciler.spec.secrets import is_secret_name
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class SecretKeySettings(BaseModel):
+    """One key of a Kubernetes Secret in the state namespace."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    secret: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253)
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+
+
+class KubernetesStateSettings(BaseModel):
+    """State kept in the cluster: ConfigMaps `<name>` (+ `<name>-<n>` shards, `<name>-alerts`) and the
+    environment's write lock, Lease `<name>-lock`, all in `namespace`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    namespace: str = Field(pattern=_DNS_LABEL, max_length=63)
+    name: str | None = Field(
+        default=None,
+        pattern=_DNS_SUBDOMAIN,
+        max_length=200,
+        description="ConfigMap name prefix; default reconciler-state-<env>",
+    )
+    kubeconfig: str | None = Field(
+        default=None, description="A kubeconfig path (relative to the project), or in-cluster"
+    )
+    context: str | None = None
+    fingerprint_key: SecretKeySettings | None = Field(
+        default=None,
+        alias="fingerprintKey",
+        description="The fingerprint key, from a Secret in `namespace` (else RECONCILER_FINGERPRINT_KEY)",
+    )
+    lock_duration_seconds: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        alias="lockDurationSeconds",
+        description="How long a dead holder's lock lasts; a live holder renews it every third of it",
+    )
+
+    def cluster(self) -> ClusterSettings:
+        return ClusterSettings(kubeconfig=self.kubeconfig, context=self.context)
 
 
 class StateSettings(BaseModel):
@@ -25,6 +72,9 @@ class StateSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     path: str | None = Field(default=None, description="State file; default .reconciler/state/<env>.json")
+    kubernetes: KubernetesStateSettings | None = Field(
+        default=None, description="Keep the state, alert records and lock in the cluster instead of files"
+    )
     mass_delete_ratio: float = Field(
         default=0.5,
         ge=0.0,
@@ -32,6 +82,14 @@ class StateSettings(BaseModel):
         alias="massDeleteRatio",
         description="Refuse plans deleting more than this share of owned resources",
     )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> StateSettings:
+        if self.path is not None and self.kubernetes is not None:
+            raise ValueError(
+                "path and kubernetes are mutually exclusive: the state is kept in a file or in the cluster, not both"
+            )
+        return self
 
 
 class ClusterSettings(BaseModel):

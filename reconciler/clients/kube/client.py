@@ -25,7 +25,8 @@ from kubernetes.config.config_exception import ConfigException
 
 from reconciler.cancellation import Cancellation
 from reconciler.clients.kube.calls import FIELD_MANAGER, KubeConflict, KubeError, KubeNotFound
-from reconciler.clients.kube.leases import LeaseCalls
+from reconciler.clients.kube.configmaps import ConfigMapCalls
+from reconciler.clients.kube.leases import LeaseCalls, LeaseRecord
 from reconciler.clients.kube.rollout import (
     PodProblem,
     RolloutProgress,
@@ -46,6 +47,7 @@ __all__ = [
     "KubeConflict",
     "KubeError",
     "KubeNotFound",
+    "LeaseRecord",
     "PodProblem",
     "RolloutProgress",
     "RolloutResult",
@@ -58,10 +60,11 @@ STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 
 
-class KubeClient(LeaseCalls):
+class KubeClient(LeaseCalls, ConfigMapCalls):
     """Typed calls to one cluster. Construct with from_kubeconfig / in_cluster / from_environment.
 
-    The plumbing every call goes through is KubeCalls (kube_calls.py); the lease calls come from LeaseCalls.
+    The plumbing every call goes through is KubeCalls (kube_calls.py); the lease calls come from LeaseCalls,
+    the whole-ConfigMap calls of the state stores from ConfigMapCalls (configmaps.py).
     """
 
     # --- construction ---
