@@ -60,7 +60,7 @@ def test_digests_are_replaced_added_and_removed_in_place() -> None:
         },
     )
     diff = changed_lines(PROD, after)
-    assert f"+      digest: {digest}" in diff and "+      tag: 2026.11.1" in diff
-    assert diff.count(f"+      digest: {digest}") == 2  # analytics replaced, dbt added under its tag
+    assert f'+      digest: "{digest}"' in diff and '+      tag: "2026.11.1"' in diff  # tags always quoted
+    assert diff.count(f'+      digest: "{digest}"') == 2  # analytics replaced, dbt added under its tag
     removed = rewrite_image_pins(PROD, "environments/prod.yaml", {"analytics": ImageVersion(tag="2026.11.1")})
     assert "digest" not in removed.split("analytics:")[1]
