@@ -149,12 +149,16 @@ def render(target: Target) -> str:
             pin = target.pins[name]
             if index and _comment(target.comments, index + 3):
                 lines.append(f"{step * 2}{_comment(target.comments, index + 3).strip()}")
+            elif index and target.indent == 4:
+                lines.append("")  # a blank line between pins
             if name in alias_of or pin.flow:
                 lines.append(f"{step * 2}{name}: {flow_pin(name)}" + _comment(pin.comments, 0))
                 continue
             prefix = " &p" if name == anchored else ""
             lines.append(f"{step * 2}{name}:{prefix}" + _comment(pin.comments, 0))
             for position, text in enumerate(_fields(pin, False)):
+                if position and _comment(pin.comments, position + 2):  # a comment line between tag and digest
+                    lines.append(f"{step * 3}{_comment(pin.comments, position + 2).strip()}")
                 lines.append(f"{step * 3}{text}" + _comment(pin.comments, position + 1))
     lines.append("# the end " + _comment(target.comments, 5).strip())
     return "\n".join(lines) + "\n"
