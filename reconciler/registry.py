@@ -61,6 +61,8 @@ class System:
     """Its spec file kinds for `reconcile schema`."""
     summary: Callable[[Any], str] = lambda _selection: ""
     """Its part of `reconcile validate`'s line, from its selection."""
+    warnings: Callable[[Any], Sequence[str]] = lambda _selection: ()
+    """What `reconcile validate` warns about in its selection (valid, but risky: `file:line: field: message`)."""
     diff_rows: Callable[[Environment, Environment], list[Row]] = lambda _left, _right: []
     """Its rows of `reconcile diff-env` (offline, from the two environments' selections)."""
     commands: Callable[[], Sequence[Any]] = tuple

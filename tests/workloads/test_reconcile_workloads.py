@@ -119,6 +119,7 @@ def test_promote_refuses_an_unapplied_source_then_changes_exactly_the_image_line
 
 
 def test_promote_refuses_a_location_that_fails_its_health_check(project: Project) -> None:
+    kube(project).rollout_seconds = 0  # qa's Deployments are available (promote checks their rollouts first)
     project.edit("environments/prod.yaml", 'tag: "2026.11.12"', 'tag: "2026.11.01"')  # prod's analytics is older
     refused = project.run("promote", "--from", "qa", "--to", "prod", "--component", "analytics")
     assert refused.exit_code == 1

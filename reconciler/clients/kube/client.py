@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
@@ -73,8 +74,14 @@ class KubeClient(LeaseCalls, ConfigMapCalls):
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
         try:
             return cls(config.new_client_from_config(config_file=path, context=context))  # type: ignore[no-untyped-call]
-        except (ConfigException, OSError, ValueError, TypeError) as error:
-            raise KubeError(f"cannot load kubeconfig {path or '(default)'}: {error}") from error
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or "malformed YAML"
+            raise KubeError(f"cannot load kubeconfig {path or '(default)'}: not valid YAML{where}: {problem}") from None
+        except (ConfigException, OSError, ValueError, TypeError, AttributeError, KeyError, IndexError) as error:
+            shape = "a kubeconfig holds clusters, contexts and users"
+            raise KubeError(f"cannot load kubeconfig {path or '(default)'}: {error} ({shape})") from error
 
     @classmethod
     def in_cluster(cls) -> KubeClient:

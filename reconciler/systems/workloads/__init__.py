@@ -28,14 +28,15 @@ def _summary(selection: WorkloadsSelection) -> str:
     return f"{len(selection.images)} pinned images"
 
 
+def _warnings(selection: WorkloadsSelection) -> Sequence[str]:
+    return selection.warnings
+
+
 def _images(env: Environment) -> dict[str, str]:
     selection = env.section(NAME, WorkloadsSelection)
     if selection is None:
         return {}
-    return {
-        name: version.tag + (f"@{version.digest[:19]}…" if version.digest else "")
-        for name, version in selection.images.items()
-    }
+    return {name: version.label for name, version in selection.images.items()}
 
 
 def _diff_rows(left: Environment, right: Environment) -> list[Row]:
@@ -68,6 +69,7 @@ SYSTEM = System(
     connect=_connect,
     schemas={"workloads": WorkloadsFile},
     summary=_summary,
+    warnings=_warnings,
     diff_rows=_diff_rows,
     commands=_commands,
     cluster=_cluster,

@@ -3,9 +3,12 @@
 `reconcile promote --from qa --to prod` copies validated image pins into the target environment file.
 
 Guarded by the source environment's live state: promotion refuses when the source cluster does
-not run exactly what its spec pins (someone changed it by hand, or an apply is pending) or when
-one of the promoted Dagster code locations fails its health check. The rewrite itself is pure
-text surgery (`promotion`), so the pull request shows one changed line per image.
+not run exactly what its spec pins (someone changed it by hand, or an apply is pending), when a
+Deployment carrying a promoted component has not finished rolling out or has a pod waiting
+(`CrashLoopBackOff`), or when one of the promoted Dagster code locations fails its health check.
+The rewrite itself changes only the promoted pins' text (`promotion`); the result is read back
+by the loader and must differ from the old file in exactly those pins, to exactly the source's
+values, before it replaces the file atomically. Otherwise the file is left as it was.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from pathlib import Path
 
 import click
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, SpecError
 from reconciler.registry import Invocation
 from reconciler.render.table import render_table
+from reconciler.spec.editing import read_exactly, replace_exactly
 from reconciler.spec.loader import Environment
-from reconciler.systems.workloads.loading import WorkloadsSelection
-from reconciler.systems.workloads.promotion import rewrite_image_pins
-from reconciler.systems.workloads.rules import SYSTEM, component_of
+from reconciler.systems.workloads.promotion import PromotionRefused, check_promoted, pins_of, rewrite_image_pins
+from reconciler.systems.workloads.rules import SYSTEM, carriers, component_of
 from reconciler.systems.workloads.spec import ImageVersion
 
 
@@ -38,11 +41,6 @@ class Promotion:
     unchanged: list[str]
 
 
-def _pins(env: Environment) -> Mapping[str, ImageVersion] | None:
-    selection = env.section(SYSTEM, WorkloadsSelection)
-    return selection.images if selection is not None else None
-
-
 def _choose(source: Mapping[str, ImageVersion], target: Mapping[str, ImageVersion], wanted: Sequence[str]) -> list[str]:
     names = list(wanted) or sorted(source)
     for name in names:
@@ -54,9 +52,11 @@ def _choose(source: Mapping[str, ImageVersion], target: Mapping[str, ImageVersio
 
 
 def _check_source(root: Path, env_name: str, components: Sequence[str], environ: Mapping[str, str]) -> None:
-    """Refuse unless the source's live images match its pins and its promoted locations are healthy."""
+    """Refuse unless the source's live images match its pins, every Deployment carrying them is rolled out with
+    no pod waiting, and its promoted Dagster code locations are healthy."""
     from reconciler import service
     from reconciler.systems.workloads.provider import connect, describe
+    from reconciler.systems.workloads.readiness import rollout_problems
 
     with service.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
         plan = service.make_plan(session)
@@ -67,6 +67,13 @@ def _check_source(root: Path, env_name: str, components: Sequence[str], environ:
                 f"{env_name}'s live state does not match its spec ({lines}); apply {env_name} (or find out who changed "
                 "it) before promoting from it"
             )
+        refs = [ref for ref in carriers(provider.selection) if ref.component in components]
+        stuck = rollout_problems(provider.kube, refs)
+        if stuck:
+            raise ReconcilerError(
+                f"{env_name} runs the pinned images but they are not rolled out and healthy: {'; '.join(stuck)}; "
+                f"fix {env_name} (or roll it back) before promoting from it"
+            )
         locations = {provider.selection.components[name].dagster_location for name in components} - {None}
         if locations:
             statuses = {status.name: status for status in provider.health()}
@@ -76,6 +83,37 @@ def _check_source(root: Path, env_name: str, components: Sequence[str], environ:
                     raise ReconcilerError(f"Dagster in {env_name} has no code location {location!r}")
                 if not status.healthy:
                     raise ReconcilerError(f"{location} fails its health check in {env_name}: {describe(status)}")
+
+
+@dataclass(frozen=True)
+class _Edited:
+    """The project's specs as on disk, but for one file's new text (a `service.SpecSource`)."""
+
+    root: Path
+    file: str
+    text: str
+
+    def read(self) -> dict[str, str]:
+        from reconciler import service
+
+        files = service.FolderSource(self.root).read()
+        files[self.file] = self.text.replace("\r\n", "\n").replace("\r", "\n")  # as read from disk
+        return files
+
+
+def _read_back(
+    root: Path, target: Environment, text: str, pins: Mapping[str, ImageVersion], environ: Mapping[str, str]
+) -> None:
+    """Load the project with the edited target file and refuse unless exactly `pins` changed in it."""
+    from reconciler import service
+
+    try:
+        after = service.validate(_Edited(root, target.file, text), environ, target.name)[target.name]
+    except SpecError as exc:
+        raise PromotionRefused(
+            f"{target.file} would not validate after the promotion, so it is left untouched:\n{exc}"
+        ) from None
+    check_promoted(target, after, pins)
 
 
 def promote(
@@ -94,25 +132,26 @@ def promote(
         if name not in environments:
             raise ReconcilerError(f"no environment {name!r}")
     source_env, target_env = environments[source], environments[target]
-    source_pins, target_pins = _pins(source_env), _pins(target_env)
-    if source_pins is None or target_pins is None:
+    if SYSTEM not in source_env.sections or SYSTEM not in target_env.sections:
         raise ReconcilerError("both environments need a workloads section to promote images")
+    source_pins, target_pins = pins_of(source_env), pins_of(target_env)
     names = _choose(source_pins, target_pins, components)
-    moving = [n for n in names if source_pins[n] != target_pins[n]]
+    moving = {n: source_pins[n] for n in names if source_pins[n] != target_pins[n]}
     if moving and check_live:
-        _check_source(root, source, moving, environ)
+        _check_source(root, source, list(moving), environ)
     path = root / target_env.file
-    before = path.read_text(encoding="utf-8")
-    after = rewrite_image_pins(before, target_env.file, {n: source_pins[n] for n in moving})
+    before = read_exactly(path)
+    after = rewrite_image_pins(before, target_env.file, moving)
     if after != before:
-        path.write_text(after, encoding="utf-8")
+        _read_back(root, target_env, after, moving, environ)
+        replace_exactly(path, before, after)
     diff = [
         line
         for line in difflib.unified_diff(
             before.splitlines(), after.splitlines(), target_env.file, target_env.file, n=0, lineterm=""
         )
     ]
-    promoted = {n: (target_pins[n].tag, source_pins[n].tag) for n in moving}
+    promoted = {n: (target_pins[n].label, source_pins[n].label) for n in moving}
     return Promotion(target_env.file, diff, promoted, [n for n in names if n not in moving])
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from reconciler.core.model import DesiredResource, ResourceKey
 from reconciler.systems.workloads.loading import WorkloadsSelection
-from reconciler.systems.workloads.spec import Carrier, ConfigMapKey, ContainerEnv, ContainerImage
+from reconciler.systems.workloads.spec import Carrier, ConfigMapKey, ContainerImage
 
 SYSTEM = "workloads"
 KIND = "image"
@@ -30,13 +30,7 @@ class CarrierRef:
     @property
     def place(self) -> str:
         """Where in its object the image sits: `deployment/NAME/CONTAINER[/env/VAR]` or `configmap/NAME/KEY`."""
-        c = self.carrier
-        if isinstance(c, ContainerImage):
-            return f"deployment/{c.deployment}/{c.container}"
-        if isinstance(c, ContainerEnv):
-            return f"deployment/{c.deployment}/{c.container}/env/{c.env}"
-        assert isinstance(c, ConfigMapKey)
-        return f"configmap/{c.config_map}/{c.key}"
+        return self.carrier.place
 
     @property
     def label(self) -> str:
