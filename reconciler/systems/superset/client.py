@@ -635,7 +635,8 @@ class RoleCalls(SupersetCalls):
     def my_roles(self) -> dict[str, list[tuple[str, str]]]:
         """The signed-in user's roles (their groups' too) and each one's (permission, view menu) pairs."""
         path = "/api/v1/me/roles/"
-        roles = (self.get_json(path).get("result") or {}).get("roles")
+        result = self.get_json(path).get("result")
+        roles = result.get("roles") if isinstance(result, dict) else None
         if not isinstance(roles, dict):
             raise SupersetResponseError("`result.roles` is not a mapping of role names", method="GET", path=path)
         return {
