@@ -80,7 +80,7 @@ def test_a_listing_of_tiny_pages_is_capped_by_pages(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize("answer", [{"result": {"roles": ["Admin"]}}, {"result": "oops"}, {"result": None}, {}])
 def test_the_users_own_roles_answered_oddly_name_the_call(answer: Any) -> None:
-    with pytest.raises(ApiError, match="GET /api/v1/me/roles/: `result.roles` is not a mapping"):
+    with pytest.raises(ApiError, match=r"GET /api/v1/me/roles/: `result\.roles` is not a mapping"):
         client(lambda _request: answer).my_roles()
 
 
