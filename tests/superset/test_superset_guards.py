@@ -4,13 +4,22 @@ replication source, dependents a delete would break; and `roles.yaml` naming a b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import ALLOW_FLAGS, main
+from reconciler.core.model import OwnershipRecord
 from reconciler.core.plan import Override
+from reconciler.providers.base import Observation
+from reconciler.systems.superset.client import PermissionViewMenu, Role, SupersetClient
+from reconciler.systems.superset.loading import SupersetSelection
+from reconciler.systems.superset.provider import SupersetProvider
+from reconciler.systems.superset.rules.assets import ROLE, key
+from reconciler.systems.superset.rules.bundle import Bundle
 from reconciler.systems.superset.rules.guards import (
+    BUILTIN_KEPT,
     SECURITY_API,
     LiveChart,
     SourceYield,
@@ -22,6 +31,7 @@ from reconciler.systems.superset.rules.guards import (
     shrunken_source,
 )
 from reconciler.systems.superset.rules.roles import LiveDataset
+from reconciler.systems.superset.spec import RoleSpec, SupersetEnvironment
 from tests.helpers import copy_example
 
 
@@ -94,7 +104,7 @@ def test_dependents_are_the_live_objects_no_spec_owns() -> None:
     assert dataset_dependents("warehouse", rows, managed={1}) == ("dataset 'warehouse.main.scratch' (id 2)",)
 
 
-ROLE = """\
+ROLE_YAML = """\
   - name: {name}
 {extra}    permissions:
       - [can_read, Dashboard]
@@ -125,7 +135,7 @@ def test_a_built_in_role_in_the_specs_needs_its_exact_name_and_the_opt_in(
 ) -> None:
     root = copy_example(tmp_path)
     roles = root / "specs" / "superset" / "roles.yaml"
-    roles.write_text(roles.read_text() + ROLE.format(name=name, extra=extra))
+    roles.write_text(roles.read_text() + ROLE_YAML.format(name=name, extra=extra))
     result = CliRunner().invoke(main, ["--root", str(root), "validate"])
     assert result.exit_code == 1, result.output
     assert any(
@@ -137,6 +147,62 @@ def test_a_built_in_role_in_the_specs_needs_its_exact_name_and_the_opt_in(
 def test_a_built_in_role_taken_over_explicitly_validates(tmp_path: Path) -> None:
     root = copy_example(tmp_path)
     roles = root / "specs" / "superset" / "roles.yaml"
-    roles.write_text(roles.read_text() + ROLE.format(name="Gamma", extra="    manageBuiltIn: true\n"))
+    roles.write_text(roles.read_text() + ROLE_YAML.format(name="Gamma", extra="    manageBuiltIn: true\n"))
     result = CliRunner().invoke(main, ["--root", str(root), "validate"])
     assert result.exit_code == 0, result.output
+
+
+# ---- the provider's observe, on a stand-in holding only roles ---------------------------------------
+
+
+class RolesOnly:
+    """A Superset with no assets: roles with permissions, and the signed-in user's roles."""
+
+    def __init__(self, roles: dict[str, list[tuple[str, str]]], mine: list[str]) -> None:
+        self.roles = roles
+        self.mine = mine
+        self.asked_mine = 0
+
+    def list_dashboards(self) -> list[Any]:
+        return []
+
+    list_charts = list_datasets = list_databases = list_dashboards
+
+    def list_roles(self) -> list[Role]:
+        return [Role(number, name) for number, name in enumerate(self.roles, start=1)]
+
+    def role_permissions(self, role_id: int) -> list[PermissionViewMenu]:
+        pairs = list(self.roles.values())[role_id - 1]
+        return [PermissionViewMenu(n, permission, view) for n, (permission, view) in enumerate(pairs)]
+
+    def my_roles(self) -> dict[str, list[tuple[str, str]]]:
+        self.asked_mine += 1
+        return {name: self.roles[name] for name in self.mine}
+
+
+def observe(client: RolesOnly, specs: tuple[RoleSpec, ...], owned: list[str]) -> Observation:
+    settings = SupersetEnvironment.model_validate(
+        {"url": "http://superset.test", "auth": {"token": {"secretRef": {"env": "T"}}}, "prune": True}
+    )
+    made = SupersetProvider(
+        lambda: cast(SupersetClient, client), SupersetSelection(settings, Bundle(), (), specs), "qa"
+    )
+    ids = {name: str(number) for number, name in enumerate(client.roles, start=1)}
+    records = {key(ROLE, name): OwnershipRecord(key(ROLE, name), ids[name]) for name in owned}
+    return made.observe(made.desired(lambda _ref: ""), records)
+
+
+def test_pruning_the_role_that_gives_the_user_the_roles_api_is_refused_and_a_built_in_is_kept() -> None:
+    client = RolesOnly({"Admin": [], "role-admins": list(SECURITY_API), "Gamma": []}, mine=["role-admins", "Gamma"])
+    seen = observe(client, (), owned=["role-admins", "Admin"])
+    assert [r.override for r in seen.refusals] == [None]
+    assert (
+        "would take can_get on Role" in seen.refusals[0].message and "role(s) role-admins" in seen.refusals[0].message
+    )
+    assert seen.protected == {key(ROLE, "Admin"): BUILTIN_KEPT}
+
+
+def test_roles_the_plan_does_not_change_cost_no_call_for_the_users_own_roles() -> None:
+    client = RolesOnly({"analyst": [("can_read", "Dashboard")]}, mine=["analyst"])
+    seen = observe(client, (RoleSpec(name="analyst", permissions=[("can_read", "Dashboard")]),), owned=["analyst"])
+    assert not seen.refusals and client.asked_mine == 0
