@@ -6,6 +6,7 @@ structlog are imported by the commands that need them, never at start-up.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -132,6 +133,28 @@ system_option = click.option(
 )
 
 
+ALLOW_FLAGS = {
+    "broken-dependents": "Allow deleting what live objects outside the specs still use (a chart's dataset): they "
+    "are named in the plan, and left broken or deleted with it.",
+    "source-shrink": "Allow replicating from a source that yields no dashboards, or far fewer than this environment "
+    "holds from it (with prune on, the rest are deleted).",
+}
+"""`--allow-<name>` flags that lift one refusal of a plan (`core.plan.Override` by value)."""
+
+
+def allow_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The `--allow-...` flags, handed to the command as `allow`, the `Override` values they name."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["allow"] = tuple(name for name in ALLOW_FLAGS if kwargs.pop(f"allow_{name.replace('-', '_')}"))
+        return command(*args, **kwargs)
+
+    for name, help_text in reversed(ALLOW_FLAGS.items()):
+        wrapper = click.option(f"--allow-{name}", is_flag=True, help=help_text)(wrapper)
+    return wrapper
+
+
 def _environ() -> dict[str, str]:
     import os
 
@@ -157,6 +180,7 @@ def _emit_plan(plan: Plan, output_format: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan (JSON) for apply.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--allow-mass-delete", is_flag=True, help="Allow a plan deleting most owned resources.")
+@allow_options
 @system_option
 @pass_invocation
 @guarded
@@ -167,16 +191,18 @@ def plan(
     out: Path | None,
     detailed_exitcode: bool,
     allow_mass_delete: bool,
+    allow: tuple[str, ...],
     systems: tuple[str, ...],
 ) -> None:
     """Observe the live systems and show what apply would change (live + git -> screen, or a plan file)."""
     from reconciler import service
+    from reconciler.core.plan import Override
     from reconciler.core.plan_codec import plan_to_json
 
     if out is not None and not out.parent.is_dir():
         fail(f"cannot save the plan to {out}: no directory {out.parent}")
     result = service.ReconcileService.of_folder(invocation.root).plan(
-        env_name, systems=systems, allow_mass_delete=allow_mass_delete
+        env_name, systems=systems, allow_mass_delete=allow_mass_delete, allow=[Override(name) for name in allow]
     )
     _emit_plan(result, output_format)
     if out is not None:
@@ -227,6 +253,7 @@ def _stop_on_signals(cancellation: Cancellation, armed: Callable[[], bool]) -> I
     help="Up to N independent actions at once (Airbyte's; dependencies and delete order kept). 1: one after "
     "another, in plan order.",
 )
+@allow_options
 @system_option
 @pass_invocation
 @guarded
@@ -237,10 +264,12 @@ def apply(
     auto_approve: bool,
     allow_mass_delete: bool,
     parallelism: int,
+    allow: tuple[str, ...],
     systems: tuple[str, ...],
 ) -> None:
     """Make the live systems match the specs, or carry out a saved plan exactly (git -> live)."""
     from reconciler import service
+    from reconciler.core.plan import Override
     from reconciler.core.plan_codec import plan_from_json
     from reconciler.render.report import ConsoleListener, apply_summary
 
@@ -266,7 +295,12 @@ def apply(
     reconcile.parallelism = parallelism
     with _stop_on_signals(reconcile.cancellation, lambda: approved[0]):
         report = reconcile.apply(
-            env_name, systems=systems, saved=saved, allow_mass_delete=allow_mass_delete, approve=approve
+            env_name,
+            systems=systems,
+            saved=saved,
+            allow_mass_delete=allow_mass_delete,
+            allow=[Override(name) for name in allow],
+            approve=approve,
         )
     if report.applied:
         click.echo(apply_summary(report.done, report.failed, cancelled=report.cancelled))

@@ -20,6 +20,27 @@ from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord
 from reconciler.errors import PlanError
 
 
+class Override(StrEnum):
+    """A refusal a person may lift for one plan, with the CLI flag `--allow-<value>`."""
+
+    BROKEN_DEPENDENTS = "broken-dependents"
+    """Delete what live objects outside the specs still use (they are left broken, or go with it)."""
+    SOURCE_SHRINK = "source-shrink"
+    """Replicate from a source that yields nothing, or far less than the target holds from it."""
+
+    @property
+    def flag(self) -> str:
+        return f"--allow-{self.value}"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a system refuses a plan; `override` lifts it (with a warning instead), None: nothing does."""
+
+    message: str
+    override: Override | None = None
+
+
 class ActionKind(StrEnum):
     CREATE = "create"
     UPDATE = "update"
@@ -150,6 +171,11 @@ class PlanInputs:
     """What the providers could not compare; shown first among the plan's warnings."""
     unmanaged_dependents: Mapping[ResourceKey, tuple[str, ...]] = field(default_factory=dict)
     """Live objects reconciler neither wants nor owns that depend on a resource (a replace would kill them)."""
+    protected: Mapping[ResourceKey, str] = field(default_factory=dict)
+    """Owned resources never deleted, with why (Superset's built-in roles): left in place when they leave the specs."""
+    refusals: tuple[Refusal, ...] = ()
+    """What the providers refuse, each unless its override is allowed."""
+    allowed: frozenset[Override] = frozenset()
 
 
 def _action_for(desired: DesiredResource, live: LiveResource | None, record: OwnershipRecord | None) -> Action | None:
@@ -229,8 +255,9 @@ def _replace_cascade(
 
 
 def build_plan(inputs: PlanInputs) -> Plan:
-    """Compare and order. Raises `PlanError` for a mass delete without `allow_mass_delete`, and for a
-    replace or a delete that would take down what reconciler may not delete."""
+    """Compare and order. Raises `PlanError` for a mass delete without `allow_mass_delete`, for a replace or a
+    delete that would take down what reconciler may not delete (a delete: unless `BROKEN_DEPENDENTS` is allowed),
+    and for a provider's refusal its override does not lift."""
     desired_keys = {resource.key for resource in inputs.desired}
     actions: list[Action] = []
     unchanged: list[ResourceKey] = []
@@ -243,16 +270,24 @@ def build_plan(inputs: PlanInputs) -> Plan:
 
     warnings: list[str] = list(inputs.observe_warnings)
     orphans = [key for key in inputs.records if key not in desired_keys]
-    deletable = [key for key in orphans if key in inputs.live and key.system in inputs.prune]
+    deletable = [
+        key for key in orphans if key in inputs.live and key.system in inputs.prune and key not in inputs.protected
+    ]
     for key in sorted(orphans):
-        if key in inputs.live and key.system not in inputs.prune:
+        if key in inputs.live and key in inputs.protected:
+            warnings.append(f"{key} left the specs; {inputs.protected[key]}: left in place")
+        elif key in inputs.live and key.system not in inputs.prune:
             warnings.append(f"{key} left the specs but pruning is off for {key.system}: left in place")
     killed = [f"{key} would take down {what}" for key in deletable for what in inputs.unmanaged_dependents.get(key, ())]
-    if killed:
+    if killed and Override.BROKEN_DEPENDENTS in inputs.allowed:
+        warnings += [f"broken dependents allowed: {line}" for line in killed]
+    elif killed:
         raise PlanError(
-            "refusing to delete: the live system then deletes what depends on it, which reconciler does not "
-            f"manage: {'; '.join(killed)}. Re-point, delete or adopt those first"
+            "refusing to delete: live objects reconciler does not manage depend on it, and the live system then "
+            f"deletes them or leaves them broken: {'; '.join(killed)}. Re-point, delete or adopt those first "
+            f"(or pass {Override.BROKEN_DEPENDENTS.flag} to delete anyway)"
         )
+    warnings += _refusals(inputs)
     depends: dict[ResourceKey, Sequence[ResourceKey]] = dict(inputs.live_depends)
     for key in _delete_order(deletable, depends):
         live = inputs.live[key]
@@ -283,6 +318,15 @@ def build_plan(inputs: PlanInputs) -> Plan:
         forgotten=forgotten,
         systems=inputs.systems,
     )
+
+
+def _refusals(inputs: PlanInputs) -> list[str]:
+    """Warnings for the refusals allowed; `PlanError` naming every other one, with the flag that lifts it."""
+    refused = [r for r in inputs.refusals if r.override is None or r.override not in inputs.allowed]
+    if refused:
+        lines = [r.message + (f" (pass {r.override.flag} if this is intended)" if r.override else "") for r in refused]
+        raise PlanError(f"refusing to plan {inputs.environment}: " + "; ".join(lines))
+    return [f"allowed ({r.override.flag}): {r.message}" for r in inputs.refusals if r.override is not None]
 
 
 def mass_deletes(deletable: Sequence[ResourceKey], owned: Sequence[ResourceKey], ratio: float) -> list[str]:

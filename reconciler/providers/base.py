@@ -18,7 +18,7 @@ from typing import Protocol
 
 from reconciler.cancellation import Cancellation
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
-from reconciler.core.plan import Action
+from reconciler.core.plan import Action, Refusal
 from reconciler.spec.secrets import SecretRef
 
 
@@ -32,6 +32,10 @@ class Observation:
     """What the provider could not compare, for the plan to say."""
     unmanaged_dependents: Mapping[ResourceKey, tuple[str, ...]] = field(default_factory=dict)
     """Live objects outside the specs and records that depend on a resource, described for people."""
+    protected: Mapping[ResourceKey, str] = field(default_factory=dict)
+    """Owned resources never deleted, with why."""
+    refusals: tuple[Refusal, ...] = ()
+    """Why the plan must not go ahead (each unless its override is allowed)."""
     payload: object | None = None
     """The system's own data: what its `apply` needs from this observation (e.g. Superset's listing and the
     bundle it compared), so that no provider keeps anything between `observe` and `apply`."""

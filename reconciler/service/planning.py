@@ -6,12 +6,12 @@ apply of that plan hands every system what it saw (`ApplyContext.observation`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import structlog
 
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
-from reconciler.core.plan import Plan, PlanInputs, build_plan, changed_since
+from reconciler.core.plan import Override, Plan, PlanInputs, Refusal, build_plan, changed_since
 from reconciler.core.saved_plan import saved_plan_differences
 from reconciler.errors import PlanError
 from reconciler.providers.base import Observation
@@ -45,12 +45,16 @@ def merged(observations: Mapping[str, Observation]) -> Observation:
     depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
     warnings: list[str] = []
     unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
+    protected: dict[ResourceKey, str] = {}
+    refusals: list[Refusal] = []
     for observation in observations.values():
         live.update(observation.live)
         depends.update(observation.depends)
         warnings += observation.warnings
         unmanaged.update(observation.unmanaged_dependents)
-    return Observation(live, depends, tuple(warnings), unmanaged)
+        protected.update(observation.protected)
+        refusals += observation.refusals
+    return Observation(live, depends, tuple(warnings), unmanaged, protected, tuple(refusals))
 
 
 def observe(
@@ -59,8 +63,9 @@ def observe(
     return merged(observe_systems(session, desired, records))
 
 
-def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
-    """Observe the live systems and plan; reads only. The session keeps the observations with the plan."""
+def make_plan(session: Session, *, allow_mass_delete: bool = False, allow: Collection[Override] = ()) -> Plan:
+    """Observe the live systems and plan; reads only. The session keeps the observations with the plan.
+    `allow` lifts the refusals a person allowed for this plan (`--allow-broken-dependents`, ...)."""
     records = session.state.load()
     desired = desired_state(session)
     observations = observe_systems(session, desired, records)
@@ -76,6 +81,9 @@ def make_plan(session: Session, *, allow_mass_delete: bool = False) -> Plan:
             live_depends=observation.depends,
             observe_warnings=observation.warnings,
             unmanaged_dependents=observation.unmanaged_dependents,
+            protected=observation.protected,
+            refusals=observation.refusals,
+            allowed=frozenset(allow),
             mass_delete_ratio=session.env.settings.state.mass_delete_ratio,
             allow_mass_delete=allow_mass_delete,
             systems=tuple(session.providers),
@@ -98,7 +106,7 @@ def check_saved_plan(session: Session, saved: Plan) -> Plan:
     if saved.systems and set(saved.systems) != set(session.providers):
         flags = " ".join(f"--system {name}" for name in saved.systems)
         raise PlanError(f"the plan covers {', '.join(saved.systems)}; apply it with {flags}")
-    current = make_plan(session, allow_mass_delete=True)
+    current = make_plan(session, allow_mass_delete=True, allow=tuple(Override))  # the saved plan passed them
     if current.observed_digest != saved.observed_digest:
         changed = [str(key) for key in changed_since(saved, current)][:5]
         raise PlanError(

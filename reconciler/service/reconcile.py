@@ -8,13 +8,13 @@ listener as it goes. A dry run is `plan`: stop after it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.cancellation import Cancellation
 from reconciler.core.events import Event, EventKind, Listener
-from reconciler.core.plan import Plan
+from reconciler.core.plan import Override, Plan
 from reconciler.service.applying import DEFAULT_PARALLELISM, ApplyReport, apply_plan
 from reconciler.service.planning import check_saved_plan, make_plan
 from reconciler.service.session import ProviderFactory, Session, locked, open_session
@@ -46,10 +46,17 @@ class ReconcileService:
         for listener in self.listeners:
             listener(event)
 
-    def plan(self, env: str, *, systems: Sequence[str] = (), allow_mass_delete: bool = False) -> Plan:
-        """Observe and plan `env` (reads only, no lock)."""
+    def plan(
+        self,
+        env: str,
+        *,
+        systems: Sequence[str] = (),
+        allow_mass_delete: bool = False,
+        allow: Collection[Override] = (),
+    ) -> Plan:
+        """Observe and plan `env` (reads only, no lock); `allow` lifts the refusals a person allowed."""
         with open_session(self.source, env, self.environ, factories=self.factories, systems=systems) as session:
-            plan = make_plan(session, allow_mass_delete=allow_mass_delete)
+            plan = make_plan(session, allow_mass_delete=allow_mass_delete, allow=allow)
         self.emit(Event(EventKind.PLAN_MADE, env, plan=plan))
         return plan
 
@@ -60,6 +67,7 @@ class ReconcileService:
         systems: Sequence[str] = (),
         saved: Plan | None = None,
         allow_mass_delete: bool = False,
+        allow: Collection[Override] = (),
         approve: Callable[[Plan], None] = lambda _plan: None,
         command: str = "reconcile apply",
     ) -> ApplyReport:
@@ -76,16 +84,21 @@ class ReconcileService:
             ) as session,
             locked(session, command, self.emit),
         ):
-            return self._apply(session, saved, allow_mass_delete, approve)
+            return self._apply(session, saved, allow_mass_delete, allow, approve)
 
     def _apply(
-        self, session: Session, saved: Plan | None, allow_mass_delete: bool, approve: Callable[[Plan], None]
+        self,
+        session: Session,
+        saved: Plan | None,
+        allow_mass_delete: bool,
+        allow: Collection[Override],
+        approve: Callable[[Plan], None],
     ) -> ApplyReport:
         self.cancellation.raise_if_cancelled()
         to_run = (
             check_saved_plan(session, saved)
             if saved is not None
-            else make_plan(session, allow_mass_delete=allow_mass_delete)
+            else make_plan(session, allow_mass_delete=allow_mass_delete, allow=allow)
         )
         self.emit(Event(EventKind.PLAN_MADE, session.env.name, plan=to_run))
         if not to_run.has_changes and not to_run.adopted and not to_run.forgotten:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from reconciler.core.identity import LiveObject, match_objects
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
-from reconciler.core.plan import ActionKind, PlanInputs, build_plan
+from reconciler.core.plan import ActionKind, Override, PlanInputs, Refusal, build_plan
 from reconciler.core.plan_codec import plan_from_json, plan_to_json
 from reconciler.errors import AmbiguousIdentityError, PlanError
 
@@ -226,3 +228,47 @@ def test_a_delete_that_would_kill_a_connection_reconciler_does_not_manage_is_ref
         build_plan(replaced_lake(desired=left, unmanaged_dependents=unmanaged, allow_mass_delete=True))
     pruned = build_plan(replaced_lake(desired=left, allow_mass_delete=True))
     assert (ActionKind.DELETE, SRC) in [(a.kind, a.key) for a in pruned.actions]
+
+
+def test_deleting_what_unmanaged_objects_use_is_lifted_only_by_its_flag_and_then_named_in_the_plan() -> None:
+    left = [resource for resource in replaced_lake().desired if resource.key not in (SRC, CONN)]
+    unmanaged = {SRC: ("connection 'hand-made' (c7)",)}
+    case = replaced_lake(desired=left, unmanaged_dependents=unmanaged, allow_mass_delete=True)
+    with pytest.raises(PlanError, match="pass --allow-broken-dependents to delete anyway"):
+        build_plan(case)
+    with pytest.raises(PlanError, match="hand-made"):  # another override lifts nothing else
+        build_plan(replace(case, allowed=frozenset({Override.SOURCE_SHRINK})))
+    allowed = build_plan(replace(case, allowed=frozenset({Override.BROKEN_DEPENDENTS})))
+    assert (ActionKind.DELETE, SRC) in [(a.kind, a.key) for a in allowed.actions]
+    assert any("airbyte.source/pg would take down connection 'hand-made' (c7)" in w for w in allowed.warnings)
+
+
+def test_a_protected_resource_is_never_deleted_whatever_the_flags() -> None:
+    role = ResourceKey("superset", "role", "Admin")
+    live = {role: LiveResource(role, "1", {"name": "Admin"})}
+    case = inputs(
+        desired=[],
+        live=live,
+        records={role: OwnershipRecord(role, "1")},
+        prune=frozenset({"superset"}),
+        protected={role: "a built-in role"},
+        allow_mass_delete=True,
+        allowed=frozenset(Override),
+    )
+    plan = build_plan(case)
+    assert not plan.actions
+    assert plan.warnings == ("superset.role/Admin left the specs; a built-in role: left in place",)
+
+
+def test_refusals_stop_the_plan_together_unless_each_is_lifted_and_some_never_are() -> None:
+    shrink = Refusal("the source yields nothing", Override.SOURCE_SHRINK)
+    lockout = Refusal("it would lock itself out")
+    with pytest.raises(PlanError) as both:
+        build_plan(inputs(refusals=(shrink, lockout)))
+    assert "the source yields nothing (pass --allow-source-shrink if this is intended)" in str(both.value)
+    assert "it would lock itself out" in str(both.value)
+    with pytest.raises(PlanError, match="lock itself out") as one:
+        build_plan(inputs(refusals=(shrink, lockout), allowed=frozenset(Override)))
+    assert "yields nothing" not in str(one.value)
+    plan = build_plan(inputs(refusals=(shrink,), allowed=frozenset({Override.SOURCE_SHRINK})))
+    assert plan.warnings == ("allowed (--allow-source-shrink): the source yields nothing",)

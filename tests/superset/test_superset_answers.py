@@ -76,3 +76,17 @@ def test_a_listing_of_tiny_pages_is_capped_by_pages(monkeypatch: pytest.MonkeyPa
 
     with pytest.raises(ApiError, match="GET /api/v1/dashboard/: more than 30 pages"):
         client(one_a_page).list_dashboards()
+
+
+@pytest.mark.parametrize("answer", [{"result": {"roles": ["Admin"]}}, {"result": "oops"}, {"result": None}, {}])
+def test_the_users_own_roles_answered_oddly_name_the_call(answer: Any) -> None:
+    with pytest.raises(ApiError, match=r"GET /api/v1/me/roles/: `result\.roles` is not a mapping"):
+        client(lambda _request: answer).my_roles()
+
+
+def test_the_users_own_roles_keep_only_permission_pairs() -> None:
+    roles = {"Admin": [["can_get", "Role"], ["odd"], "x"], "Empty": [], "Odd": "x"}
+    assert client(lambda _request: {"result": {"roles": roles}}).my_roles() == {
+        "Admin": [("can_get", "Role")],
+        "Empty": [],
+    }

@@ -632,6 +632,19 @@ class RoleCalls(SupersetCalls):
         path = f"/api/v1/security/roles/{role_id}/permissions"
         self.request_json("POST", path, ok=(200,), json={"permission_view_menu_ids": sorted(set(pvm_ids))})
 
+    def my_roles(self) -> dict[str, list[tuple[str, str]]]:
+        """The signed-in user's roles (their groups' too) and each one's (permission, view menu) pairs."""
+        path = "/api/v1/me/roles/"
+        result = self.get_json(path).get("result")
+        roles = result.get("roles") if isinstance(result, dict) else None
+        if not isinstance(roles, dict):
+            raise SupersetResponseError("`result.roles` is not a mapping of role names", method="GET", path=path)
+        return {
+            str(name): [(str(pair[0]), str(pair[1])) for pair in pairs if isinstance(pair, list) and len(pair) == 2]
+            for name, pairs in roles.items()
+            if isinstance(pairs, list)
+        }
+
     def list_permission_view_menus(self) -> list[PermissionViewMenu]:
         return [
             PermissionViewMenu(row["id"], row["permission"]["name"], row["view_menu"]["name"])

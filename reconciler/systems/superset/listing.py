@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from reconciler.systems.superset.client import SupersetClient
 from reconciler.systems.superset.rules.assets import DASHBOARD, DATABASE, DATASET, dataset_name
 from reconciler.systems.superset.rules.bundle import Bundle
+from reconciler.systems.superset.rules.guards import LiveChart
 from reconciler.systems.superset.rules.roles import LiveDataset
 
 
@@ -27,6 +28,8 @@ class Listing:
     """Dataset name (`database.schema.table`) -> (id, uuid)."""
     databases: dict[str, tuple[int, str]] = field(default_factory=dict)
     dataset_rows: list[LiveDataset] = field(default_factory=list)
+    chart_rows: list[LiveChart] = field(default_factory=list)
+    """Every chart with its dataset's id, to find the charts a dataset's delete would break."""
 
     @classmethod
     def read(cls, client: SupersetClient) -> Listing:
@@ -43,6 +46,7 @@ class Listing:
                 pool.submit(client.list_databases),
             )
         listing.charts = {chart.uuid: chart.id for chart in charts.result()}
+        listing.chart_rows = [LiveChart(chart.id, chart.name, chart.dataset_id) for chart in charts.result()]
         for dataset in datasets.result():
             name = dataset_name(dataset.database_name, dataset.schema, dataset.table_name)
             listing.datasets[name] = (dataset.id, dataset.uuid)

@@ -23,6 +23,7 @@ from reconciler.systems.superset.asset_keys import unknown_keys
 from reconciler.systems.superset.rules.assets import chart_nodes, filter_targets, sub_bundle
 from reconciler.systems.superset.rules.bundle import Asset, Bundle, BundleError, from_files, slugify
 from reconciler.systems.superset.rules.bundle_model import FILTERS
+from reconciler.systems.superset.rules.guards import BUILTIN_ROLES, builtin_role
 from reconciler.systems.superset.rules.importing import closure
 from reconciler.systems.superset.spec import ROLES_FILE, RolesFile, RoleSpec, SupersetEnvironment
 
@@ -158,8 +159,29 @@ def read_superset_specs(texts: Mapping[str, str], parsed: Mapping[str, Any], pro
             for index, role in enumerate(roles.roles):
                 if role.name in specs.roles:
                     problems.at(roles_tree, ("roles", index, "name"), f"role {role.name!r} is defined twice")
+                _check_builtin(role, roles_tree, index, problems)
                 specs.roles[role.name] = role
     return specs
+
+
+def _check_builtin(role: RoleSpec, tree: Any, index: int, problems: Problems) -> None:
+    """A built-in role only by its exact name and with `manageBuiltIn: true`; the flag on no other role."""
+    builtin = builtin_role(role.name)
+    if builtin is not None and builtin != role.name:
+        message = (
+            f"{role.name!r} is too close to Superset's built-in role {builtin!r}; "
+            f"name it differently (or write {builtin!r} with manageBuiltIn: true)"
+        )
+        problems.at(tree, ("roles", index, "name"), message)
+    elif builtin is not None and not role.manage_builtin:
+        message = (
+            f"{builtin!r} is one of Superset's built-in roles ({', '.join(BUILTIN_ROLES)}), which reconciler leaves "
+            "alone: add manageBuiltIn: true to take it over (its permissions are then replaced whole by these)"
+        )
+        problems.at(tree, ("roles", index, "name"), message)
+    elif builtin is None and role.manage_builtin:
+        message = f"{role.name!r} is not a built-in role ({', '.join(BUILTIN_ROLES)}); remove manageBuiltIn"
+        problems.at(tree, ("roles", index, "manageBuiltIn"), message)
 
 
 def dashboard_slug(asset: Asset) -> str:

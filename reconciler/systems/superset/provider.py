@@ -28,7 +28,7 @@ from pathlib import Path as FilePath
 from reconciler.core.diff import diff_resource
 from reconciler.core.identity import LiveObject, match_objects
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey, SecretSlot, digest_of
-from reconciler.core.plan import Action, ActionKind
+from reconciler.core.plan import Action, ActionKind, Override, Refusal
 from reconciler.errors import ApiError, PlanError, SpecError, SpecProblem
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
 from reconciler.secrets import SecretResolver
@@ -56,13 +56,25 @@ from reconciler.systems.superset.rules.assets import (
 from reconciler.systems.superset.rules.bundle import Asset, Bundle, read_bundle
 from reconciler.systems.superset.rules.chart_query import UncheckableChart, query_context_from_params
 from reconciler.systems.superset.rules.desired import ListedDashboard, desired_bundle, select_dashboards
+from reconciler.systems.superset.rules.guards import (
+    BUILTIN_KEPT,
+    SourceYield,
+    builtin_role,
+    chart_dependents,
+    dataset_dependents,
+    empty_source,
+    lost_security_access,
+    shrunken_source,
+)
 from reconciler.systems.superset.rules.importing import import_request
 from reconciler.systems.superset.rules.roles import (
+    PERMISSIONS,
     LiveDataset,
     PermissionView,
     desired_roles,
     resolve_permissions,
     role_fields,
+    role_pairs,
 )
 from reconciler.systems.superset.rules.verify import (
     ChartResult,
@@ -115,7 +127,12 @@ class SupersetProvider:
     system = SYSTEM
 
     def __init__(
-        self, connect: Connect, selection: SupersetSelection, environment: str, connect_source: Connect | None = None
+        self,
+        connect: Connect,
+        selection: SupersetSelection,
+        environment: str,
+        connect_source: Connect | None = None,
+        shrink_ratio: float = 0.5,
     ) -> None:
         self._connect = connect
         self._connect_source = connect_source
@@ -124,9 +141,13 @@ class SupersetProvider:
         self.settings = selection.settings
         self.environment = environment
         self.prune = selection.settings.prune
+        self.shrink_ratio = shrink_ratio
+        """More than this share of the dashboards replicated here gone from the source refuses the plan."""
         self._bundle: Bundle | None = None
         """The desired bundle, read once per plan (`desired()` reads the replication source again); a fresh
         instance reads it on first use. Apply takes the one the observation compared, never this."""
+        self._source_yield: SourceYield | None = None
+        """What the replication source gave the bundle above (read with it, for observe's check)."""
 
     # ---- clients ------------------------------------------------------------------------
 
@@ -158,6 +179,7 @@ class SupersetProvider:
         client = self._client("source", self._connect_source)
         listed = [ListedDashboard(d.id, d.slug, d.tags, d.owners) for d in client.list_dashboards()]
         chosen = select_dashboards(listed, replicate.dashboards)
+        self._source_yield = SourceYield(source.environment, len(listed), len(chosen))
         return read_bundle(client.export_dashboards([d.id for d in chosen])) if chosen else Bundle()
 
     def desired_bundle(self) -> Bundle:
@@ -253,7 +275,119 @@ class SupersetProvider:
             if asset is not None and want is None:
                 depends[key] = depends_of(asset, names)
         live.update(self._observe_roles(desired, records))
-        return Observation(live, depends, payload=SupersetObservation(bundle, listing, wanted, dict(records)))
+        protected = {k: BUILTIN_KEPT for k in records if k.kind == ROLE and self._builtin(k, live.get(k))}
+        refusals, warnings = self._source_refusals(records, listing, set(matched[k] for k in wanted if k in matched))
+        unmanaged, blocked = self._delete_dependents(records, wanted, matched, listing)
+        refusals += blocked + self._own_access(wanted, records, live, protected)
+        return Observation(
+            live,
+            depends,
+            tuple(warnings),
+            unmanaged,
+            protected,
+            tuple(refusals),
+            payload=SupersetObservation(bundle, listing, wanted, dict(records)),
+        )
+
+    # ---- what the plan refuses --------------------------------------------------------------
+
+    @staticmethod
+    def _builtin(key: ResourceKey, live: LiveResource | None) -> bool:
+        """An owned role that is one of Superset's built-ins, by its spec name or its live one."""
+        names = [key.name, *([str(live.fields.get("name"))] if live is not None else [])]
+        return any(builtin_role(name) is not None for name in names)
+
+    def _source_refusals(
+        self, records: Mapping[ResourceKey, OwnershipRecord], listing: Listing, wanted_uuids: set[str]
+    ) -> tuple[list[Refusal], list[str]]:
+        """A replication source yielding nothing, or far less than what this environment holds from it."""
+        source = self._source_yield
+        if source is None:
+            return [], []
+        specs = {asset.uuid for asset in self.selection.bundle.of("dashboards")}
+        held = {
+            key.name: record.id
+            for key, record in records.items()
+            if key.kind == DASHBOARD and record.id in listing.dashboards and record.id not in specs
+        }
+        gone = [name for name, uuid in held.items() if uuid not in wanted_uuids]
+        empty = empty_source(source, len(held), self.environment)
+        if empty is not None:
+            return [Refusal(empty, Override.SOURCE_SHRINK)], []
+        shrunk = shrunken_source(source, len(held), gone, self.shrink_ratio, self.environment)
+        if shrunk is None:
+            return [], []
+        if not self.prune:
+            return [], [f"{shrunk}: left in place, pruning is off"]
+        return [Refusal(f"{shrunk}, and prune would delete them", Override.SOURCE_SHRINK)], []
+
+    def _delete_dependents(
+        self,
+        records: Mapping[ResourceKey, OwnershipRecord],
+        wanted: Mapping[ResourceKey, DesiredResource],
+        matched: Mapping[ResourceKey, str],
+        listing: Listing,
+    ) -> tuple[dict[ResourceKey, tuple[str, ...]], list[Refusal]]:
+        """What a prune of owned datasets and databases would break that the specs do not own: charts on a
+        dataset (left without it: the plan names them and refuses unless allowed), and datasets on a database
+        (Superset refuses that delete: the plan refuses it outright)."""
+        if not self.prune:
+            return {}, []
+        charts = {listing.charts[uuid] for k, uuid in matched.items() if k.kind == CHART and uuid in listing.charts}
+        datasets = {i for k, uuid in matched.items() if k.kind == DATASET and (i := listing.id_of(DATASET, uuid))}
+        unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
+        refusals: list[Refusal] = []
+        for key in sorted(k for k in records if k in matched and k not in wanted):
+            live_id = listing.id_of(key.kind, matched[key])
+            if key.kind == DATASET and live_id is not None:
+                if found := chart_dependents(live_id, listing.chart_rows, charts):
+                    unmanaged[key] = found
+            elif key.kind == DATABASE and live_id is not None:
+                name = next(name for name, (i, _) in listing.databases.items() if i == live_id)
+                if found := dataset_dependents(name, listing.dataset_rows, datasets):
+                    refusals.append(
+                        Refusal(
+                            f"{key} still has datasets the specs do not own ({'; '.join(found)}), and Superset "
+                            "refuses to delete a database with datasets: delete or adopt them first"
+                        )
+                    )
+        return unmanaged, refusals
+
+    def _own_access(
+        self,
+        wanted: Mapping[ResourceKey, DesiredResource],
+        records: Mapping[ResourceKey, OwnershipRecord],
+        live: Mapping[ResourceKey, LiveResource],
+        protected: Mapping[ResourceKey, str],
+    ) -> list[Refusal]:
+        """A plan that would take the security API away from the user reconciler signs in as (it could then
+        neither manage nor repair roles, nor could anyone else signing in with those roles)."""
+        specs = {spec.name: spec for spec in self.selection.roles}
+        after: dict[str, list[tuple[str, str]] | None] = {}
+        for key, resource in wanted.items():
+            role = live.get(key)
+            if key.kind == ROLE and role is not None and role.fields.get(PERMISSIONS) != resource.fields[PERMISSIONS]:
+                after[str(role.fields.get("name"))] = role_pairs(specs[key.name])
+        if self.prune:
+            for key in records:
+                if key.kind == ROLE and key not in wanted and key in live and key not in protected:
+                    after[str(live[key].fields.get("name"))] = None
+        if not after:
+            return []
+        try:
+            mine = self.client.my_roles()
+        except SupersetError as exc:
+            return [Refusal(f"the plan changes roles, and the signed-in user's own roles could not be read ({exc})")]
+        lost = lost_security_access(mine, after)
+        if not lost:
+            return []
+        changed = ", ".join(sorted(role for role in after if role in mine))
+        return [
+            Refusal(
+                f"the plan would take {', '.join(lost)} away from the user reconciler signs in as (through its "
+                f"role(s) {changed}): it would lock itself out of Superset's roles API. Keep those permissions"
+            )
+        ]
 
     def _observe_roles(
         self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
@@ -408,4 +542,10 @@ def connect(root: FilePath, env: Environment, resolver: SecretResolver) -> Super
         raise SpecError([SpecProblem(env.file, None, SYSTEM, "no superset section")])
     source = selection.source
     connect_source = _client_factory(source.settings, resolver) if source is not None else None
-    return SupersetProvider(_client_factory(selection.settings, resolver), selection, env.name, connect_source)
+    return SupersetProvider(
+        _client_factory(selection.settings, resolver),
+        selection,
+        env.name,
+        connect_source,
+        env.settings.state.mass_delete_ratio,
+    )

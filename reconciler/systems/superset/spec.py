@@ -158,6 +158,12 @@ class RoleSpec(_Strict):
     datasets: list[DatasetAccess] = Field(default_factory=list)
     schemas: list[SchemaAccess] = Field(default_factory=list)
     databases: list[str] = Field(default_factory=list)
+    manage_builtin: bool = Field(
+        default=False,
+        alias="manageBuiltIn",
+        description="Take over one of Superset's built-in roles (Admin, Alpha, Gamma, Public, sql_lab): its "
+        "permissions are replaced whole by these. Without it such a role is refused; it is never pruned.",
+    )
 
 
 class RolesFile(_Strict):
