@@ -319,18 +319,20 @@ def only_actions(plan: Plan, keys: Iterable[ResourceKey]) -> Plan:
     saying why that part cannot run alone.
 
     Refused when a chosen action needs an action left out (it depends on a resource the plan also
-    changes), or when a replace is chosen while the plan holds other actions: a replace takes down
-    what depends on it, and the plan brings those back in actions of their own.
+    creates, replaces or deletes: its id is not there yet, or goes; an update keeps the id), or when a
+    replace is chosen while the plan holds other actions: a replace takes down what depends on it,
+    and the plan brings those back in actions of their own.
     """
     chosen = frozenset(keys)
     kept = tuple(action for action in plan.actions if action.key in chosen)
     left_out = {action.key for action in plan.actions if action.key not in chosen}
+    moving = {action.key for action in plan.actions if action.key in left_out and action.kind != ActionKind.UPDATE}
     for action in kept:
-        needs = sorted(set(action.desired.depends_on if action.desired is not None else ()) & left_out)
+        needs = sorted(set(action.desired.depends_on if action.desired is not None else ()) & moving)
         if needs:
             raise PlanError(
                 f"cannot apply {action.kind.value} {action.key} alone: it needs {', '.join(map(str, needs))}, "
-                "which the plan also changes"
+                "which the plan also creates, replaces or deletes"
             )
         if action.kind == ActionKind.REPLACE and left_out:
             raise PlanError(
