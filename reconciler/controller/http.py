@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body in separate writes
 
     def log_message(self, format: str, *args: Any) -> None:
         return None  # no access log: a request line is no event of ours
@@ -141,7 +146,9 @@ class ControllerServer:
 
     def __init__(self, host: str, port: int, endpoints: Endpoints) -> None:
         self._server = _Server((host, port), endpoints)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="controller-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="controller-http", daemon=True
+        )
 
     @property
     def port(self) -> int:

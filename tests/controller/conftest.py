@@ -144,6 +144,7 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> 
 
 
 WEBHOOK_SECRET = "whsec-canary-5f1c"
+HTTP = httpx.Client(timeout=10)
 
 
 def signed(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
@@ -158,12 +159,12 @@ class RunningController:
     thread: threading.Thread
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", timeout=10)
+        return HTTP.get(f"{self.url}{path}")
 
     def push_webhook(self, after: str, *, ref: str = "refs/heads/main", secret: str = WEBHOOK_SECRET) -> httpx.Response:
         body = json.dumps({"ref": ref, "after": after}).encode()
         headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signed(body, secret)}
-        return httpx.post(f"{self.url}/webhook/github", content=body, headers=headers, timeout=10)
+        return HTTP.post(f"{self.url}/webhook/github", content=body, headers=headers)
 
     def applied(self, env: str, revision: str) -> list[AppliedCommit]:
         return [c for c in self.notifier.of("applied") if c.environment == env and c.revision == revision]

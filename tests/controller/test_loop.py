@@ -15,11 +15,11 @@ def live(standins: StandIns, env: str, kind: str = "connections") -> dict[str, d
 
 
 def git_polls(controller: RunningController) -> float:
-    return controller.app.metrics.git_requests.labels(request_type="ls-remote")._value.get()
+    return float(controller.app.metrics.git_requests.labels(request_type="ls-remote")._value.get())
 
 
 def fetches(controller: RunningController) -> float:
-    return controller.app.metrics.git_requests.labels(request_type="fetch")._value.get()
+    return float(controller.app.metrics.git_requests.labels(request_type="fetch")._value.get())
 
 
 def test_a_commit_lands_by_poll_and_is_applied_once(
