@@ -140,6 +140,10 @@ class Controller:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def waiting_to_lead(self) -> bool:
+        return self._waiting
+
     def alive(self) -> bool:
         """False once the loop has not ticked for three poll intervals (waiting to lead counts as alive)."""
         if self._waiting or self._stop.is_set():
@@ -276,7 +280,7 @@ class Controller:
         bound = log.bind(env=env, revision=revision)
         started = time.monotonic()
         try:
-            validate(source, self.settings.environ or _environ(), env)
+            validate(source, _environ() if self.settings.environ is None else self.settings.environ, env)
         except SpecError as exc:
             problems = [str(problem) for problem in exc.problems]
             status.result, status.error = "invalid", str(exc)
@@ -315,22 +319,26 @@ class Controller:
             self.metrics.duration.labels(env=env, phase="apply").observe(max(0.0, end - planned))
 
     def _planned(self, status: EnvironmentStatus, revision: str, plan: Plan) -> None:
+        news = _news(status, revision)
         status.applied, status.result = revision, "planned"
         self.metrics.sync_total.labels(env=status.name, result="planned").inc()
         self.metrics.resources(status.name, plan)
         log.info("sync.planned", env=status.name, revision=revision, mode="plan-only", **plan.summary())
-        self.notifier.applied(_commit(status.name, revision, plan.actions, Mode.PLAN_ONLY))
+        if news:
+            self.notifier.applied(_commit(status.name, revision, plan.actions, Mode.PLAN_ONLY))
 
     def _applied(self, status: EnvironmentStatus, revision: str, report: ApplyReport, plan: Plan | None) -> None:
         env = status.name
         if report.ok:
+            news = _news(status, revision) or bool(report.done)
             status.applied, status.result = revision, "applied"
             self.metrics.sync_total.labels(env=env, result="applied").inc()
             self.metrics.applied(env, revision)
             if plan is not None:
                 self.metrics.resources(env, plan, applied=True)
             log.info("sync.applied", env=env, revision=revision, actions=len(report.done))
-            self.notifier.applied(_commit(env, revision, report.done, Mode.APPLY))
+            if news:
+                self.notifier.applied(_commit(env, revision, report.done, Mode.APPLY))
             return
         if report.cancelled:
             status.result, status.error, status.retry = "cancelled", report.error, True
@@ -431,6 +439,12 @@ class Controller:
         for item in drifted:
             status[item.key] = SYNCED if outcomes.get(item.key) == "re-applied" else OUT_OF_SYNC
         self.metrics.set_resources(env, status)
+
+
+def _news(status: EnvironmentStatus, revision: str) -> bool:
+    """Whether a successful sync is worth telling: a revision new to this environment, or the end of a failure
+    (not the same revision synced again by a new term or a retry with nothing done)."""
+    return revision != status.applied or status.result not in ("applied", "planned")
 
 
 def _environ() -> dict[str, str]:

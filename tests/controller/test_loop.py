@@ -3,11 +3,15 @@ commit changes nothing, plan-only applies nothing, one environment's failure doe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from reconciler.cancellation import Cancellation
+from reconciler.controller.app import ControllerSettings, build
 from reconciler.sandbox.launch import StandIns
-from tests.controller.conftest import GitRepo, RunningController, wait_for
+from tests.controller.conftest import GitRepo, RecordingNotifier, RunningController, wait_for
 
 
 def live(standins: StandIns, env: str, kind: str = "connections") -> dict[str, dict[str, Any]]:
@@ -135,3 +139,101 @@ def test_a_failure_in_one_environment_does_not_stop_the_next(
     assert standins.airbyte["qa"].stats.writes == 0
     assert len(live(standins, "prod")) == 4
     assert controller.get("/readyz").status_code == 200  # every environment finished its first sync
+
+
+class GatedLeader:
+    """Leadership the test hands out and takes back: `grant()` lets `acquire` return a new term, `revoke()` ends it."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.term: Cancellation | None = None
+        self.released = False
+
+    @property
+    def identity(self) -> str:
+        return "gated"
+
+    @property
+    def leading(self) -> bool:
+        return self.term is not None and not self.term.cancelled
+
+    def acquire(self, stop: threading.Event) -> Cancellation | None:
+        while not stop.is_set():
+            if self.gate.wait(0.05):
+                self.gate.clear()
+                self.term = Cancellation()
+                return self.term
+        return None
+
+    def grant(self) -> None:
+        self.gate.set()
+
+    def revoke(self) -> None:
+        assert self.term is not None
+        self.term.cancel("lease lost")
+
+    def release(self) -> None:
+        self.released = True
+        if self.term is not None:
+            self.term.cancel("released")
+
+
+def test_only_the_leader_acts_and_a_new_term_catches_up(repo: GitRepo, standins: StandIns, tmp_path: Path) -> None:
+    first = repo.git("rev-parse", "HEAD")
+    leader = GatedLeader()
+    notifier = RecordingNotifier()
+    settings = ControllerSettings(
+        repo=str(repo.remote),
+        environments=("qa",),
+        poll_interval=0.1,
+        drift_interval=60,
+        listen="127.0.0.1:0",
+        cache_dir=tmp_path / "cache",
+        environ=standins.environment(),
+    )
+    app = build(settings, leadership=leader, notifier=notifier)
+    controller = app.controller
+    thread = threading.Thread(target=app.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: controller.waiting_to_lead, "waiting for the lease")
+        assert controller.alive() and not controller.ready()
+        assert app.metrics.git_requests.labels(request_type="ls-remote")._value.get() == 0
+        assert standins.airbyte["qa"].stats.total == 0
+
+        leader.grant()
+        wait_for(lambda: any(c.revision == first for c in notifier.of("applied")), "the first sync as leader")
+        assert app.metrics.leader._value.get() == 1
+        leader.revoke()
+        wait_for(lambda: controller.waiting_to_lead, "the loop back to waiting")
+        assert app.metrics.leader._value.get() == 0
+        polls = app.metrics.git_requests.labels(request_type="ls-remote")._value.get()
+        writes = standins.airbyte["qa"].stats.writes
+        second = repo.commit("while no one leads", repo.replace("environments/qa.yaml", "*/6", "*/4"))
+        assert controller.alive()
+        assert app.metrics.git_requests.labels(request_type="ls-remote")._value.get() == polls
+        assert standins.airbyte["qa"].stats.writes == writes
+
+        leader.grant()
+        wait_for(
+            lambda: any(c.revision == second for c in notifier.of("applied")), "the commit applied by the new term"
+        )
+        assert standins.airbyte["qa"].stats.writes == writes + 1
+
+        leader.revoke()  # a third term re-syncs the same commit: nothing to write, nothing new to tell
+        wait_for(lambda: controller.waiting_to_lead, "the loop back to waiting")
+        polls = app.metrics.git_requests.labels(request_type="ls-remote")._value.get()
+        leader.grant()
+        wait_for(
+            lambda: (
+                app.metrics.git_requests.labels(request_type="ls-remote")._value.get() > polls + 1
+                and controller.statuses["qa"].attempted == second
+            ),
+            "the third term's sync and the poll after it",
+        )
+        assert len([c for c in notifier.of("applied") if c.revision == second]) == 1
+        assert standins.airbyte["qa"].stats.writes == writes + 1
+    finally:
+        controller.shutdown()
+        thread.join(timeout=30)
+    assert not thread.is_alive() and leader.released
