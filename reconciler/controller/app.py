@@ -21,7 +21,7 @@ from types import FrameType
 import structlog
 
 from reconciler.clients.http import listening
-from reconciler.controller.config import ControllerConfig, Mode, OwnedEnvironment, SlackSettings, parse_config
+from reconciler.controller.config import ControllerConfig, Mode, OwnedEnvironment, SlackSection, parse_config
 from reconciler.controller.git import GitFollower
 from reconciler.controller.http import ControllerServer, Endpoints, parse_listen
 from reconciler.controller.loop import Controller, LoopSettings
@@ -59,7 +59,7 @@ class ControllerSettings:
 class NotifierWiring:
     """What a notifier (Slack) is built from: the `slack:` settings, its metric, each environment's alert store."""
 
-    slack: SlackSettings
+    slack: SlackSection
     count_message: Callable[[str, str], None]
     """`reconciler_slack_messages_total{method, result}`: call it once per Slack API call."""
     alert_store_for: Callable[[str], AlertStore]

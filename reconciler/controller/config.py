@@ -54,7 +54,9 @@ class DriftSettings(_Strict):
     rules: tuple[DriftRule, ...] = ()
 
 
-class SlackSettings(_Strict):
+class SlackSection(_Strict):
+    """controller.yaml's `slack:` (the token and webhook URL come from the environment, never from here)."""
+
     channel: str | None = None
     notify_applied: bool = Field(default=True, alias="notifyApplied")
     max_messages_per_cycle: int = Field(default=20, ge=1, alias="maxMessagesPerCycle")
@@ -63,7 +65,7 @@ class SlackSettings(_Strict):
 class ControllerConfig(_Strict):
     environments: tuple[OwnedEnvironment, ...] = ()
     drift: DriftSettings = DriftSettings()
-    slack: SlackSettings = SlackSettings()
+    slack: SlackSection = SlackSection()
 
     def mode_of(self, environment: str) -> Mode:
         return next((owned.mode for owned in self.environments if owned.name == environment), Mode.APPLY)
