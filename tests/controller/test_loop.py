@@ -237,3 +237,28 @@ def test_only_the_leader_acts_and_a_new_term_catches_up(repo: GitRepo, standins:
         controller.shutdown()
         thread.join(timeout=30)
     assert not thread.is_alive() and leader.released
+
+
+def test_sigterm_mid_apply_lets_the_running_actions_finish_and_a_restart_converges_without_duplicates(
+    repo: GitRepo, standins: StandIns, start_controller: Callable[..., RunningController]
+) -> None:
+    qa = standins.airbyte["qa"]
+    qa.latency_seconds = 0.3  # every request takes a while: the stop lands while the first actions run
+    controller = start_controller()
+    wait_for(lambda: qa.stats.writes >= 1, "the first create")
+    controller.app.controller.shutdown("stopped by SIGTERM")  # what the signal handler calls
+    controller.thread.join(timeout=30)
+    assert not controller.thread.is_alive()
+    status = controller.app.controller.statuses["qa"]
+    assert (status.result, status.retry) == ("cancelled", True)
+    assert controller.notifier.of("apply_failed") == [] and controller.notifier.of("applied") == []
+    assert live(standins, "qa") == {}  # the connections never started: they wait for their sources
+    done = len(live(standins, "qa", "sources")) + len(live(standins, "qa", "destinations"))
+    assert 1 <= done <= 3  # the running creates finished (and were recorded)
+
+    qa.latency_seconds = 0.0
+    again = start_controller()  # the same cache: the same state directory
+    wait_for(lambda: again.applied("qa", repo.git("rev-parse", "HEAD")), "the restart's sync")
+    assert set(live(standins, "qa")) == {"app-postgres-to-lake", "mailchimp-to-lake"}
+    assert len(live(standins, "qa", "sources")) == 2 and len(live(standins, "qa", "destinations")) == 1
+    assert qa.stats.writes == 5  # nothing created twice
