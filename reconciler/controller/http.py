@@ -26,6 +26,8 @@ log = structlog.get_logger("reconciler.controller")
 
 MAX_BODY = 1024 * 1024
 """GitHub sends at most 25 MB, but a push event's payload worth reading is far smaller; more is refused (413)."""
+READ_TIMEOUT_SECONDS = 10.0
+"""How long a connection may sit without sending what it announced (headers, a body) before it is closed."""
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -53,6 +55,7 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT_SECONDS  # a client that stops sending mid-request loses its connection, not a thread
 
     def setup(self) -> None:
         super().setup()
@@ -101,7 +104,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the body is not read: this connection cannot carry another request
             self._answer(413, b"payload too large\n")
             return
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            log.warning("webhook.refused", reason="the body did not arrive in time", delivery=self._delivery())
+            return
+        if len(body) < length:
+            self.close_connection = True
+            return
         if not signature_ok(endpoints.webhook_secret, body, self.headers.get("X-Hub-Signature-256")):
             log.warning("webhook.refused", reason="bad or missing signature", delivery=self._delivery())
             self._answer(401, b"bad signature\n")
@@ -139,6 +150,10 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], endpoints: Endpoints) -> None:
         self.endpoints = endpoints
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One log event instead of the stdlib's traceback on stderr (a client gone mid-answer, a bug)."""
+        log.warning("http.request_failed", exc_info=True)
 
 
 class ControllerServer:

@@ -142,3 +142,19 @@ def test_signature_check_and_listen_parsing() -> None:
     for bad in ("8080", "host:", "host:99999", "host:http"):
         with pytest.raises(ValueError, match="HOST:PORT"):
             parse_listen(bad)
+
+
+def test_a_client_that_stops_sending_is_cut_off(
+    served: tuple[str, Probe], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.controller import http as server_module
+
+    monkeypatch.setattr(server_module._Handler, "timeout", 0.3)
+    url, probe = served
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"POST /webhook/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Length: 100\r\n\r\n{")
+        assert raw.recv(1024) == b""  # closed by the server, without an answer
+    assert probe.pushes == []
+    assert HTTP.get(f"{url}/healthz").status_code == 200  # and it still serves
+    assert "Traceback" not in capfd.readouterr().err
