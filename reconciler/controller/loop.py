@@ -155,6 +155,10 @@ class Controller:
         """Every owned environment has finished its first sync, whatever its result."""
         return bool(self.statuses) and all(status.result for status in self.statuses.values())
 
+    def _acting(self, term: Cancellation) -> bool:
+        """Whether this replica may start something now: its term holds and the leadership says it leads."""
+        return not term.cancelled and self.leadership.leading
+
     def _tick(self) -> None:
         self._last_tick = time.monotonic()
 
@@ -179,6 +183,7 @@ class Controller:
                 try:
                     self._lead(term)
                 finally:
+                    term.cancel("not leading")  # whatever ended the term, nothing of it runs on
                     self.metrics.leader.set(0)
                     self._term = None
                 if not self._stop.is_set():
@@ -210,7 +215,7 @@ class Controller:
             status.attempted = None
         next_poll = time.monotonic()
         next_drift = next_poll + jittered(self.settings.drift_interval, self.rng)
-        while not self._stop.is_set() and not term.cancelled:
+        while not self._stop.is_set() and self._acting(term):
             self._tick()
             now = time.monotonic()
             if self._nudge.is_set() or now >= next_poll:
@@ -261,7 +266,7 @@ class Controller:
             return
         self.head = head
         for status in owned:
-            if term.cancelled:
+            if not self._acting(term):
                 break
             if status.attempted == head and not status.retry:
                 continue
@@ -362,7 +367,7 @@ class Controller:
     def check_drift(self, term: Cancellation) -> None:
         """Plan every applied environment against its applied revision; enforce, report, or ignore what differs."""
         for status in list(self.statuses.values()):
-            if term.cancelled:
+            if not self._acting(term):
                 return
             if status.mode != Mode.APPLY or not status.in_sync or status.applied is None:
                 continue  # plan-only, never applied, or a commit still pending: the next sync decides
