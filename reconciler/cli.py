@@ -359,12 +359,21 @@ def _default_identity() -> str:
 
 
 @main.command()
-@click.option("--repo", envvar="RECONCILER_REPO", required=True, help="Git repository: https URL, path or file:// URL.")
-@click.option("--branch", envvar="RECONCILER_BRANCH", default="main", show_default=True, help="Branch followed.")
+@click.option(
+    "--repo",
+    envvar="RECONCILER_REPO",
+    show_envvar=True,
+    required=True,
+    help="Git repository: https URL, path or file:// URL.",
+)
+@click.option(
+    "--branch", envvar="RECONCILER_BRANCH", show_envvar=True, default="main", show_default=True, help="Branch followed."
+)
 @click.option(
     "--path",
     "inner_path",
     envvar="RECONCILER_PATH",
+    show_envvar=True,
     default=".",
     show_default=True,
     help="Project directory in the repo.",
@@ -378,11 +387,16 @@ def _default_identity() -> str:
     "controller.yaml's, else every one in the repository.",
 )
 @click.option(
-    "--config", envvar="RECONCILER_CONFIG", type=click.Path(dir_okay=False, path_type=Path), help="controller.yaml."
+    "--config",
+    envvar="RECONCILER_CONFIG",
+    show_envvar=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="controller.yaml.",
 )
 @click.option(
     "--poll-interval",
     envvar="RECONCILER_POLL_INTERVAL",
+    show_envvar=True,
     type=click.FloatRange(min=0, min_open=True),
     default=60.0,
     show_default=True,
@@ -391,6 +405,7 @@ def _default_identity() -> str:
 @click.option(
     "--drift-interval",
     envvar="RECONCILER_DRIFT_INTERVAL",
+    show_envvar=True,
     type=click.FloatRange(min=0, min_open=True),
     default=300.0,
     show_default=True,
@@ -399,6 +414,7 @@ def _default_identity() -> str:
 @click.option(
     "--listen",
     envvar="RECONCILER_LISTEN",
+    show_envvar=True,
     default="0.0.0.0:8080",
     show_default=True,
     help="HOST:PORT of /healthz, /readyz, /metrics and /webhook/github.",
@@ -406,12 +422,14 @@ def _default_identity() -> str:
 @click.option(
     "--cache-dir",
     envvar="RECONCILER_CACHE_DIR",
+    show_envvar=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="The git mirror and checked-out revisions.  [default: $HOME/.cache/reconciler]",
 )
 @click.option(
     "--leader-election/--no-leader-election",
     envvar="RECONCILER_LEADER_ELECTION",
+    show_envvar=True,
     default=False,
     show_default=True,
     help="Take a Lease before acting.",
@@ -419,15 +437,22 @@ def _default_identity() -> str:
 @click.option(
     "--lease-namespace",
     envvar="RECONCILER_LEASE_NAMESPACE",
+    show_envvar=True,
     help="Namespace of the Lease.  [default: POD_NAMESPACE, else the in-cluster namespace]",
 )
-@click.option("--lease-name", envvar="RECONCILER_LEASE_NAME", default="reconciler-leader", show_default=True)
 @click.option(
-    "--identity", envvar="RECONCILER_IDENTITY", help="This replica's Lease holder identity.  [default: hostname]"
+    "--lease-name", envvar="RECONCILER_LEASE_NAME", show_envvar=True, default="reconciler-leader", show_default=True
+)
+@click.option(
+    "--identity",
+    envvar="RECONCILER_IDENTITY",
+    show_envvar=True,
+    help="This replica's Lease holder identity.  [default: hostname]",
 )
 @click.option(
     "--kubeconfig",
     envvar="RECONCILER_KUBECONFIG",
+    show_envvar=True,
     help="The Lease's cluster.  [default: in-cluster when KUBERNETES_SERVICE_HOST is set, else KUBECONFIG]",
 )
 @click.option("--once", is_flag=True, help="One sync of every environment, then exit (1 if any failed).")
