@@ -64,6 +64,8 @@ class NotifierWiring:
     """`reconciler_slack_messages_total{method, result}`: call it once per Slack API call."""
     alert_store_for: Callable[[str], AlertStore]
     environ: Mapping[str, str]
+    stop: threading.Event
+    """Set when the controller is asked to stop: a notifier's rate-limit wait should end at once."""
 
 
 def load_config(path: Path | None) -> ControllerConfig:
@@ -170,8 +172,9 @@ def build(
             stores[env] = alert_store_for(env) if alert_store_for is not None else MemoryAlertStore()
         return stores[env]
 
+    stop = threading.Event()
     if notifier is None:
-        wiring = NotifierWiring(config.slack, metrics.slack_message, store_for, environ)
+        wiring = NotifierWiring(config.slack, metrics.slack_message, store_for, environ, stop)
         notifier = notifier_for(wiring) if notifier_for is not None else NoNotifier()
     follower = GitFollower(
         settings.repo,
@@ -189,7 +192,9 @@ def build(
         environ=environ,
         factories=factories,
     )
-    controller = Controller(follower, loop_settings, leadership, notifier, metrics, rng=rng or random.Random())
+    controller = Controller(
+        follower, loop_settings, leadership, notifier, metrics, rng=rng or random.Random(), stop=stop
+    )
     endpoints = Endpoints(
         alive=controller.alive,
         ready=controller.ready,

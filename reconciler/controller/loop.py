@@ -112,9 +112,11 @@ class Controller:
     statuses: dict[str, EnvironmentStatus] = field(default_factory=dict)
     head: str | None = None
     """The branch's commit last seen in the remote."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set by `shutdown` (shared with whatever must stop waiting with the loop, e.g. the notifier)."""
 
     def __post_init__(self) -> None:
-        self._stop = threading.Event()
+        self._stop = self.stop
         self._nudge = threading.Event()
         self._term: Cancellation | None = None
         self._last_tick = time.monotonic()
