@@ -1,5 +1,6 @@
 """The controller's loop against a real git repository and the Airbyte stand-ins: commits land once, an invalid
-commit changes nothing, plan-only applies nothing, one environment's failure does not stop the others."""
+commit changes nothing, plan-only applies nothing, one environment's failure does not stop the others, only the
+leader acts, and a stop mid-apply loses and duplicates nothing."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.cancellation import Cancellation
 from reconciler.controller.app import ControllerSettings, build
+from reconciler.core.plan import Action
+from reconciler.providers.base import ApplyContext, ApplyOutcome
 from reconciler.sandbox.launch import StandIns
+from reconciler.systems.airbyte.provider import AirbyteProvider
 from tests.controller.conftest import GitRepo, RecordingNotifier, RunningController, wait_for
 
 
@@ -240,13 +246,27 @@ def test_only_the_leader_acts_and_a_new_term_catches_up(repo: GitRepo, standins:
 
 
 def test_sigterm_mid_apply_lets_the_running_actions_finish_and_a_restart_converges_without_duplicates(
-    repo: GitRepo, standins: StandIns, start_controller: Callable[..., RunningController]
+    repo: GitRepo,
+    standins: StandIns,
+    start_controller: Callable[..., RunningController],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     qa = standins.airbyte["qa"]
-    qa.latency_seconds = 0.3  # every request takes a while: the stop lands while the first actions run
+    started: list[RunningController] = []
+    running = threading.Event()
+    real_apply = AirbyteProvider.apply
+
+    def stopped_while_running(provider: AirbyteProvider, action: Action, context: ApplyContext) -> ApplyOutcome:
+        """The real apply, but the first one is interrupted by a stop, as SIGTERM's handler does mid-action."""
+        if not running.is_set():
+            running.set()
+            wait_for(lambda: started, "the controller started")
+            started[0].app.controller.shutdown("stopped by SIGTERM")
+        return real_apply(provider, action, context)
+
+    monkeypatch.setattr(AirbyteProvider, "apply", stopped_while_running)
     controller = start_controller()
-    wait_for(lambda: qa.stats.writes >= 1, "the first create")
-    controller.app.controller.shutdown("stopped by SIGTERM")  # what the signal handler calls
+    started.append(controller)
     controller.thread.join(timeout=30)
     assert not controller.thread.is_alive()
     status = controller.app.controller.statuses["qa"]
@@ -256,7 +276,7 @@ def test_sigterm_mid_apply_lets_the_running_actions_finish_and_a_restart_converg
     done = len(live(standins, "qa", "sources")) + len(live(standins, "qa", "destinations"))
     assert 1 <= done <= 3  # the running creates finished (and were recorded)
 
-    qa.latency_seconds = 0.0
+    monkeypatch.setattr(AirbyteProvider, "apply", real_apply)
     again = start_controller()  # the same cache: the same state directory
     wait_for(lambda: again.applied("qa", repo.git("rev-parse", "HEAD")), "the restart's sync")
     assert set(live(standins, "qa")) == {"app-postgres-to-lake", "mailchimp-to-lake"}
