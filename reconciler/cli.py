@@ -446,6 +446,164 @@ def sandbox(invocation: Invocation, host: str, data_dir: Path, with_systems: tup
     run_sandbox(invocation.root, host, directory, echo=click.echo, superset="superset" in with_systems)
 
 
+def _split_names(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """`--env a --env b`, or RECONCILER_ENVIRONMENTS=a,b."""
+    if value:
+        return value
+    import os
+
+    return tuple(name.strip() for name in os.environ.get("RECONCILER_ENVIRONMENTS", "").split(",") if name.strip())
+
+
+def _default_identity() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+@main.command()
+@click.option(
+    "--repo",
+    envvar="RECONCILER_REPO",
+    show_envvar=True,
+    required=True,
+    help="Git repository: https URL, path or file:// URL.",
+)
+@click.option(
+    "--branch", envvar="RECONCILER_BRANCH", show_envvar=True, default="main", show_default=True, help="Branch followed."
+)
+@click.option(
+    "--path",
+    "inner_path",
+    envvar="RECONCILER_PATH",
+    show_envvar=True,
+    default=".",
+    show_default=True,
+    help="Project directory in the repo.",
+)
+@click.option(
+    "--env",
+    "environments",
+    multiple=True,
+    callback=_split_names,
+    help="Environment owned, applied in this order; repeatable (RECONCILER_ENVIRONMENTS=a,b). Default: "
+    "controller.yaml's, else every one in the repository.",
+)
+@click.option(
+    "--config",
+    envvar="RECONCILER_CONFIG",
+    show_envvar=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="controller.yaml.",
+)
+@click.option(
+    "--poll-interval",
+    envvar="RECONCILER_POLL_INTERVAL",
+    show_envvar=True,
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds between git polls (+-10% jitter).",
+)
+@click.option(
+    "--drift-interval",
+    envvar="RECONCILER_DRIFT_INTERVAL",
+    show_envvar=True,
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Seconds between drift checks (+-10% jitter).",
+)
+@click.option(
+    "--listen",
+    envvar="RECONCILER_LISTEN",
+    show_envvar=True,
+    default="0.0.0.0:8080",
+    show_default=True,
+    help="HOST:PORT of /healthz, /readyz, /metrics and /webhook/github.",
+)
+@click.option(
+    "--cache-dir",
+    envvar="RECONCILER_CACHE_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The git mirror and checked-out revisions.  [default: $HOME/.cache/reconciler]",
+)
+@click.option(
+    "--leader-election/--no-leader-election",
+    envvar="RECONCILER_LEADER_ELECTION",
+    show_envvar=True,
+    default=False,
+    show_default=True,
+    help="Take a Lease before acting.",
+)
+@click.option(
+    "--lease-namespace",
+    envvar="RECONCILER_LEASE_NAMESPACE",
+    show_envvar=True,
+    help="Namespace of the Lease.  [default: POD_NAMESPACE, else the in-cluster namespace]",
+)
+@click.option(
+    "--lease-name", envvar="RECONCILER_LEASE_NAME", show_envvar=True, default="reconciler-leader", show_default=True
+)
+@click.option(
+    "--identity",
+    envvar="RECONCILER_IDENTITY",
+    show_envvar=True,
+    help="This replica's Lease holder identity.  [default: hostname]",
+)
+@click.option(
+    "--kubeconfig",
+    envvar="RECONCILER_KUBECONFIG",
+    show_envvar=True,
+    help="The Lease's cluster.  [default: in-cluster when KUBERNETES_SERVICE_HOST is set, else KUBECONFIG]",
+)
+@click.option("--once", is_flag=True, help="One sync of every environment, then exit (1 if any failed).")
+@pass_invocation
+@guarded
+def controller(
+    invocation: Invocation,
+    repo: str,
+    branch: str,
+    inner_path: str,
+    environments: tuple[str, ...],
+    config: Path | None,
+    poll_interval: float,
+    drift_interval: float,
+    listen: str,
+    cache_dir: Path | None,
+    leader_election: bool,
+    lease_namespace: str | None,
+    lease_name: str,
+    identity: str | None,
+    kubeconfig: str | None,
+    once: bool,
+) -> None:
+    """Follow a git branch and keep the owned environments applied; report drift (git -> live, continuously)."""
+    from reconciler.controller.app import ControllerSettings, build
+    from reconciler.controller.logs import configure_logging
+
+    memory.freeze_after_load(False)  # a long-running process: every revision's specs must stay collectable
+    configure_logging(debug=invocation.debug)
+    settings = ControllerSettings(
+        repo=repo,
+        branch=branch,
+        path=inner_path,
+        environments=environments,
+        config=config,
+        poll_interval=poll_interval,
+        drift_interval=drift_interval,
+        listen=listen,
+        cache_dir=cache_dir or Path.home() / ".cache" / "reconciler",
+        leader_election=leader_election,
+        lease_namespace=lease_namespace,
+        lease_name=lease_name,
+        identity=identity or _default_identity(),
+        kubeconfig=kubeconfig,
+    )
+    sys.exit(build(settings).run(once=once))
+
+
 GROUPS = {
     "pull": "Write what a live system has into the spec files (live -> git).",
     "import": "Alias of `pull` for Airbyte, kept for a release (live -> git).",

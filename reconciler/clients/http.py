@@ -13,11 +13,13 @@ Which answers are worth another try is decided here, for every client (Airbyte, 
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
 
@@ -87,3 +89,30 @@ class RequestCounter:
             self.requests += 1
             if write if write is not None else method.upper() not in ("GET", "HEAD", "OPTIONS"):
                 self.writes += 1
+
+
+ApiListener = Callable[[str, int], None]
+"""Told of every answer a system's API gave: (system, HTTP status)."""
+
+_LISTENERS: contextvars.ContextVar[tuple[ApiListener, ...]] = contextvars.ContextVar("api_listeners", default=())
+
+
+@contextmanager
+def listening(listener: ApiListener) -> Iterator[None]:
+    """Tell `listener` of every API answer the clients get in this context (this thread, and the apply workers
+    it starts, which run in a copy of it); nothing process-wide, so two controllers (or tests) never mix."""
+    token = _LISTENERS.set((*_LISTENERS.get(), listener))
+    try:
+        yield
+    finally:
+        _LISTENERS.reset(token)
+
+
+def answer_hooks(system: str) -> dict[str, list[Callable[[httpx.Response], None]]]:
+    """httpx `event_hooks` telling the listeners of the current context of each answer `system`'s client gets."""
+
+    def answered(response: httpx.Response) -> None:
+        for listener in _LISTENERS.get():
+            listener(system, response.status_code)
+
+    return {"response": [answered]}

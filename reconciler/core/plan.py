@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -356,3 +356,36 @@ def changed_fields(action: Action) -> dict[str, Any]:
         return {}
     tops = {change.path[0] for change in action.changes if change.path and not change.secret}
     return {name: action.desired.fields[name] for name in tops if name in action.desired.fields}
+
+
+def only_actions(plan: Plan, keys: Iterable[ResourceKey]) -> Plan:
+    """The part of `plan` that acts on `keys` (a controller re-applying only drifted resources), or `PlanError`
+    saying why that part cannot run alone.
+
+    Refused when a chosen action needs an action left out (it depends on a resource the plan also
+    creates, replaces or deletes: its id is not there yet, or goes; an update keeps the id), or when a
+    replace is chosen while the plan holds other actions: a replace takes down what depends on it,
+    and the plan brings those back in actions of their own.
+    """
+    chosen = frozenset(keys)
+    kept = tuple(action for action in plan.actions if action.key in chosen)
+    left_out = {action.key for action in plan.actions if action.key not in chosen}
+    moving = {action.key for action in plan.actions if action.key in left_out and action.kind != ActionKind.UPDATE}
+    for action in kept:
+        needs = sorted(set(action.desired.depends_on if action.desired is not None else ()) & moving)
+        if needs:
+            raise PlanError(
+                f"cannot apply {action.kind.value} {action.key} alone: it needs {', '.join(map(str, needs))}, "
+                "which the plan also creates, replaces or deletes"
+            )
+        if action.kind == ActionKind.REPLACE and left_out:
+            raise PlanError(
+                f"cannot apply replace {action.key} alone: a replace takes down what depends on it, and the plan "
+                "holds other actions; apply the whole plan"
+            )
+    return replace(
+        plan,
+        actions=kept,
+        adopted=tuple(key for key in plan.adopted if key in chosen),
+        forgotten=tuple(key for key in plan.forgotten if key in chosen),
+    )

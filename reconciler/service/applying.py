@@ -8,6 +8,7 @@ outcome); never a secret (errors are redacted, values never reach here).
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -191,7 +192,7 @@ def apply_plan(
         if pool is None:
             future = _inline(lambda: _run(provider, action, context))
         else:
-            future = pool.submit(_run, provider, action, context)
+            future = pool.submit(contextvars.copy_context().run, _run, provider, action, context)
         started.add(index)
         running.append(_Running(index, action, future))
 

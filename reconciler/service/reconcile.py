@@ -14,7 +14,8 @@ from pathlib import Path
 
 from reconciler.cancellation import Cancellation
 from reconciler.core.events import Event, EventKind, Listener
-from reconciler.core.plan import Override, Plan
+from reconciler.core.model import ResourceKey
+from reconciler.core.plan import Override, Plan, only_actions
 from reconciler.service.applying import DEFAULT_PARALLELISM, ApplyReport, apply_plan
 from reconciler.service.planning import check_saved_plan, make_plan
 from reconciler.service.session import ProviderFactory, Session, locked, open_session
@@ -70,9 +71,11 @@ class ReconcileService:
         allow: Collection[Override] = (),
         approve: Callable[[Plan], None] = lambda _plan: None,
         command: str = "reconcile apply",
+        only: Collection[ResourceKey] | None = None,
     ) -> ApplyReport:
         """Lock `env`, plan (or check `saved`), `approve` it (which may raise to stop), apply; the report says how
-        it ended (`raise_for` turns a failure into `ApplyError`)."""
+        it ended (`raise_for` turns a failure into `ApplyError`). With `only`, just the plan's actions on those
+        resources run (the controller re-applying drift), or `PlanError` says why they cannot run alone."""
         with (
             open_session(
                 self.source,
@@ -84,7 +87,7 @@ class ReconcileService:
             ) as session,
             locked(session, command, self.emit),
         ):
-            return self._apply(session, saved, allow_mass_delete, allow, approve)
+            return self._apply(session, saved, allow_mass_delete, allow, approve, only)
 
     def _apply(
         self,
@@ -93,6 +96,7 @@ class ReconcileService:
         allow_mass_delete: bool,
         allow: Collection[Override],
         approve: Callable[[Plan], None],
+        only: Collection[ResourceKey] | None = None,
     ) -> ApplyReport:
         self.cancellation.raise_if_cancelled()
         to_run = (
@@ -100,6 +104,8 @@ class ReconcileService:
             if saved is not None
             else make_plan(session, allow_mass_delete=allow_mass_delete, allow=allow)
         )
+        if only is not None:
+            to_run = only_actions(to_run, only)
         self.emit(Event(EventKind.PLAN_MADE, session.env.name, plan=to_run))
         if not to_run.has_changes and not to_run.adopted and not to_run.forgotten:
             return ApplyReport()

@@ -31,6 +31,7 @@ from reconciler.clients.http import (
     SERVER_ERROR,
     RequestCounter,
     RetryPolicy,
+    answer_hooks,
     retry_after_seconds,
 )
 from reconciler.errors import ApiError, RedactedError
@@ -182,7 +183,12 @@ class AirbyteClient:
         self._token_expires = float("inf") if token else 0.0
         self._clock = clock
         self._retry = retry or RetryPolicy()
-        self._http = httpx.Client(timeout=timeout, transport=transport, headers={"Accept": "application/json"})
+        self._http = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json"},
+            event_hooks=answer_hooks(SYSTEM),
+        )
         self.counter = RequestCounter()
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.clients.http import TRANSIENT_ERRORS, RequestCounter, RetryPolicy
+from reconciler.clients.http import TRANSIENT_ERRORS, RequestCounter, RetryPolicy, answer_hooks
 from reconciler.errors import ApiError, redact_credentials
 
 # ---- errors --------------------------------------------------------------------------------------
@@ -170,7 +170,12 @@ class SupersetCalls:
         self._refresh_token: str | None = None
         self._csrf_token: str | None = None
         self._retry = retry or RetryPolicy()
-        self._http = httpx.Client(timeout=timeout, transport=transport, headers={"Accept": "application/json"})
+        self._http = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json"},
+            event_hooks=answer_hooks("superset"),
+        )
         self.counter = RequestCounter()
 
     @property

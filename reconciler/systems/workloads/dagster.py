@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from reconciler.cancellation import Cancellation
-from reconciler.clients.http import TRANSIENT_ERRORS, RetryPolicy
+from reconciler.clients.http import TRANSIENT_ERRORS, RetryPolicy, answer_hooks
 from reconciler.errors import RedactedError, transient_status
 
 LOCATION_FIELDS = """
@@ -100,7 +100,9 @@ class DagsterClient:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            headers=headers, timeout=timeout, transport=transport, event_hooks=answer_hooks("workloads")
+        )
 
     def close(self) -> None:
         self._http.close()
