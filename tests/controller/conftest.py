@@ -21,6 +21,7 @@ import pytest
 from reconciler.controller.app import ControllerApp, ControllerSettings, build
 from reconciler.controller.ports import AppliedCommit, DriftFinding
 from reconciler.sandbox.launch import StandIns, running_standins
+from tests.controller.slack_helpers import rig as rig  # the Slack tests' fixture, shared here
 from tests.helpers import REPO
 
 GIT_ENV = {
