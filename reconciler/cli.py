@@ -267,7 +267,7 @@ def apply(
             env_name, systems=systems, saved=saved, allow_mass_delete=allow_mass_delete, approve=approve
         )
     if report.applied:
-        click.echo(apply_summary(report.done, report.failed, cancelled=report.cancelled))
+        click.echo(apply_summary(report.done, report.failed, cancelled=report.cancelled, error=report.exception))
     service.raise_for(report)
 
 
