@@ -156,7 +156,10 @@ def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: 
     new_env_text = edit_yaml_text(env_text, _declare(entries, pulled_slugs(pulled)))
     env_changed = new_env_text != env_text
     _check_result(root, env_name, environ, wanted, session.env.file, new_env_text)
-    staged, written, removed = _stage(spec_dir, current, wanted)
+    try:
+        staged, written, removed = _stage(spec_dir, current, wanted)
+    except OSError as exc:  # a file name the file system refuses, a full disk: nothing was changed
+        raise ReconcilerError(f"pull superset wrote nothing: cannot stage {SPEC_DIR}/: {exc}") from exc
     if staged is not None:
         swap_in_directory(staged, spec_dir)
     if env_changed:
