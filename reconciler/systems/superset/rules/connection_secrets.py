@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from reconciler.errors import URL_USERINFO
 from reconciler.spec.secrets import iter_inline_secrets
 from reconciler.systems.superset.rules.bundle_model import PASSWORD_MASK
 
@@ -31,7 +32,6 @@ URI_SECRET_PARAMETER = re.compile(
 )
 """Query or ODBC parameter names whose value is a secret (`credentials_path`, a file name, is not)."""
 
-_USERINFO_PASSWORD = re.compile(r"^(?P<head>[^:/?#]+://[^:/@?#]*):(?P<password>[^@/?#]*)@")
 _ODBC_CONNECT = "odbc_connect"
 
 
@@ -92,11 +92,13 @@ def _query(query: str, change: str | None, found: list[str]) -> str:
 
 def _rewrite_uri(uri: str, change: str | None) -> tuple[str, list[str]]:
     found: list[str] = []
-    match = _USERINFO_PASSWORD.match(uri)
-    if match is not None and _is_value(match.group("password")):
-        found.append("user:password@")
-        if change is not None:
-            uri = f"{match.group('head')}{':' + change if change else ''}@{uri[match.end() :]}"
+    match = URL_USERINFO.match(uri)  # the userinfo as SQLAlchemy reads it (`u:pa/ss@h` too), never a port
+    if match is not None:
+        user, colon, password = match.group("userinfo").partition(":")
+        if colon and _is_value(password):
+            found.append("user:password@")
+            if change is not None:
+                uri = f"{match.group('scheme')}{user}{':' + change if change else ''}@{uri[match.end() :]}"
     base, question, rest = uri.partition("?")
     if question:
         query, hash_, fragment = rest.partition("#")
