@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import tempfile
 
 
@@ -44,3 +45,43 @@ def sync_directory(directory: pathlib.Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(first: pathlib.Path, second: pathlib.Path) -> bool:
+    """Swap two paths in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot."""
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    code = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+    if code == 0:
+        return True
+    number = ctypes.get_errno()
+    if number in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(number, os.strerror(number), str(first))
+
+
+def swap_in_directory(staged: pathlib.Path, target: pathlib.Path) -> None:
+    """Put the complete tree `staged` (a sibling of `target`) where `target` is, then delete the old tree.
+
+    Where the kernel can, the two trees trade places in one step, so a crash at any moment leaves
+    either the old tree or the new one at `target`, never a mix; elsewhere, two renames (a crash
+    between them leaves the old tree beside `target`, under a hidden name).
+    """
+    if not target.exists():
+        os.rename(staged, target)
+    elif not _exchange(staged, target):
+        old = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.rename(target, old / target.name)
+        os.rename(staged, target)
+        staged = old
+    sync_directory(target.parent)
+    shutil.rmtree(staged, ignore_errors=True)

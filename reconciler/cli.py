@@ -303,7 +303,7 @@ def apply(
             approve=approve,
         )
     if report.applied:
-        click.echo(apply_summary(report.done, report.failed, cancelled=report.cancelled))
+        click.echo(apply_summary(report.done, report.failed, cancelled=report.cancelled, error=report.exception))
     service.raise_for(report)
 
 

@@ -54,7 +54,7 @@ def _apply(root: Path, env: str, environ: dict[str, str], echo: Echo, systems: S
     console = ConsoleListener(echo, lambda message: echo(f"    Warning: {message}"), prefix="    ", show_plan=False)
     reconcile = service.ReconcileService.of_folder(root, environ, listeners=[console])
     report = reconcile.apply(env, systems=systems, command="reconcile demo")
-    echo("    " + apply_summary(report.done, report.failed, cancelled=report.cancelled))
+    echo("    " + apply_summary(report.done, report.failed, cancelled=report.cancelled, error=report.exception))
     service.raise_for(report)
 
 

@@ -11,7 +11,8 @@ The tree:
     │   ├── LockedError             another run holds the environment's lock (retry once it is done)
     │   └── CancelledError          the run was asked to stop (shutdown, Ctrl-C); what was done is recorded
     ├── ApiError                    a live system answered with an error (status, detail): temporary when
-    │   │                           `transient` (429, 5xx after retries, timeouts, unreachable), else permanent
+    │   │                           `transient` (429, 5xx after retries, timeouts, unreachable), else permanent;
+    │   │                           `outcome_unknown` when a write was sent and its answer lost
     │   └── AmbiguousIdentityError  two live objects answer to one spec name (permanent)
     └── ApplyError                  an action failed mid-apply (what was done is recorded): as its cause
 
@@ -142,9 +143,21 @@ class ApiError(ReconcilerError):
     retries) or, by default, when its status is 408, 429 or 5xx; permanent otherwise (4xx, a bad answer).
     """
 
-    def __init__(self, system: str, message: str, *, status: int | None = None, transient: bool | None = None) -> None:
+    outcome_unknown: bool
+
+    def __init__(
+        self,
+        system: str,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
         self.system = system
         self.status = status
+        self.outcome_unknown = outcome_unknown
+        """A write reached the system but its answer was lost: it may or may not have taken effect."""
         super().__init__(f"{system}: {message}")
         self.classify(transient=transient_status(status) if transient is None else transient)
 

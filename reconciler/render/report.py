@@ -49,11 +49,20 @@ class ConsoleListener:
                 self.echo(self.prefix + line)
 
 
-def apply_summary(done: list[Action], failed: Action | None, *, cancelled: bool = False) -> str:
+def apply_summary(
+    done: list[Action], failed: Action | None, *, cancelled: bool = False, error: BaseException | None = None
+) -> str:
+    """One line on how an apply ended; when the failed write's answer was lost (`error.outcome_unknown`),
+    it says so instead of claiming what was or was not done."""
     counts = Counter(action.kind.value for action in done)
     parts = ", ".join(f"{counts[kind]} {PAST[kind]}" for kind in PAST if counts[kind])
     if failed is None and cancelled:
         return f"Apply cancelled: {parts or 'nothing'} done before it stopped."
     if failed is None:
         return f"Apply complete: {parts or 'nothing to do'}."
+    if getattr(error, "outcome_unknown", False):
+        return (
+            f"Apply stopped at {failed.key}: {parts or 'nothing'} done before it, and whether {failed.key} took "
+            "effect is unknown (its answer was lost). Run apply again: it plans from what is live and settles it."
+        )
     return f"Apply stopped at {failed.key}: {parts or 'nothing'} done before the failure."

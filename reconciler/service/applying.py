@@ -258,9 +258,14 @@ def apply_plan(
 def raise_for(report: ApplyReport) -> None:
     """`ApplyError` for a failed or cancelled apply, as retryable as its cause; nothing when it succeeded."""
     if report.failed is not None:
+        next_step = (
+            "whether it took effect is unknown: run apply again, it plans from what is live and settles it"
+            if getattr(report.exception, "outcome_unknown", False)
+            else "fix the cause and run apply again"
+        )
         raise ApplyError(
             f"{report.failed.kind.value} {report.failed.key} failed: {report.error}\n"
-            f"{len(report.done)} action(s) before it were applied and recorded; fix the cause and run apply again",
+            f"{len(report.done)} action(s) before it were applied and recorded; {next_step}",
             cause=report.exception,
         )
     if report.exception is not None:

@@ -13,14 +13,16 @@ SPEC_ROOTS = ("specs", "environments")
 
 
 def read_spec_tree(root: Path) -> dict[str, str]:
-    """Every YAML file under `root/specs` and `root/environments`, keyed by POSIX relative path."""
+    """Every YAML file under `root/specs` and `root/environments`, keyed by POSIX relative path; hidden
+    files and folders (`.superset.pull-x1y2/`, a pull being staged) are not specs."""
     texts: dict[str, str] = {}
     for top in SPEC_ROOTS:
         base = root / top
         if not base.is_dir():
             continue
         for path in sorted(base.rglob("*")):
-            if path.is_file() and path.suffix in (".yaml", ".yml"):
+            hidden = any(part.startswith(".") for part in path.relative_to(base).parts)
+            if path.is_file() and path.suffix in (".yaml", ".yml") and not hidden:
                 relative = path.relative_to(root).as_posix()
                 try:
                     texts[relative] = path.read_text(encoding="utf-8")

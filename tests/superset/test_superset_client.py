@@ -265,6 +265,37 @@ def test_gets_are_retried_on_503_and_lost_connections_but_writes_are_not() -> No
     assert client.counter.retries == 2
 
 
+@pytest.mark.parametrize(
+    ("failure", "unknown"),
+    [
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), True),
+        (httpx.ReadTimeout("timed out"), True),
+        (httpx.ReadError("connection reset by peer"), True),
+        (httpx.ConnectError("connection refused"), False),
+        (httpx.ConnectTimeout("timed out"), False),
+    ],
+)
+def test_a_write_whose_answer_is_lost_has_an_unknown_outcome_and_is_not_sent_again(
+    failure: httpx.TransportError, unknown: bool
+) -> None:
+    fake = FakeSuperset()
+    imports: list[int] = []
+
+    def lose(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/api/v1/assets/import/":
+            imports.append(1)
+            raise failure
+        return None
+
+    fake.intercept = lose
+    with pytest.raises(SupersetError) as raised:
+        make_client(fake).import_assets(b"zip", {})
+    assert raised.value.outcome_unknown is unknown
+    assert raised.value.retryable
+    assert ("answer was lost" in str(raised.value)) is unknown
+    assert len(imports) == 1
+
+
 def test_lists_page_with_rison_until_count_rows_are_seen() -> None:
     rows = [{"id": i, "uuid": f"u{i}", "slug": f"s{i}", "dashboard_title": f"D{i}"} for i in range(230)]
     pages: list[str] = []

@@ -49,7 +49,7 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
         "environments/prod.yaml",
         "sqlite:////srv/superset/warehouse_prod.db",
         "postgresql://reporter:hunter2@warehouse:5432/analytics",
-        ["superset.databases.warehouse.sqlalchemyUri: the URI carries a password"],
+        ["superset.databases.warehouse.sqlalchemyUri: the URI carries a password or secret (user:password@)"],
     ),
     "database without a connection": (
         "environments/prod.yaml",

@@ -40,6 +40,8 @@ from reconciler.errors import ApiError, redact_credentials
 
 
 SYSTEM = "superset"
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures before a request left: its outcome is known (nothing happened). After it, a lost answer is not."""
 
 
 class SupersetError(ApiError):
@@ -53,12 +55,15 @@ class SupersetError(ApiError):
         method: str = "",
         path: str = "",
         transient: bool | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         self.message = redact_credentials(message)  # shown alone in verification tables
         self.method = method
         self.path = path
         where = f"{method} {path}: " if method else ""
-        super().__init__(SYSTEM, f"{where}{message}", status=status, transient=transient)
+        super().__init__(
+            SYSTEM, f"{where}{message}", status=status, transient=transient, outcome_unknown=outcome_unknown
+        )
 
 
 class SupersetAuthError(SupersetError):
@@ -258,6 +263,15 @@ class SupersetCalls:
                 response = self._http.request(method, url, headers=headers, **kwargs)
             except TRANSIENT_ERRORS as exc:
                 if not self._retry.again(attempt, None, idempotent=method == "GET"):
+                    if method in WRITE_METHODS and not isinstance(exc, NOT_SENT_ERRORS):
+                        raise SupersetError(
+                            f"sent, but the answer was lost ({type(exc).__name__}: {exc}): whether it took effect "
+                            "is unknown",
+                            method=method,
+                            path=path,
+                            transient=True,
+                            outcome_unknown=True,
+                        ) from exc
                     raise SupersetError(
                         f"cannot reach {self.base_url}: {exc}", method=method, path=path, transient=True
                     ) from exc

@@ -14,15 +14,20 @@ checked at all makes the command exit 1, naming it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler.errors import ReconcilerError
+from reconciler.atomic import atomic_write, swap_in_directory
+from reconciler.errors import ReconcilerError, SpecError
 from reconciler.registry import Invocation
-from reconciler.spec.editing import edit_yaml_file
+from reconciler.spec.editing import edit_yaml_text
+from reconciler.spec.files import read_spec_tree
+from reconciler.spec.loader import load_environments
 from reconciler.systems.superset.loading import ASSET_FOLDERS
 from reconciler.systems.superset.rendering import render_verification
 from reconciler.systems.superset.rules.assets import SYSTEM
@@ -31,6 +36,7 @@ from reconciler.systems.superset.rules.pull import (
     ConnectionEntry,
     changed_files,
     connection_entries,
+    pulled_secrets,
     pulled_slugs,
     replace_assets,
     without_connections,
@@ -51,22 +57,33 @@ def _asset_files(spec_dir: Path) -> dict[str, str]:
     return found
 
 
-def _write_tree(spec_dir: Path, current: Mapping[str, str], wanted: Mapping[str, str]) -> tuple[int, int]:
+def _stage(spec_dir: Path, current: Mapping[str, str], wanted: Mapping[str, str]) -> tuple[Path | None, int, int]:
+    """A complete copy of `spec_dir` as it should be, in a hidden folder beside it (None: no change)."""
     write, remove = changed_files(current, wanted)
-    for relative in write:
-        target = spec_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(wanted[relative], encoding="utf-8")
-    for relative in remove:
-        (spec_dir / relative).unlink()
-    for folder in sorted((p for p in spec_dir.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        if not any(folder.iterdir()):
-            folder.rmdir()
-    return len(write), len(remove)
+    if not write and not remove:
+        return None, 0, 0
+    spec_dir.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{spec_dir.name}.pull-", dir=spec_dir.parent))
+    try:
+        if spec_dir.is_dir():
+            shutil.copytree(spec_dir, staged, dirs_exist_ok=True)
+        for relative in write:
+            target = staged / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(wanted[relative], encoding="utf-8")
+        for relative in remove:
+            (staged / relative).unlink()
+        for folder in sorted((p for p in staged.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return staged, len(write), len(remove)
 
 
-def _add_to_environment(env_file: Path, entries: Sequence[ConnectionEntry], slugs: Sequence[str]) -> bool:
-    """Declare new databases and select new dashboards in the environment file; False when nothing changed."""
+def _declare(entries: Sequence[ConnectionEntry], slugs: Sequence[str]) -> Callable[[Any], bool]:
+    """An edit of the environment file declaring new databases and selecting new dashboards."""
 
     def declare(document: Any) -> bool:
         section = document["superset"]
@@ -90,7 +107,26 @@ def _add_to_environment(env_file: Path, entries: Sequence[ConnectionEntry], slug
                     changed = True
         return changed
 
-    return edit_yaml_file(env_file, declare)
+    return declare
+
+
+def _check_result(
+    root: Path, env_name: str, environ: Mapping[str, str], wanted: Mapping[str, str], env_file: str, env_text: str
+) -> None:
+    """Validate the project as the pull would leave it; a `ReconcilerError` (nothing written yet) otherwise."""
+    prefix = SPEC_DIR.as_posix() + "/"
+    files = {
+        path: text
+        for path, text in read_spec_tree(root).items()
+        if not (path.startswith(prefix) and path.removeprefix(prefix).split("/", 1)[0] in ASSET_FOLDERS)
+    }
+    files.update({prefix + relative: text for relative, text in wanted.items() if relative.endswith((".yaml", ".yml"))})
+    files[env_file] = env_text
+    try:
+        load_environments(files, environ, only=env_name)
+    except SpecError as error:
+        lines = "\n".join(f"  {problem}" for problem in error.problems)
+        raise ReconcilerError(f"pull superset wrote nothing: the result would not validate:\n{lines}") from error
 
 
 def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: Sequence[str] = ()) -> list[str]:
@@ -115,9 +151,19 @@ def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: 
     spec_dir = root / SPEC_DIR
     current = _asset_files(spec_dir)
     wanted = to_files(replace_assets(from_files(current), without_connections(pulled)))
-    written, removed = _write_tree(spec_dir, current, wanted)
     entries = connection_entries(pulled, settings.databases, env_name)
-    env_changed = _add_to_environment(env_file, entries, pulled_slugs(pulled))
+    env_text = env_file.read_text(encoding="utf-8")
+    new_env_text = edit_yaml_text(env_text, _declare(entries, pulled_slugs(pulled)))
+    env_changed = new_env_text != env_text
+    _check_result(root, env_name, environ, wanted, session.env.file, new_env_text)
+    try:
+        staged, written, removed = _stage(spec_dir, current, wanted)
+    except OSError as exc:  # a file name the file system refuses, a full disk: nothing was changed
+        raise ReconcilerError(f"pull superset wrote nothing: cannot stage {SPEC_DIR}/: {exc}") from exc
+    if staged is not None:
+        swap_in_directory(staged, spec_dir)
+    if env_changed:
+        atomic_write(env_file, new_env_text, env_file.stat().st_mode & 0o7777)
     counts = f"{len(pulled.of('dashboards'))} dashboard(s), {len(pulled.of('charts'))} chart(s)"
     lines = [
         f"Pulled {counts} from {env_name} into {SPEC_DIR}/: "
@@ -125,6 +171,11 @@ def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: 
     ]
     if env_changed:
         lines.append(f"Updated {session.env.file}: new database connections and dashboard selection.")
+    for database, places in sorted(pulled_secrets(pulled).items()):
+        lines.append(
+            f"Left out the secrets in database {database}'s connection ({', '.join(places)}): "
+            "pass the password through superset.databases.<name>.password: {secretRef: ...}."
+        )
     variables = [entry.password_variable for entry in entries if entry.password_variable]
     if variables:
         lines.append("Set these environment variables to the database passwords (exports mask them):")

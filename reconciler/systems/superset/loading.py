@@ -10,6 +10,8 @@ environment with a Superset of its own and databases mapped onto declared ones.
 
 from __future__ import annotations
 
+import json
+import uuid as uuids
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +22,16 @@ from reconciler.spec.environment import interpolate_tree
 from reconciler.spec.loader import Problems, SectionInput
 from reconciler.spec.yamlsource import LocatedMap
 from reconciler.systems.superset.asset_keys import unknown_keys
-from reconciler.systems.superset.rules.assets import chart_nodes, filter_targets, sub_bundle
-from reconciler.systems.superset.rules.bundle import Asset, Bundle, BundleError, from_files, slugify
+from reconciler.systems.superset.rules.assets import (
+    chart_nodes,
+    dashboard_key,
+    filter_targets,
+    key_of_dashboard,
+    sub_bundle,
+)
+from reconciler.systems.superset.rules.bundle import Asset, Bundle, BundleError, from_files
 from reconciler.systems.superset.rules.bundle_model import FILTERS
+from reconciler.systems.superset.rules.connection_secrets import iter_database_secrets
 from reconciler.systems.superset.rules.guards import BUILTIN_ROLES, builtin_role
 from reconciler.systems.superset.rules.importing import closure
 from reconciler.systems.superset.spec import ROLES_FILE, RolesFile, RoleSpec, SupersetEnvironment
@@ -71,24 +80,68 @@ def _kind(relative: str) -> str | None:
     return "charts" if "/charts/" in relative and folder == "dashboards" else folder
 
 
+JSON_FIELDS = {"charts": ("params", "query_context")}
+"""Fields an export may carry as a JSON string: written as a string, it must parse."""
+
+SECRET_HINT = "keep secrets out of specs/superset/; use superset.databases.<name>.password: {secretRef: ...}"
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuids.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_content(kind: str, tree: LocatedMap, problems: Problems) -> None:
+    """What Superset's import would refuse without naming the file: keys it does not accept, JSON strings
+    that do not parse; and what must never be in git: a database's inline secrets (the value never shown)."""
+    for where, message in unknown_keys(kind, tree):
+        problems.at(tree, where, message)
+    for key in JSON_FIELDS.get(kind, ()):
+        value = tree.get(key)
+        if isinstance(value, str) and value.strip():
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                problems.at(tree, (key,), f"not valid JSON ({exc.msg} at character {exc.pos}); write a mapping")
+    if kind == "databases":
+        for where, message in iter_database_secrets(dict(tree)):
+            problems.at(tree, where, f"{message}: {SECRET_HINT}")
+
+
 def _check_asset_files(files: Mapping[str, LocatedMap], problems: Problems) -> bool:
-    """Only keys Superset's import accepts, a uuid in every asset file, none twice in one kind; True when
-    they can be read as a bundle (an unknown key is reported but does not stop the other checks)."""
+    """Only keys Superset's import accepts, a uuid (a UUID) in every asset file, none twice (a uuid is one
+    asset, whatever its kind), no slug on two dashboards; True when they can be read as a bundle (an
+    unknown key or a bad JSON string is reported but does not stop the other checks)."""
     ok = True
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[str, str] = {}
+    slugs: dict[str, str] = {}
     for path, tree in sorted(files.items()):
-        kind = _kind(path.removeprefix(SUPERSET_SPEC_DIR))
-        for where, message in unknown_keys(str(kind), tree):
-            problems.at(tree, where, message)
+        kind = str(_kind(path.removeprefix(SUPERSET_SPEC_DIR)))
+        _check_content(kind, tree, problems)
         uuid = tree.get("uuid")
         if not isinstance(uuid, str) or not uuid:
             problems.at(tree, (), "an asset file needs its uuid (the identity Superset keeps across instances)")
             ok = False
-        elif (str(kind), uuid) in seen:
-            problems.at(tree, ("uuid",), f"uuid {uuid} is also used by {seen[(str(kind), uuid)]}")
+        elif not _is_uuid(uuid):
+            problems.at(tree, ("uuid",), f"{uuid!r} is not a UUID (e.g. {uuids.uuid4()})")
+            ok = False
+        elif uuid in seen:
+            problems.at(tree, ("uuid",), f"uuid {uuid} is also used by {seen[uuid]}")
             ok = False
         else:
-            seen[(str(kind), uuid)] = path
+            seen[uuid] = path
+        if kind == "dashboards" and isinstance(uuid, str):
+            key = key_of_dashboard(tree, uuid)
+            if key in slugs:
+                where = ("slug",) if tree.get("slug") else ()
+                also = f"slug {key!r} is also the slug of {slugs[key]}"
+                problems.at(tree, where, also if tree.get("slug") else f"{also}; give this dashboard a slug of its own")
+                ok = False
+            else:
+                slugs[key] = path
     return ok
 
 
@@ -185,7 +238,8 @@ def _check_builtin(role: RoleSpec, tree: Any, index: int, problems: Problems) ->
 
 
 def dashboard_slug(asset: Asset) -> str:
-    return slugify(str(asset.content.get("slug") or asset.content.get("dashboard_title") or asset.uuid))
+    """What an environment file selects a dashboard by: its exact slug (see `dashboard_key`)."""
+    return dashboard_key(asset)
 
 
 def _select_bundle(bundle: Bundle, dashboards: Sequence[Asset], everything: bool) -> Bundle:
@@ -248,6 +302,9 @@ def load_superset(
             elif not specs.broken:
                 known = ", ".join(sorted(by_slug)) or "none"
                 message = f"no dashboard {slug!r} in {SUPERSET_SPEC_DIR} (known: {known})"
+                alike = [other for other in by_slug if str(other).casefold() == str(slug).casefold()]
+                if alike:
+                    message += f"; slugs are exact: did you mean {alike[0]!r}?"
                 problems.at(raw, (SECTION, "dashboards", index), message)
     everything = settings.dashboards == "all"
     bundle = _select_bundle(specs.bundle, chosen, everything)

@@ -25,18 +25,15 @@ superset:
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from reconciler.spec.secrets import SecretField
-from reconciler.systems.superset.rules.bundle_model import PASSWORD_MASK
+from reconciler.systems.superset.rules.connection_secrets import uri_secrets
 
 ROLES_FILE = "roles.yaml"
 NAME = r"^[^\s/][^/]{0,249}$"
-# `scheme://user:secret@host` with a real secret (Superset's mask `XXXXXXXXXX` is not one).
-_URI_PASSWORD = re.compile(r"^[^:/]+://[^:/@]*:(?P<password>[^@]*)@")
 
 
 class _Strict(BaseModel):
@@ -51,14 +48,6 @@ def _reference_only(value: object) -> object:
 
 Secret = Annotated[SecretField, BeforeValidator(_reference_only)]
 """A secret field that names where the value lives; an inline value gets a message saying so."""
-
-
-def uri_password(uri: str) -> str | None:
-    """The password written inside a SQLAlchemy URI, if any (the export mask does not count)."""
-    match = _URI_PASSWORD.match(uri)
-    if match is None or match.group("password") in ("", PASSWORD_MASK):
-        return None
-    return match.group("password")
 
 
 class SupersetAuth(_Strict):
@@ -84,8 +73,12 @@ class DatabaseConnection(_Strict):
     @field_validator("sqlalchemy_uri")
     @classmethod
     def _no_inline_password(cls, value: str) -> str:
-        if uri_password(value) is not None:
-            raise ValueError("the URI carries a password; write it without and use password: {secretRef: ...}")
+        found = uri_secrets(value)
+        if found:
+            raise ValueError(
+                f"the URI carries a password or secret ({', '.join(found)}); "
+                "write it without and use password: {secretRef: ...}"
+            )
         return value
 
 

@@ -92,6 +92,19 @@ class Names:
         return key(KIND_OF[asset.kind], self.of(asset))
 
 
+def key_of_dashboard(content: Mapping[str, Any], uuid: str) -> str:
+    """What environment files select a dashboard by: its slug exactly as written (`Revenue` is not
+    `revenue`, unicode kept); a dashboard without a slug by its title, slugified."""
+    slug = content.get("slug")
+    if isinstance(slug, str) and slug:
+        return slug
+    return slugify(str(content.get("dashboard_title") or uuid))
+
+
+def dashboard_key(asset: Asset) -> str:
+    return key_of_dashboard(asset.content, asset.uuid)
+
+
 def names_of(bundle: Bundle) -> Names:
     databases = {asset.uuid: asset.name for asset in bundle.of("databases")}
     datasets = {

@@ -17,9 +17,9 @@ from reconciler.systems.superset.rules.bundle_model import (
     Bundle,
     BundleError,
     dump_yaml,
+    file_slug,
     make_bundle,
     parse_yaml,
-    slugify,
 )
 from reconciler.systems.superset.rules.bundle_normalise import normalise
 
@@ -27,7 +27,7 @@ from reconciler.systems.superset.rules.bundle_normalise import normalise
 def _dashboard_dirs(bundle: Bundle) -> dict[str, str]:
     """Dashboard uuid -> its folder name: the slug, else the title slug; plus the uuid if names collide."""
     names = {
-        asset.uuid: slugify(str(asset.content.get("slug") or asset.content.get("dashboard_title") or asset.uuid))
+        asset.uuid: file_slug(str(asset.content.get("slug") or asset.content.get("dashboard_title") or asset.uuid))
         for asset in bundle.of("dashboards")
     }
     taken = list(names.values())
@@ -56,7 +56,7 @@ def _file_content(asset: Asset) -> dict[str, Any]:
 
 def to_files(bundle: Bundle) -> dict[str, str]:
     """The bundle as YAML files for `specs/superset/`, relative path -> text; the same bundle always
-    gives the same files:
+    gives the same files (names longer than `FILE_SLUG_LENGTH` are cut, with a hash of the whole):
 
         databases/<name>.yaml
         datasets/<database>/<schema>/<table>.yaml          (no schema folder when there is none)
@@ -66,7 +66,7 @@ def to_files(bundle: Bundle) -> dict[str, str]:
     """
     dirs = _dashboard_dirs(bundle)
     homes = chart_homes(bundle)
-    database_names = {asset.uuid: slugify(asset.name) for asset in bundle.of("databases")}
+    database_names = {asset.uuid: file_slug(asset.name) for asset in bundle.of("databases")}
     files: dict[str, str] = {}
 
     def put(path: str, asset: Asset) -> None:
@@ -81,11 +81,11 @@ def to_files(bundle: Bundle) -> dict[str, str]:
         database_uuid = str(asset.content.get("database_uuid", ""))
         folder = database_names.get(database_uuid) or f"database_{database_uuid[:8]}"
         schema = asset.content.get("schema")
-        put(f"datasets/{folder}/{slugify(schema) + '/' if schema else ''}{slugify(asset.name)}.yaml", asset)
+        put(f"datasets/{folder}/{file_slug(schema) + '/' if schema else ''}{file_slug(asset.name)}.yaml", asset)
     for asset in bundle.of("dashboards"):
         put(f"dashboards/{dirs[asset.uuid]}/dashboard.yaml", asset)
     for asset in bundle.of("charts"):
-        file_name = f"{slugify(asset.name)}_{asset.uuid[:8]}.yaml"
+        file_name = f"{file_slug(asset.name)}_{asset.uuid[:8]}.yaml"
         home = homes.get(asset.uuid)
         put(f"dashboards/{dirs[home]}/charts/{file_name}" if home else f"charts/{file_name}", asset)
     for path, text in bundle.other_files.items():

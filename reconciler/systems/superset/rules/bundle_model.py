@@ -6,6 +6,7 @@ cannot be read, and the YAML and file-name helpers the readers and writers share
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,21 @@ def slugify(text: str) -> str:
     """A file-name-safe lower-case slug (`Sales by region (EU)` -> `sales-by-region-eu`)."""
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug or "unnamed"
+
+
+FILE_SLUG_LENGTH = 80
+"""Longest slug in a file or folder name: with a uuid and `.yaml` after it, well under the 255 bytes
+file systems allow per name, and a path of a few of them under typical limits (4096)."""
+
+
+def file_slug(text: str) -> str:
+    """`slugify`, shortened to `FILE_SLUG_LENGTH` where longer: its start and a hash of the whole text,
+    so a 500-character title gives the same short, distinct name every time."""
+    slug = slugify(text)
+    if len(slug) <= FILE_SLUG_LENGTH:
+        return slug
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    return f"{slug[: FILE_SLUG_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def dump_yaml(content: Mapping[str, Any]) -> str:

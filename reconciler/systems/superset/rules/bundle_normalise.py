@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.systems.superset.rules.bundle_model import FILTERS, KINDS, PASSWORD_MASK, Asset, Bundle, native_filters
+from reconciler.systems.superset.rules.connection_secrets import mask_extra_secrets, mask_uri_secrets
 
 # Keys that hold a copy of another field, an instance's integer id, or nothing at all.
 CHART_PARAM_NOISE = ("datasource", "slice_id", "dashboards", "url_params")
@@ -84,8 +85,11 @@ def _normalise_database(content: dict[str, Any]) -> None:
         for old, new in DATABASE_EXTRA_RENAMES.items():
             if old in content["extra"]:
                 content["extra"].setdefault(new, content["extra"].pop(old))
-    if isinstance(content.get("sqlalchemy_uri"), str):
-        content["sqlalchemy_uri"] = _mask_password(content["sqlalchemy_uri"])
+    if isinstance(content.get("sqlalchemy_uri"), str):  # a secret in the query or in extra: masked as well
+        content["sqlalchemy_uri"] = mask_uri_secrets(_mask_password(content["sqlalchemy_uri"]))
+    for key in ("extra", "encrypted_extra", "masked_encrypted_extra"):
+        if content.get(key) is not None:
+            content[key] = mask_extra_secrets(content[key])
     content.pop("password", None)
     content.setdefault("extra", {})  # what an import of a file without it stores
 

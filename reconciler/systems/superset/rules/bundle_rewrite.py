@@ -20,6 +20,7 @@ from reconciler.systems.superset.rules.bundle_model import (
     repoint_filter_datasets,
     slugify,
 )
+from reconciler.systems.superset.rules.connection_secrets import strip_extra_secrets
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ def rewrite_databases(bundle: Bundle, mapping: Mapping[str, DatabaseTarget], *, 
     """Point the bundle's databases (keyed by uuid or name) at the target instance's.
 
     A target uuid should be the uuid of the target's existing database of that name, if it has one
-    (else the import takes that row over and rewrites its uuid). With `require_all`, a database the
+    (else the import takes that row over and rewrites its uuid). Secrets in the source's `extra`
+    (`engine_params.connect_args.password`) are left out. With `require_all`, a database the
     mapping does not name is an error: a replicated dashboard must never keep querying the source.
     """
     result = bundle
@@ -61,6 +63,8 @@ def rewrite_databases(bundle: Bundle, mapping: Mapping[str, DatabaseTarget], *, 
             content["database_name"] = target.name
         if target.sqlalchemy_uri:
             content["sqlalchemy_uri"] = target.sqlalchemy_uri
+        if content.get("extra") is not None:  # the source's secrets stay with the source
+            content["extra"] = strip_extra_secrets(content["extra"])[0]
         path = f"databases/{slugify(str(content['database_name']))}.yaml"
         result = _with_asset(result, database, Asset("databases", new_uuid, path, content))
         if new_uuid != database.uuid:

@@ -1,12 +1,15 @@
 """Core: the pure half of `reconcile pull superset`: a live export -> the spec bundle and environment entries.
 
-- `without_connections`: database files keep everything but the connection; where a database
+- `without_connections`: database files keep everything but the connection and the secrets of
+  `extra` (`engine_params.connect_args.password`: exports do not mask them); where a database
   points is per environment, so it lives in the environment file (password as a reference).
 - `replace_assets`: the existing spec bundle with the pulled assets in place (by uuid; a
   dashboard also by slug), so pulling one dashboard leaves the others' files as they are and a
   chart shared with another dashboard keeps one file.
 - `connection_entries`: what `superset.databases` of the environment file needs for databases
-  it does not declare yet: the URI without its masked password, and a variable for the password.
+  it does not declare yet: the URI without its password or any secret query parameter (`?password=`,
+  ODBC `PWD=`), and a variable for the password.
+- `pulled_secrets`: where the live connections carried secrets that `pull` left out, for its report.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from reconciler.systems.superset.rules.assets import chart_uuids, names_of
+from reconciler.systems.superset.rules.assets import chart_uuids, dashboard_key, names_of
 from reconciler.systems.superset.rules.bundle import KINDS, PASSWORD_MASK, Asset, Bundle
+from reconciler.systems.superset.rules.connection_secrets import dotted, strip_extra_secrets, strip_uri_secrets
 
 URI_FIELD = "sqlalchemy_uri"
+EXTRA_FIELDS = ("extra", "encrypted_extra", "masked_encrypted_extra")
 
 
 def without_connections(bundle: Bundle) -> Bundle:
@@ -28,6 +33,9 @@ def without_connections(bundle: Bundle) -> Bundle:
         content = copy.deepcopy(asset.content)
         content.pop(URI_FIELD, None)
         content.pop("password", None)
+        for key in EXTRA_FIELDS:
+            if content.get(key) is not None:
+                content[key] = strip_extra_secrets(content[key])[0]
         assets["databases"][uuid] = Asset(asset.kind, asset.uuid, asset.path, content)
     return Bundle(assets, dict(bundle.other_files))
 
@@ -86,13 +94,28 @@ def connection_entries(pulled: Bundle, declared: Iterable[str], environment: str
             continue
         uri = str(database.content.get(URI_FIELD) or "")
         masked = f":{PASSWORD_MASK}@"
-        variable = variable_name("superset", environment, database.name, "password") if masked in uri else None
-        entries.append(ConnectionEntry(database.name, uri.replace(masked, "@"), variable))
+        secret = masked in uri or bool(_secrets_of(database))
+        variable = variable_name("superset", environment, database.name, "password") if secret else None
+        entries.append(ConnectionEntry(database.name, strip_uri_secrets(uri.replace(masked, "@"))[0], variable))
     return entries
 
 
+def _secrets_of(database: Asset) -> list[str]:
+    found = [f"{URI_FIELD} {name}" for name in strip_uri_secrets(str(database.content.get(URI_FIELD) or ""))[1]]
+    for key in EXTRA_FIELDS:
+        found += [f"{key}.{dotted(path)}" for path in strip_extra_secrets(database.content.get(key))[1]]
+    return found
+
+
+def pulled_secrets(pulled: Bundle) -> dict[str, list[str]]:
+    """Database name -> where its live connection carried a secret `pull` left out (never the value)."""
+    found = {database.name: _secrets_of(database) for database in pulled.of("databases")}
+    return {name: places for name, places in found.items() if places}
+
+
 def pulled_slugs(pulled: Bundle) -> list[str]:
-    return sorted(str(a.content["slug"]) for a in pulled.of("dashboards") if a.content.get("slug"))
+    """What the environment file selects the pulled dashboards by (their exact slugs)."""
+    return sorted(dashboard_key(asset) for asset in pulled.of("dashboards"))
 
 
 def changed_files(current: Mapping[str, str], wanted: Mapping[str, str]) -> tuple[list[str], list[str]]:
