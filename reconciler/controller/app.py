@@ -1,8 +1,9 @@
 """The controller put together: settings (the command's options) -> `build(...)` -> `ControllerApp.run()`.
 
-The one construction point. The ports default to one replica without a cluster or Slack
-(`SoleLeader`, `NoNotifier`, `MemoryAlertStore`); the command passes the Lease leadership and the
-Slack notifier when configured. `run()` serves the probes, metrics and webhook, follows git until
+The one construction point, and where the ports are chosen: the Lease leadership with
+`--leader-election` (else `SoleLeader`), Slack when its token or webhook URL is set (else no one), and
+each environment's alert records beside its state (`RevisionAlertStore`); tests inject their own.
+`run()` serves the probes, metrics and webhook, follows git until
 SIGTERM (or SIGINT), then lets the running action finish, releases leadership and returns 0.
 """
 
@@ -21,14 +22,14 @@ from types import FrameType
 import structlog
 
 from reconciler.clients.http import listening
-from reconciler.controller.config import ControllerConfig, Mode, OwnedEnvironment, SlackSection, parse_config
-from reconciler.controller.git import GitFollower
+from reconciler.controller.config import ControllerConfig, Mode, OwnedEnvironment, SlackSettings, parse_config
+from reconciler.controller.git import GitFollower, RevisionSource
 from reconciler.controller.http import ControllerServer, Endpoints, parse_listen
 from reconciler.controller.loop import Controller, LoopSettings
 from reconciler.controller.metrics import ControllerMetrics
-from reconciler.controller.ports import AlertStore, Leadership, MemoryAlertStore, NoNotifier, Notifier, SoleLeader
-from reconciler.errors import PermanentError
-from reconciler.service import ProviderFactory
+from reconciler.controller.ports import AlertRecord, AlertStore, Leadership, MemoryAlertStore, Notifier, SoleLeader
+from reconciler.errors import PermanentError, ReconcilerError
+from reconciler.service import ProviderFactory, open_alert_store
 
 log = structlog.get_logger("reconciler.controller")
 
@@ -59,7 +60,7 @@ class ControllerSettings:
 class NotifierWiring:
     """What a notifier (Slack) is built from: the `slack:` settings, its metric, each environment's alert store."""
 
-    slack: SlackSection
+    slack: SlackSettings
     count_message: Callable[[str, str], None]
     """`reconciler_slack_messages_total{method, result}`: call it once per Slack API call."""
     alert_store_for: Callable[[str], AlertStore]
@@ -161,21 +162,25 @@ def build(
     except ValueError as exc:
         raise PermanentError(f"--listen: {exc}") from None
     if leadership is None:
-        if settings.leader_election:
-            raise PermanentError("--leader-election needs the Lease leadership, which this build does not include")
-        leadership = SoleLeader(settings.identity or "sole")
+        leadership = (
+            _leadership(settings, environ) if settings.leader_election else SoleLeader(settings.identity or "sole")
+        )
     metrics = ControllerMetrics()
     stores: dict[str, AlertStore] = {}
 
+    revisions: list[Controller] = []  # the controller, once made: its revisions say where each environment keeps state
+
     def store_for(env: str) -> AlertStore:
         if env not in stores:
-            stores[env] = alert_store_for(env) if alert_store_for is not None else MemoryAlertStore()
+            stores[env] = (
+                alert_store_for(env) if alert_store_for is not None else RevisionAlertStore(env, revisions, environ)
+            )
         return stores[env]
 
     stop = threading.Event()
     if notifier is None:
         wiring = NotifierWiring(config.slack, metrics.slack_message, store_for, environ, stop)
-        notifier = notifier_for(wiring) if notifier_for is not None else NoNotifier()
+        notifier = (notifier_for or _slack_notifier)(wiring)
     follower = GitFollower(
         settings.repo,
         settings.branch,
@@ -195,6 +200,7 @@ def build(
     controller = Controller(
         follower, loop_settings, leadership, notifier, metrics, rng=rng or random.Random(), stop=stop
     )
+    revisions.append(controller)
     endpoints = Endpoints(
         alive=controller.alive,
         ready=controller.ready,
@@ -206,4 +212,60 @@ def build(
     return ControllerApp(controller, metrics, endpoints, host, port)
 
 
-__all__ = ["ControllerApp", "ControllerSettings", "Mode", "NotifierWiring", "build"]
+def _leadership(settings: ControllerSettings, environ: Mapping[str, str]) -> Leadership:
+    """The Lease leadership of --leader-election (imported here: only a replicated controller needs it)."""
+    from reconciler.controller.leader import ElectionConfigError, lease_leadership, lease_namespace
+
+    try:
+        namespace = settings.lease_namespace or lease_namespace(environ)
+        return lease_leadership(settings.kubeconfig, namespace, settings.lease_name, settings.identity)
+    except ElectionConfigError as exc:
+        raise PermanentError(str(exc)) from None
+
+
+def _slack_notifier(wiring: NotifierWiring) -> Notifier:
+    """Slack when RECONCILER_SLACK_TOKEN (or RECONCILER_SLACK_WEBHOOK_URL) is set, else no one."""
+    from reconciler.controller.slack import notifier_from
+
+    return notifier_from(
+        wiring.slack, wiring.environ, wiring.alert_store_for, on_message=wiring.count_message, stop=wiring.stop
+    )
+
+
+class RevisionAlertStore:
+    """An environment's alert records where its environment file keeps its state (`.reconciler/state/<env>.alerts.json`
+    beside the state file, or the `<name>-alerts` ConfigMap with `state.kubernetes`), read through the revision the
+    controller last applied there (else the last that validated, else the branch head); in memory until one exists."""
+
+    def __init__(self, env: str, controller: list[Controller], environ: Mapping[str, str]) -> None:
+        self.env, self._controller, self._environ = env, controller, environ
+        self._memory = MemoryAlertStore()
+
+    def _source(self) -> RevisionSource | None:
+        if not self._controller:
+            return None
+        controller = self._controller[0]
+        status = controller.statuses.get(self.env)
+        revision = (status.applied or status.last_good if status else None) or controller.head
+        return controller.follower.checkout(revision) if revision else None
+
+    def load(self) -> dict[str, AlertRecord]:
+        try:
+            source = self._source()
+            if source is not None:
+                with open_alert_store(source, self.env, self._environ) as store:
+                    self._memory.save(store.load())
+        except ReconcilerError as exc:
+            log.warning("alerts.load_failed", env=self.env, error=str(exc))
+        return self._memory.load()
+
+    def save(self, alerts: Mapping[str, AlertRecord]) -> None:
+        self._memory.save(alerts)
+        source = self._source()
+        if source is None:
+            return
+        with open_alert_store(source, self.env, self._environ) as store:
+            store.save(alerts)
+
+
+__all__ = ["ControllerApp", "ControllerSettings", "Mode", "NotifierWiring", "RevisionAlertStore", "build"]

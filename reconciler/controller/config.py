@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.spec.loader import Problems, validate_model
@@ -54,18 +54,30 @@ class DriftSettings(_Strict):
     rules: tuple[DriftRule, ...] = ()
 
 
-class SlackSection(_Strict):
-    """controller.yaml's `slack:` (the token and webhook URL come from the environment, never from here)."""
+class SlackSettings(BaseModel):
+    """controller.yaml's `slack:` section."""
 
-    channel: str | None = None
-    notify_applied: bool = Field(default=True, alias="notifyApplied")
-    max_messages_per_cycle: int = Field(default=20, ge=1, alias="maxMessagesPerCycle")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    channel: str | None = Field(default=None, min_length=1, max_length=80)
+    """Channel id (`C0123ABCD`) or name (`#data-platform`) the bot posts to; a webhook has its own channel."""
+    notify_applied: bool = Field(default=False, alias="notifyApplied")
+    """Post a short summary after each applied commit."""
+    max_messages_per_cycle: int = Field(default=20, alias="maxMessagesPerCycle", ge=1, le=1000)
+    """New messages one drift cycle of one environment may post; then one summary message."""
+
+    @field_validator("channel")
+    @classmethod
+    def _one_word(cls, value: str | None) -> str | None:
+        if value is not None and (value.strip() != value or " " in value):
+            raise ValueError("a channel id or name has no spaces")
+        return value
 
 
 class ControllerConfig(_Strict):
     environments: tuple[OwnedEnvironment, ...] = ()
     drift: DriftSettings = DriftSettings()
-    slack: SlackSection = SlackSection()
+    slack: SlackSettings = SlackSettings()
 
     def mode_of(self, environment: str) -> Mode:
         return next((owned.mode for owned in self.environments if owned.name == environment), Mode.APPLY)

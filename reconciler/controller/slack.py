@@ -33,8 +33,8 @@ from dataclasses import replace
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from reconciler.controller.config import SlackSettings
 from reconciler.controller.ports import (
     AlertRecord,
     AlertStore,
@@ -66,26 +66,6 @@ API_URL_ENV = "RECONCILER_SLACK_API_URL"
 GONE = frozenset({"message_not_found", "cant_update_message", "channel_not_found"})
 """Answers to an edit that mean the message cannot be edited any more: post a new one instead."""
 REPLY_PENDING = "reply"
-
-
-class SlackSettings(BaseModel):
-    """controller.yaml's `slack:` section."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-    channel: str | None = Field(default=None, min_length=1, max_length=80)
-    """Channel id (`C0123ABCD`) or name (`#data-platform`) the bot posts to; a webhook has its own channel."""
-    notify_applied: bool = Field(default=False, alias="notifyApplied")
-    """Post a short summary after each applied commit."""
-    max_messages_per_cycle: int = Field(default=20, alias="maxMessagesPerCycle", ge=1, le=1000)
-    """New messages one drift cycle of one environment may post; then one summary message."""
-
-    @field_validator("channel")
-    @classmethod
-    def _one_word(cls, value: str | None) -> str | None:
-        if value is not None and (value.strip() != value or " " in value):
-            raise ValueError("a channel id or name has no spaces")
-        return value
 
 
 class _Alerts:
