@@ -12,7 +12,6 @@ from reconciler.systems.workloads.dagster import DagsterClient
 from tests.helpers import Project, copy_example
 from tests.testbeds.dagster_bed import GOOD_LOCATION, DagsterWebserver
 
-
 BROKEN_LINE = "    dagsterLocation: analytics\n"
 
 

@@ -6,8 +6,8 @@ import difflib
 
 from reconciler.sandbox.kube_server import KubeStandIn
 from tests.helpers import Project
-from tests.workloads.conftest import pin_broken_location
 from tests.testbeds.dagster_bed import GOOD_LOCATION, DagsterWebserver
+from tests.workloads.conftest import pin_broken_location
 
 QA = "dagster-qa"
 
@@ -44,6 +44,8 @@ def test_plan_shows_each_image_change_per_object_and_apply_converges_with_zero_p
     assert applied.exit_code == 0, applied.output
     assert "1 of 1 updated, 1 available" in applied.output  # rollout progress is reported
     assert f"dagster location {GOOD_LOCATION}: healthy" in applied.output
+    # the bed's code servers run without DAGSTER_CURRENT_IMAGE: the gate says it cannot confirm the image
+    assert f"dagster location {GOOD_LOCATION}: cannot tell which image it serves" in applied.output
     assert image(project, "dagster-user-code-ingestion") == "ghcr.io/acme/dagster-ingestion:2026.11.20"
     assert env_var(project, "DBT_IMAGE") == "ghcr.io/acme/dbt-project:1.9.1"
     assert image(project, "dagster-user-code-ingestion", "dagster-prod").endswith(":2026.11.18")  # prod untouched
