@@ -285,11 +285,8 @@ class WorkloadsProvider:
         state = self._state(context, ref.component)
         new = str(action.desired.fields["image"])
         old = state.images.get(ref.key) or next((c.old for c in action.changes if c.path == ("image",)), None)
-        last_good = state.last_good
-        if last_good is None and state.healthy and old and old != new and set(state.images.values()) == {old}:
-            last_good = str(old)  # what ran and passed before this apply: recorded before the first write
-            for other in self._component(ref.component):
-                context.remember(other.key, {rules.LAST_GOOD: last_good})
+        held = str(old) if old and rules.holds_image(str(old)) else None  # never "(valueFrom ...)" as an image
+        target = self._rollback_target(ref, state, held, new, context)
         if self._write(ref, new):
             context.report(f"{ref.label}: {old} -> {new}")
         else:
@@ -303,7 +300,23 @@ class WorkloadsProvider:
             ) from None
         if failure is None:
             return ApplyOutcome(ref.label, memo=self._passed(ref, new, context))
-        self._fail(ref, failure, new, last_good or (str(old) if old and old != new else None), context)
+        self._fail(ref, failure, new, target, context)
+
+    def _rollback_target(
+        self, ref: rules.CarrierRef, state: ComponentState, old: str | None, new: str, context: ApplyContext
+    ) -> str | None:
+        """The image to put back if the gate fails, recorded (`lastGood`) before the first write.
+
+        What every carrier ran when the plan saw the component healthy; when it was degraded (a killed or failed
+        apply, a hand edit), the last image recorded as passing; without either, what the carrier held.
+        """
+        if state.healthy and old and set(state.images.values()) == {old}:
+            if state.last_good != old:
+                for other in self._component(ref.component):
+                    context.remember(other.key, {rules.LAST_GOOD: old})
+            return old if old != new else None
+        target = state.last_good or old
+        return target if target != new else None
 
     def _passed(self, ref: rules.CarrierRef, new: str, context: ApplyContext) -> Mapping[str, str] | None:
         """`new` is the component's last good image once every carrier holds it (then recorded on each)."""
@@ -340,6 +353,7 @@ class WorkloadsProvider:
         context.report(f"rolling back {ref.component} to {target} ({len(refs)} carrier(s))")
         errors: list[str] = []
         kept: list[str] = []
+        written = 0
         for other in refs:
             try:
                 live = self._live(other)
@@ -349,6 +363,7 @@ class WorkloadsProvider:
                     kept.append(f"{other.label} holds {live}, not this apply's {new}: left as is")
                     continue
                 self._write(other, target)
+                written += 1
                 context.report(f"rolling back {other.label} to {target}")
             except ApiError as exc:
                 errors.append(str(exc))
@@ -359,6 +374,8 @@ class WorkloadsProvider:
                 f"{'; '.join(errors)}. Live now: {self._live_now(refs)}. The next plan shows {ref.component} "
                 "degraded; fix the cause and run apply again",
             )
+        if kept and not written:
+            raise ApiError(self.system, f"{ref.label}: {failure} (not rolled back to {target}: {'; '.join(kept)})")
         undo = self._rollouts(refs, context)
         note = "rolled back" if undo is None else f"rollback did not become available either: {undo}"
         extra = f"; {'; '.join(kept)}" if kept else ""

@@ -114,6 +114,11 @@ def live_image(ref: CarrierRef, obj: Mapping[str, Any]) -> str | None:
     return None
 
 
+def holds_image(value: str) -> bool:
+    """Whether a carrier's live value is an image reference (not what `value_from_label` shows instead)."""
+    return bool(value) and not value.startswith("(")
+
+
 def value_from_label(value_from: Any) -> str:
     """An env var set with `valueFrom` (or with no value at all) holds no image yet: what it holds instead, for the
     plan's "old" side (a reference's kind and name, never what it resolves to)."""
