@@ -97,7 +97,7 @@ def test_a_kill_during_a_broken_rollout_is_degraded_on_the_re_run_which_gates_an
     assert plan.exit_code == 0, plan.output
     assert "No changes" not in plan.output
     assert "~ update workloads.image/ingestion@deployment/dagster-user-code-ingestion/user-code" in plan.output
-    assert 'health: "degraded: rollout' in plan.output
+    assert 'health: "degraded: rollout of dagster-user-code-ingestion' in plan.output
     health = project.run("health", "--env", "qa")
     assert health.exit_code == 1  # plan and health agree: degraded
     assert "deployment dagster-qa/dagster-user-code-ingestion" in health.output and "rollout" in health.output
@@ -142,7 +142,9 @@ def test_a_failed_rollback_says_the_gate_failed_the_rollback_failed_and_what_is_
     watcher.join(timeout=10)
     kube(project).force_conflicts(0)
     assert applied.exit_code == 1, applied.output
-    assert "the health gate failed: rollout of deployment dagster-qa/dagster-user-code-ingestion" in applied.output
+    assert "the health gate failed: rollout of deployment dagster-qa/dagster-user-code-ingestion failed" in (
+        applied.output
+    )
     assert f"The rollback to {OLD_INGESTION} failed too" in applied.output and "conflicting" in applied.output
     assert f"Live now: dagster-qa: deployment/dagster-user-code-ingestion/user-code = {NEW_INGESTION}" in (
         applied.output
@@ -150,7 +152,10 @@ def test_a_failed_rollback_says_the_gate_failed_the_rollback_failed_and_what_is_
     assert image(project) == NEW_INGESTION
 
     plan = project.run("plan", "--env", "qa")
-    assert "No changes" not in plan.output and 'health: "degraded: rollout failed' in plan.output
+    assert (
+        "No changes" not in plan.output
+        and 'health: "degraded: rollout of dagster-user-code-ingestion failed' in plan.output
+    )
     again = project.run("apply", "--env", "qa", "--auto-approve")  # once writes go through, it finishes the job
     assert again.exit_code == 1 and f"rolled back to {OLD_INGESTION}" in again.output
     assert image(project) == OLD_INGESTION

@@ -58,15 +58,19 @@ class HealthRow:
     ok: bool
 
 
-def rollout_problem(deployment: Mapping[str, Any]) -> str | None:
-    """Why a Deployment's rollout is not complete (None when it is), like `kubectl rollout status`."""
+def rollout_problem(deployment: Mapping[str, Any], *, detailed: bool = False) -> str | None:
+    """Why a Deployment's rollout is not complete (None when it is), like `kubectl rollout status`.
+
+    Short and stable for the plan (its replica counts would change the observation while it rolls out);
+    `detailed` adds them, for `reconcile health`."""
     progress = rollout_progress(deployment)
     if rollout_complete(progress):
         return None
     stalled = progress.observed_generation >= progress.generation and (
         deployment_condition(deployment, "Progressing").get("reason") == "ProgressDeadlineExceeded"
     )
-    return f"rollout {'failed (ProgressDeadlineExceeded)' if stalled else 'not complete'}: {progress}"
+    text = f"rollout of {progress.name} {'failed (ProgressDeadlineExceeded)' if stalled else 'not complete'}"
+    return f"{text}: {progress}" if detailed else text
 
 
 def location_problem(location: str, statuses: Mapping[str, LocationStatus]) -> str | None:
@@ -412,7 +416,7 @@ class WorkloadsProvider:
             if what in seen:
                 continue
             seen.add(what)
-            problem = rollout_problem(self._read(ref, cache))
+            problem = rollout_problem(self._read(ref, cache), detailed=True)
             rows.append(HealthRow(what, problem or "rolled out", problem is None))
         return rows
 
