@@ -350,8 +350,9 @@ class WorkloadsProvider:
         if target is None:
             raise ApiError(
                 self.system,
-                f"{ref.label}: {failure} (no earlier image of {ref.component} is known to have passed the health "
-                f"gate: {new} left in place, and the next plan shows it degraded)",
+                f"{ref.label}: {failure} (no other image of {ref.component} is known to have passed the health "
+                f"gate, so there is nothing to roll back to: {new} left in place, and the next plan shows it "
+                "degraded)",
             )
         refs = self._component(ref.component)
         context.report(f"rolling back {ref.component} to {target} ({len(refs)} carrier(s))")
