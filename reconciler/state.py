@@ -21,16 +21,31 @@ from reconciler.errors import ReconcilerError
 
 FORMAT_VERSION = 1
 JOURNAL_FORMAT_VERSION = 1
+# A record's `memo` (e.g. workloads' `lastGood`) is written only when it has entries, as an extra key that
+# readers before it ignore: state files stay format 1 both ways (an older reconciler only forgets the memo).
+
+
+def _entry(record: OwnershipRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": record.id, "fingerprints": dict(sorted(record.fingerprints.items()))}
+    if record.memo:
+        entry["memo"] = dict(sorted(record.memo.items()))
+    return entry
+
+
+def _record(key: ResourceKey, entry: Mapping[str, Any]) -> OwnershipRecord:
+    memo = entry.get("memo") or {}
+    if not isinstance(memo, dict):
+        raise ValueError(f"{key}: memo is not an object")
+    return OwnershipRecord(
+        key, str(entry["id"]), dict(entry.get("fingerprints", {})), {str(k): str(v) for k, v in memo.items()}
+    )
 
 
 def encode_records(environment: str, records: Mapping[ResourceKey, OwnershipRecord]) -> str:
     body: dict[str, Any] = {
         "formatVersion": FORMAT_VERSION,
         "environment": environment,
-        "resources": {
-            str(key): {"id": record.id, "fingerprints": dict(sorted(record.fingerprints.items()))}
-            for key, record in sorted(records.items())
-        },
+        "resources": {str(key): _entry(record) for key, record in sorted(records.items())},
     }
     return json.dumps(body, indent=2, sort_keys=False) + "\n"
 
@@ -49,7 +64,7 @@ def decode_records(text: str, origin: str, environment: str) -> dict[ResourceKey
         records: dict[ResourceKey, OwnershipRecord] = {}
         for name, entry in body.get("resources", {}).items():
             key = ResourceKey.parse(name)
-            records[key] = OwnershipRecord(key, str(entry["id"]), dict(entry.get("fingerprints", {})))
+            records[key] = _record(key, entry)
         return records
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ReconcilerError(f"state {origin} is unreadable: {exc}") from exc
@@ -86,8 +101,7 @@ def encode_journal_entry(key: ResourceKey, record: OwnershipRecord | None) -> st
     if record is None:
         entry["deleted"] = True
     else:
-        entry["id"] = record.id
-        entry["fingerprints"] = dict(sorted(record.fingerprints.items()))
+        entry.update(_entry(record))
     return json.dumps(entry) + "\n"
 
 
@@ -119,7 +133,7 @@ def replay_journal(
             if entry.get("deleted"):
                 records.pop(key, None)
             else:
-                records[key] = OwnershipRecord(key, str(entry["id"]), dict(entry.get("fingerprints", {})))
+                records[key] = _record(key, entry)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ReconcilerError(f"state journal {origin} is unreadable at line {number}: {exc}") from exc
     return records

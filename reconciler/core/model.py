@@ -86,6 +86,9 @@ class OwnershipRecord:
     id: str
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     """Keyed fingerprints of the secrets last applied, by dotted path. Never values."""
+    memo: Mapping[str, str] = field(default_factory=dict)
+    """What the system remembers about the resource between runs (e.g. `lastGood`: the last image that passed
+    the health gate). Plain, non-secret values; empty for most systems."""
 
 
 def digest_of(value: Any) -> str:

@@ -54,6 +54,9 @@ class ApplyContext:
     """The provider's own observation from the plan being applied (the one the plan was checked against)."""
     cancellation: Cancellation = field(default_factory=Cancellation)
     """Set when the run is asked to stop: long waits poll it (`wait`, `raise_if_cancelled`)."""
+    remember: Callable[[ResourceKey, Mapping[str, str]], None] = lambda _key, _memo: None
+    """Merge entries into a resource's `OwnershipRecord.memo` and record it durably at once, before a risky step
+    (e.g. the image to roll back to, before writing a new one): a kill right after loses nothing."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class ApplyOutcome:
     id: str | None
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    memo: Mapping[str, str] | None = None
+    """The record's memo from now on (None: keep what it was)."""
 
 
 class Provider(Protocol):

@@ -4,7 +4,9 @@ It answers the two operations reconciler's health gate sends (`workspaceOrError`
 `reloadRepositoryLocation`) in Dagster's shapes, deriving each code location's health from the
 image its user-code Deployment runs in the Kubernetes stand-in: an image whose tag contains
 "broken" fails to load with a `PythonError`, while `loadStatus` still says LOADED (as the real
-Dagster does). The test suite checks the health gate against a real dagster-webserver instead.
+Dagster does). Each entry's `displayMetadata` names the image, as a code server started with
+DAGSTER_CURRENT_IMAGE (Dagster's Helm chart sets it) reports it; `loading` holds locations that
+answer LOADING. The test suite checks the health gate against a real dagster-webserver too.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class DagsterStandIn:
     def __init__(self, kube: KubeStandIn, locations: Mapping[str, UserCode], host: str = "127.0.0.1", port: int = 0):
         self._kube = kube
         self._locations = dict(locations)
+        self.loading: set[str] = set()
+        """Locations that answer LOADING (still importing their code) until removed."""
         self._server = JsonHttpServer(self._handle, host, port)
 
     def start(self) -> DagsterStandIn:
@@ -62,6 +66,10 @@ class DagsterStandIn:
     def _entry(self, name: str) -> dict[str, Any]:
         image = self._image(self._locations[name])
         tag = image.rsplit(":", 1)[-1]
+        metadata = [{"key": "image", "value": image}]
+        if name in self.loading:
+            entry = {"__typename": "WorkspaceLocationEntry", "name": name, "loadStatus": "LOADING"}
+            return entry | {"locationOrLoadError": None, "displayMetadata": metadata}
         if BROKEN_MARKER in tag:
             error = {
                 "__typename": "PythonError",
@@ -75,6 +83,7 @@ class DagsterStandIn:
             "name": name,
             "loadStatus": "LOADED",
             "locationOrLoadError": error,
+            "displayMetadata": metadata,
         }
 
     def _handle(self, request: Request) -> Response:

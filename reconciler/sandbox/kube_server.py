@@ -190,14 +190,19 @@ class KubeStandIn:
         with self._faults.lock:
             self._faults.disrupted.clear()
 
-    def seed(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create an object directly (fixtures, demo); returns the stored object."""
+    def seed(self, obj: dict[str, Any], *, settled: bool = False) -> dict[str, Any]:
+        """Create an object directly (fixtures, demo); returns the stored object. With `settled`, a Deployment's
+        first rollout is long over (a cluster that has been running), instead of starting now."""
         rt = ks.BY_KIND.get(str(obj.get("kind")))
         if rt is None:
             raise ValueError(f"cannot seed kind {obj.get('kind')!r}; expected one of {sorted(ks.BY_KIND)}")
         namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
         with self.store.lock:
-            return self._verbs.create(rt, namespace, copy.deepcopy(obj), "reconciler-sandbox-seed")
+            created = self._verbs.create(rt, namespace, copy.deepcopy(obj), "reconciler-sandbox-seed")
+            if settled and rt is ks.DEPLOYMENTS:
+                self._verbs.settle_first_rollout(namespace, str(created["metadata"]["name"]))
+                created = copy.deepcopy(self._verbs.existing(rt, namespace, str(created["metadata"]["name"])))
+            return created
 
     def edit(self, api_path: str, mutate: Callable[[dict[str, Any]], None]) -> None:
         """A hand edit (`kubectl edit`): bumps resourceVersion/generation like any write, not counted in stats."""

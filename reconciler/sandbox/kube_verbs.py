@@ -246,6 +246,12 @@ class KubeVerbs:
         annotations[rollout.REVISION_ANNOTATION] = str(record["revision"])
         deployment["status"] = rollout.deployment_status(deployment, record, moment, self.rollout_seconds)
 
+    def settle_first_rollout(self, namespace: str, name: str) -> None:
+        """A just-created Deployment as if its first rollout had ended long ago (seeding a running cluster)."""
+        record = self.store.controller.get((ks.DEPLOYMENTS.plural, namespace, name))
+        if record is not None and record["revision"] == 1:
+            record["started"] = 0.0
+
     def _settle(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """Bring a Deployment's status up to now, as the controller would (its status write bumps resourceVersion)."""
         if rt is not ks.DEPLOYMENTS:

@@ -130,7 +130,7 @@ def seed_workloads(kube: KubeStandIn, environments: Mapping[str, Environment], b
                 container.setdefault("env", []).append({"name": carrier.env, "value": image})
     for (namespace, name), containers in sorted(deployments.items()):
         if not _exists(kube, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"):
-            kube.seed(_deployment(namespace, name, list(containers.values())))
+            kube.seed(_deployment(namespace, name, list(containers.values())), settled=True)
     for (namespace, name), data in sorted(config_maps.items()):
         if not _exists(kube, f"/api/v1/namespaces/{namespace}/configmaps/{name}"):
             kube.seed(

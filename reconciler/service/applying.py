@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -143,7 +143,8 @@ def apply_plan(
     env = session.env.name
     records = session.state.load()
     for key in plan.adopted:
-        records[key] = OwnershipRecord(key, plan.live_ids[key], records.get(key, OwnershipRecord(key, "")).fingerprints)
+        previous = records.get(key, OwnershipRecord(key, ""))
+        records[key] = OwnershipRecord(key, plan.live_ids[key], previous.fingerprints, previous.memo)
     for key in plan.forgotten:
         records.pop(key, None)
     if plan.adopted or plan.forgotten:
@@ -173,6 +174,12 @@ def apply_plan(
     stopping = False
     pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply") if parallelism > 1 else None
 
+    def remember(key: ResourceKey, memo: Mapping[str, str]) -> None:
+        with guard:  # may come from a worker thread
+            previous = records.get(key) or OwnershipRecord(key, ids.get(key, ""))
+            records[key] = replace(previous, memo={**previous.memo, **memo})
+            session.state.record(key, records[key])
+
     def start(index: int) -> None:
         action = plan.actions[index]
 
@@ -185,6 +192,7 @@ def apply_plan(
             progress,
             observation=observations.get(action.key.system, Observation({})),
             cancellation=signal,
+            remember=remember,
         )
         tell(Event(EventKind.ACTION_STARTED, env, "", action))
         _log_step(session, action, "started")
@@ -209,13 +217,16 @@ def apply_plan(
             _log_step(session, action, "failed", error=str(error), retryable=error.retryable)
             tell(Event(EventKind.ACTION_FAILED, env, str(error), action))
             return
-        if action.kind == ActionKind.DELETE or outcome.id is None:
-            records.pop(action.key, None)
-            ids.pop(action.key, None)
-        else:
-            records[action.key] = OwnershipRecord(action.key, outcome.id, dict(outcome.fingerprints))
-            ids[action.key] = outcome.id
-        session.state.record(action.key, records.get(action.key))
+        with guard:  # `remember` writes records and the journal too
+            if action.kind == ActionKind.DELETE or outcome.id is None:
+                records.pop(action.key, None)
+                ids.pop(action.key, None)
+            else:
+                memo = records[action.key].memo if action.key in records else {}
+                memo = dict(outcome.memo) if outcome.memo is not None else dict(memo)
+                records[action.key] = OwnershipRecord(action.key, outcome.id, dict(outcome.fingerprints), memo)
+                ids[action.key] = outcome.id
+            session.state.record(action.key, records.get(action.key))
         report.done.append(action)
         report.notes += outcome.notes
         _log_step(session, action, "done")

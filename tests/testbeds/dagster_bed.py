@@ -108,8 +108,12 @@ def start_dagster_webserver(
     *,
     port: int | None = None,
     cache_dir: Path = CACHE,
+    current_image: str | None = None,
 ) -> DagsterWebserver:
-    """Run dagster-webserver over copies of `locations` (module names in dagster_project/) in `tmp_dir`."""
+    """Run dagster-webserver over copies of `locations` (module names in dagster_project/) in `tmp_dir`.
+
+    With `current_image`, its code servers run with DAGSTER_CURRENT_IMAGE set (as Dagster's Helm chart sets it
+    on user-code Deployments), so each location reports that image in its `displayMetadata`."""
     venv = ensure_dagster_venv(cache_dir)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -127,7 +131,7 @@ def start_dagster_webserver(
         process = subprocess.Popen(
             args,
             cwd=tmp_dir,
-            env=dagster_env(venv, home),
+            env=dagster_env(venv, home) | ({"DAGSTER_CURRENT_IMAGE": current_image} if current_image else {}),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

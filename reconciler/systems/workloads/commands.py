@@ -183,16 +183,17 @@ def promote_command(
 @click.option("--env", "env_name", required=True)
 @pass_invocation
 def health_command(invocation: Invocation, env_name: str) -> None:
-    """Ask Dagster whether each code location loaded (live -> screen; exit 1 if any failed)."""
+    """Ask Dagster whether each code location loaded, and Kubernetes whether each rollout completed (live -> screen;
+    exit 1 if any is not healthy, a pinned location Dagster does not list included)."""
     from reconciler import service
-    from reconciler.systems.workloads.provider import connect, describe
+    from reconciler.systems.workloads.provider import connect
 
     with service.open_provider(invocation.root, env_name, dict(os.environ), SYSTEM, connect) as (_session, provider):
-        statuses = provider.health()
-    click.echo(render_table(["code location", "status"], [(s.name, describe(s)) for s in statuses]))
-    failed = [s.name for s in statuses if not s.healthy]
+        rows = provider.health_report()
+    click.echo(render_table(["what", "status"], [(row.what, row.status) for row in rows]))
+    failed = [row.what for row in rows if not row.ok]
     if failed:
-        raise ReconcilerError(f"{len(failed)} code location(s) failed to load in {env_name}: {', '.join(failed)}")
+        raise ReconcilerError(f"{len(failed)} not healthy in {env_name}: {', '.join(failed)}")
 
 
 COMMANDS: list[tuple[str | None, click.Command]] = [(None, promote_command), (None, health_command)]

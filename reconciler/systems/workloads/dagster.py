@@ -22,6 +22,7 @@ from reconciler.errors import RedactedError, transient_status
 LOCATION_FIELDS = """
     name
     loadStatus
+    displayMetadata { key value }
     locationOrLoadError { __typename ... on PythonError { message className } }
 """
 STATUS_QUERY = f"""
@@ -64,21 +65,32 @@ class LocationStatus:
     load_status: str
     error: str | None = None
     error_class: str | None = None
+    image: str | None = None
+    """The image its code server says it runs (`displayMetadata` key `image`, from DAGSTER_CURRENT_IMAGE, which
+    Dagster's Helm chart sets); None when Dagster does not say."""
 
     @property
     def healthy(self) -> bool:
         return self.error is None and self.load_status != LOADING
+
+    @property
+    def loading(self) -> bool:
+        return self.error is None and self.load_status == LOADING
 
 
 def _location(entry: dict[str, Any]) -> LocationStatus:
     outcome = entry.get("locationOrLoadError") or {}
     kind = outcome.get("__typename")
     failed = kind is not None and kind != "RepositoryLocation"
+    metadata = entry.get("displayMetadata")
+    pairs = metadata if isinstance(metadata, list) else []
+    image = next((str(m.get("value")) for m in pairs if isinstance(m, dict) and m.get("key") == "image"), None)
     return LocationStatus(
         name=str(entry.get("name")),
         load_status=str(entry.get("loadStatus")),
         error=str(outcome.get("message") or kind).strip() if failed else None,
         error_class=str(outcome.get("className") or kind) if failed else None,
+        image=image or None,
     )
 
 

@@ -1,7 +1,12 @@
-"""Core rules for workload images: each (component, carrier) pair is one resource whose field is `image`.
+"""Core rules for workload images: each (component, carrier) pair is one resource whose fields are `image`
+and `health`.
 
 Pure. A carrier is a place in Kubernetes that holds an image reference; reconciler changes
 that one field and nothing else (it never creates or deletes workloads: Helm owns those).
+`health` is the component's: "healthy" when every rollout of its carriers completed and its
+Dagster code location loaded, else "degraded: why". The spec always wants "healthy", so a
+degraded component is never "unchanged": the plan shows it and apply finishes the job (waits,
+gates, rolls back to the last image that passed, kept in the records' memo as `lastGood`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,14 @@ from reconciler.systems.workloads.spec import Carrier, ConfigMapKey, ContainerIm
 
 SYSTEM = "workloads"
 KIND = "image"
+HEALTHY = "healthy"
+LAST_GOOD = "lastGood"
+"""The memo entry of a carrier's record: the component's last image that passed the health gate on every carrier."""
+
+
+def degraded(problems: list[str]) -> str:
+    """The `health` value of a component with these problems ("healthy" with none)."""
+    return "degraded: " + "; ".join(problems) if problems else HEALTHY
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,7 @@ def desired_resources(selection: WorkloadsSelection) -> list[DesiredResource]:
     for ref in carriers(selection):
         component = selection.components[ref.component]
         image = selection.images[ref.component].reference(component.repository)
-        resources.append(DesiredResource(ref.key, {"image": image}))
+        resources.append(DesiredResource(ref.key, {"image": image, "health": HEALTHY}))
     return resources
 
 
@@ -89,8 +102,28 @@ def live_image(ref: CarrierRef, obj: Mapping[str, Any]) -> str | None:
         return str(container.get("image")) if container.get("image") else None
     for item in container.get("env") or []:
         if item.get("name") == c.env:
-            return str(item.get("value")) if item.get("value") is not None else None
+            if item.get("value") is not None:
+                return str(item["value"])
+            return value_from_label(item.get("valueFrom"))
     return None
+
+
+def holds_image(value: str) -> bool:
+    """Whether a carrier's live value is an image reference (not what `value_from_label` shows instead)."""
+    return bool(value) and not value.startswith("(")
+
+
+def value_from_label(value_from: Any) -> str:
+    """An env var set with `valueFrom` (or with no value at all) holds no image yet: what it holds instead, for the
+    plan's "old" side (a reference's kind and name, never what it resolves to)."""
+    if not isinstance(value_from, Mapping) or not value_from:
+        return "(empty)"
+    kind, ref = next(iter(sorted(value_from.items())))
+    if isinstance(ref, Mapping) and ref.get("name"):
+        return f"(valueFrom {kind} {ref.get('name')}/{ref.get('key', '')})"
+    if isinstance(ref, Mapping) and (ref.get("fieldPath") or ref.get("resource")):
+        return f"(valueFrom {kind} {ref.get('fieldPath') or ref.get('resource')})"
+    return f"(valueFrom {kind})"
 
 
 def split_image(reference: str) -> tuple[str, str]:
