@@ -60,9 +60,17 @@ def _check_source(root: Path, env_name: str, components: Sequence[str], environ:
 
     with service.open_provider(root, env_name, environ, SYSTEM, connect) as (session, provider):
         plan = service.make_plan(session)
-        pending = [a for a in plan.actions if component_of(a.key) in components]
+        # Images first: a live image that is not the pin is a pending change; a carrier that only reads degraded
+        # (its rollout or location) is told by what makes it so, below.
+        pending = [
+            (action, change)
+            for action in plan.actions
+            if component_of(action.key) in components
+            for change in action.changes[:1]
+            if change.name != "health"
+        ]
         if pending:
-            lines = "; ".join(f"{a.key.name}: {a.changes[0].old} -> {a.changes[0].new}" for a in pending if a.changes)
+            lines = "; ".join(f"{action.key.name}: {change.old} -> {change.new}" for action, change in pending)
             raise ReconcilerError(
                 f"{env_name}'s live state does not match its spec ({lines}); apply {env_name} (or find out who changed "
                 "it) before promoting from it"
@@ -73,6 +81,18 @@ def _check_source(root: Path, env_name: str, components: Sequence[str], environ:
             raise ReconcilerError(
                 f"{env_name} runs the pinned images but they are not rolled out and healthy: {'; '.join(stuck)}; "
                 f"fix {env_name} (or roll it back) before promoting from it"
+            )
+        degraded = [
+            f"{action.key.name}: {change.old}"
+            for action in plan.actions
+            if component_of(action.key) in components
+            for change in action.changes
+            if change.name == "health"
+        ]
+        if degraded:
+            raise ReconcilerError(
+                f"{env_name} runs the pinned images but they are degraded ({'; '.join(degraded)}); "
+                f"apply {env_name} (it finishes or rolls back the rollout) before promoting from it"
             )
         locations = {provider.selection.components[name].dagster_location for name in components} - {None}
         if locations:
