@@ -89,6 +89,12 @@ DISCOVERY: dict[str, dict[str, Any]] = {
 }
 
 
+def rbac_verb(method: str, named: bool) -> str:
+    """The RBAC verb an API server authorises a request as (`GET` of a collection is `list`)."""
+    verbs = {"GET": "get" if named else "list", "POST": "create", "PUT": "update", "PATCH": "patch"}
+    return verbs.get(method, "delete" if named else "deletecollection") if method != "HEAD" else "get"
+
+
 class KubeStandIn:
     """A Kubernetes API server stand-in on host:port (0 picks a free port).
 
@@ -109,6 +115,8 @@ class KubeStandIn:
         self.token = token
         self.store = KubeStore(state_file)
         self.stats = RequestStats()
+        self.audit: list[tuple[str, str, str, str]] = []
+        """Every authenticated resource request as RBAC sees it: (verb, API group, resource, namespace)."""
         self._server = JsonHttpServer(self._handle, host, port)
         self._faults = Faults()
         self._verbs = KubeVerbs(self.store, self._faults, rollout_seconds)
@@ -232,6 +240,7 @@ class KubeStandIn:
                 return json_response(200, DISCOVERY[path])
             rt, namespace, name, sub = resolve_path(path)
             route = f"{request.method} {rt.plural}" + ("/{name}" if name else "") + (f"/{sub}" if sub else "")
+            self.audit.append((rbac_verb(request.method, bool(name)), rt.group, rt.plural, namespace or ""))
             self.stats.record(route, write=request.method in WRITE_METHODS)
             if len(request.body) > MAX_REQUEST_BYTES:
                 message = f"Request entity too large: limit is {MAX_REQUEST_BYTES}"

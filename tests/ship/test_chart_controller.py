@@ -24,6 +24,7 @@ import yaml
 
 from reconciler.sandbox.kube_server import KubeStandIn
 from tests.ship.chart import NAMESPACE, REQUIRED, merged, render
+from tests.ship.test_chart import granted
 
 RECONCILE = Path(sys.executable).parent / "reconcile"
 
@@ -98,7 +99,8 @@ def test_the_charts_deployment_starts_the_controller_which_gets_ready_and_leads(
 
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
     repo = specs_repository(tmp_path, kubeconfig)
-    rendered = render(merged(REQUIRED, {"git": {"repo": f"file://{repo}"}, "environments": [{"name": "qa"}]}))
+    environments = [{"name": "qa", "stateNamespace": "reconciler"}]  # as its environment file says
+    rendered = render(merged(REQUIRED, {"git": {"repo": f"file://{repo}"}, "environments": environments}))
 
     api = config.new_client_from_config(config_file=str(kubeconfig))
     configmap, deployment = rendered.one("ConfigMap"), rendered.one("Deployment")
@@ -121,6 +123,7 @@ def test_the_charts_deployment_starts_the_controller_which_gets_ready_and_leads(
         "RECONCILER_KUBECONFIG": str(kubeconfig),
     }
     assert environ["RECONCILER_LEADER_ELECTION"] == "true"
+    before = len(kube.audit)
     process = subprocess.Popen(
         [str(RECONCILE), *main["args"]],
         env={"PATH": os.environ["PATH"], **environ},
@@ -138,6 +141,7 @@ def test_the_charts_deployment_starts_the_controller_which_gets_ready_and_leads(
                 time.sleep(0.5)
         assert ready, "the controller never became ready"
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        calls = set(kube.audit[before:])
         lease = client.CoordinationV1Api(api).read_namespaced_lease("reconciler-leader", NAMESPACE)
         assert lease.spec.holder_identity == POD
     finally:
@@ -148,3 +152,8 @@ def test_the_charts_deployment_starts_the_controller_which_gets_ready_and_leads(
             process.kill()
             output, _ = process.communicate()
     assert SECRETS[("reconciler-fingerprint", "fingerprint-key")] not in output
+    # Every call the controller made is one the chart's RBAC grants its ServiceAccount, in that namespace.
+    allowed = granted(rendered.manifests, rendered.one("ServiceAccount")["metadata"]["name"])
+    made = {(namespace, group, resource, verb) for verb, group, resource, namespace in calls}
+    assert made, "the controller made no Kubernetes call"
+    assert made <= allowed, f"calls the chart's RBAC does not grant: {sorted(made - allowed)}"
