@@ -22,6 +22,7 @@ from reconciler.service.reconcile import ReconcileService
 from reconciler.spec.loader import environment_names
 
 TOKEN_VARIABLE = "GITHUB_TOKEN"
+NOT_FOUND = 404
 
 
 class PullRequestError(PermanentError):
@@ -136,12 +137,18 @@ def _edit(client: GitHubClient, comment: Comment, body: str) -> Comment:
 def publish(client: GitHubClient, number: int, body: str, *, author: str | None = None) -> Published:
     """Edit the plan comment in place, or create it the first time; an unchanged body is not sent again.
 
+    A comment deleted between the find and the edit (404) is created again.
     A create is never sent twice: when its answer is lost (a timeout, a dropped connection, a 5xx), the
     comments are read again and a marked one found there is the one just created.
     """
     existing = find_comment(client, number, author)
     if existing is not None:
-        return Published(_edit(client, existing, body), created=False)
+        try:
+            return Published(_edit(client, existing, body), created=False)
+        except ApiError as error:
+            if error.status != NOT_FOUND:
+                raise
+            # deleted (by a person) between the find and the edit: post it again
     try:
         return Published(client.create_comment(number, body), created=True)
     except ApiError as error:

@@ -21,6 +21,20 @@ def marked(github: GitHubStandIn) -> list[str]:
     return [c.body for c in github.comments(REPOSITORY, PR) if c.body.startswith(MARKER)]
 
 
+def test_a_comment_deleted_between_find_and_edit_is_created_again(
+    github: GitHubStandIn, root: Path, tmp_path: Path
+) -> None:
+    env = workflow_env(github, tmp_path)
+    assert comment(root, env).exit_code == 0
+    (root / "environments" / "qa.yaml").write_text("environment: qa\nnotes:\n  store: live-qa.json\n  notes: {}\n")
+    github.delete_before_update = 1  # someone deletes the plan comment while the plan runs
+    again = comment(root, env)
+    assert again.exit_code == 0, again.output
+    assert "Created the plan comment" in again.output
+    (body,) = marked(github)
+    assert "notes.note/rota" not in body
+
+
 def recording_policy() -> tuple[RetryPolicy, list[float]]:
     sleeps: list[float] = []
     return RetryPolicy(sleep=sleeps.append), sleeps
