@@ -324,8 +324,9 @@ def github_comment(
     body, cut = comment_body(sections, header)
     if summary is not None:
         try:
+            used = summary.stat().st_size if summary.exists() else 0
             with summary.open("a", encoding="utf-8") as out:
-                out.write(summary_text(sections, header) + "\n")
+                out.write(summary_text(sections, header, used=used) + "\n")
         except OSError as exc:
             fail(f"cannot write the job summary {summary}: {exc.strerror or exc}")
     with GitHubClient(target.repository, token, api_url=target.api_url) as client:

@@ -62,3 +62,14 @@ def test_a_rate_limit_longer_than_the_cap_fails_clearly(github: GitHubStandIn) -
             publish(client, PR, f"{MARKER}\none")
     assert "3600" in str(raised.value) and TOKEN not in str(raised.value)
     assert sleeps == [] and marked(github) == []
+
+
+def test_the_job_summary_stays_under_one_mebibyte_in_bytes_not_characters() -> None:
+    # 825,000 characters of CJK plan: under the 1,000,000-character cut, but 1.3 MB once written as UTF-8
+    rows = "".join(f"| `資料.表/{n:05d}` | 旧値 | 新しい値です |\n" for n in range(25_000))
+    sections = [Section("qa", markdown=f"### reconcile plan: `qa`\n\n{rows}")]
+    assert len(rows) < SUMMARY_LIMIT < len(rows.encode("utf-8"))
+    text = summary_text(sections, Header())
+    assert len(text.encode("utf-8")) <= 1024 * 1024
+    assert "cut: the plan is larger than a job summary holds" in text
+
