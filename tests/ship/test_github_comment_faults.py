@@ -73,3 +73,14 @@ def test_the_job_summary_stays_under_one_mebibyte_in_bytes_not_characters() -> N
     assert len(text.encode("utf-8")) <= 1024 * 1024
     assert "cut: the plan is larger than a job summary holds" in text
 
+
+def test_an_unwritable_job_summary_still_posts_the_comment(github: GitHubStandIn, root: Path, tmp_path: Path) -> None:
+    notes = "".join(f"    note-{n:04d}: {'x' * 80}\n" for n in range(400))
+    (root / "environments" / "qa.yaml").write_text(f"environment: qa\nnotes:\n  store: q.json\n  notes:\n{notes}")
+    env = workflow_env(github, tmp_path, GITHUB_STEP_SUMMARY=str(tmp_path / "gone" / "summary.md"))
+    result = comment(root, env)
+    assert result.exit_code == 0, result.output
+    assert "cannot write the job summary" in result.output
+    (body,) = marked(github)
+    assert "`reconcile plan --env NAME` (no job summary was written)" in body
+    assert "job summary](" not in body
