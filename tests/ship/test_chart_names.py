@@ -68,3 +68,19 @@ def test_a_release_name_starting_with_a_digit_asks_for_fullname_override() -> No
     with pytest.raises(helm_python.HelmRenderError, match="must start with a letter: set fullnameOverride"):
         render(REQUIRED, release="2026-reconciler")
     assert invalid_names(render(merged(REQUIRED, {"fullnameOverride": "reconciler"}), release="2026-rec").manifests) == []
+
+
+def test_large_numbers_render_as_integers_not_floats() -> None:
+    """Helm reads values as float64 and prints a large one as 1e+06: OpenShift's namespace UID ranges
+    (1000650000) and long intervals must reach the pod as the integers they are."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    patch = {"runAsUser": 1000650000, "controller": {"pollIntervalSeconds": 1000000, "driftIntervalSeconds": 86400000}}
+    deployment = render(merged(REQUIRED, patch)).one("Deployment")
+    kubernetes_validate.validate(deployment, "1.31.0", strict=True)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 1000650000
+    assert isinstance(pod["securityContext"]["runAsUser"], int)
+    assert {pod["securityContext"][k] for k in ("runAsGroup", "fsGroup")} == {1000650000}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["RECONCILER_POLL_INTERVAL"] == "1000000"
+    assert env["RECONCILER_DRIFT_INTERVAL"] == "86400000"
