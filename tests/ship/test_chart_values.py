@@ -27,3 +27,57 @@ def test_a_slack_bot_token_without_a_channel_is_refused() -> None:
     webhook_only = {"enabled": True, "secret": {"name": "slack", "tokenKey": "", "webhookUrlKey": "url"}}
     render(merged(REQUIRED, {"slack": webhook_only}))  # a webhook has its own channel
     render(merged(REQUIRED, {"slack": {"enabled": True, "channel": "C0123ABCD", "secret": {"name": "slack"}}}))
+
+
+SLACK_HOOK = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/cccccccccccccccccccccccc"
+GH_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def plain_env(value: str, name: str = "SETTING") -> dict[str, Any]:
+    return {"extraEnv": [{"name": name, "value": value}]}
+
+
+CREDENTIALS_AS_VALUES = [
+    pytest.param(plain_env(SLACK_HOOK, "ALERTS_HOOK"), "/extraEnv/0/value", id="slack-webhook-url-in-extra-env"),
+    pytest.param(
+        plain_env("jdbc:postgresql://db:5432/app?user=app&password=hunter2", "APP_DB_URL"),
+        "/extraEnv/0/value",
+        id="password-parameter-in-extra-env",
+    ),
+    pytest.param(
+        plain_env("jdbc:postgresql://app:hunter2@db:5432/app", "APP_DB_URL"),
+        "/extraEnv/0/value",
+        id="userinfo-after-a-jdbc-prefix",
+    ),
+    pytest.param(plain_env(f"Bearer {GH_TOKEN}", "EXTRA_HEADER"), "/extraEnv/0/value", id="token-after-a-prefix"),
+    pytest.param({"slack": {"channel": SLACK_HOOK}}, "/slack/channel", id="slack-webhook-url-as-channel"),
+    pytest.param({"podAnnotations": {"ci/token": "xoxb-1234-5678-abcdef"}}, "/podAnnotations/ci~1token", id="token-annotation"),
+    pytest.param(
+        {"git": {"repo": f"https://github.com/acme/specs.git?access_token={GH_TOKEN}"}},
+        "/git/repo",
+        id="token-in-repo-query",
+    ),
+]
+
+
+@pytest.mark.parametrize(("patch", "path"), CREDENTIALS_AS_VALUES)
+def test_a_credential_written_as_a_value_is_refused_wherever_it_is_written(patch: dict[str, Any], path: str) -> None:
+    assert f"'{path}'" in refused_at(merged(REQUIRED, patch))
+
+
+def test_ordinary_values_that_look_a_little_like_credentials_pass() -> None:
+    values = merged(
+        REQUIRED,
+        {
+            "extraEnv": [
+                {"name": "AIRBYTE_QA_URL", "value": "http://airbyte-qa-airbyte-server-svc.airbyte-qa:8001/api/public/v1"},
+                {"name": "QUEUE", "value": "task-runner"},
+                {"name": "HTTP_SCHEME", "value": "Basic"},
+                {"name": "DOCS", "value": "https://docs.example.com/setup?page=2&lang=en"},
+            ],
+            "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/reconciler"}},
+            "podAnnotations": {"prometheus.io/scrape": "true"},
+            "slack": {"channel": "#data-platform"},
+        },
+    )
+    render(values)
