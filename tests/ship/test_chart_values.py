@@ -81,3 +81,11 @@ def test_ordinary_values_that_look_a_little_like_credentials_pass() -> None:
         },
     )
     render(values)
+
+
+def test_a_git_token_is_only_sent_over_https() -> None:
+    """The token travels as an Authorization header: over http:// anyone on the path reads it."""
+    token = {"tokenSecret": {"name": "git-token", "key": "token"}}
+    assert "'/git/repo'" in refused_at(merged(REQUIRED, {"git": {"repo": "http://gitea.local/acme/specs.git", **token}}))
+    render(merged(REQUIRED, {"git": {"repo": "https://gitea.local/acme/specs.git", **token}}))
+    render(merged(REQUIRED, {"git": {"repo": "http://gitea.local/acme/specs.git"}}))  # public, no token: allowed
