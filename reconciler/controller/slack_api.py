@@ -9,7 +9,8 @@ try again (a 429 means Slack did nothing, so a retry cannot duplicate), and turn
 into a `SlackError` holding Slack's error code only: never the token, which stays inside the
 slack-sdk client. slack-sdk's own retry handlers are switched off: its connection-error retry
 would post again after a lost answer. Instead every message carries its alert key as Slack message
-metadata, and after a post whose answer was lost the channel's latest messages are searched for it
+metadata, and after a post whose answer was lost, a 5xx or a page that is no Slack answer (a proxy's
+HTML), the channel's latest messages are searched for it
 (`conversations.history`, scope `channels:history`): found, it counts as posted.
 """
 
@@ -249,6 +250,9 @@ class BotChannel(_Paced):
                 raise _RateLimited(_retry_after(answer.headers)) from None
             data = answer.data if isinstance(answer.data, dict) else {}
             code = str(data.get("error") or f"HTTP {answer.status_code}")
+            if answer.status_code >= 500 or not data:
+                # a 5xx or a page that is no Slack answer (a proxy's HTML): Slack may have done it
+                raise SlackError(method, code, status=answer.status_code, transient=True, ambiguous=True) from None
             raise SlackError(method, code, status=answer.status_code if answer.status_code != 200 else None) from None
         except (SlackClientError, OSError) as exc:
             code = f"unreachable ({type(exc).__name__})"

@@ -12,7 +12,8 @@ characters, a header over 150 or more than 50 blocks); a rate limit is HTTP 429 
 `no_text`, `no_service`).
 
 Instruments for tests: a storm (the next N calls answered 429), a lost response (the next call is
-carried out and its connection dropped), and a record of every request with its raw body, so a
+carried out and its connection dropped), an odd answer (the next call is carried out and answered with
+what the test gives: a proxy's HTML 502 page, `ok: true` without a `ts`), and a record of every request with its raw body, so a
 test counts posts and updates or looks for a canary in what was sent.
 """
 
@@ -153,6 +154,7 @@ class SlackStandIn:
         self._storm = 0
         self._retry_after = 1
         self._lose_responses = 0
+        self._odd_answers: list[Response] = []
         self._server = JsonHttpServer(self._handle, host, port)
 
     # --- life cycle ---
@@ -191,6 +193,11 @@ class SlackStandIn:
         """Carry out the next `calls` requests, then drop their connections without answering."""
         with self._lock:
             self._lose_responses = calls
+
+    def answer_oddly(self, *answers: Response) -> None:
+        """Carry out the next `len(answers)` requests, then answer each with the given response instead."""
+        with self._lock:
+            self._odd_answers.extend(answers)
 
     # --- read-back for tests ---
 
@@ -241,6 +248,8 @@ class SlackStandIn:
                 response = self._webhook(request)
             else:
                 response = self._api(method, request, params)
+            if self._odd_answers:
+                response = self._odd_answers.pop(0)
             self._record(method, request, params, response)
             if self._lose_responses > 0:
                 self._lose_responses -= 1
@@ -252,6 +261,7 @@ class SlackStandIn:
         if response.content_type and response.content_type.startswith("application/json"):
             answer = json.loads(response.body)
             ok, error = bool(answer.get("ok")), answer.get("error")
+            ok = ok and response.status == 200
         elif response.status != 200:
             error = response.body.decode()
         self._requests.append(
