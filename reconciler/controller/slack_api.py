@@ -10,7 +10,7 @@ into a `SlackError` holding Slack's error code only: never the token, which stay
 slack-sdk client. slack-sdk's own retry handlers are switched off: its connection-error retry
 would post again after a lost answer. Instead every message carries its alert key as Slack message
 metadata, and after a post whose answer was lost, a 5xx or a page that is no Slack answer (a proxy's
-HTML), the channel's latest messages are searched for it
+HTML), or an `ok` without a `ts`, the channel's latest messages are searched for it
 (`conversations.history`, scope `channels:history`): found, it counts as posted.
 """
 
@@ -289,7 +289,12 @@ class BotChannel(_Paced):
                 raise
             return found
         self._channel_id = str(response.get("channel") or self._channel)
-        return Posted(self._channel_id, str(response["ts"]))
+        ts = response.get("ts")
+        if not isinstance(ts, str) or not ts:
+            # `ok: true` without a `ts`: posted, but where? Find it by its key, else record it uneditable
+            found = self._find_posted(key, message.text) if key else None
+            return found if found is not None else Posted(self._channel_id, "")
+        return Posted(self._channel_id, ts)
 
     def _find_posted(self, key: str, text: str) -> Posted | None:
         """After a post whose answer was lost: the message, if Slack did post it (found by its metadata key

@@ -1,10 +1,12 @@
-"""The Slack notifier when Slack (or a proxy in front of it) answers oddly after doing the work: an HTML 5xx page. A message Slack did post is never posted again on the next cycle."""
+"""The Slack notifier when Slack (or a proxy in front of it) answers oddly after doing the work: an HTML 5xx page,
+`ok: true` without a `ts`. A message Slack did post is never posted again on the next cycle."""
 
 from __future__ import annotations
 
 import structlog
 
-from reconciler.sandbox.http_util import Response
+from reconciler.core.diff import FieldChange
+from reconciler.sandbox.http_util import Response, json_response
 from tests.controller.slack_helpers import Rig, finding, rig
 
 __all__ = ["rig"]  # fixture
@@ -24,3 +26,20 @@ def test_a_gateway_error_page_after_slack_posted_does_not_post_it_again(rig: Rig
     second = rig.slack.messages()[1]
     assert rig.stores("qa").load()["drift/qa/airbyte/connection/second"].ts == second.ts
     assert not [e for e in logs if e["event"] == "slack.unexpected"]
+
+
+def test_ok_without_a_ts_finds_the_message_so_it_is_edited_and_resolved_later(rig: Rig) -> None:
+    """slack-sdk reads a missing `ts` as None: it was stored as the text "None", so the message could never be
+    edited or resolved, and a change posted a second message beside it."""
+    notifier = rig.notifier()
+    rig.slack.answer_oddly(json_response(200, {"ok": True, "channel": "C0DATAPLAT"}))
+    notifier.drift("qa", [finding()])
+    (message,) = rig.slack.messages()
+    assert rig.stores("qa").load()["drift/qa/airbyte/connection/pg-to-s3"].ts == message.ts
+
+    changed = (FieldChange(("schedule", "cronExpression"), "0 4 * * *", "0 3 * * *"),)
+    notifier.drift("qa", [finding(changes=changed)])
+    notifier.drift("qa", [])
+    (message,) = rig.slack.messages()
+    assert message.edits == 2 and "Resolved" in message.text
+    assert len(rig.slack.thread(message.ts)) == 1
