@@ -184,6 +184,8 @@ class SlackNotifier:
             alerts: _Alerts | None = None
             try:
                 alerts = _Alerts(self._stores(environment), self._unsaved.pop(environment, None))
+                for record in alerts.records.values():
+                    self._channel.remember_channel_id(record.channel)
                 alerts.flush()
                 work(alerts)
             except Stopped:

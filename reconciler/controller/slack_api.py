@@ -166,6 +166,11 @@ class SlackChannel(Protocol):
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
 
+    def remember_channel_id(self, channel_id: str) -> None:
+        """The channel's id as an earlier post recorded it (a restart knows a channel given by name only after
+        its first post; the search for a post whose answer was lost needs the id)."""
+        ...
+
     def check(self) -> None:
         """Raise `SlackError` when Slack refuses the credentials (a bot token is asked; a webhook cannot be
         without posting, so it is not)."""
@@ -296,6 +301,10 @@ class BotChannel(_Paced):
             return found if found is not None else Posted(self._channel_id, "")
         return Posted(self._channel_id, ts)
 
+    def remember_channel_id(self, channel_id: str) -> None:
+        if self._channel_id is None and CHANNEL_ID.fullmatch(channel_id):
+            self._channel_id = channel_id
+
     def _find_posted(self, key: str, text: str) -> Posted | None:
         """After a post whose answer was lost: the message, if Slack did post it (found by its metadata key
         and text among the channel's latest). Needs the `channels:history` scope and the channel's id, known
@@ -359,6 +368,9 @@ class WebhookChannel(_Paced):
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         raise SlackError("webhook", "an incoming webhook cannot edit a message")
+
+    def remember_channel_id(self, channel_id: str) -> None:
+        return None
 
     def check(self) -> None:
         return None

@@ -43,3 +43,16 @@ def test_ok_without_a_ts_finds_the_message_so_it_is_edited_and_resolved_later(ri
     (message,) = rig.slack.messages()
     assert message.edits == 2 and "Resolved" in message.text
     assert len(rig.slack.thread(message.ts)) == 1
+
+
+def test_after_a_restart_a_lost_answer_is_found_though_the_channel_is_configured_by_name(rig: Rig) -> None:
+    """conversations.history wants the channel's id; a restarted notifier knows `#data-platform` only by name
+    until its first successful post, so the search was skipped and the lost post made again."""
+    rig.notifier().drift("qa", [finding("first")])
+    restarted = rig.notifier()  # a new process, or a new leader: channel given as a name
+    rig.slack.lose_responses(1)  # Slack posts "second"; the answer never arrives
+    for _ in range(3):
+        restarted.drift("qa", [finding("first"), finding("second")])
+
+    assert len(rig.slack.messages()) == 2, [m.text for m in rig.slack.messages()]
+    assert len(rig.slack.calls("chat.postMessage")) == 2
