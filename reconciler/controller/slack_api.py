@@ -144,6 +144,16 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float:
     return 1.0
 
 
+def _later(ts: str, after: str) -> bool:
+    """Whether Slack timestamp `ts` ("seconds.micros") comes after `after` ("" comes before every ts)."""
+    if not after:
+        return True
+    try:
+        return tuple(map(int, ts.split("."))) > tuple(map(int, after.split(".")))
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Posted:
     """Where a posted message landed: the channel's id (chat.update wants the id, not a name) and its ts."""
@@ -165,6 +175,11 @@ class SlackChannel(Protocol):
     def post(self, message: SlackMessage, *, thread_ts: str | None = None, key: str | None = None) -> Posted: ...
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
+
+    def find(self, key: str, *, after: str = "") -> Posted | None:
+        """The newest message carrying alert `key` in its metadata and posted after ts `after`, among the
+        channel's latest; None when there is none, or when it cannot be told (a webhook, no channel id)."""
+        ...
 
     def remember_channel_id(self, channel_id: str) -> None:
         """The channel's id as an earlier post recorded it (a restart knows a channel given by name only after
@@ -244,7 +259,8 @@ class BotChannel(_Paced):
 
     @property
     def channel(self) -> str:
-        return self._channel
+        """The channel's id once known (from a post, or given so), else the name it was given."""
+        return self._channel_id or self._channel
 
     def _send(self, method: str, call: Callable[[], Any]) -> Any:
         try:
@@ -304,6 +320,25 @@ class BotChannel(_Paced):
     def remember_channel_id(self, channel_id: str) -> None:
         if self._channel_id is None and CHANNEL_ID.fullmatch(channel_id):
             self._channel_id = channel_id
+
+    def find(self, key: str, *, after: str = "") -> Posted | None:
+        for candidate in self._history():
+            metadata = candidate.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            ts = str(candidate.get("ts") or "")
+            if metadata.get("event_type") == EVENT_TYPE and payload.get("key") == key and _later(ts, after):
+                return Posted(str(self._channel_id), ts)
+        return None
+
+    def _history(self) -> list[dict[str, Any]]:
+        """The channel's latest top-level messages with their metadata, newest first; [] when unknown."""
+        if self._channel_id is None:
+            return []
+        try:
+            history = self._client.conversations_history(channel=self._channel_id, limit=20, include_all_metadata=True)
+        except (SlackApiError, SlackClientError, OSError):
+            return []
+        return [m for m in history.get("messages") or [] if isinstance(m, dict)]
 
     def _find_posted(self, key: str, text: str) -> Posted | None:
         """After a post whose answer was lost: the message, if Slack did post it (found by its metadata key
@@ -368,6 +403,9 @@ class WebhookChannel(_Paced):
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         raise SlackError("webhook", "an incoming webhook cannot edit a message")
+
+    def find(self, key: str, *, after: str = "") -> Posted | None:
+        return None
 
     def remember_channel_id(self, channel_id: str) -> None:
         return None

@@ -116,9 +116,7 @@ def comment_body(sections: Sequence[Section], header: Header, *, limit: int = CO
     return "\n".join(top) + "\n" + SEPARATOR.join(cut), True
 
 
-def summary_text(
-    sections: Sequence[Section], header: Header, *, limit: int = SUMMARY_LIMIT, used: int = 0
-) -> str:
+def summary_text(sections: Sequence[Section], header: Header, *, limit: int = SUMMARY_LIMIT, used: int = 0) -> str:
     """The whole plan for `$GITHUB_STEP_SUMMARY` (cut only past the summary's own limit, in UTF-8 bytes, of which
     `used` are already taken by what the step wrote there before)."""
     body = "\n".join(header.lines(len(sections))) + "\n" + SEPARATOR.join(s.text() for s in sections)

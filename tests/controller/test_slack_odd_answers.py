@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import structlog
 
+from reconciler.controller.ports import AlertRecord, MemoryAlertStore
 from reconciler.core.diff import FieldChange
+from reconciler.errors import TemporaryError
 from reconciler.sandbox.http_util import Response, json_response
 from tests.controller.slack_helpers import Rig, finding, rig
 
@@ -56,3 +60,52 @@ def test_after_a_restart_a_lost_answer_is_found_though_the_channel_is_configured
 
     assert len(rig.slack.messages()) == 2, [m.text for m in rig.slack.messages()]
     assert len(rig.slack.calls("chat.postMessage")) == 2
+
+
+class CrashAfterPost(MemoryAlertStore):
+    """Once armed, the process dies right after Slack took a post, before its record is saved: the first save
+    that would record a new message's ts never happens (and a restart loses what the notifier held in memory)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = self.crashed = False
+
+    def save(self, alerts: Mapping[str, AlertRecord]) -> None:
+        before = self.load()
+        new_ts = [
+            key for key, record in alerts.items() if record.ts and record.ts != getattr(before.get(key), "ts", "")
+        ]
+        if self.armed and new_ts:
+            self.armed, self.crashed = False, True
+            raise TemporaryError("killed between the post and the save")
+        super().save(alerts)
+
+
+def test_a_crash_between_the_post_and_its_record_does_not_post_it_twice(rig: Rig) -> None:
+    rig.stores.by_env["qa"] = store = CrashAfterPost()
+    rig.notifier().drift("qa", [finding("first")])  # an earlier post: the channel's id is on record
+    store.armed = True
+    rig.notifier().drift("qa", [finding("first"), finding()])  # posted; the record of its ts dies with the process
+    assert store.crashed and len(rig.slack.messages()) == 2
+    restarted = rig.notifier()
+    for _ in range(3):
+        restarted.drift("qa", [finding("first"), finding()])
+
+    assert len(rig.slack.messages()) == 2, [m.text for m in rig.slack.messages()]
+    message = rig.slack.messages()[1]
+    assert store.load()["drift/qa/airbyte/connection/pg-to-s3"].ts == message.ts
+    restarted.drift("qa", [finding("first")])
+    assert "Resolved" in rig.slack.messages()[1].text
+
+
+def test_a_crash_before_slack_took_the_post_posts_it_after_the_restart(rig: Rig) -> None:
+    rig.notifier().drift("qa", [finding("first")])
+    rig.slack.storm(10)  # Slack refuses (429) until the process dies: nothing was posted
+    rig.notifier().drift("qa", [finding("first"), finding("second")])
+    restarted = rig.notifier()
+    restarted.drift("qa", [finding("first"), finding("second")])
+    restarted.drift("qa", [finding("first"), finding("second")])
+    assert sorted(m.text.split(":")[1].strip() for m in rig.slack.messages()) == [
+        "airbyte/connection/first",
+        "airbyte/connection/second",
+    ]

@@ -36,9 +36,7 @@ class Rendered:
         return found
 
 
-def render(
-    values: dict[str, Any] | None, *, api_versions: tuple[str, ...] = (), release: str = RELEASE
-) -> Rendered:
+def render(values: dict[str, Any] | None, *, api_versions: tuple[str, ...] = (), release: str = RELEASE) -> Rendered:
     """`helm template <release: rec> charts/reconciler -n platform [--api-versions ...] -f values`, by Helm itself.
 
     `Chart.render` has no `--api-versions`; the library's render call takes them in its options (what

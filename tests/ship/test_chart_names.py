@@ -67,7 +67,9 @@ def test_overrides_that_make_no_valid_name_are_refused_with_their_path(patch: di
 def test_a_release_name_starting_with_a_digit_asks_for_fullname_override() -> None:
     with pytest.raises(helm_python.HelmRenderError, match="must start with a letter: set fullnameOverride"):
         render(REQUIRED, release="2026-reconciler")
-    assert invalid_names(render(merged(REQUIRED, {"fullnameOverride": "reconciler"}), release="2026-rec").manifests) == []
+    assert (
+        invalid_names(render(merged(REQUIRED, {"fullnameOverride": "reconciler"}), release="2026-rec").manifests) == []
+    )
 
 
 def test_large_numbers_render_as_integers_not_floats() -> None:

@@ -51,7 +51,9 @@ CREDENTIALS_AS_VALUES = [
     ),
     pytest.param(plain_env(f"Bearer {GH_TOKEN}", "EXTRA_HEADER"), "/extraEnv/0/value", id="token-after-a-prefix"),
     pytest.param({"slack": {"channel": SLACK_HOOK}}, "/slack/channel", id="slack-webhook-url-as-channel"),
-    pytest.param({"podAnnotations": {"ci/token": "xoxb-1234-5678-abcdef"}}, "/podAnnotations/ci~1token", id="token-annotation"),
+    pytest.param(
+        {"podAnnotations": {"ci/token": "xoxb-1234-5678-abcdef"}}, "/podAnnotations/ci~1token", id="token-annotation"
+    ),
     pytest.param(
         {"git": {"repo": f"https://github.com/acme/specs.git?access_token={GH_TOKEN}"}},
         "/git/repo",
@@ -70,12 +72,17 @@ def test_ordinary_values_that_look_a_little_like_credentials_pass() -> None:
         REQUIRED,
         {
             "extraEnv": [
-                {"name": "AIRBYTE_QA_URL", "value": "http://airbyte-qa-airbyte-server-svc.airbyte-qa:8001/api/public/v1"},
+                {
+                    "name": "AIRBYTE_QA_URL",
+                    "value": "http://airbyte-qa-airbyte-server-svc.airbyte-qa:8001/api/public/v1",
+                },
                 {"name": "QUEUE", "value": "task-runner"},
                 {"name": "HTTP_SCHEME", "value": "Basic"},
                 {"name": "DOCS", "value": "https://docs.example.com/setup?page=2&lang=en"},
             ],
-            "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/reconciler"}},
+            "serviceAccount": {
+                "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/reconciler"}
+            },
             "podAnnotations": {"prometheus.io/scrape": "true"},
             "slack": {"channel": "#data-platform"},
         },
@@ -86,6 +93,8 @@ def test_ordinary_values_that_look_a_little_like_credentials_pass() -> None:
 def test_a_git_token_is_only_sent_over_https() -> None:
     """The token travels as an Authorization header: over http:// anyone on the path reads it."""
     token = {"tokenSecret": {"name": "git-token", "key": "token"}}
-    assert "'/git/repo'" in refused_at(merged(REQUIRED, {"git": {"repo": "http://gitea.local/acme/specs.git", **token}}))
+    assert "'/git/repo'" in refused_at(
+        merged(REQUIRED, {"git": {"repo": "http://gitea.local/acme/specs.git", **token}})
+    )
     render(merged(REQUIRED, {"git": {"repo": "https://gitea.local/acme/specs.git", **token}}))
     render(merged(REQUIRED, {"git": {"repo": "http://gitea.local/acme/specs.git"}}))  # public, no token: allowed
