@@ -12,9 +12,9 @@ characters, a header over 150 or more than 50 blocks); a rate limit is HTTP 429 
 `no_text`, `no_service`).
 
 Instruments for tests: a storm (the next N calls answered 429), a lost response (the next call is
-carried out and its connection dropped), an odd answer (the next call is carried out and answered with
-what the test gives: a proxy's HTML 502 page, `ok: true` without a `ts`), and a record of every request with its raw body, so a
-test counts posts and updates or looks for a canary in what was sent.
+carried out and its connection dropped), an odd answer (the next call is carried out and answered
+with what the test gives: a proxy's HTML 502 page, `ok: true` without a `ts`), and a record of every
+request with its raw body, so a test counts posts and updates or looks for a canary in what was sent.
 """
 
 from __future__ import annotations

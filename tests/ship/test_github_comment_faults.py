@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.clients.github import GitHubClient
 from reconciler.clients.http import RetryPolicy
+from reconciler.errors import ApiError
 from reconciler.render.pull_request import MARKER, SUMMARY_LIMIT, Header, Section, summary_text
 from reconciler.sandbox.github_server import GitHubStandIn
 from reconciler.service.pull_request import publish
@@ -57,9 +58,9 @@ def test_a_secondary_rate_limit_is_waited_out_and_the_comment_posted_once(github
 def test_a_rate_limit_longer_than_the_cap_fails_clearly(github: GitHubStandIn) -> None:
     github.rate_limit, github.retry_after = 10, 3600
     policy, sleeps = recording_policy()
-    with GitHubClient(REPOSITORY, TOKEN, api_url=github.api_url, retry=policy) as client:
-        with pytest.raises(Exception, match="rate limit") as raised:
-            publish(client, PR, f"{MARKER}\none")
+    client = GitHubClient(REPOSITORY, TOKEN, api_url=github.api_url, retry=policy)
+    with client, pytest.raises(ApiError, match="rate limit") as raised:
+        publish(client, PR, f"{MARKER}\none")
     assert "3600" in str(raised.value) and TOKEN not in str(raised.value)
     assert sleeps == [] and marked(github) == []
 
