@@ -98,3 +98,51 @@ def test_a_git_token_is_only_sent_over_https() -> None:
     )
     render(merged(REQUIRED, {"git": {"repo": "https://gitea.local/acme/specs.git", **token}}))
     render(merged(REQUIRED, {"git": {"repo": "http://gitea.local/acme/specs.git"}}))  # public, no token: allowed
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        pytest.param(
+            {
+                "secretEnv": [{"name": "AIRBYTE_QA_URL", "secretName": "airbyte-qa", "key": "url"}],
+                "extraEnv": [{"name": "AIRBYTE_QA_URL", "value": "http://airbyte-qa:8001/api/public/v1"}],
+            },
+            id="secret-and-plain",
+        ),
+        pytest.param(
+            {"extraEnv": [{"name": "AIRBYTE_QA_URL", "value": "http://a"}, {"name": "AIRBYTE_QA_URL", "value": "http://b"}]},
+            id="plain-twice",
+        ),
+        pytest.param(
+            {"secretEnv": [{"name": "POD_NAMESPACE", "secretName": "ns", "key": "namespace"}]},
+            id="shadows-the-chart",
+        ),
+    ],
+)
+def test_an_environment_variable_set_twice_is_refused_by_name(patch: dict[str, Any]) -> None:
+    """Two entries of one name: Kubernetes keeps the last (a plain value silently shadows the Secret), and Helm 4's
+    server-side apply refuses the Deployment with 'duplicate entries for key [name=...]'."""
+    name = (patch.get("extraEnv") or patch["secretEnv"])[0]["name"]
+    with pytest.raises((helm_python.HelmRenderError, helm_python.HelmValuesError), match=name):
+        render(merged(REQUIRED, patch))
+
+
+@pytest.mark.parametrize(
+    ("patch", "path"),
+    [
+        pytest.param({"podLabels": {"app.kubernetes.io/name": "other"}}, "/podLabels", id="label-the-selector-uses"),
+        pytest.param({"podLabels": {"app.kubernetes.io/instance": "x"}}, "/podLabels", id="instance-label"),
+        pytest.param({"podAnnotations": {"checksum/controller-yaml": "x"}}, "/podAnnotations", id="config-checksum"),
+    ],
+)
+def test_pod_labels_and_annotations_cannot_override_what_the_chart_relies_on(patch: dict[str, Any], path: str) -> None:
+    """A podLabel named like a selector label made the template's labels miss the Deployment's selector (the API
+    server refuses it); the checksum annotation overridden stops a config change from rolling the pods."""
+    assert f"'{path}'" in refused_at(merged(REQUIRED, patch))
+
+
+def test_lists_and_maps_left_empty_in_a_values_file_render() -> None:
+    """`extraEnv:` with nothing after it is null in YAML: the chart renders as with the defaults."""
+    empty = dict.fromkeys(("extraEnv", "secretEnv", "tolerations", "resources", "podLabels", "podAnnotations"))
+    assert render(merged(REQUIRED, empty)).one("Deployment")
