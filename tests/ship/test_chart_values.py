@@ -146,3 +146,15 @@ def test_lists_and_maps_left_empty_in_a_values_file_render() -> None:
     """`extraEnv:` with nothing after it is null in YAML: the chart renders as with the defaults."""
     empty = dict.fromkeys(("extraEnv", "secretEnv", "tolerations", "resources", "podLabels", "podAnnotations"))
     assert render(merged(REQUIRED, empty)).one("Deployment")
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_an_image_pinned_by_digest() -> None:
+    """A platform team pins the image by digest: `image.digest` gives repo@sha256:...; a digest written as the tag
+    (repo:sha256:..., an invalid reference the kubelet cannot pull) is refused at /image/tag."""
+    container = render(merged(REQUIRED, {"image": {"digest": DIGEST}})).one("Deployment")["spec"]["template"]["spec"]
+    assert container["containers"][0]["image"] == f"ghcr.io/acme/reconciler@{DIGEST}"
+    assert "'/image/tag'" in refused_at(merged(REQUIRED, {"image": {"tag": DIGEST}}))
+    assert "'/image/digest'" in refused_at(merged(REQUIRED, {"image": {"digest": "0123abcd"}}))
