@@ -85,3 +85,15 @@ def test_an_unwritable_job_summary_still_posts_the_comment(github: GitHubStandIn
     (body,) = marked(github)
     assert "`reconcile plan --env NAME` (no job summary was written)" in body
     assert "job summary](" not in body
+
+
+@pytest.mark.parametrize("before", [0, 1, 99, 100, 101, 199, 200])
+def test_the_comment_is_found_at_every_page_boundary(github: GitHubStandIn, before: int) -> None:
+    """Our comment right after `before` others: the last on a full page, the first of a new one."""
+    for n in range(before):
+        github.add_comment(REPOSITORY, PR, f"chatter {n}", login="bob")
+    with GitHubClient(REPOSITORY, TOKEN, api_url=github.api_url) as client:
+        assert publish(client, PR, f"{MARKER}\none").created
+        github.add_comment(REPOSITORY, PR, "later", login="bob")
+        assert not publish(client, PR, f"{MARKER}\ntwo").created
+    assert marked(github) == [f"{MARKER}\ntwo"]
