@@ -56,6 +56,11 @@ class Header:
         return ["## reconcile plan", "", " · ".join(facts), ""]
 
 
+def outdated_body(current_url: str) -> str:
+    """What a second plan comment (two runs at once) is edited to: no marker, a pointer to the current plan."""
+    return f"~~reconcile plan~~: outdated, the current plan is [this comment]({current_url})."
+
+
 def _balanced(text: str) -> str:
     """Close what a cut left open: a code fence, then any `<details>` blocks."""
     if len(FENCE.findall(text)) % 2:

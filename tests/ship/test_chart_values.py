@@ -111,7 +111,12 @@ def test_a_git_token_is_only_sent_over_https() -> None:
             id="secret-and-plain",
         ),
         pytest.param(
-            {"extraEnv": [{"name": "AIRBYTE_QA_URL", "value": "http://a"}, {"name": "AIRBYTE_QA_URL", "value": "http://b"}]},
+            {
+                "extraEnv": [
+                    {"name": "AIRBYTE_QA_URL", "value": "http://a"},
+                    {"name": "AIRBYTE_QA_URL", "value": "http://b"},
+                ]
+            },
             id="plain-twice",
         ),
         pytest.param(

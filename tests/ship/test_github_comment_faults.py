@@ -97,3 +97,16 @@ def test_the_comment_is_found_at_every_page_boundary(github: GitHubStandIn, befo
         github.add_comment(REPOSITORY, PR, "later", login="bob")
         assert not publish(client, PR, f"{MARKER}\ntwo").created
     assert marked(github) == [f"{MARKER}\ntwo"]
+
+
+def test_a_second_plan_comment_left_by_a_race_is_marked_outdated(github: GitHubStandIn) -> None:
+    """Two runs at once (a cancelled run's create landing after the next run's list, or a person running the
+    command beside the workflow) leave two plan comments; the later one would show a stale plan forever."""
+    first = github.add_comment(REPOSITORY, PR, f"{MARKER}\nplan of run 1", login="github-actions[bot]")
+    github.add_comment(REPOSITORY, PR, "looks good", login="alice")
+    github.add_comment(REPOSITORY, PR, f"{MARKER}\nplan of run 2", login="github-actions[bot]")
+    with GitHubClient(REPOSITORY, TOKEN, api_url=github.api_url) as client:
+        published = publish(client, PR, f"{MARKER}\nplan of run 3", author="github-actions[bot]")
+    assert published.comment.id == first and marked(github) == [f"{MARKER}\nplan of run 3"]
+    (stale,) = [c for c in github.comments(REPOSITORY, PR) if "run 2" in c.body or "outdated" in c.body.lower()]
+    assert "plan of run 2" not in stale.body and published.comment.url in stale.body
