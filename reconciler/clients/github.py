@@ -94,6 +94,7 @@ class GitHubClient:
         self.api_url = api_url.rstrip("/")
         self._origin = urlsplit(self.api_url)[:2]
         self._retry = retry or RetryPolicy()
+        self._token = token
         headers = {
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {token}",
@@ -153,7 +154,7 @@ class GitHubClient:
             body = response.json()
         except ValueError:
             body = None
-        message = str(body.get("message")) if isinstance(body, dict) and body.get("message") else response.text[:300]
+        message = str(body.get("message")) if isinstance(body, dict) and body.get("message") else self._text(response)
         details = body.get("errors") if isinstance(body, dict) else None
         if isinstance(details, list):
             message += "".join(f"; {d.get('message', d) if isinstance(d, dict) else d}" for d in details)
@@ -162,6 +163,8 @@ class GitHubClient:
             403: " (the token needs `pull-requests: write`)",
             404: f" (no repository {self.repository}, no such pull request, or the token cannot see it)",
         }.get(response.status_code, "")
+        if self._token:  # a server that echoes the request (a proxy's debug page) never shows the token
+            message = message.replace(self._token, "***")
         raise ApiError(
             SYSTEM, f"{method} {url} answered HTTP {response.status_code}: {message}{hint}", status=response.status_code
         )
@@ -170,7 +173,12 @@ class GitHubClient:
         try:
             return response.json()
         except ValueError:
-            raise ApiError(SYSTEM, f"{response.request.url} answered non-JSON: {response.text[:200]!r}") from None
+            raise ApiError(SYSTEM, f"{response.request.url} answered non-JSON: {self._text(response, 200)!r}") from None
+
+    def _text(self, response: httpx.Response, limit: int = 300) -> str:
+        """The start of an answer's text, the token masked first (a server may echo the request's headers)."""
+        text = response.text.replace(self._token, "***") if self._token else response.text
+        return text[:limit]
 
     def comments(self, number: int) -> Iterator[Comment]:
         """Every comment of issue or pull request `number`, oldest first, page by page."""

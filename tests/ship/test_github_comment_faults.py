@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from reconciler.clients.github import GitHubClient
@@ -110,3 +111,17 @@ def test_a_second_plan_comment_left_by_a_race_is_marked_outdated(github: GitHubS
     assert published.comment.id == first and marked(github) == [f"{MARKER}\nplan of run 3"]
     (stale,) = [c for c in github.comments(REPOSITORY, PR) if "run 2" in c.body or "outdated" in c.body.lower()]
     assert "plan of run 2" not in stale.body and published.comment.url in stale.body
+
+
+def test_a_server_that_echoes_the_request_never_puts_the_token_in_an_error() -> None:
+    """A misconfigured proxy or GHES front answers with a debug page holding the request's headers."""
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        headers = "\n".join(f"{name}: {value}" for name, value in request.headers.items())
+        return httpx.Response(400, text=f"<pre>Bad request\n{headers}</pre>")
+
+    client = GitHubClient(REPOSITORY, "ghs_" + "s3cr3t" * 6, transport=httpx.MockTransport(echo))
+    with client, pytest.raises(ApiError) as raised:
+        list(client.comments(PR))
+    assert "Bad request" in str(raised.value)
+    assert "s3cr3t" not in str(raised.value)
