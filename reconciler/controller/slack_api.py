@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
@@ -142,6 +143,18 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float:
             except (TypeError, ValueError):
                 return 1.0
     return 1.0
+
+
+MAX_ERROR = 200
+"""Characters of an error code kept: a proxy's error page stands in for Slack's code, cut short."""
+
+
+def _masked(text: str, secret: str | None) -> str:
+    """An answer's text as an error code: a credential it echoes (a debug page with the request's headers)
+    masked, then cut to `MAX_ERROR`."""
+    if secret:
+        text = text.replace(secret, "***")
+    return text[:MAX_ERROR]
 
 
 def _later(ts: str, after: str) -> bool:
@@ -270,7 +283,7 @@ class BotChannel(_Paced):
             if answer.status_code == 429:
                 raise _RateLimited(_retry_after(answer.headers)) from None
             data = answer.data if isinstance(answer.data, dict) else {}
-            code = str(data.get("error") or f"HTTP {answer.status_code}")
+            code = _masked(str(data.get("error") or f"HTTP {answer.status_code}"), self._client.token)
             if answer.status_code >= 500 or not data:
                 # a 5xx or a page that is no Slack answer (a proxy's HTML): Slack may have done it
                 raise SlackError(method, code, status=answer.status_code, transient=True, ambiguous=True) from None
@@ -394,7 +407,9 @@ class WebhookChannel(_Paced):
         if response.status_code == 429:
             raise _RateLimited(_retry_after(response.headers))
         if response.status_code != 200:
-            raise SlackError("webhook", (response.body or "")[:100] or "error", status=response.status_code)
+            path = urlsplit(self._client.url).path  # the webhook's secret part
+            code = _masked(_masked(response.body or "", self._client.url), path)[:100] or "error"
+            raise SlackError("webhook", code, status=response.status_code)
         self._count("webhook", "ok")
 
     def post(self, message: SlackMessage, *, thread_ts: str | None = None, key: str | None = None) -> Posted:

@@ -11,6 +11,7 @@ from reconciler.controller.ports import AlertRecord, MemoryAlertStore
 from reconciler.core.diff import FieldChange
 from reconciler.errors import TemporaryError
 from reconciler.sandbox.http_util import Response, json_response
+from reconciler.sandbox.slack_server import DEFAULT_TOKEN
 from tests.controller.slack_helpers import Rig, finding, rig
 
 __all__ = ["rig"]  # fixture
@@ -109,3 +110,14 @@ def test_a_crash_before_slack_took_the_post_posts_it_after_the_restart(rig: Rig)
         "airbyte/connection/first",
         "airbyte/connection/second",
     ]
+
+
+def test_an_error_page_that_echoes_the_request_never_puts_the_token_in_a_log(rig: Rig) -> None:
+    """A proxy's debug page with the request's headers (Authorization: Bearer xoxb-...) as the answer."""
+    page = f"<html><pre>502 upstream\nAuthorization: Bearer {DEFAULT_TOKEN}\n{'x' * 5000}</pre></html>"
+    rig.slack.answer_oddly(Response(502, page.encode(), "text/html"))
+    with structlog.testing.capture_logs() as logs:
+        rig.notifier().drift("qa", [finding()])
+    failed = [e for e in logs if e["event"] == "slack.failed"]
+    assert failed and all(DEFAULT_TOKEN not in str(e) for e in logs)
+    assert all(len(str(e["error"])) <= 200 for e in failed)
