@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.ship.chart import CHART, REQUIRED, merged, render
 
@@ -163,3 +164,29 @@ def test_an_image_pinned_by_digest() -> None:
     assert container["containers"][0]["image"] == f"ghcr.io/acme/reconciler@{DIGEST}"
     assert "'/image/tag'" in refused_at(merged(REQUIRED, {"image": {"tag": DIGEST}}))
     assert "'/image/digest'" in refused_at(merged(REQUIRED, {"image": {"digest": "0123abcd"}}))
+
+
+SLACK_SECTIONS = [
+    pytest.param({"maxMessagesPerCycle": 5000}, id="more-messages-than-the-notifier-takes"),
+    pytest.param({"channel": "c" * 81}, id="channel-longer-than-slack-allows"),
+    pytest.param({"channel": "#data platform"}, id="channel-with-a-space"),
+    pytest.param({"maxMessagesPerCycle": 1000, "channel": "C0123ABCD"}, id="at-the-limits"),
+]
+
+
+@pytest.mark.parametrize("section", SLACK_SECTIONS)
+def test_what_the_chart_installs_the_controller_accepts(section: dict[str, Any]) -> None:
+    """A slack section the schema lets through but SlackSettings refuses is a controller that never starts."""
+    from pydantic import ValidationError
+
+    from reconciler.controller.slack import SlackSettings
+
+    values = merged(REQUIRED, {"slack": {"enabled": True, "channel": "#data-platform", "secret": {"name": "slack"}}})
+    values = merged(values, {"slack": section})
+    try:
+        config = yaml.safe_load(render(values).one("ConfigMap")["data"]["controller.yaml"])
+    except helm_python.HelmValuesError:
+        with pytest.raises(ValidationError):
+            SlackSettings.model_validate({"channel": "#data-platform", **section})  # both refuse it
+        return
+    SlackSettings.model_validate(config["slack"])  # the chart rendered it: the controller must take it
