@@ -190,3 +190,24 @@ def test_what_the_chart_installs_the_controller_accepts(section: dict[str, Any])
             SlackSettings.model_validate({"channel": "#data-platform", **section})  # both refuse it
         return
     SlackSettings.model_validate(config["slack"])  # the chart rendered it: the controller must take it
+
+
+@pytest.mark.parametrize(
+    "branch",
+    [
+        "--upload-pack=touch$IFS/tmp/pwned",  # read by git as an option, not a branch
+        "-main",
+        "release..2026",
+        "main.lock",
+        "feature/",
+        "main@{1}",
+    ],
+)
+def test_a_branch_git_would_refuse_or_read_as_an_option_is_refused(branch: str) -> None:
+    """`git check-ref-format --branch` refuses these; one starting with '-' reaches git ls-remote as an option."""
+    assert "'/git/branch'" in refused_at(merged(REQUIRED, {"git": {"branch": branch}}))
+
+
+def test_ordinary_branch_names_pass() -> None:
+    for branch in ("main", "release/2026-11", "feature/add-qa_superset", "v1.2.3"):
+        render(merged(REQUIRED, {"git": {"branch": branch}}))
