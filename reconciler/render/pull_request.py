@@ -20,7 +20,7 @@ SUMMARY_LIMIT = 1_000_000
 """UTF-8 bytes in `$GITHUB_STEP_SUMMARY` (GitHub refuses a step summary over 1 MiB: bytes, so a plan in CJK or
 emoji reaches it at a third or a quarter of the characters)."""
 SEPARATOR = "\n---\n\n"
-FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,25 @@ def outdated_body(current_url: str) -> str:
     return f"~~reconcile plan~~: outdated, the current plan is [this comment]({current_url})."
 
 
+def open_fence(text: str) -> str | None:
+    """The code fence still open at the end of `text`, as CommonMark reads it: a fence closes only with the
+    opener's character, at least as many of them, and nothing else on its line (a `~~~` line inside a ```
+    block is content, not a fence)."""
+    opened: str | None = None
+    for match in FENCE.finditer(text):
+        fence, rest = match.group(1), match.group(2)
+        if opened is None:
+            opened = fence
+        elif fence[0] == opened[0] and len(fence) >= len(opened) and not rest.strip():
+            opened = None
+    return opened
+
+
 def _balanced(text: str) -> str:
     """Close what a cut left open: a code fence, then any `<details>` blocks."""
-    if len(FENCE.findall(text)) % 2:
-        text += "\n```"
+    fence = open_fence(text)
+    if fence is not None:
+        text += "\n" + fence
     opened = text.count("<details>") - text.count("</details>")
     return text + "\n</details>" * max(0, opened)
 

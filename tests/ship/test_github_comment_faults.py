@@ -3,6 +3,7 @@ secondary rate limit (403 or 429 with `Retry-After`), a job summary that cannot 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 from reconciler.clients.github import GitHubClient
 from reconciler.clients.http import RetryPolicy
 from reconciler.errors import ApiError
-from reconciler.render.pull_request import MARKER, SUMMARY_LIMIT, Header, Section, summary_text
+from reconciler.render.pull_request import MARKER, SUMMARY_LIMIT, Header, Section, comment_body, summary_text
 from reconciler.sandbox.github_server import GitHubStandIn
 from reconciler.service.pull_request import publish
 from tests.ship.test_github_comment import PR, REPOSITORY, TOKEN, comment, github, root, workflow_env
@@ -125,3 +126,34 @@ def test_a_server_that_echoes_the_request_never_puts_the_token_in_an_error() -> 
         list(client.comments(PR))
     assert "Bad request" in str(raised.value)
     assert "s3cr3t" not in str(raised.value)
+
+
+def open_fence(markdown: str) -> str | None:
+    """The code fence still open at the end of `markdown`, read as CommonMark does (a closing fence uses the
+    opener's character, at least as many, and nothing else on its line)."""
+    opened: str | None = None
+    for line in markdown.splitlines():
+        match = re.match(r"^ {0,3}(`{3,}|~{3,})(.*)$", line)
+        if match is None:
+            continue
+        fence, rest = match.groups()
+        if opened is None:
+            opened = fence
+        elif fence[0] == opened[0] and len(fence) >= len(opened) and not rest.strip():
+            opened = None
+    return opened
+
+
+def test_a_cut_inside_a_code_block_holding_another_fence_kind_is_closed() -> None:
+    """An error quoting a file with a `~~~` line sits inside the section's ``` block: counting fence lines said
+    'even, balanced', the cut left the ``` block open and every environment after it rendered as code."""
+    quoted = "\n".join(["~~~", *(f"  line {n}: {'t' * 50}" for n in range(3000))])
+    sections = [
+        Section("prod", error=f"environments/prod.yaml:3: cannot parse:\n{quoted}"),
+        Section("qa", markdown="### reconcile plan: `qa`\n\n✅ **No changes.**\n"),
+    ]
+    body, cut = comment_body(sections, Header())
+    assert cut
+    prod, qa = body.split("### reconcile plan: `qa`")
+    assert open_fence(prod) is None, "the qa plan would render inside prod's code block"
+    assert open_fence(body) is None
