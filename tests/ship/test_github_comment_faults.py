@@ -154,6 +154,6 @@ def test_a_cut_inside_a_code_block_holding_another_fence_kind_is_closed() -> Non
     ]
     body, cut = comment_body(sections, Header())
     assert cut
-    prod, qa = body.split("### reconcile plan: `qa`")
+    prod, _ = body.split("### reconcile plan: `qa`")
     assert open_fence(prod) is None, "the qa plan would render inside prod's code block"
     assert open_fence(body) is None
