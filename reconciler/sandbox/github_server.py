@@ -8,10 +8,10 @@ Serves, on the real paths (optionally under GitHub Enterprise Server's `/api/v3`
 
 as GitHub answers them: 401 `Bad credentials` without a known token (`Bearer` or `token`), 403 `Resource
 not accessible by integration` when a read-only token writes, 404 `Not Found` for an unknown repository,
-pull request or comment, 422 `Validation Failed` for a missing body or one over 65,536 characters;
-`per_page` defaults to 30 and is capped at 100. Faults: `lose_create_answers` (created, then no answer),
-`rate_limit` (the next N writes refused with a secondary rate limit: 403 and `Retry-After`, nothing done),
-`delete_before_update` (the next N edits find their comment deleted first: 404).
+pull request or comment, 422 `Validation Failed` for a missing body, one over 65,536 characters or over
+262,144 UTF-8 bytes; `per_page` defaults to 30 and is capped at 100. Faults: `lose_create_answers`
+(created, then no answer), `rate_limit` (the next N writes refused with a secondary rate limit: 403 and
+`Retry-After`, nothing done), `delete_before_update` (the next N edits find their comment deleted first: 404).
 Only what the plan comment uses; no reactions, no timeline.
 """
 
@@ -26,6 +26,8 @@ from typing import Any
 from reconciler.sandbox.http_util import DropConnection, JsonHttpServer, Request, RequestStats, Response, json_response
 
 MAX_BODY = 65_536
+MAX_BODY_BYTES = 262_144
+"""What github.com stores at most, measured (262,144 UTF-8 bytes; its message still says 65,536 characters)."""
 DOCS = "https://docs.github.com/rest"
 COMMENTS = re.compile(r"^/repos/([^/]+/[^/]+)/issues/(\d+)/comments$")
 COMMENT = re.compile(r"^/repos/([^/]+/[^/]+)/issues/comments/(\d+)$")
@@ -195,7 +197,7 @@ class GitHubStandIn:
         body = payload.get("body") if isinstance(payload, dict) else None
         if not isinstance(body, str) or not body:
             return _invalid("body", "missing_field", "body wasn't supplied.")
-        if len(body) > MAX_BODY:
+        if len(body) > MAX_BODY or len(body.encode("utf-8")) > MAX_BODY_BYTES:
             return _invalid("body", "custom", f"body is too long (maximum is {MAX_BODY} characters)")
         return body
 

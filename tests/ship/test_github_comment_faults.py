@@ -157,3 +157,27 @@ def test_a_cut_inside_a_code_block_holding_another_fence_kind_is_closed() -> Non
     prod, _ = body.split("### reconcile plan: `qa`")
     assert open_fence(prod) is None, "the qa plan would render inside prod's code block"
     assert open_fence(body) is None
+
+
+def test_an_emoji_plan_is_cut_under_both_of_githubs_measures(github: GitHubStandIn, root: Path, tmp_path: Path) -> None:
+    """GitHub's message says 65,536 characters; what it stores is at most 262,144 UTF-8 bytes: 60,000 characters
+    of 4-byte emoji are 240,000 bytes, under both."""
+    notes = "".join(f"    note-{n:04d}: {'🌈' * 80}\n" for n in range(600))
+    (root / "environments" / "qa.yaml").write_text(f"environment: qa\nnotes:\n  store: q.json\n  notes:\n{notes}")
+    result = comment(root, workflow_env(github, tmp_path))
+    assert result.exit_code == 0, result.output
+    (body,) = marked(github)
+    assert len(body) <= 60_000 and len(body.encode("utf-8")) <= 262_144
+    assert body.count("🌈") > 10_000
+
+
+def test_unicode_values_read_as_written_and_invisible_characters_stay_visible() -> None:
+    """A plan (comment, summary, Slack) showed 'Région' as 'R\\u00e9gion' and an emoji as a surrogate pair; what
+    could deceive a reviewer (a bidi override, a zero-width space, a line separator) must stay escaped."""
+    from reconciler.render.values import short
+
+    assert short("Ventes — Région 🌈 売上") == '"Ventes — Région 🌈 売上"'
+    assert short({"title": "Café"}) == '{"title": "Café"}'
+    for hidden in ("\u202e", "\u200b", "\u2028", "\ufeff", "\x07"):
+        shown = short(f"admin{hidden}user")
+        assert hidden not in shown and "\\u" in shown, repr(shown)
