@@ -211,3 +211,13 @@ def test_a_branch_git_would_refuse_or_read_as_an_option_is_refused(branch: str) 
 def test_ordinary_branch_names_pass() -> None:
     for branch in ("main", "release/2026-11", "feature/add-qa_superset", "v1.2.3"):
         render(merged(REQUIRED, {"git": {"branch": branch}}))
+
+
+def test_a_scrape_timeout_longer_than_its_interval_is_refused() -> None:
+    """Prometheus refuses a scrape config whose scrape_timeout is over its scrape_interval (the operator drops the
+    ServiceMonitor): metrics would silently never be scraped."""
+    monitor = {"serviceMonitor": {"enabled": True, "interval": "5s", "scrapeTimeout": "10s"}}
+    with pytest.raises(helm_python.HelmRenderError, match="scrapeTimeout 10s is longer than interval 5s"):
+        render(merged(REQUIRED, monitor), api_versions=("monitoring.coreos.com/v1",))
+    fine = {"serviceMonitor": {"enabled": True, "interval": "1m", "scrapeTimeout": "30s"}}
+    assert render(merged(REQUIRED, fine), api_versions=("monitoring.coreos.com/v1",)).one("ServiceMonitor")

@@ -87,3 +87,10 @@ subjects:
     name: {{ include "reconciler.serviceAccountName" .root }}
     namespace: {{ .root.Release.Namespace }}
 {{- end -}}
+
+
+{{/* Seconds in a duration of the schema's form (a number and ms | s | m | h), for comparing two of them. */}}
+{{- define "reconciler.seconds" -}}
+{{- $unit := get (dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0) (regexFind "[a-z]+$" .) -}}
+{{- mulf (regexFind "^[0-9]+" . | float64) $unit -}}
+{{- end -}}
