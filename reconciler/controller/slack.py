@@ -296,7 +296,7 @@ class SlackNotifier:
                 return
             record = replace(record, resolved=True, digest=message.digest, extra={**record.extra, REPLY_PENDING: "1"})
             alerts.put(record)
-        self._channel.post(reply, thread_ts=record.ts)
+        self._channel.post(reply, thread_ts=record.ts, key=f"{record.key}#resolved")  # keyed: a lost answer is found
         alerts.drop(record.key)
         log.info("slack.resolved", key=record.key)
 

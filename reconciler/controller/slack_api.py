@@ -318,7 +318,7 @@ class BotChannel(_Paced):
                 lambda: self._send(method, lambda: self._client.chat_postMessage(**arguments)),
             )
         except SlackError as exc:
-            found = self._find_posted(key, message.text) if exc.ambiguous and key else None
+            found = self._find_posted(key, message.text, thread_ts) if exc.ambiguous and key else None
             if found is None:
                 raise
             return found
@@ -353,14 +353,22 @@ class BotChannel(_Paced):
             return []
         return [m for m in history.get("messages") or [] if isinstance(m, dict)]
 
-    def _find_posted(self, key: str, text: str) -> Posted | None:
+    def _find_posted(self, key: str, text: str, thread_ts: str | None = None) -> Posted | None:
         """After a post whose answer was lost: the message, if Slack did post it (found by its metadata key
-        and text among the channel's latest). Needs the `channels:history` scope and the channel's id, known
-        from an earlier post or given as `slack.channel`; without them the post counts as not made."""
+        and text among the channel's latest, or the thread's replies for a reply). Needs the `channels:history`
+        scope and the channel's id, known from an earlier post or given as `slack.channel`; without them the
+        post counts as not made."""
         if self._channel_id is None:
             return None
         try:
-            history = self._client.conversations_history(channel=self._channel_id, limit=20, include_all_metadata=True)
+            if thread_ts:
+                history = self._client.conversations_replies(
+                    channel=self._channel_id, ts=thread_ts, limit=100, include_all_metadata=True
+                )
+            else:
+                history = self._client.conversations_history(
+                    channel=self._channel_id, limit=20, include_all_metadata=True
+                )
         except (SlackApiError, SlackClientError, OSError):
             return None
         for candidate in history.get("messages") or []:

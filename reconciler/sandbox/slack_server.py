@@ -154,6 +154,7 @@ class SlackStandIn:
         self._storm = 0
         self._retry_after = 1
         self._lose_responses = 0
+        self._lose_method: str | None = None
         self._odd_answers: list[Response] = []
         self._server = JsonHttpServer(self._handle, host, port)
 
@@ -189,10 +190,12 @@ class SlackStandIn:
             self._storm = calls
             self._retry_after = retry_after
 
-    def lose_responses(self, calls: int) -> None:
-        """Carry out the next `calls` requests, then drop their connections without answering."""
+    def lose_responses(self, calls: int, method: str | None = None) -> None:
+        """Carry out the next `calls` requests (to `method` only, when given), then drop their connections
+        without answering."""
         with self._lock:
             self._lose_responses = calls
+            self._lose_method = method
 
     def answer_oddly(self, *answers: Response) -> None:
         """Carry out the next `len(answers)` requests, then answer each with the given response instead."""
@@ -251,7 +254,7 @@ class SlackStandIn:
             if self._odd_answers:
                 response = self._odd_answers.pop(0)
             self._record(method, request, params, response)
-            if self._lose_responses > 0:
+            if self._lose_responses > 0 and self._lose_method in (None, method):
                 self._lose_responses -= 1
                 raise DropConnection()
             return response

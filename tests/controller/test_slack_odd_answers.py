@@ -121,3 +121,16 @@ def test_an_error_page_that_echoes_the_request_never_puts_the_token_in_a_log(rig
     failed = [e for e in logs if e["event"] == "slack.failed"]
     assert failed and all(DEFAULT_TOKEN not in str(e) for e in logs)
     assert all(len(str(e["error"])) <= 200 for e in failed)
+
+
+def test_a_resolved_reply_whose_answer_was_lost_is_not_replied_twice(rig: Rig) -> None:
+    notifier = rig.notifier()
+    notifier.drift("qa", [finding()])
+    (message,) = rig.slack.messages()
+    rig.slack.lose_responses(1, "chat.postMessage")  # the thread reply "resolved" lands, its answer is lost
+    for _ in range(3):
+        notifier.drift("qa", [])
+
+    assert "Resolved" in rig.slack.messages()[0].text
+    assert len(rig.slack.thread(message.ts)) == 1, [m.text for m in rig.slack.thread(message.ts)]
+    assert rig.stores("qa").load() == {}
