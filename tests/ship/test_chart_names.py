@@ -83,6 +83,7 @@ def test_large_numbers_render_as_integers_not_floats() -> None:
     assert pod["securityContext"]["runAsUser"] == 1000650000
     assert isinstance(pod["securityContext"]["runAsUser"], int)
     assert {pod["securityContext"][k] for k in ("runAsGroup", "fsGroup")} == {1000650000}
+    assert "polls git every 1000000 s" in render(merged(REQUIRED, patch)).notes
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["RECONCILER_POLL_INTERVAL"] == "1000000"
     assert env["RECONCILER_DRIFT_INTERVAL"] == "86400000"
