@@ -160,9 +160,10 @@ class GitHubClient:
             message += "".join(f"; {d.get('message', d) if isinstance(d, dict) else d}" for d in details)
         hint = {
             401: " (is GITHUB_TOKEN valid?)",
-            403: " (the token needs `pull-requests: write`)",
             404: f" (no repository {self.repository}, no such pull request, or the token cannot see it)",
         }.get(response.status_code, "")
+        if response.status_code == 403 and "not accessible" in message:  # a 403 may also be a locked conversation
+            hint = " (the token needs `pull-requests: write`)"
         if self._token:  # a server that echoes the request (a proxy's debug page) never shows the token
             message = message.replace(self._token, "***")
         raise ApiError(

@@ -181,3 +181,16 @@ def test_unicode_values_read_as_written_and_invisible_characters_stay_visible() 
     for hidden in ("\u202e", "\u200b", "\u2028", "\ufeff", "\x07"):
         shown = short(f"admin{hidden}user")
         assert hidden not in shown and "\\u" in shown, repr(shown)
+
+
+def test_a_locked_conversation_is_not_blamed_on_the_tokens_permissions() -> None:
+    def locked(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json=[])
+        return httpx.Response(403, json={"message": "Unable to create comment because issue is locked."})
+
+    client = GitHubClient(REPOSITORY, TOKEN, transport=httpx.MockTransport(locked))
+    with client, pytest.raises(ApiError) as raised:
+        publish(client, PR, f"{MARKER}\none")
+    assert "issue is locked" in str(raised.value)
+    assert "pull-requests: write" not in str(raised.value)
