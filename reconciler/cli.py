@@ -356,14 +356,16 @@ def github_comment(
     sections = pull_request.plan_sections(
         service.ReconcileService.of_folder(invocation.root), environments, systems=systems
     )
-    header = replace(target.header, summary=summary is not None)
-    body, cut = comment_body(sections, header)
     if summary is not None:
         try:
+            used = summary.stat().st_size if summary.exists() else 0
             with summary.open("a", encoding="utf-8") as out:
-                out.write(summary_text(sections, header) + "\n")
-        except OSError as exc:
-            fail(f"cannot write the job summary {summary}: {exc.strerror or exc}")
+                out.write(summary_text(sections, replace(target.header, summary=True), used=used) + "\n")
+        except OSError as exc:  # the comment matters more: post it, pointing at `reconcile plan` instead
+            warn(f"cannot write the job summary {summary}: {exc.strerror or exc}; the comment is posted without it")
+            summary = None
+    header = replace(target.header, summary=summary is not None)
+    body, cut = comment_body(sections, header)
     with GitHubClient(target.repository, token, api_url=target.api_url) as client:
         published = pull_request.publish(client, target.number, body, author=author)
     verb = "Created" if published.created else "Updated"

@@ -3,12 +3,15 @@
 Under `reconcile github comment` (service/pull_request.py finds the comment, this module only talks HTTP).
 `api_url` is `GITHUB_API_URL` (`https://api.github.com`, or `https://HOST/api/v3` on GitHub Enterprise
 Server). Reads and edits (idempotent) are retried under the shared policy; a create is never sent twice.
+A rate limit (403 or 429 with `Retry-After`, or `x-ratelimit-remaining: 0`; GitHub's secondary limits) did
+nothing, so any call, a create too, waits it out and tries again, unless the wait is longer than the policy's cap.
 Pages are followed only on the API's own origin, so a `Link` header cannot send the token elsewhere.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +47,23 @@ def next_link(header: str | None) -> str | None:
     return None
 
 
+def rate_limit_wait(response: httpx.Response, now: float | None = None) -> float | None:
+    """Seconds a rate-limited answer asks to wait (GitHub: 403 or 429 with `Retry-After`, or with
+    `x-ratelimit-remaining: 0` until `x-ratelimit-reset`), or None when the answer is no rate limit."""
+    if response.status_code not in (403, 429):
+        return None
+    wait = retry_after_seconds(response.headers.get("Retry-After"))
+    if wait is not None:
+        return wait
+    if response.headers.get("x-ratelimit-remaining") == "0":
+        try:
+            reset = float(response.headers.get("x-ratelimit-reset", ""))
+        except ValueError:
+            return 60.0
+        return max(0.0, reset - (time.time() if now is None else now))
+    return 60.0 if response.status_code == 429 else None
+
+
 def _comment(data: Any) -> Comment:
     if not isinstance(data, dict) or not isinstance(data.get("id"), int):
         raise ApiError(SYSTEM, f"answered a comment without an id: {str(data)[:200]}")
@@ -74,6 +94,7 @@ class GitHubClient:
         self.api_url = api_url.rstrip("/")
         self._origin = urlsplit(self.api_url)[:2]
         self._retry = retry or RetryPolicy()
+        self._token = token
         headers = {
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {token}",
@@ -105,10 +126,26 @@ class GitHubClient:
             except httpx.HTTPError as error:
                 raise ApiError(SYSTEM, f"{method} {url} failed: {type(error).__name__}: {error}") from None
             else:
-                if response.is_success or not self._retry.again(attempt, response.status_code, idempotent=idempotent):
+                limited = rate_limit_wait(response)
+                if limited is not None:
+                    self._rate_limited(method, url, attempt, limited)
+                elif response.is_success or not self._retry.again(attempt, response.status_code, idempotent=idempotent):
                     return self._checked(method, url, response)
-                self._retry.pause(attempt, retry_after_seconds(response.headers.get("Retry-After")))
+                else:
+                    self._retry.pause(attempt, retry_after_seconds(response.headers.get("Retry-After")))
             attempt += 1
+
+    def _rate_limited(self, method: str, url: str, attempt: int, seconds: float) -> None:
+        """Wait out a rate limit (the refused call did nothing, so even a create is sent again), or fail when
+        the wait is past the policy's cap or the tries are used up."""
+        if seconds > self._retry.retry_after_cap_seconds or attempt + 1 >= self._retry.attempts:
+            raise ApiError(
+                SYSTEM,
+                f"{method} {url} was refused by GitHub's rate limit (retry after {seconds:.0f} s); run the job again "
+                "later",
+                status=429,
+            )
+        self._retry.sleep(seconds)
 
     def _checked(self, method: str, url: str, response: httpx.Response) -> httpx.Response:
         if response.is_success:
@@ -117,15 +154,18 @@ class GitHubClient:
             body = response.json()
         except ValueError:
             body = None
-        message = str(body.get("message")) if isinstance(body, dict) and body.get("message") else response.text[:300]
+        message = str(body.get("message")) if isinstance(body, dict) and body.get("message") else self._text(response)
         details = body.get("errors") if isinstance(body, dict) else None
         if isinstance(details, list):
             message += "".join(f"; {d.get('message', d) if isinstance(d, dict) else d}" for d in details)
         hint = {
             401: " (is GITHUB_TOKEN valid?)",
-            403: " (the token needs `pull-requests: write`)",
             404: f" (no repository {self.repository}, no such pull request, or the token cannot see it)",
         }.get(response.status_code, "")
+        if response.status_code == 403 and "not accessible" in message:  # a 403 may also be a locked conversation
+            hint = " (the token needs `pull-requests: write`)"
+        if self._token:  # a server that echoes the request (a proxy's debug page) never shows the token
+            message = message.replace(self._token, "***")
         raise ApiError(
             SYSTEM, f"{method} {url} answered HTTP {response.status_code}: {message}{hint}", status=response.status_code
         )
@@ -134,7 +174,12 @@ class GitHubClient:
         try:
             return response.json()
         except ValueError:
-            raise ApiError(SYSTEM, f"{response.request.url} answered non-JSON: {response.text[:200]!r}") from None
+            raise ApiError(SYSTEM, f"{response.request.url} answered non-JSON: {self._text(response, 200)!r}") from None
+
+    def _text(self, response: httpx.Response, limit: int = 300) -> str:
+        """The start of an answer's text, the token masked first (a server may echo the request's headers)."""
+        text = response.text.replace(self._token, "***") if self._token else response.text
+        return text[:limit]
 
     def comments(self, number: int) -> Iterator[Comment]:
         """Every comment of issue or pull request `number`, oldest first, page by page."""

@@ -5,7 +5,10 @@ keeps, per environment, an `AlertStore` of which Slack message stands for which 
 (`drift/<env>/<system>/<kind>/<name>`, `apply-failed/<env>`, `invalid/<env>`, `overflow/<env>`,
 `applied/<env>`), so a restart or a new leader edits the same messages. It compares the digest
 of what a message would say with the stored one and stays silent when they are equal; it saves
-a record right after each successful post, so a crash between two posts cannot post one twice.
+a record marked "posting" before each post and the message's ts right after, so a crash between two
+posts cannot post one twice, and a crash between a post and its save is settled after the restart by
+finding the post in the channel (by its alert key; needs the channel's id, which a channel given by name
+has once a first message is on record).
 What a message looks like is `render/slack.py`; how it reaches Slack (pacing, Retry-After, the
 token) is `slack_api.py`.
 
@@ -66,6 +69,10 @@ API_URL_ENV = "RECONCILER_SLACK_API_URL"
 GONE = frozenset({"message_not_found", "cant_update_message", "channel_not_found"})
 """Answers to an edit that mean the message cannot be edited any more: post a new one instead."""
 REPLY_PENDING = "reply"
+POST_PENDING = "posting"
+"""In a record saved just before its post (its value: the ts of the message it replaces, or ""): a record
+still marked so after a restart means the process died between the post and its save; the channel is
+searched for the post (by its alert key) before anything is posted again."""
 
 
 class _Alerts:
@@ -73,7 +80,7 @@ class _Alerts:
 
     When a save fails (a ConfigMap conflict, the API down), the records this process meant to save are kept
     as `unsaved` and used, and saved first, by the next call: a message posted but not yet recorded is
-    edited next cycle, not posted again (a crash in between can still post it twice)."""
+    edited next cycle, not posted again (a crash in between is settled by its "posting" mark, see `_settle`)."""
 
     def __init__(self, store: AlertStore, unsaved: dict[str, AlertRecord] | None) -> None:
         self._store = store
@@ -96,6 +103,12 @@ class _Alerts:
     def put(self, record: AlertRecord) -> None:
         self.records[record.key] = record
         self._save()
+
+    def restore(self, key: str, record: AlertRecord | None) -> None:
+        if record is None:
+            self.drop(key)
+        else:
+            self.put(record)
 
     def drop(self, key: str) -> None:
         if self.records.pop(key, None) is not None:
@@ -164,7 +177,10 @@ class SlackNotifier:
             alerts: _Alerts | None = None
             try:
                 alerts = _Alerts(self._stores(environment), self._unsaved.pop(environment, None))
+                for record in alerts.records.values():
+                    self._channel.remember_channel_id(record.channel)
                 alerts.flush()
+                self._settle(alerts)
                 work(alerts)
             except Stopped:
                 log.warning(
@@ -192,9 +208,34 @@ class SlackNotifier:
                     self._unsaved[environment] = alerts.unsaved
 
     def _post(self, alerts: _Alerts, key: str, message: SlackMessage, digest: str, extra: Mapping[str, str]) -> None:
-        posted = self._channel.post(message, key=key)
+        before = alerts.records.get(key)
+        if self._channel.can_update:  # a webhook's post cannot be searched for: nothing to mark
+            marked = {**extra, POST_PENDING: before.ts if before is not None else ""}
+            alerts.put(AlertRecord(key, self._channel.channel, "", "", extra=marked))
+        try:
+            posted = self._channel.post(message, key=key)
+        except BaseException:
+            if self._channel.can_update:  # not posted (a lost answer was searched for): as it was before
+                alerts.restore(key, before)
+            raise
         alerts.put(AlertRecord(key, posted.channel, posted.ts, digest, extra=dict(extra)))
         log.info("slack.posted", key=key)
+
+    def _settle(self, alerts: _Alerts) -> None:
+        """Records marked as posting (the process died between a post and its save): the post found in the
+        channel is recorded (its digest left empty, so the next step edits it to what it must say); not found,
+        the record goes and the alert is posted as new."""
+        for key, record in sorted(alerts.records.items()):
+            if POST_PENDING not in record.extra:
+                continue
+            extra = {name: value for name, value in record.extra.items() if name != POST_PENDING}
+            found = self._channel.find(key, after=record.extra[POST_PENDING])
+            if found is None:
+                alerts.drop(key)
+                log.warning("slack.post_not_found", key=key)
+            else:
+                alerts.put(AlertRecord(key, found.channel, found.ts, "", extra=extra))
+                log.info("slack.post_found", key=key)
 
     def _edit(self, record: AlertRecord, message: SlackMessage) -> bool:
         """Edit the record's message; False when it cannot be (a webhook's, deleted, another app's)."""
@@ -235,7 +276,7 @@ class SlackNotifier:
                 return
             record = replace(record, resolved=True, digest=message.digest, extra={**record.extra, REPLY_PENDING: "1"})
             alerts.put(record)
-        self._channel.post(reply, thread_ts=record.ts)
+        self._channel.post(reply, thread_ts=record.ts, key=f"{record.key}#resolved")  # keyed: a lost answer is found
         alerts.drop(record.key)
         log.info("slack.resolved", key=record.key)
 

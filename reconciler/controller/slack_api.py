@@ -9,7 +9,8 @@ try again (a 429 means Slack did nothing, so a retry cannot duplicate), and turn
 into a `SlackError` holding Slack's error code only: never the token, which stays inside the
 slack-sdk client. slack-sdk's own retry handlers are switched off: its connection-error retry
 would post again after a lost answer. Instead every message carries its alert key as Slack message
-metadata, and after a post whose answer was lost the channel's latest messages are searched for it
+metadata, and after a post whose answer was lost, a 5xx or a page that is no Slack answer (a proxy's
+HTML), or an `ok` without a `ts`, the channel's latest messages are searched for it
 (`conversations.history`, scope `channels:history`): found, it counts as posted.
 """
 
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
@@ -143,6 +145,28 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float:
     return 1.0
 
 
+MAX_ERROR = 200
+"""Characters of an error code kept: a proxy's error page stands in for Slack's code, cut short."""
+
+
+def _masked(text: str, secret: str | None) -> str:
+    """An answer's text as an error code: a credential it echoes (a debug page with the request's headers)
+    masked, then cut to `MAX_ERROR`."""
+    if secret:
+        text = text.replace(secret, "***")
+    return text[:MAX_ERROR]
+
+
+def _later(ts: str, after: str) -> bool:
+    """Whether Slack timestamp `ts` ("seconds.micros") comes after `after` ("" comes before every ts)."""
+    if not after:
+        return True
+    try:
+        return tuple(map(int, ts.split("."))) > tuple(map(int, after.split(".")))
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Posted:
     """Where a posted message landed: the channel's id (chat.update wants the id, not a name) and its ts."""
@@ -164,6 +188,16 @@ class SlackChannel(Protocol):
     def post(self, message: SlackMessage, *, thread_ts: str | None = None, key: str | None = None) -> Posted: ...
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None: ...
+
+    def find(self, key: str, *, after: str = "") -> Posted | None:
+        """The newest message carrying alert `key` in its metadata and posted after ts `after`, among the
+        channel's latest; None when there is none, or when it cannot be told (a webhook, no channel id)."""
+        ...
+
+    def remember_channel_id(self, channel_id: str) -> None:
+        """The channel's id as an earlier post recorded it (a restart knows a channel given by name only after
+        its first post; the search for a post whose answer was lost needs the id)."""
+        ...
 
     def check(self) -> None:
         """Raise `SlackError` when Slack refuses the credentials (a bot token is asked; a webhook cannot be
@@ -238,7 +272,8 @@ class BotChannel(_Paced):
 
     @property
     def channel(self) -> str:
-        return self._channel
+        """The channel's id once known (from a post, or given so), else the name it was given."""
+        return self._channel_id or self._channel
 
     def _send(self, method: str, call: Callable[[], Any]) -> Any:
         try:
@@ -248,7 +283,10 @@ class BotChannel(_Paced):
             if answer.status_code == 429:
                 raise _RateLimited(_retry_after(answer.headers)) from None
             data = answer.data if isinstance(answer.data, dict) else {}
-            code = str(data.get("error") or f"HTTP {answer.status_code}")
+            code = _masked(str(data.get("error") or f"HTTP {answer.status_code}"), self._client.token)
+            if answer.status_code >= 500 or not data:
+                # a 5xx or a page that is no Slack answer (a proxy's HTML): Slack may have done it
+                raise SlackError(method, code, status=answer.status_code, transient=True, ambiguous=True) from None
             raise SlackError(method, code, status=answer.status_code if answer.status_code != 200 else None) from None
         except (SlackClientError, OSError) as exc:
             code = f"unreachable ({type(exc).__name__})"
@@ -280,21 +318,57 @@ class BotChannel(_Paced):
                 lambda: self._send(method, lambda: self._client.chat_postMessage(**arguments)),
             )
         except SlackError as exc:
-            found = self._find_posted(key, message.text) if exc.ambiguous and key else None
+            found = self._find_posted(key, message.text, thread_ts) if exc.ambiguous and key else None
             if found is None:
                 raise
             return found
         self._channel_id = str(response.get("channel") or self._channel)
-        return Posted(self._channel_id, str(response["ts"]))
+        ts = response.get("ts")
+        if not isinstance(ts, str) or not ts:
+            # `ok: true` without a `ts`: posted, but where? Find it by its key, else record it uneditable
+            found = self._find_posted(key, message.text) if key else None
+            return found if found is not None else Posted(self._channel_id, "")
+        return Posted(self._channel_id, ts)
 
-    def _find_posted(self, key: str, text: str) -> Posted | None:
+    def remember_channel_id(self, channel_id: str) -> None:
+        if self._channel_id is None and CHANNEL_ID.fullmatch(channel_id):
+            self._channel_id = channel_id
+
+    def find(self, key: str, *, after: str = "") -> Posted | None:
+        for candidate in self._history():
+            metadata = candidate.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            ts = str(candidate.get("ts") or "")
+            if metadata.get("event_type") == EVENT_TYPE and payload.get("key") == key and _later(ts, after):
+                return Posted(str(self._channel_id), ts)
+        return None
+
+    def _history(self) -> list[dict[str, Any]]:
+        """The channel's latest top-level messages with their metadata, newest first; [] when unknown."""
+        if self._channel_id is None:
+            return []
+        try:
+            history = self._client.conversations_history(channel=self._channel_id, limit=20, include_all_metadata=True)
+        except (SlackApiError, SlackClientError, OSError):
+            return []
+        return [m for m in history.get("messages") or [] if isinstance(m, dict)]
+
+    def _find_posted(self, key: str, text: str, thread_ts: str | None = None) -> Posted | None:
         """After a post whose answer was lost: the message, if Slack did post it (found by its metadata key
-        and text among the channel's latest). Needs the `channels:history` scope and the channel's id, known
-        from an earlier post or given as `slack.channel`; without them the post counts as not made."""
+        and text among the channel's latest, or the thread's replies for a reply). Needs the `channels:history`
+        scope and the channel's id, known from an earlier post or given as `slack.channel`; without them the
+        post counts as not made."""
         if self._channel_id is None:
             return None
         try:
-            history = self._client.conversations_history(channel=self._channel_id, limit=20, include_all_metadata=True)
+            if thread_ts:
+                history = self._client.conversations_replies(
+                    channel=self._channel_id, ts=thread_ts, limit=100, include_all_metadata=True
+                )
+            else:
+                history = self._client.conversations_history(
+                    channel=self._channel_id, limit=20, include_all_metadata=True
+                )
         except (SlackApiError, SlackClientError, OSError):
             return None
         for candidate in history.get("messages") or []:
@@ -341,7 +415,9 @@ class WebhookChannel(_Paced):
         if response.status_code == 429:
             raise _RateLimited(_retry_after(response.headers))
         if response.status_code != 200:
-            raise SlackError("webhook", (response.body or "")[:100] or "error", status=response.status_code)
+            path = urlsplit(self._client.url).path  # the webhook's secret part
+            code = _masked(_masked(response.body or "", self._client.url), path)[:100] or "error"
+            raise SlackError("webhook", code, status=response.status_code)
         self._count("webhook", "ok")
 
     def post(self, message: SlackMessage, *, thread_ts: str | None = None, key: str | None = None) -> Posted:
@@ -350,6 +426,12 @@ class WebhookChannel(_Paced):
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         raise SlackError("webhook", "an incoming webhook cannot edit a message")
+
+    def find(self, key: str, *, after: str = "") -> Posted | None:
+        return None
+
+    def remember_channel_id(self, channel_id: str) -> None:
+        return None
 
     def check(self) -> None:
         return None

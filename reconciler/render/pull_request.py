@@ -17,9 +17,10 @@ MARKER = "<!-- reconcile-plan -->"
 COMMENT_LIMIT = 60_000
 """Characters of a comment body (GitHub refuses over 65,536)."""
 SUMMARY_LIMIT = 1_000_000
-"""Characters written to `$GITHUB_STEP_SUMMARY` (GitHub refuses a step summary over 1 MiB)."""
+"""UTF-8 bytes in `$GITHUB_STEP_SUMMARY` (GitHub refuses a step summary over 1 MiB: bytes, so a plan in CJK or
+emoji reaches it at a third or a quarter of the characters)."""
 SEPARATOR = "\n---\n\n"
-FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -55,20 +56,46 @@ class Header:
         return ["## reconcile plan", "", " · ".join(facts), ""]
 
 
+def outdated_body(current_url: str) -> str:
+    """What a second plan comment (two runs at once) is edited to: no marker, a pointer to the current plan."""
+    return f"~~reconcile plan~~: outdated, the current plan is [this comment]({current_url})."
+
+
+def open_fence(text: str) -> str | None:
+    """The code fence still open at the end of `text`, as CommonMark reads it: a fence closes only with the
+    opener's character, at least as many of them, and nothing else on its line (a `~~~` line inside a ```
+    block is content, not a fence)."""
+    opened: str | None = None
+    for match in FENCE.finditer(text):
+        fence, rest = match.group(1), match.group(2)
+        if opened is None:
+            opened = fence
+        elif fence[0] == opened[0] and len(fence) >= len(opened) and not rest.strip():
+            opened = None
+    return opened
+
+
 def _balanced(text: str) -> str:
     """Close what a cut left open: a code fence, then any `<details>` blocks."""
-    if len(FENCE.findall(text)) % 2:
-        text += "\n```"
+    fence = open_fence(text)
+    if fence is not None:
+        text += "\n" + fence
     opened = text.count("<details>") - text.count("</details>")
     return text + "\n</details>" * max(0, opened)
 
 
-def cut_markdown(text: str, limit: int, note: str) -> str:
-    """`text` if it fits in `limit` characters; else its first whole lines, blocks closed, then `note`."""
-    if len(text) <= limit:
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def cut_markdown(text: str, limit: int, note: str, *, in_bytes: bool = False) -> str:
+    """`text` if it fits in `limit` characters (UTF-8 bytes when `in_bytes`); else its first whole lines, blocks
+    closed, then `note`."""
+    size = _utf8 if in_bytes else len
+    if size(text) <= limit:
         return text
-    budget = max(0, limit - len(note) - 40)  # room for the closing fence and tags
-    head = text[:budget]
+    budget = max(0, limit - size(note) - 40)  # room for the closing fence and tags
+    head = text.encode("utf-8")[:budget].decode("utf-8", "ignore") if in_bytes else text[:budget]
     head = head[: head.rfind("\n") + 1] if "\n" in head else ""
     return _balanced(head.rstrip("\n")) + "\n\n" + note + "\n"
 
@@ -109,7 +136,9 @@ def comment_body(sections: Sequence[Section], header: Header, *, limit: int = CO
     return "\n".join(top) + "\n" + SEPARATOR.join(cut), True
 
 
-def summary_text(sections: Sequence[Section], header: Header, *, limit: int = SUMMARY_LIMIT) -> str:
-    """The whole plan for `$GITHUB_STEP_SUMMARY` (cut only past the summary's own limit)."""
+def summary_text(sections: Sequence[Section], header: Header, *, limit: int = SUMMARY_LIMIT, used: int = 0) -> str:
+    """The whole plan for `$GITHUB_STEP_SUMMARY` (cut only past the summary's own limit, in UTF-8 bytes, of which
+    `used` are already taken by what the step wrote there before)."""
     body = "\n".join(header.lines(len(sections))) + "\n" + SEPARATOR.join(s.text() for s in sections)
-    return cut_markdown(body, limit, "_✂️ cut: the plan is larger than a job summary holds (1 MiB)._")
+    note = "_✂️ cut: the plan is larger than a job summary holds (1 MiB)._"
+    return cut_markdown(body, max(0, limit - used), note, in_bytes=True)

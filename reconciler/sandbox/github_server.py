@@ -8,8 +8,10 @@ Serves, on the real paths (optionally under GitHub Enterprise Server's `/api/v3`
 
 as GitHub answers them: 401 `Bad credentials` without a known token (`Bearer` or `token`), 403 `Resource
 not accessible by integration` when a read-only token writes, 404 `Not Found` for an unknown repository,
-pull request or comment, 422 `Validation Failed` for a missing body or one over 65,536 characters;
-`per_page` defaults to 30 and is capped at 100. Fault: `lose_create_answers` (created, then no answer).
+pull request or comment, 422 `Validation Failed` for a missing body, one over 65,536 characters or over
+262,144 UTF-8 bytes; `per_page` defaults to 30 and is capped at 100. Faults: `lose_create_answers`
+(created, then no answer), `rate_limit` (the next N writes refused with a secondary rate limit: 403 and
+`Retry-After`, nothing done), `delete_before_update` (the next N edits find their comment deleted first: 404).
 Only what the plan comment uses; no reactions, no timeline.
 """
 
@@ -24,6 +26,8 @@ from typing import Any
 from reconciler.sandbox.http_util import DropConnection, JsonHttpServer, Request, RequestStats, Response, json_response
 
 MAX_BODY = 65_536
+MAX_BODY_BYTES = 262_144
+"""What github.com stores at most, measured (262,144 UTF-8 bytes; its message still says 65,536 characters)."""
 DOCS = "https://docs.github.com/rest"
 COMMENTS = re.compile(r"^/repos/([^/]+/[^/]+)/issues/(\d+)/comments$")
 COMMENT = re.compile(r"^/repos/([^/]+/[^/]+)/issues/comments/(\d+)$")
@@ -69,6 +73,12 @@ class GitHubStandIn:
     stats: RequestStats = field(default_factory=RequestStats)
     lose_create_answers: int = 0
     """Fault: this many creates are carried out and then their connection is dropped, unanswered."""
+    rate_limit: int = 0
+    """Fault: this many writes are refused, undone, as GitHub's secondary rate limit does (403, `Retry-After`)."""
+    rate_limit_status: int = 403
+    retry_after: int = 7
+    delete_before_update: int = 0
+    """Fault: this many edits find their comment deleted (by a person) between the find and the edit."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -124,6 +134,11 @@ class GitHubStandIn:
             return _error(401, "Bad credentials")
         if write and not token.write:
             return _error(403, "Resource not accessible by integration")
+        if write and self._rate_limited():
+            message = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+            response = _error(self.rate_limit_status, message)
+            response.headers["Retry-After"] = str(self.retry_after)
+            return response
         if match := COMMENTS.match(path):
             repository, number = match.group(1), int(match.group(2))
             with self._lock:
@@ -139,6 +154,13 @@ class GitHubStandIn:
         else:
             return _error(404, "Not Found")
         return _error(404, "Not Found")
+
+    def _rate_limited(self) -> bool:
+        with self._lock:
+            if self.rate_limit <= 0:
+                return False
+            self.rate_limit -= 1
+            return True
 
     def _token(self, request: Request) -> Token | None:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -175,7 +197,7 @@ class GitHubStandIn:
         body = payload.get("body") if isinstance(payload, dict) else None
         if not isinstance(body, str) or not body:
             return _invalid("body", "missing_field", "body wasn't supplied.")
-        if len(body) > MAX_BODY:
+        if len(body) > MAX_BODY or len(body.encode("utf-8")) > MAX_BODY_BYTES:
             return _invalid("body", "custom", f"body is too long (maximum is {MAX_BODY} characters)")
         return body
 
@@ -195,6 +217,9 @@ class GitHubStandIn:
         if isinstance(body, Response):
             return body
         with self._lock:
+            if self.delete_before_update > 0:
+                self.delete_before_update -= 1
+                self._comments.pop(comment_id, None)
             comment = self._comments.get(comment_id)
             if comment is None or comment.repository != repository:
                 return _error(404, "Not Found")

@@ -12,8 +12,9 @@ characters, a header over 150 or more than 50 blocks); a rate limit is HTTP 429 
 `no_text`, `no_service`).
 
 Instruments for tests: a storm (the next N calls answered 429), a lost response (the next call is
-carried out and its connection dropped), and a record of every request with its raw body, so a
-test counts posts and updates or looks for a canary in what was sent.
+carried out and its connection dropped), an odd answer (the next call is carried out and answered
+with what the test gives: a proxy's HTML 502 page, `ok: true` without a `ts`), and a record of every
+request with its raw body, so a test counts posts and updates or looks for a canary in what was sent.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ class SlackStandIn:
         self._storm = 0
         self._retry_after = 1
         self._lose_responses = 0
+        self._lose_method: str | None = None
+        self._odd_answers: list[Response] = []
         self._server = JsonHttpServer(self._handle, host, port)
 
     # --- life cycle ---
@@ -187,10 +190,17 @@ class SlackStandIn:
             self._storm = calls
             self._retry_after = retry_after
 
-    def lose_responses(self, calls: int) -> None:
-        """Carry out the next `calls` requests, then drop their connections without answering."""
+    def lose_responses(self, calls: int, method: str | None = None) -> None:
+        """Carry out the next `calls` requests (to `method` only, when given), then drop their connections
+        without answering."""
         with self._lock:
             self._lose_responses = calls
+            self._lose_method = method
+
+    def answer_oddly(self, *answers: Response) -> None:
+        """Carry out the next `len(answers)` requests, then answer each with the given response instead."""
+        with self._lock:
+            self._odd_answers.extend(answers)
 
     # --- read-back for tests ---
 
@@ -241,8 +251,10 @@ class SlackStandIn:
                 response = self._webhook(request)
             else:
                 response = self._api(method, request, params)
+            if self._odd_answers:
+                response = self._odd_answers.pop(0)
             self._record(method, request, params, response)
-            if self._lose_responses > 0:
+            if self._lose_responses > 0 and self._lose_method in (None, method):
                 self._lose_responses -= 1
                 raise DropConnection()
             return response
@@ -252,6 +264,7 @@ class SlackStandIn:
         if response.content_type and response.content_type.startswith("application/json"):
             answer = json.loads(response.body)
             ok, error = bool(answer.get("ok")), answer.get("error")
+            ok = ok and response.status == 200
         elif response.status != 200:
             error = response.body.decode()
         self._requests.append(

@@ -17,11 +17,12 @@ from pathlib import Path
 from reconciler.clients.github import DEFAULT_API_URL, Comment, GitHubClient
 from reconciler.errors import ApiError, PermanentError, ReconcilerError
 from reconciler.render.markdown import render_markdown
-from reconciler.render.pull_request import MARKER, Header, Section
+from reconciler.render.pull_request import MARKER, Header, Section, outdated_body
 from reconciler.service.reconcile import ReconcileService
 from reconciler.spec.loader import environment_names
 
 TOKEN_VARIABLE = "GITHUB_TOKEN"
+NOT_FOUND = 404
 
 
 class PullRequestError(PermanentError):
@@ -121,12 +122,26 @@ class Published:
     created: bool
 
 
+def find_comments(client: GitHubClient, number: int, author: str | None = None) -> list[Comment]:
+    """The comments whose body starts with the marker (by `author` when given), oldest first, reading every page."""
+    return [
+        comment
+        for comment in client.comments(number)
+        if comment.body.lstrip().startswith(MARKER) and (author is None or comment.author == author)
+    ]
+
+
 def find_comment(client: GitHubClient, number: int, author: str | None = None) -> Comment | None:
     """The first comment whose body starts with the marker (by `author` when given), reading every page."""
-    for comment in client.comments(number):
-        if comment.body.lstrip().startswith(MARKER) and (author is None or comment.author == author):
-            return comment
-    return None
+    found = find_comments(client, number, author)
+    return found[0] if found else None
+
+
+def _retire(client: GitHubClient, stale: list[Comment], current: Comment) -> None:
+    """Plan comments beyond the first (left by two runs at once) say they are outdated, and lose the marker."""
+    for comment in stale:
+        if comment.id != current.id:
+            client.update_comment(comment.id, outdated_body(current.url))
 
 
 def _edit(client: GitHubClient, comment: Comment, body: str) -> Comment:
@@ -136,12 +151,22 @@ def _edit(client: GitHubClient, comment: Comment, body: str) -> Comment:
 def publish(client: GitHubClient, number: int, body: str, *, author: str | None = None) -> Published:
     """Edit the plan comment in place, or create it the first time; an unchanged body is not sent again.
 
+    A comment deleted between the find and the edit (404) is created again; marked comments after the first
+    (two runs at once) are edited to say they are outdated, pointing at the current one.
     A create is never sent twice: when its answer is lost (a timeout, a dropped connection, a 5xx), the
     comments are read again and a marked one found there is the one just created.
     """
-    existing = find_comment(client, number, author)
-    if existing is not None:
-        return Published(_edit(client, existing, body), created=False)
+    marked = find_comments(client, number, author)
+    if marked:
+        try:
+            published = Published(_edit(client, marked[0], body), created=False)
+        except ApiError as error:
+            if error.status != NOT_FOUND:
+                raise
+            # deleted (by a person) between the find and the edit: post it again
+        else:
+            _retire(client, marked[1:], published.comment)
+            return published
     try:
         return Published(client.create_comment(number, body), created=True)
     except ApiError as error:

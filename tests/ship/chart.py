@@ -36,8 +36,8 @@ class Rendered:
         return found
 
 
-def render(values: dict[str, Any] | None, *, api_versions: tuple[str, ...] = ()) -> Rendered:
-    """`helm template rec charts/reconciler -n platform [--api-versions ...] -f values`, by Helm itself.
+def render(values: dict[str, Any] | None, *, api_versions: tuple[str, ...] = (), release: str = RELEASE) -> Rendered:
+    """`helm template <release: rec> charts/reconciler -n platform [--api-versions ...] -f values`, by Helm itself.
 
     `Chart.render` has no `--api-versions`; the library's render call takes them in its options (what
     `helm template --api-versions` sets), so the ServiceMonitor's capability check runs for real.
@@ -46,7 +46,7 @@ def render(values: dict[str, Any] | None, *, api_versions: tuple[str, ...] = ())
     from helm_python import _native
 
     with helm_python.Chart.load(CHART) as chart:
-        options = {"name": RELEASE, "namespace": NAMESPACE, "is_install": True, "api_versions": list(api_versions)}
+        options = {"name": release, "namespace": NAMESPACE, "is_install": True, "api_versions": list(api_versions)}
         raw = _native.call_string("helm_render", chart._raw(), json.dumps(values or {}), json.dumps(options))
     files: dict[str, str] = json.loads(raw)
     manifests: list[dict[str, Any]] = []

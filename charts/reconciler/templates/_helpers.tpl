@@ -4,17 +4,24 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The full name: a DNS-1035 label, since the Service carries it (a release name's dots become dashes). */}}
 {{- define "reconciler.fullname" -}}
+{{- $full := "" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- $full = .Values.fullnameOverride -}}
 {{- else -}}
 {{- $name := default .Chart.Name .Values.nameOverride -}}
 {{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- $full = .Release.Name -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- $full = printf "%s-%s" .Release.Name $name -}}
 {{- end -}}
 {{- end -}}
+{{- $full = $full | replace "." "-" | trunc 63 | trimSuffix "-" -}}
+{{- if not (regexMatch "^[a-z]" $full) -}}
+{{- fail (printf "the resources would be named %q, and a Service name must start with a letter: set fullnameOverride" $full) -}}
+{{- end -}}
+{{- $full -}}
 {{- end -}}
 
 {{- define "reconciler.selectorLabels" -}}
@@ -79,4 +86,11 @@ subjects:
   - kind: ServiceAccount
     name: {{ include "reconciler.serviceAccountName" .root }}
     namespace: {{ .root.Release.Namespace }}
+{{- end -}}
+
+
+{{/* Seconds in a duration of the schema's form (a number and ms | s | m | h), for comparing two of them. */}}
+{{- define "reconciler.seconds" -}}
+{{- $unit := get (dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0) (regexFind "[a-z]+$" .) -}}
+{{- mulf (regexFind "^[0-9]+" . | float64) $unit -}}
 {{- end -}}
