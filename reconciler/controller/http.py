@@ -1,7 +1,8 @@
 """The controller's one HTTP server: probes, metrics and the GitHub push webhook.
 
 GET /healthz answers 200 while the loop ticks (503 once it has not for three poll intervals),
-GET /readyz 200 once every owned environment finished its first sync (whatever the result),
+GET /readyz 200 on a standby waiting to lead, and on the leader once every owned environment finished its
+first sync (whatever the result),
 GET /metrics the controller's own registry, POST /webhook/github a poll at once for a push to the
 followed branch. The webhook's X-Hub-Signature-256 (HMAC-SHA256 of the raw body) is checked in
 constant time before anything is read from the body; a bad or missing one is 401 and nothing

@@ -154,7 +154,10 @@ class Controller:
         return time.monotonic() - self._last_tick < limit
 
     def ready(self) -> bool:
-        """Every owned environment has finished its first sync, whatever its result."""
+        """A standby waiting to lead is ready (to take over: a rolling update of two replicas must not wait on it);
+        the leader once every owned environment has finished its first sync, whatever its result."""
+        if self._waiting:
+            return True
         return bool(self.statuses) and all(status.result for status in self.statuses.values())
 
     def _acting(self, term: Cancellation) -> bool:
