@@ -69,3 +69,33 @@ def test_a_kill_during_a_parallel_apply_then_a_rerun_ends_with_no_duplicates_and
         assert not [name for name, count in Counter(names).items() if count > 1], f"duplicate {kind}: {names}"
         assert set(made_before[kind]) <= set(names)
     assert "No changes." in project.run("plan", "--env", "prod").output
+
+
+def test_a_create_landing_after_the_rerun_listed_is_adopted_not_made_twice(project: Project) -> None:
+    """The killed apply's create of salesforce-to-lake reaches the server, which carries it out only after the
+    re-run has listed connections (a real Airbyte finishes a request it has read, client or no client). The
+    re-run must find it, not create a second `salesforce-to-lake`."""
+    late = project.prod.land_create_late("connections", "salesforce-to-lake")
+    command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]
+    command += ["--system", "airbyte", "--auto-approve", "--parallelism", "10"]
+    first = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **project.environ}
+    )
+    try:
+        assert late.received.wait(SAFETY_SECONDS), "the create never reached the server"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=SAFETY_SECONDS)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert "salesforce-to-lake" not in live_names(project, "connections")  # still in flight on the server
+
+    rerun = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", "10")
+    assert late.landed.is_set(), "the held create was never released by the re-run's listing"
+    assert rerun.exit_code == 0, rerun.output
+    names = live_names(project, "connections")
+    assert names.count("salesforce-to-lake") == 1, names
+    for kind in ("sources", "destinations"):
+        assert len(set(live_names(project, kind))) == len(live_names(project, kind)), live_names(project, kind)
+    assert "No changes." in project.run("plan", "--env", "prod").output

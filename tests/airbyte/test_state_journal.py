@@ -45,7 +45,7 @@ def test_records_are_appended_to_a_journal_and_compacted_into_the_state(store: F
     store.record(key("c"), rec("c", "3"))
     assert json.loads(store.path.read_text())["resources"] == {"airbyte.source/a": {"id": "1", "fingerprints": {}}}
     lines = store.journal.read_text().splitlines()
-    assert json.loads(lines[0]) == {"formatVersion": 1, "environment": "qa"} and len(lines) == 4
+    assert json.loads(lines[0]) == {"formatVersion": 2, "environment": "qa"} and len(lines) == 4
     expected = {key("b"): rec("b", "2", password="f1"), key("c"): rec("c", "3")}
     assert store.load() == expected  # replayed, files untouched
     assert store.journal.exists()
@@ -110,8 +110,8 @@ def test_another_environments_journal_is_refused(store: FileStateStore) -> None:
 
 def test_a_journal_of_a_newer_format_is_refused_with_its_version(store: FileStateStore) -> None:
     store.journal.parent.mkdir(parents=True)
-    store.journal.write_text('{"formatVersion": 2, "environment": "qa"}\n')
-    with pytest.raises(ReconcilerError, match="unsupported formatVersion 2"):
+    store.journal.write_text('{"formatVersion": 3, "environment": "qa"}\n')
+    with pytest.raises(ReconcilerError, match="unsupported formatVersion 3"):
         store.load()
 
 

@@ -182,6 +182,8 @@ class AirbyteClient:
         self._token_expires = float("inf") if token else 0.0
         self._clock = clock
         self._retry = retry or RetryPolicy()
+        self.timeout = timeout
+        """Seconds a request may go without an answer before it is given up (the server may still carry it out)."""
         self._http = httpx.Client(timeout=timeout, transport=transport, headers={"Accept": "application/json"})
         self.counter = RequestCounter()
 
