@@ -16,6 +16,7 @@ airbyte_catalog.py; state in airbyte_store.py.
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 import threading
@@ -97,9 +98,11 @@ class AirbyteStandIn:
         token_ttl_seconds: float = 900.0,
         state_file: pathlib.Path | None = None,
         latency_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._host, self._port = host, port
-        self._tokens = AccessTokens(client_id, client_secret, token_ttl_seconds)
+        self._tokens = AccessTokens(client_id, client_secret, token_ttl_seconds, clock)
+        """`clock` times tokens: a test moves it instead of sleeping past a lifetime."""
         self.latency_seconds = latency_seconds  # public: benchmarks change it between runs
         self._store = Store(state_file)
         self._server: JsonHttpServer | None = None
@@ -169,8 +172,8 @@ class AirbyteStandIn:
         self._faults.configure(counts, seed=seed, probability=probability)
 
     def land_create_late(self, kind: str, name: str) -> LateCreate:
-        """The next create of `name` in `kind` is received, then carried out only after the stand-in has answered a
-        listing of `kind` that began after it came in, whether or not its client is still there.
+        """The next create of `name` in `kind` is received, then carried out only after the stand-in has answered the
+        last (empty) page of a listing of `kind` that began after it came in, whether or not its client is still there.
 
         This is a real server's handler running to completion after its client stopped waiting (or died), and
         landing after someone else listed: Airbyte's server finishes a request it has read.
@@ -276,7 +279,7 @@ class AirbyteStandIn:
                 with self._store.lock:
                     self._late.remove(late)
                 late.landed.set()
-            if request.method == "GET":
+            if request.method == "GET" and listed_after and _is_last_page(response):
                 for held in listed_after:
                     held.release.set()
         if fault == "lose_response":
@@ -322,6 +325,14 @@ class AirbyteStandIn:
             return problem.response()
         except Exception as error:  # a stand-in bug must still answer like a server would
             return unexpected(type(error).__name__).response()
+
+
+def _is_last_page(response: Response) -> bool:
+    """A listing's answer with no objects: where a client paging by offset stops."""
+    try:
+        return bool(json.loads(response.body).get("data") == [])
+    except (ValueError, AttributeError):
+        return False
 
 
 def _is_write(method: str, route: _Route | None) -> bool:

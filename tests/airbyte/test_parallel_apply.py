@@ -3,6 +3,7 @@ part-way through a parallel apply loses nothing and duplicates nothing when appl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import time
 from collections import Counter
 
+from reconciler.core.model import PendingCreate, ResourceKey
+from reconciler.state import FileStateStore
 from tests.helpers import Project
 
 SAFETY_SECONDS = 120  # only so that a broken build fails instead of hanging
@@ -93,9 +96,51 @@ def test_a_create_landing_after_the_rerun_listed_is_adopted_not_made_twice(proje
 
     rerun = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", "10")
     assert late.landed.is_set(), "the held create was never released by the re-run's listing"
+
     assert rerun.exit_code == 0, rerun.output
     names = live_names(project, "connections")
     assert names.count("salesforce-to-lake") == 1, names
     for kind in ("sources", "destinations"):
         assert len(set(live_names(project, kind))) == len(live_names(project, kind)), live_names(project, kind)
     assert "No changes." in project.run("plan", "--env", "prod").output
+
+
+def _pending_create(project: Project, name: str, settle_in: float) -> None:
+    """What a killed apply leaves when it had sent the create of connection `name`: a pending create, no record."""
+    store = FileStateStore(project.root / ".reconciler" / "state" / "prod.json", "prod")
+    store.load()
+    now = time.time()
+    store.intend(PendingCreate(ResourceKey("airbyte", "connection", name), now - 1.0, now + settle_in))
+
+
+def test_a_pending_create_that_never_lands_is_waited_for_then_created_once(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    gone = next(item for item in project.prod.stored("connections") if item["name"] == "hubspot-to-lake")
+    project.prod.edit("connections", gone["connectionId"], {"tombstone": True})  # as if its create never landed
+    state = project.root / ".reconciler" / "state" / "prod.json"
+    body = json.loads(state.read_text())
+    del body["resources"]["airbyte.connection/hubspot-to-lake"]
+    state.write_text(json.dumps(body))
+    _pending_create(project, "hubspot-to-lake", settle_in=1.5)
+    project.prod.stats.reset()
+
+    rerun = project.run("apply", "--env", "prod", "--auto-approve")
+    assert rerun.exit_code == 0, rerun.output
+    assert "it never appeared, so it is created" in rerun.output, rerun.output
+    assert project.prod.stats.by_route.get("GET /connections", 0) > 1  # it looked again before creating
+    assert live_names(project, "connections").count("hubspot-to-lake") == 1
+    again = project.run("plan", "--env", "prod")
+    assert "No changes." in again.output and "interrupted apply" not in again.output, again.output
+
+
+def test_a_pending_create_already_landed_or_settled_costs_nothing(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    project.prod.stats.reset()
+    assert "No changes." in project.run("plan", "--env", "prod").output
+    baseline = project.prod.stats.by_route
+    _pending_create(project, "hubspot-to-lake", settle_in=600)  # its object is there: the create was answered
+    _pending_create(project, "app-postgres-to-lake", settle_in=-1)  # settled by time
+    project.prod.stats.reset()
+    plan = project.run("plan", "--env", "prod")
+    assert "No changes." in plan.output and "interrupted apply" not in plan.output, plan.output
+    assert project.prod.stats.by_route == baseline  # no second look
