@@ -105,13 +105,15 @@ class KubeStandIn:
         token: str = "sandbox-token",
         rollout_seconds: float = 0.5,
         state_file: pathlib.Path | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` (wall-clock seconds) drives rollouts and deadlines: a test may move it instead of sleeping."""
         self.token = token
         self.store = KubeStore(state_file)
         self.stats = RequestStats()
         self._server = JsonHttpServer(self._handle, host, port)
         self._faults = Faults()
-        self._verbs = KubeVerbs(self.store, self._faults, rollout_seconds)
+        self._verbs = KubeVerbs(self.store, self._faults, rollout_seconds, clock)
 
     # --- lifecycle ---
 
