@@ -144,3 +144,37 @@ def test_a_pending_create_already_landed_or_settled_costs_nothing(project: Proje
     plan = project.run("plan", "--env", "prod")
     assert "No changes." in plan.output and "interrupted apply" not in plan.output, plan.output
     assert project.prod.stats.by_route == baseline  # no second look
+
+
+def test_a_replace_killed_with_its_create_in_flight_is_refused_never_duplicated(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    project.edit("specs/airbyte/connections.yaml", "    source: salesforce\n", "    source: hubspot\n")
+    salesforce_streams = "".join(
+        f"      - name: {name}\n        syncMode: incremental_append\n        cursorField: [SystemModstamp]\n"
+        for name in ("Account", "Opportunity")
+    )
+    project.edit(
+        "specs/airbyte/connections.yaml",
+        salesforce_streams,
+        "      - name: contacts\n        syncMode: full_refresh_overwrite\n",
+    )
+    assert "replace" in project.run("plan", "--env", "prod").output
+    late = project.prod.land_create_late("connections", "salesforce-to-lake")
+    command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]
+    command += ["--system", "airbyte", "--auto-approve"]
+    first = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **project.environ}
+    )
+    try:
+        assert late.received.wait(SAFETY_SECONDS), "the replace's create never reached the server"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=SAFETY_SECONDS)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    rerun = project.run("apply", "--env", "prod", "--auto-approve")
+    assert late.landed.is_set()
+    assert rerun.exit_code == 1 and "neither take that one over nor create a second" in rerun.output, rerun.output
+    assert live_names(project, "connections").count("salesforce-to-lake") == 1
