@@ -178,3 +178,17 @@ def test_a_replace_killed_with_its_create_in_flight_is_refused_never_duplicated(
     assert late.landed.is_set()
     assert rerun.exit_code == 1 and "neither take that one over nor create a second" in rerun.output, rerun.output
     assert live_names(project, "connections").count("salesforce-to-lake") == 1
+
+
+def test_a_create_the_server_refused_leaves_nothing_to_wait_for(project: Project) -> None:
+    project.edit("specs/airbyte/connections.yaml", "      - name: Account\n", "      - name: NoSuchStream\n")
+    failed = project.run("apply", "--env", "prod", "--auto-approve")
+    assert failed.exit_code == 1 and "salesforce-to-lake" in failed.output, failed.output
+    store = FileStateStore(project.root / ".reconciler" / "state" / "prod.json", "prod")
+    store.load()
+    assert store.pending() == {}  # refused: answered, nothing can land later
+
+    project.edit("specs/airbyte/connections.yaml", "      - name: NoSuchStream\n", "      - name: Account\n")
+    rerun = project.run("apply", "--env", "prod", "--auto-approve")
+    assert rerun.exit_code == 0 and "interrupted apply" not in rerun.output, rerun.output
+    assert live_names(project, "connections").count("salesforce-to-lake") == 1
