@@ -31,8 +31,6 @@ from reconciler.systems.airbyte.spec import AirbyteEnvironment, DestinationSpec,
 
 COLLECTIONS = {rules.SOURCE: "sources", rules.DESTINATION: "destinations", rules.CONNECTION: "connections"}
 ID_FIELDS = {rules.SOURCE: "sourceId", rules.DESTINATION: "destinationId", rules.CONNECTION: "connectionId"}
-CREATE_SETTLE_FACTOR = 2.0
-"""A create not visible twice the client's request timeout after it was sent is taken as never made."""
 
 
 class AirbyteProvider:
@@ -43,7 +41,7 @@ class AirbyteProvider:
 
     def __init__(self, client: AirbyteClient, settings: AirbyteEnvironment, selection: AirbyteSelection) -> None:
         self.client = client
-        self.create_settle_seconds = CREATE_SETTLE_FACTOR * client.timeout
+        self.create_settle_seconds = client.create_settle_seconds
         """How long after a create is sent its object may still appear: Airbyte carries out a request it has read
         even when the client is gone, and the client itself gives up on an answer after its timeout."""
         self.settings = settings
