@@ -5,22 +5,31 @@ after every successful action, so a failure part-way loses nothing. Never holds 
 value. The file store appends each action to a journal beside the state file (one fsynced
 line, whatever the number of records) and folds it into the state file, written atomically,
 at the end of apply; a ConfigMap store for the controller lives with it.
+
+Before a create is sent, apply journals it as pending (`intend`); the action's record settles it.
+A pending create nothing settled (the apply was killed with the request in flight) is kept, in
+the journal and in the state file, until its `settle_by` has passed: planning waits for its object
+until then instead of creating a second one (service/planning.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from reconciler.atomic import atomic_write, sync_directory
-from reconciler.core.model import OwnershipRecord, ResourceKey
+from reconciler.core.model import OwnershipRecord, PendingCreate, ResourceKey
 from reconciler.errors import ReconcilerError
 
 FORMAT_VERSION = 1
-JOURNAL_FORMAT_VERSION = 1
+"""The state file's; `pendingCreates` was added without a new version (an older reader ignores it)."""
+JOURNAL_FORMAT_VERSION = 2
+"""Version 2 added pending-create lines, which version 1 readers could not skip; version 1 journals are read."""
+READABLE_JOURNAL_VERSIONS = (1, 2)
 # A record's `memo` (e.g. workloads' `lastGood`) is written only when it has entries, as an extra key that
 # readers before it ignore: state files stay format 1 both ways (an older reconciler only forgets the memo).
 
@@ -41,13 +50,41 @@ def _record(key: ResourceKey, entry: Mapping[str, Any]) -> OwnershipRecord:
     )
 
 
-def encode_records(environment: str, records: Mapping[ResourceKey, OwnershipRecord]) -> str:
+def encode_records(
+    environment: str,
+    records: Mapping[ResourceKey, OwnershipRecord],
+    pending: Mapping[ResourceKey, PendingCreate] | None = None,
+) -> str:
     body: dict[str, Any] = {
         "formatVersion": FORMAT_VERSION,
         "environment": environment,
         "resources": {str(key): _entry(record) for key, record in sorted(records.items())},
     }
+    if pending:
+        body["pendingCreates"] = {str(key): _pending_fields(item) for key, item in sorted(pending.items())}
     return json.dumps(body, indent=2, sort_keys=False) + "\n"
+
+
+def _pending_fields(pending: PendingCreate) -> dict[str, float]:
+    return {"sentAt": pending.sent_at, "settleBy": pending.settle_by}
+
+
+def _pending_from(key: ResourceKey, fields: Mapping[str, Any]) -> PendingCreate:
+    return PendingCreate(key, float(fields["sentAt"]), float(fields["settleBy"]))
+
+
+def decode_pending(text: str, origin: str) -> dict[ResourceKey, PendingCreate]:
+    """The pending creates a state file carries (none in a file written before they existed)."""
+    try:
+        entries = json.loads(text).get("pendingCreates") or {}
+        return {ResourceKey.parse(name): _pending_from(ResourceKey.parse(name), v) for name, v in entries.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ReconcilerError(f"state {origin} is unreadable: pendingCreates: {exc}") from exc
+
+
+def unsettled(pending: Mapping[ResourceKey, PendingCreate], now: float) -> dict[ResourceKey, PendingCreate]:
+    """The pending creates whose object may still appear at `now`."""
+    return {key: item for key, item in pending.items() if item.settle_by > now}
 
 
 def decode_records(text: str, origin: str, environment: str) -> dict[ResourceKey, OwnershipRecord]:
@@ -74,11 +111,17 @@ class StateStore(Protocol):
     """Where records live: a file locally, a ConfigMap in the cluster.
 
     `save` replaces every record; `record` sets (or, with None, drops) one record durably and
-    cheaply, whatever the number of records; `compact` folds what `record` wrote into the
-    store's main copy (apply calls it once at the end).
+    cheaply, whatever the number of records, and settles the key's pending create; `intend`
+    journals a create as pending, durably, before it is sent; `pending` is what the last `load`
+    found pending; `compact` folds what `record` and `intend` wrote into the store's main copy
+    (apply calls it once at the end), keeping the pending creates not settled yet.
     """
 
     def load(self) -> dict[ResourceKey, OwnershipRecord]: ...
+
+    def pending(self) -> dict[ResourceKey, PendingCreate]: ...
+
+    def intend(self, pending: PendingCreate) -> None: ...
 
     def save(self, records: Mapping[ResourceKey, OwnershipRecord]) -> None: ...
 
@@ -96,6 +139,10 @@ def encode_journal_header(environment: str) -> str:
     return json.dumps({"formatVersion": JOURNAL_FORMAT_VERSION, "environment": environment}) + "\n"
 
 
+def encode_journal_intent(pending: PendingCreate) -> str:
+    return json.dumps({"key": str(pending.key), "pendingCreate": _pending_fields(pending)}) + "\n"
+
+
 def encode_journal_entry(key: ResourceKey, record: OwnershipRecord | None) -> str:
     entry: dict[str, Any] = {"key": str(key)}
     if record is None:
@@ -106,9 +153,15 @@ def encode_journal_entry(key: ResourceKey, record: OwnershipRecord | None) -> st
 
 
 def replay_journal(
-    text: str, origin: str, environment: str, records: dict[ResourceKey, OwnershipRecord]
+    text: str,
+    origin: str,
+    environment: str,
+    records: dict[ResourceKey, OwnershipRecord],
+    pending: dict[ResourceKey, PendingCreate] | None = None,
 ) -> dict[ResourceKey, OwnershipRecord]:
     """`records` with the journal's entries applied in order (a replay twice gives the same records).
+
+    A pending-create line goes into `pending` (when given); a later record of its key settles it.
 
     A last line without its newline is an append cut short by a kill: it was never acknowledged
     (the newline is written and fsynced with the entry), so it is ignored, even when it parses.
@@ -118,10 +171,10 @@ def replay_journal(
         try:
             entry = json.loads(line)
             if number == 1:
-                if entry.get("formatVersion") != JOURNAL_FORMAT_VERSION:
+                if entry.get("formatVersion") not in READABLE_JOURNAL_VERSIONS:
                     raise ValueError(
                         f"unsupported formatVersion {entry.get('formatVersion')!r} "
-                        f"(this reconciler reads {JOURNAL_FORMAT_VERSION})"
+                        f"(this reconciler reads {' and '.join(map(str, READABLE_JOURNAL_VERSIONS))})"
                     )
                 if entry.get("environment") != environment:
                     raise ReconcilerError(
@@ -130,6 +183,12 @@ def replay_journal(
                     )
                 continue
             key = ResourceKey.parse(entry["key"])
+            if "pendingCreate" in entry:
+                if pending is not None:
+                    pending[key] = _pending_from(key, entry["pendingCreate"])
+                continue
+            if pending is not None:
+                pending.pop(key, None)
             if entry.get("deleted"):
                 records.pop(key, None)
             else:
@@ -149,19 +208,28 @@ class FileStateStore:
     journal left behind, without writing: planning takes no lock, so it never rewrites files.
     """
 
-    def __init__(self, path: Path, environment: str) -> None:
+    def __init__(self, path: Path, environment: str, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.journal = journal_path(path)
         self.environment = environment
+        self._clock = clock
         self._stream: IO[str] | None = None
+        self._pending: dict[ResourceKey, PendingCreate] = {}
 
     def load(self) -> dict[ResourceKey, OwnershipRecord]:
         journal = self._read(self.journal)  # before the state: a compaction in between loses nothing
         state = self._read(self.path)
-        records = decode_records(state, str(self.path), self.environment) if state is not None else {}
+        records, pending = {}, {}
+        if state is not None:
+            records = decode_records(state, str(self.path), self.environment)
+            pending = decode_pending(state, str(self.path))
         if journal is not None:
-            replay_journal(journal, str(self.journal), self.environment, records)
+            replay_journal(journal, str(self.journal), self.environment, records, pending)
+        self._pending = pending
         return records
+
+    def pending(self) -> dict[ResourceKey, PendingCreate]:
+        return dict(self._pending)
 
     def save(self, records: Mapping[ResourceKey, OwnershipRecord]) -> None:
         self._close_journal()
@@ -169,11 +237,19 @@ class FileStateStore:
         self._remove_journal()
 
     def record(self, key: ResourceKey, record: OwnershipRecord | None) -> None:
+        self._append(encode_journal_entry(key, record))
+        self._pending.pop(key, None)
+
+    def intend(self, pending: PendingCreate) -> None:
+        self._append(encode_journal_intent(pending))
+        self._pending[pending.key] = pending
+
+    def _append(self, line: str) -> None:
         try:
             if self._stream is None:
                 self.compact()  # a journal left by a killed run is folded in before appending after it
                 self._stream = self._open_journal()
-            self._stream.write(encode_journal_entry(key, record))
+            self._stream.write(line)
             self._stream.flush()
             os.fsync(self._stream.fileno())
         except OSError as exc:
@@ -184,7 +260,8 @@ class FileStateStore:
         self._close_journal()
         if not self.journal.exists():
             return
-        self._write_state(self.load())
+        records = self.load()
+        self._write_state(records)
         self._remove_journal()
 
     def _read(self, path: Path) -> str | None:
@@ -196,8 +273,10 @@ class FileStateStore:
             raise ReconcilerError(f"cannot read state {path}: {exc.strerror}") from exc
 
     def _write_state(self, records: Mapping[ResourceKey, OwnershipRecord]) -> None:
+        """The records, with the pending creates that may still land (the others are settled by time)."""
+        self._pending = unsettled(self._pending, self._clock())
         try:
-            atomic_write(self.path, encode_records(self.environment, records), durable=True)
+            atomic_write(self.path, encode_records(self.environment, records, self._pending), durable=True)
         except OSError as exc:
             raise ReconcilerError(f"cannot write state {self.path}: {exc.strerror}") from exc
 

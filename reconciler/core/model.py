@@ -91,6 +91,20 @@ class OwnershipRecord:
     the health gate). Plain, non-secret values; empty for most systems."""
 
 
+@dataclass(frozen=True)
+class PendingCreate:
+    """A create (or a replace's create) sent with no record yet of how it ended: its object may still appear.
+
+    Journaled before the request leaves, settled by the action's record; until `settle_by` a planner that does
+    not see its object waits for it rather than create a second one (a server finishes a request it has read,
+    even after its client died). Times are wall-clock seconds since the epoch: they cross processes.
+    """
+
+    key: ResourceKey
+    sent_at: float
+    settle_by: float
+
+
 def digest_of(value: Any) -> str:
     """SHA-256 of a canonical JSON rendering (sorted keys)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from reconciler.sandbox.airbyte_problems import bad_request, unauthorized
@@ -18,10 +19,13 @@ from reconciler.sandbox.http_util import Request, Response, json_response
 
 
 class AccessTokens:
-    """Bearer tokens issued to one client id and secret, each valid for `ttl_seconds`."""
+    """Bearer tokens issued to one client id and secret, each valid for `ttl_seconds` of `clock`."""
 
-    def __init__(self, client_id: str, client_secret: str, ttl_seconds: float) -> None:
+    def __init__(
+        self, client_id: str, client_secret: str, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._client_id, self._client_secret = client_id, client_secret
+        self._clock = clock
         self._token_ttl = ttl_seconds
         self._tokens: dict[str, float] = {}
         self._tokens_lock = threading.Lock()
@@ -35,7 +39,7 @@ class AccessTokens:
             return unauthorized(request.path)
         token = secrets.token_urlsafe(32)
         with self._tokens_lock:
-            self._tokens[token] = time.monotonic() + self._token_ttl
+            self._tokens[token] = self._clock() + self._token_ttl
         body = {"access_token": token, "token_type": "Bearer", "expires_in": int(self._token_ttl)}
         return json_response(200, body)
 
@@ -52,7 +56,7 @@ class AccessTokens:
             return False
         with self._tokens_lock:
             expiry = self._tokens.get(token.strip())
-            return expiry is not None and time.monotonic() < expiry
+            return expiry is not None and self._clock() < expiry
 
     def expire_all(self) -> None:
         """Every token issued so far becomes invalid: the next request with one gets a 401."""

@@ -4,7 +4,8 @@ It answers the way a self-hosted Airbyte does (`/api/public/v1`), quirks include
 works here works there: masked secrets, cron echoed with " UTC", `selectedFields: []` for null,
 streams in a different order on every read, `next` links on every non-empty page, RFC 9457 problems,
 self-hosted 401s in Micronaut's shape, duplicate names allowed. It can also misbehave on purpose
-(429, 500, hangs, lost responses, expired tokens, hand edits) so clients can be tested for it.
+(429, 500, hangs, lost responses, expired tokens, hand edits, a create that lands late) so clients can be
+tested for it.
 
 This module is the top of the stand-in: lifecycle, test controls, faults and routing. Handlers
 live in airbyte_workspaces.py, airbyte_actors.py (sources, destinations), airbyte_connections.py
@@ -15,8 +16,10 @@ airbyte_catalog.py; state in airbyte_store.py.
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +55,19 @@ TIMEOUT_HANG_SECONDS = 3.0
 FAULT_KINDS = ("rate_limit", "server_error", "timeout", "lose_response")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TOKEN_ROUTE, HEALTH_ROUTE = "/applications/token", "/health"
+LATE_CREATE_SAFETY_SECONDS = 120.0
+"""A create held to land late is carried out after this even if no listing came (a test never hangs)."""
+
+
+@dataclass
+class LateCreate:
+    """A create held by `land_create_late`: `received` is set once the request is in."""
+
+    collection: str
+    name: str
+    received: threading.Event
+    release: threading.Event
+    landed: threading.Event
 
 
 # --- Routing ---
@@ -82,13 +98,16 @@ class AirbyteStandIn:
         token_ttl_seconds: float = 900.0,
         state_file: pathlib.Path | None = None,
         latency_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._host, self._port = host, port
-        self._tokens = AccessTokens(client_id, client_secret, token_ttl_seconds)
+        self._tokens = AccessTokens(client_id, client_secret, token_ttl_seconds, clock)
+        """`clock` times tokens: a test moves it instead of sleeping past a lifetime."""
         self.latency_seconds = latency_seconds  # public: benchmarks change it between runs
         self._store = Store(state_file)
         self._server: JsonHttpServer | None = None
         self._faults = FaultPlan(FAULT_KINDS)
+        self._late: list[LateCreate] = []
         self.hang_seconds = TIMEOUT_HANG_SECONDS
         self.stats = RequestStats()
         self._actors = ActorHandlers(self._store, lambda: self.url)
@@ -151,6 +170,18 @@ class AirbyteStandIn:
         """
         counts = dict(rate_limit=rate_limit, server_error=server_error, timeout=timeout, lose_response=lose_response)
         self._faults.configure(counts, seed=seed, probability=probability)
+
+    def land_create_late(self, kind: str, name: str) -> LateCreate:
+        """The next create of `name` in `kind` is received, then carried out only after the stand-in has answered the
+        last (empty) page of a listing of `kind` that began after it came in, whether or not its client is still there.
+
+        This is a real server's handler running to completion after its client stopped waiting (or died), and
+        landing after someone else listed: Airbyte's server finishes a request it has read.
+        """
+        late = LateCreate(f"/{kind_name(kind)}", name, threading.Event(), threading.Event(), threading.Event())
+        with self._store.lock:
+            self._late.append(late)
+        return late
 
     def expire_tokens(self) -> None:
         """Every token issued so far becomes invalid: the next request with one gets a 401."""
@@ -241,10 +272,36 @@ class AirbyteStandIn:
         if not self._tokens.authorized(request):
             response = unauthorized(request.path)
         else:
+            late = self._held(request, template)
+            listed_after = [held for held in self._late if held.collection == template and held.received.is_set()]
             response = self._dispatch(request, route, resource_id, path)
+            if late is not None:
+                with self._store.lock:
+                    self._late.remove(late)
+                late.landed.set()
+            if request.method == "GET" and listed_after and _is_last_page(response):
+                for held in listed_after:
+                    held.release.set()
         if fault == "lose_response":
             raise DropConnection(0.0)  # the work is done; the answer never leaves
         return response
+
+    def _held(self, request: Request, template: str) -> LateCreate | None:
+        """The late create this request is, after waiting for its release; None for any other request."""
+        if request.method != "POST":
+            return None
+        try:
+            name = request.json().get("name")
+        except (ValueError, AttributeError):
+            return None
+        with self._store.lock:
+            waiting = (h for h in self._late if (h.collection, h.name) == (template, name) and not h.received.is_set())
+            late = next(waiting, None)
+            if late is None:
+                return None
+            late.received.set()
+        late.release.wait(LATE_CREATE_SAFETY_SECONDS)
+        return late
 
     def _match(self, path: str) -> tuple[_Route | None, str]:
         for route in self._routes:
@@ -268,6 +325,14 @@ class AirbyteStandIn:
             return problem.response()
         except Exception as error:  # a stand-in bug must still answer like a server would
             return unexpected(type(error).__name__).response()
+
+
+def _is_last_page(response: Response) -> bool:
+    """A listing's answer with no objects: where a client paging by offset stops."""
+    try:
+        return bool(json.loads(response.body).get("data") == [])
+    except (ValueError, AttributeError):
+        return False
 
 
 def _is_write(method: str, route: _Route | None) -> bool:

@@ -111,7 +111,9 @@ class KubeStandIn:
         token: str = "sandbox-token",
         rollout_seconds: float = 0.5,
         state_file: pathlib.Path | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` (wall-clock seconds) drives rollouts and deadlines: a test may move it instead of sleeping."""
         self.token = token
         self.store = KubeStore(state_file)
         self.stats = RequestStats()
@@ -119,7 +121,7 @@ class KubeStandIn:
         """Every authenticated resource request as RBAC sees it: (verb, API group, resource, namespace)."""
         self._server = JsonHttpServer(self._handle, host, port)
         self._faults = Faults()
-        self._verbs = KubeVerbs(self.store, self._faults, rollout_seconds)
+        self._verbs = KubeVerbs(self.store, self._faults, rollout_seconds, clock)
 
     # --- lifecycle ---
 

@@ -13,6 +13,7 @@ import copy
 import secrets as token_bytes
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,10 @@ class Faults:
 class KubeVerbs:
     """The verbs on one store's objects. Callers hold `store.lock`; errors are ApiStatusError."""
 
-    def __init__(self, store: KubeStore, faults: Faults, rollout_seconds: float) -> None:
+    def __init__(
+        self, store: KubeStore, faults: Faults, rollout_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._clock = clock
         self.store = store
         self.rollout_seconds = rollout_seconds
         self._faults = faults
@@ -201,7 +205,7 @@ class KubeVerbs:
         apply: tuple[dict[str, Any], set[kube_fields.Path]] | None = None,
     ) -> dict[str, Any]:
         """Validate, stamp and store a write; the Deployment controller reacts to template changes."""
-        moment = time.time()
+        moment = self._clock()
         meta = new.setdefault("metadata", {})
         name = str(meta.get("name") or (old or {}).get("metadata", {}).get("name") or "")
         if old is not None and meta.get("name", name) != old["metadata"]["name"]:
@@ -259,9 +263,9 @@ class KubeVerbs:
         key = (rt.plural, obj["metadata"]["namespace"], obj["metadata"]["name"])
         record = self.store.controller.get(key)
         if record is None:
-            self._observe(key, obj, time.time())
+            self._observe(key, obj, self._clock())
             record = self.store.controller[key]
-        status = rollout.deployment_status(obj, record, time.time(), self.rollout_seconds)
+        status = rollout.deployment_status(obj, record, self._clock(), self.rollout_seconds)
         if status != obj.get("status"):
             obj["status"] = status
             obj["metadata"]["resourceVersion"] = self.store.next_resource_version()
@@ -273,6 +277,6 @@ class KubeVerbs:
             self._settle(ks.DEPLOYMENTS, deployment)
             key = (ks.DEPLOYMENTS.plural, namespace, deployment["metadata"]["name"])
             pods.extend(
-                rollout.simulated_pods(deployment, self.store.controller[key], time.time(), self.rollout_seconds)
+                rollout.simulated_pods(deployment, self.store.controller[key], self._clock(), self.rollout_seconds)
             )
         return pods

@@ -1,15 +1,20 @@
 """The service, step 3: carry out a plan in order, recording each success at once, telling listeners.
 
 Stops at the first failure, or before the next action once cancelled; what was done is recorded
-either way, so a re-run converges. Independent actions may run at once (`parallelism`), within
-the order `prerequisites` keeps. One structlog event per step (env, system, resource, action,
-outcome); never a secret (errors are redacted, values never reach here).
+either way, so a re-run converges. A create (or replace) is journaled as pending before it starts,
+for systems that say how long a create may take to appear (`create_settle_seconds`): killed with
+it in flight (or given up on after timeouts), the next plan waits for its object rather than
+create a second one (planning.py); one the server refused is settled at once.
+Independent actions may run at once (`parallelism`), within the order `prerequisites` keeps.
+One structlog event per step (env, system, resource, action, outcome); never a secret
+(errors are redacted, values never reach here).
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -18,7 +23,7 @@ import structlog
 
 from reconciler.cancellation import Cancellation
 from reconciler.core.events import Event, EventKind, Listener
-from reconciler.core.model import OwnershipRecord, ResourceKey
+from reconciler.core.model import OwnershipRecord, PendingCreate, ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan
 from reconciler.errors import ApplyError, CancelledError, PlanError, ReconcilerError
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation, Provider
@@ -170,6 +175,7 @@ def apply_plan(
     finished: set[int] = set()
     next_up = 0  # every action before it has started
     started: set[int] = set()
+    intended: set[int] = set()  # actions journaled as pending creates
     running: list[_Running] = []
     stopping = False
     pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply") if parallelism > 1 else None
@@ -197,6 +203,11 @@ def apply_plan(
         tell(Event(EventKind.ACTION_STARTED, env, "", action))
         _log_step(session, action, "started")
         provider = session.providers[action.key.system]
+        settle = float(getattr(provider, "create_settle_seconds", 0.0))
+        if settle > 0 and action.kind in (ActionKind.CREATE, ActionKind.REPLACE):
+            now = time.time()  # wall clock: the next run, maybe another process, reads it
+            session.state.intend(PendingCreate(action.key, now, now + settle))  # fsynced before the request leaves
+            intended.add(index)
         if pool is None:
             future = _inline(lambda: _run(provider, action, context))
         else:
@@ -211,6 +222,8 @@ def apply_plan(
         finished.add(step.index)
         if error is not None or outcome is None:
             assert error is not None
+            if not error.retryable and step.index in intended:
+                session.state.record(action.key, records.get(action.key))  # answered (refused): nothing will land
             if report.exception is None or (isinstance(report.exception, CancelledError) and report.failed is None):
                 report.failed, report.error, report.exception = action, str(error), error
             stopping = True

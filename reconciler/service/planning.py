@@ -2,15 +2,22 @@
 
 Reads only. Each system's `Observation` is kept on the session with the plan it led to, so the
 apply of that plan hands every system what it saw (`ApplyContext.observation`).
+
+A create an interrupted apply sent whose outcome nothing recorded (a pending create, state.py) may
+still land: the server finishes a request it has read even after its client died. When the live
+system does not show its object yet, planning observes again until it does or the create's settle
+time has passed, and only then plans to create it; only such keys pay, never a normal re-run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime
 
 import structlog
 
-from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
+from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, PendingCreate, ResourceKey
 from reconciler.core.plan import Override, Plan, PlanInputs, Refusal, build_plan, changed_since
 from reconciler.core.saved_plan import saved_plan_differences
 from reconciler.errors import PlanError
@@ -18,6 +25,9 @@ from reconciler.providers.base import Observation
 from reconciler.service.session import Session
 
 log = structlog.get_logger("reconciler.service")
+
+SETTLE_POLLS = (0.25, 0.5, 1.0, 2.0, 5.0)
+"""Seconds between observations while a pending create may still land (the last one repeats)."""
 
 
 def desired_state(session: Session) -> list[DesiredResource]:
@@ -63,12 +73,67 @@ def observe(
     return merged(observe_systems(session, desired, records))
 
 
+def await_pending_creates(
+    session: Session,
+    desired: Sequence[DesiredResource],
+    records: Mapping[ResourceKey, OwnershipRecord],
+    observations: dict[str, Observation],
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[dict[str, Observation], tuple[str, ...]]:
+    """The observations once every wanted pending create whose object is not live has landed or settled, and a
+    note for each one waited for. A wait never outlasts its system's `create_settle_seconds` from now (a clock
+    set back cannot make it longer)."""
+    wanted = {resource.key for resource in desired}
+    pending = {key: item for key, item in session.state.pending().items() if key in wanted}
+    if not pending:
+        return observations, ()
+    start = clock()
+
+    def deadline(item: PendingCreate) -> float:
+        provider = session.providers.get(item.key.system)
+        cap = float(getattr(provider, "create_settle_seconds", 0.0))
+        return min(item.settle_by, start + cap)
+
+    def missing(current: Mapping[str, Observation]) -> list[PendingCreate]:
+        live, now = merged(current).live, clock()
+        return [item for key, item in sorted(pending.items()) if key not in live and now < deadline(item)]
+
+    awaited = missing(observations)
+    attempt = 0
+    while still := missing(observations):
+        remaining = max(deadline(item) for item in still) - clock()
+        log.warning(
+            "plan.awaiting_creates",
+            env=session.env.name,
+            resources=[str(item.key) for item in still],
+            seconds_left=round(remaining, 1),
+        )
+        sleep(max(0.0, min(SETTLE_POLLS[min(attempt, len(SETTLE_POLLS) - 1)], remaining)))
+        attempt += 1
+        observations = observe_systems(session, desired, records)
+    live = merged(observations).live
+    notes = tuple(
+        f"{item.key}: an interrupted apply sent its create at {_when(item.sent_at)} and recorded no outcome; "
+        f"waited {clock() - start:.1f}s for it: "
+        + ("it landed, and is taken as this resource" if item.key in live else "it never appeared, so it is created")
+        for item in awaited
+    )
+    return observations, notes
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def make_plan(session: Session, *, allow_mass_delete: bool = False, allow: Collection[Override] = ()) -> Plan:
     """Observe the live systems and plan; reads only. The session keeps the observations with the plan.
     `allow` lifts the refusals a person allowed for this plan (`--allow-broken-dependents`, ...)."""
     records = session.state.load()
     desired = desired_state(session)
     observations = observe_systems(session, desired, records)
+    observations, notes = await_pending_creates(session, desired, records, observations)
     observation = merged(observations)
     prune = frozenset(system for system, provider in session.providers.items() if provider.prune)
     plan = build_plan(
@@ -79,7 +144,7 @@ def make_plan(session: Session, *, allow_mass_delete: bool = False, allow: Colle
             records={k: v for k, v in records.items() if k.system in session.providers},
             prune=prune,
             live_depends=observation.depends,
-            observe_warnings=observation.warnings,
+            observe_warnings=(*notes, *observation.warnings),
             unmanaged_dependents=observation.unmanaged_dependents,
             protected=observation.protected,
             refusals=observation.refusals,

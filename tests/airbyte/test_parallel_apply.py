@@ -3,6 +3,7 @@ part-way through a parallel apply loses nothing and duplicates nothing when appl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import time
 from collections import Counter
 
+from reconciler.core.model import PendingCreate, ResourceKey
+from reconciler.state import FileStateStore
 from tests.helpers import Project
 
 SAFETY_SECONDS = 120  # only so that a broken build fails instead of hanging
@@ -69,3 +72,123 @@ def test_a_kill_during_a_parallel_apply_then_a_rerun_ends_with_no_duplicates_and
         assert not [name for name, count in Counter(names).items() if count > 1], f"duplicate {kind}: {names}"
         assert set(made_before[kind]) <= set(names)
     assert "No changes." in project.run("plan", "--env", "prod").output
+
+
+def test_a_create_landing_after_the_rerun_listed_is_adopted_not_made_twice(project: Project) -> None:
+    """The killed apply's create of salesforce-to-lake reaches the server, which carries it out only after the
+    re-run has listed connections (a real Airbyte finishes a request it has read, client or no client). The
+    re-run must find it, not create a second `salesforce-to-lake`."""
+    late = project.prod.land_create_late("connections", "salesforce-to-lake")
+    command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]
+    command += ["--system", "airbyte", "--auto-approve", "--parallelism", "10"]
+    first = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **project.environ}
+    )
+    try:
+        assert late.received.wait(SAFETY_SECONDS), "the create never reached the server"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=SAFETY_SECONDS)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert "salesforce-to-lake" not in live_names(project, "connections")  # still in flight on the server
+
+    rerun = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", "10")
+    assert late.landed.is_set(), "the held create was never released by the re-run's listing"
+
+    assert rerun.exit_code == 0, rerun.output
+    names = live_names(project, "connections")
+    assert names.count("salesforce-to-lake") == 1, names
+    for kind in ("sources", "destinations"):
+        assert len(set(live_names(project, kind))) == len(live_names(project, kind)), live_names(project, kind)
+    assert "No changes." in project.run("plan", "--env", "prod").output
+
+
+def _pending_create(project: Project, name: str, settle_in: float) -> None:
+    """What a killed apply leaves when it had sent the create of connection `name`: a pending create, no record."""
+    store = FileStateStore(project.root / ".reconciler" / "state" / "prod.json", "prod")
+    store.load()
+    now = time.time()
+    store.intend(PendingCreate(ResourceKey("airbyte", "connection", name), now - 1.0, now + settle_in))
+
+
+def test_a_pending_create_that_never_lands_is_waited_for_then_created_once(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    gone = next(item for item in project.prod.stored("connections") if item["name"] == "hubspot-to-lake")
+    project.prod.edit("connections", gone["connectionId"], {"tombstone": True})  # as if its create never landed
+    state = project.root / ".reconciler" / "state" / "prod.json"
+    body = json.loads(state.read_text())
+    del body["resources"]["airbyte.connection/hubspot-to-lake"]
+    state.write_text(json.dumps(body))
+    _pending_create(project, "hubspot-to-lake", settle_in=1.5)
+    project.prod.stats.reset()
+
+    rerun = project.run("apply", "--env", "prod", "--auto-approve")
+    assert rerun.exit_code == 0, rerun.output
+    assert "it never appeared, so it is created" in rerun.output, rerun.output
+    assert project.prod.stats.by_route.get("GET /connections", 0) > 1  # it looked again before creating
+    assert live_names(project, "connections").count("hubspot-to-lake") == 1
+    again = project.run("plan", "--env", "prod")
+    assert "No changes." in again.output and "interrupted apply" not in again.output, again.output
+
+
+def test_a_pending_create_already_landed_or_settled_costs_nothing(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    project.prod.stats.reset()
+    assert "No changes." in project.run("plan", "--env", "prod").output
+    baseline = project.prod.stats.by_route
+    _pending_create(project, "hubspot-to-lake", settle_in=600)  # its object is there: the create was answered
+    _pending_create(project, "app-postgres-to-lake", settle_in=-1)  # settled by time
+    project.prod.stats.reset()
+    plan = project.run("plan", "--env", "prod")
+    assert "No changes." in plan.output and "interrupted apply" not in plan.output, plan.output
+    assert project.prod.stats.by_route == baseline  # no second look
+
+
+def test_a_replace_killed_with_its_create_in_flight_is_refused_never_duplicated(project: Project) -> None:
+    assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
+    project.edit("specs/airbyte/connections.yaml", "    source: salesforce\n", "    source: hubspot\n")
+    salesforce_streams = "".join(
+        f"      - name: {name}\n        syncMode: incremental_append\n        cursorField: [SystemModstamp]\n"
+        for name in ("Account", "Opportunity")
+    )
+    project.edit(
+        "specs/airbyte/connections.yaml",
+        salesforce_streams,
+        "      - name: contacts\n        syncMode: full_refresh_overwrite\n",
+    )
+    assert "replace" in project.run("plan", "--env", "prod").output
+    late = project.prod.land_create_late("connections", "salesforce-to-lake")
+    command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]
+    command += ["--system", "airbyte", "--auto-approve"]
+    first = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **project.environ}
+    )
+    try:
+        assert late.received.wait(SAFETY_SECONDS), "the replace's create never reached the server"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=SAFETY_SECONDS)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    rerun = project.run("apply", "--env", "prod", "--auto-approve")
+    assert late.landed.is_set()
+    assert rerun.exit_code == 1 and "neither take that one over nor create a second" in rerun.output, rerun.output
+    assert live_names(project, "connections").count("salesforce-to-lake") == 1
+
+
+def test_a_create_the_server_refused_leaves_nothing_to_wait_for(project: Project) -> None:
+    project.edit("specs/airbyte/connections.yaml", "      - name: Account\n", "      - name: NoSuchStream\n")
+    failed = project.run("apply", "--env", "prod", "--auto-approve")
+    assert failed.exit_code == 1 and "salesforce-to-lake" in failed.output, failed.output
+    store = FileStateStore(project.root / ".reconciler" / "state" / "prod.json", "prod")
+    store.load()
+    assert store.pending() == {}  # refused: answered, nothing can land later
+
+    project.edit("specs/airbyte/connections.yaml", "      - name: NoSuchStream\n", "      - name: Account\n")
+    rerun = project.run("apply", "--env", "prod", "--auto-approve")
+    assert rerun.exit_code == 0 and "interrupted apply" not in rerun.output, rerun.output
+    assert live_names(project, "connections").count("salesforce-to-lake") == 1

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import main
-from reconciler.core.model import OwnershipRecord, ResourceKey
+from reconciler.core.model import OwnershipRecord, PendingCreate, ResourceKey
 from reconciler.errors import ReconcilerError
 from reconciler.sandbox.airbyte_fleet import fleet_environ, write_fleet
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
@@ -45,7 +45,7 @@ def test_records_are_appended_to_a_journal_and_compacted_into_the_state(store: F
     store.record(key("c"), rec("c", "3"))
     assert json.loads(store.path.read_text())["resources"] == {"airbyte.source/a": {"id": "1", "fingerprints": {}}}
     lines = store.journal.read_text().splitlines()
-    assert json.loads(lines[0]) == {"formatVersion": 1, "environment": "qa"} and len(lines) == 4
+    assert json.loads(lines[0]) == {"formatVersion": 2, "environment": "qa"} and len(lines) == 4
     expected = {key("b"): rec("b", "2", password="f1"), key("c"): rec("c", "3")}
     assert store.load() == expected  # replayed, files untouched
     assert store.journal.exists()
@@ -110,8 +110,8 @@ def test_another_environments_journal_is_refused(store: FileStateStore) -> None:
 
 def test_a_journal_of_a_newer_format_is_refused_with_its_version(store: FileStateStore) -> None:
     store.journal.parent.mkdir(parents=True)
-    store.journal.write_text('{"formatVersion": 2, "environment": "qa"}\n')
-    with pytest.raises(ReconcilerError, match="unsupported formatVersion 2"):
+    store.journal.write_text('{"formatVersion": 3, "environment": "qa"}\n')
+    with pytest.raises(ReconcilerError, match="unsupported formatVersion 3"):
         store.load()
 
 
@@ -188,3 +188,54 @@ def test_a_kill_at_a_random_point_of_a_200_resource_apply_loses_nothing(
     assert recorded == expected, f"seed {seed}"
     plan = CliRunner().invoke(main, ["--root", str(root), "plan", "--env", "fleet", "--system", "airbyte"], env=environ)
     assert "No changes." in plan.output, f"seed {seed}: {plan.output}"
+
+
+class Clock:
+    """Wall-clock seconds a test sets."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_pending_create_outlives_a_kill_and_a_compaction_until_it_settles(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "state" / "qa.json"
+    first = FileStateStore(path, "qa", clock=clock)
+    first.load()
+    first.intend(PendingCreate(key("a"), clock.now, clock.now + 60))
+    first.intend(PendingCreate(key("b"), clock.now, clock.now + 60))
+    first.record(key("b"), rec("b", "2"))  # b's create was answered: settled
+    # killed here: the journal alone holds a's intent, and the next run reads it
+    second = FileStateStore(path, "qa", clock=clock)
+    assert set(second.load()) == {key("b")}
+    assert second.pending() == {key("a"): PendingCreate(key("a"), clock.now, clock.now + 60)}
+    second.record(key("c"), rec("c", "3"))  # the next run's first write folds the old journal in
+    second.compact()
+    assert not second.journal.exists()
+    assert set(json.loads(path.read_text())["pendingCreates"]) == {"airbyte.source/a"}  # not settled yet
+    reread = FileStateStore(path, "qa", clock=clock)
+    assert set(reread.load()) == {key("b"), key("c")} and set(reread.pending()) == {key("a")}
+    clock.now += 61  # past its settle time: the next compaction drops it
+    third = FileStateStore(path, "qa", clock=clock)
+    third.load()
+    third.record(key("d"), rec("d", "4"))
+    third.compact()
+    assert "pendingCreates" not in json.loads(path.read_text())
+    last = FileStateStore(path, "qa")
+    assert set(last.load()) == {key("b"), key("c"), key("d")} and last.pending() == {}
+
+
+def test_a_version_1_journal_is_still_replayed(store: FileStateStore) -> None:
+    store.journal.parent.mkdir(parents=True)
+    store.journal.write_text('{"formatVersion": 1, "environment": "qa"}\n{"key": "airbyte.source/a", "id": "1"}\n')
+    assert store.load() == {key("a"): OwnershipRecord(key("a"), "1", {})}
+
+
+def test_a_state_without_pending_creates_is_written_as_before(store: FileStateStore) -> None:
+    store.save({key("a"): rec("a", "1")})
+    store.record(key("b"), rec("b", "2"))
+    store.compact()
+    assert set(json.loads(store.path.read_text())) == {"formatVersion", "environment", "resources"}

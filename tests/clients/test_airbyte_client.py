@@ -168,3 +168,92 @@ def test_no_httpx_exception_leaks_out_of_the_client() -> None:
 
     with pytest.raises(ApiError, match="expected JSON, got '<html>proxy login</html>'"):
         client(token_or(html)).get("sources", "s1")
+
+
+class FakeTime:
+    """A clock that only the client's own sleeps move."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def timing_out_then(lands_after_lookups: int | None) -> tuple[Handler, list[str], Callable[[], dict[str, str] | None]]:
+    """A server whose first POST times out on the client yet lands after `lands_after_lookups` lookups (None:
+    never); a second POST is answered at once."""
+    posts: list[str] = []
+    lookups: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posts.append(request.method)
+        if len(posts) == 1:
+            raise httpx.ReadTimeout("timed out")
+        return httpx.Response(200, json={"sourceId": "s-second", "name": "pg"})
+
+    def find_existing() -> dict[str, str] | None:
+        lookups.append(1)
+        landed = lands_after_lookups is not None and len(lookups) > lands_after_lookups
+        return {"sourceId": "s-first", "name": "pg"} if landed else None
+
+    return token_or(handler), posts, find_existing
+
+
+def test_a_create_that_timed_out_is_looked_up_until_it_lands_never_sent_twice() -> None:
+    handler, posts, find_existing = timing_out_then(lands_after_lookups=3)  # it lands some seconds later
+    time = FakeTime()
+    c = AirbyteClient(
+        BASE,
+        client_id="id",
+        client_secret="secret",
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=4, sleep=time.sleep),
+        clock=time.clock,
+        timeout=30.0,
+    )
+    assert c.create("sources", {"name": "pg"}, find_existing=find_existing)["sourceId"] == "s-first"
+    assert posts == ["POST"]  # the early lookups missed it; it was not sent again
+
+
+def test_a_create_that_timed_out_and_never_lands_is_sent_again_only_after_it_settled() -> None:
+    handler, posts, find_existing = timing_out_then(lands_after_lookups=None)
+    time = FakeTime()
+    c = AirbyteClient(
+        BASE,
+        client_id="id",
+        client_secret="secret",
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=4, sleep=time.sleep),
+        clock=time.clock,
+        timeout=30.0,
+    )
+    assert c.create("sources", {"name": "pg"}, find_existing=find_existing)["sourceId"] == "s-second"
+    assert posts == ["POST", "POST"] and time.now >= c.create_settle_seconds == 60.0
+
+
+def test_a_connect_timeout_is_sent_again_without_waiting() -> None:
+    posts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posts.append(request.method)
+        if len(posts) == 1:
+            raise httpx.ConnectTimeout("no connection")  # the request never left
+        return httpx.Response(200, json={"sourceId": "s1", "name": "pg"})
+
+    time = FakeTime()
+    c = AirbyteClient(
+        BASE,
+        client_id="id",
+        client_secret="secret",
+        transport=httpx.MockTransport(token_or(handler)),
+        retry=RetryPolicy(attempts=4, sleep=time.sleep),
+        clock=time.clock,
+    )
+    assert c.create("sources", {"name": "pg"}, find_existing=lambda: None)["sourceId"] == "s1"
+    assert time.now < 1.0  # one backoff pause, no settling

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,31 @@ def as_deployment(manifest: dict[str, Any]) -> client.V1Deployment:
     return client.V1Deployment.model_validate(manifest)
 
 
+class StandInClock:
+    """The stand-in's clock: wall time, until a test freezes it and moves it by hand (no race with a busy CPU)."""
+
+    def __init__(self) -> None:
+        self.frozen: float | None = None
+
+    def __call__(self) -> float:
+        return time.time() if self.frozen is None else self.frozen
+
+    def freeze(self) -> None:
+        self.frozen = time.time()
+
+    def advance(self, seconds: float) -> None:
+        assert self.frozen is not None, "freeze the clock first"
+        self.frozen += seconds
+
+
 @pytest.fixture
-def standin() -> Iterator[KubeStandIn]:
-    with KubeStandIn(rollout_seconds=0.2) as server:
+def clock() -> StandInClock:
+    return StandInClock()
+
+
+@pytest.fixture
+def standin(clock: StandInClock) -> Iterator[KubeStandIn]:
+    with KubeStandIn(rollout_seconds=0.2, clock=clock) as server:
         yield server
 
 

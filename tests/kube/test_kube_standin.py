@@ -18,7 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from reconciler.sandbox.kube_server import KubeStandIn
-from tests.kube.conftest import NAMESPACE, as_deployment, dep_path, deployment, plain
+from tests.kube.conftest import NAMESPACE, StandInClock, as_deployment, dep_path, deployment, plain
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
@@ -51,7 +51,8 @@ def rv(obj: dict[str, Any]) -> int:
     return int(obj["metadata"]["resourceVersion"])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Polls until `predicate` holds; `timeout` only guards against a hang (a loaded machine may be slow)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -334,14 +335,16 @@ def test_rollout_moves_status_like_the_controller(apps: client.AppsV1Api, core: 
 
 
 def test_a_failing_image_never_becomes_available_and_rollback_recovers(
-    standin: KubeStandIn, apps: client.AppsV1Api, core: client.CoreV1Api
+    standin: KubeStandIn, clock: StandInClock, apps: client.AppsV1Api, core: client.CoreV1Api
 ) -> None:
+    clock.freeze()  # moved by hand: a loaded machine cannot pass the 1 s deadline behind the test's back
     standin.fail_images("*:broken-*")
     apps.create_namespaced_deployment(NAMESPACE, as_deployment(deployment(deadline_s=1)))
-    wait_until(lambda: read(apps)["status"].get("availableReplicas") == 1)
+    clock.advance(0.3)  # longer than a rollout takes
+    assert read(apps)["status"].get("availableReplicas") == 1
 
     apps.patch_namespaced_deployment("ingestion", NAMESPACE, image_patch("ingestion:broken-1"))
-    time.sleep(0.4)  # longer than a rollout takes
+    clock.advance(0.4)  # longer than a rollout takes, shorter than the deadline
     status = read(apps)["status"]
     assert (status["updatedReplicas"], status["availableReplicas"], status["unavailableReplicas"]) == (1, 1, 1)
     assert conditions(read(apps))["Progressing"]["reason"] == "ReplicaSetUpdated"
@@ -356,8 +359,9 @@ def test_a_failing_image_never_becomes_available_and_rollback_recovers(
     assert waiting == [("code-server", "ImagePullBackOff", 'Back-off pulling image "ingestion:broken-1"')]
     assert sorted(p["status"]["phase"] for p in pods) == ["Pending", "Running"]  # the old pod keeps serving
 
-    wait_until(lambda: conditions(read(apps))["Progressing"]["reason"] == "ProgressDeadlineExceeded")
+    clock.advance(0.7)  # past the deadline, counted from the rollout's start
     progressing = conditions(read(apps))["Progressing"]
+    assert progressing["reason"] == "ProgressDeadlineExceeded"
     assert progressing["status"] == "False" and progressing["message"].endswith("has timed out progressing.")
 
     rolled_back = plain(apps.patch_namespaced_deployment("ingestion", NAMESPACE, image_patch(deployment_image())))

@@ -20,7 +20,7 @@ from reconciler.alerts import AlertRecord, FileAlertStore
 from reconciler.clients.kube.alert_store import KubeAlertStore
 from reconciler.clients.kube.client import KubeClient, KubeError
 from reconciler.clients.kube.state_store import JOURNAL_LIMIT, KubeStateStore
-from reconciler.core.model import OwnershipRecord, ResourceKey
+from reconciler.core.model import OwnershipRecord, PendingCreate, ResourceKey
 from reconciler.errors import ApiError, ReconcilerError
 from reconciler.sandbox.kube_server import KubeStandIn
 from tests.kube.conftest import NAMESPACE
@@ -309,3 +309,25 @@ def test_a_fold_of_another_writers_records_does_not_make_them_ours_to_drop(kube:
     one.compact()  # folds D in with one's B: D is still not something one knows about
     one.save(records(A, B, C))  # one's view: A, B, C; it never dropped D
     assert store(kube).load() == records(A, B, C, D)
+
+
+def test_a_pending_create_is_carried_across_folds_until_it_settles(kube: KubeClient) -> None:
+    now = [1_800_000_000.0]
+    writer = KubeStateStore(kube, NAMESPACE, NAME, "qa", clock=lambda: now[0])
+    writer.load()
+    late = ResourceKey("airbyte", "connection", "late")
+    writer.intend(PendingCreate(late, now[0], now[0] + 60))
+    for i in range(JOURNAL_LIMIT + 3):  # folds once at the limit, with the create still in flight
+        writer.record(ResourceKey("airbyte", "connection", f"c{i}"), rec("airbyte", "connection", f"c{i}"))
+    writer.compact()
+    reader = store(kube)
+    assert len(reader.load()) == JOURNAL_LIMIT + 3 and set(reader.pending()) == {late}
+    now[0] += 61
+    writer.record(ResourceKey("airbyte", "connection", "x"), rec("airbyte", "connection", "x"))
+    writer.compact()  # settled by time: not carried
+    reader.load()
+    assert reader.pending() == {}
+    writer.intend(PendingCreate(late, now[0], now[0] + 60))
+    writer.record(late, rec("airbyte", "connection", "late"))  # answered: settled by its record
+    reader.load()
+    assert reader.pending() == {}

@@ -169,11 +169,16 @@ def test_expired_tokens_get_401_then_the_sdk_fetches_a_new_one(
 
 
 def test_token_ttl_is_enforced(secret: str) -> None:
-    with AirbyteStandIn(client_secret=secret, token_ttl_seconds=0.2) as server:
+    now = [1000.0]  # the stand-in's clock, moved by the test: no wall-clock race on a loaded machine
+    with AirbyteStandIn(client_secret=secret, token_ttl_seconds=180, clock=lambda: now[0]) as server:
         headers = {"Authorization": f"Bearer {token(server, secret)}"}
         assert httpx.get(f"{server.url}/sources", headers=headers).status_code == 200
-        time.sleep(0.3)
+        now[0] += 179.9
+        assert httpx.get(f"{server.url}/sources", headers=headers).status_code == 200
+        now[0] += 0.1
         assert httpx.get(f"{server.url}/sources", headers=headers).status_code == 401
+        fresh = {"Authorization": f"Bearer {token(server, secret)}"}
+        assert httpx.get(f"{server.url}/sources", headers=fresh).status_code == 200
 
 
 # --- sources and destinations ---
@@ -559,20 +564,21 @@ def test_lost_response_still_creates_the_resource(standin: AirbyteStandIn, raw: 
 
 def test_timeout_fault_outlasts_the_client(standin: AirbyteStandIn, raw: httpx.Client) -> None:
     standin.set_faults(timeout=1)
-    started = time.monotonic()
+    standin.hang_seconds = 60.0  # far past the client's timeout, whatever the machine's load
     with pytest.raises(httpx.ReadTimeout):
-        raw.get("/sources", timeout=0.3)
-    assert time.monotonic() - started < 2
+        raw.get("/sources", timeout=1.0)
     assert raw.get("/sources").status_code == 200
 
 
 def test_probability_faults_are_seeded(standin: AirbyteStandIn, raw: httpx.Client) -> None:
+    standin.hang_seconds = 60.0  # a hang is a ReadTimeout, an answer a status: never mixed up by a slow answer
+
     def run() -> list[int | str]:
         standin.set_faults(probability=0.5, seed=7)
         outcomes: list[int | str] = []
         for _ in range(12):
             try:
-                outcomes.append(raw.get("/sources", timeout=0.2).status_code)
+                outcomes.append(raw.get("/sources", timeout=1.0).status_code)
             except httpx.HTTPError as error:
                 outcomes.append(type(error).__name__)
         return outcomes

@@ -17,7 +17,8 @@ past `JOURNAL_LIMIT` entries it folds the journal into the shards. Every write c
 resourceVersion it was computed from: on a 409 the store re-reads and applies only what it
 changed (per record) on top of what is there, so a record another writer added or changed is
 kept. A kill at any point loses nothing acknowledged: before the head is swapped the new shards
-are unnamed (deleted by the next fold), after it the old ones are.
+are unnamed (deleted by the next fold), after it the old ones are. Pending creates (`intend`) are
+journal lines too; a fold carries the ones not settled yet into the new head's journal.
 Shards are sized by their records' uncompressed JSON (`SHARD_TARGET_BYTES`, so even
 incompressible records stay under the API server's 1 MiB ConfigMap limit), then checked compressed.
 """
@@ -29,6 +30,7 @@ import binascii
 import gzip
 import json
 import math
+import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,14 +40,16 @@ import structlog
 
 from reconciler.clients.kube.calls import KubeConflict, KubeError
 from reconciler.clients.kube.configmaps import ConfigMapCalls
-from reconciler.core.model import OwnershipRecord, ResourceKey
+from reconciler.core.model import OwnershipRecord, PendingCreate, ResourceKey
 from reconciler.errors import ApiError, PermanentError
 from reconciler.state import (
     decode_records,
     encode_journal_entry,
     encode_journal_header,
+    encode_journal_intent,
     encode_records,
     replay_journal,
+    unsettled,
 )
 
 log = structlog.get_logger("reconciler.state")
@@ -111,16 +115,28 @@ class _Snapshot:
     """Each shard's records, as stored (before the journal)."""
     records: dict[ResourceKey, OwnershipRecord]
     """Everything: the shards with the journal replayed."""
+    pending: dict[ResourceKey, PendingCreate] = field(default_factory=dict)
+    """The journal's pending creates that no later record settled."""
 
 
 class KubeStateStore:
     """One environment's records in ConfigMaps `<name>` (head and journal) and `<name>-<n>` (shards)."""
 
-    def __init__(self, kube: ConfigMapCalls, namespace: str, name: str, environment: str) -> None:
+    def __init__(
+        self,
+        kube: ConfigMapCalls,
+        namespace: str,
+        name: str,
+        environment: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.name = name
         self.environment = environment
+        self._clock = clock
+        self._pending: dict[ResourceKey, PendingCreate] = {}
         self._head: _Head | None = None
         self._base: dict[ResourceKey, OwnershipRecord] = {}
         """The records as this store last read or wrote them: what a write's per-record merge is computed from."""
@@ -134,7 +150,15 @@ class KubeStateStore:
     def load(self) -> dict[ResourceKey, OwnershipRecord]:
         snapshot = self._guard(self._snapshot)
         self._head, self._base = snapshot.head, dict(snapshot.records)
+        self._pending = dict(snapshot.pending)
         return dict(snapshot.records)
+
+    def pending(self) -> dict[ResourceKey, PendingCreate]:
+        return dict(self._pending)
+
+    def intend(self, pending: PendingCreate) -> None:
+        self._guard(lambda: self._append(pending.key, None, intent=pending))
+        self._pending[pending.key] = pending
 
     def save(self, records: Mapping[ResourceKey, OwnershipRecord]) -> None:
         changes: dict[ResourceKey, OwnershipRecord | None] = {
@@ -144,6 +168,7 @@ class KubeStateStore:
 
     def record(self, key: ResourceKey, record: OwnershipRecord | None) -> None:
         self._guard(lambda: self._append(key, record))
+        self._pending.pop(key, None)
 
     def compact(self) -> None:
         """Fold the journal into the shards (no write at all when the journal is empty)."""
@@ -206,9 +231,10 @@ class KubeStateStore:
                 parts.append(part)
             else:
                 records = {key: record for part in parts for key, record in part.items()}
+                pending: dict[ResourceKey, PendingCreate] = {}
                 if head.journal:
-                    replay_journal(head.journal, f"{self.where} {JOURNAL_KEY}", self.environment, records)
-                return _Snapshot(head, parts, records)
+                    replay_journal(head.journal, f"{self.where} {JOURNAL_KEY}", self.environment, records, pending)
+                return _Snapshot(head, parts, records, pending)
         raise ApiError("kubernetes", f"state {self.where} kept changing while being read; try again", transient=True)
 
     # --- writing ---
@@ -236,12 +262,16 @@ class KubeStateStore:
             written = self.kube.replace_config_map(self.namespace, self.name, manifest, head.resource_version)
         return _Head(list(shards), next_shard, journal, str(written["metadata"]["resourceVersion"]))
 
-    def _append(self, key: ResourceKey, record: OwnershipRecord | None) -> None:
-        """One journal line in the head: read the head only when this store has none, re-read it on a 409."""
-        entry = encode_journal_entry(key, record)
+    def _append(self, key: ResourceKey, record: OwnershipRecord | None, *, intent: PendingCreate | None = None) -> None:
+        """One journal line in the head (a record, or with `intent` a pending create): read the head only when this
+        store has none, re-read it on a 409."""
+        entry = encode_journal_intent(intent) if intent is not None else encode_journal_entry(key, record)
         for _ in range(WRITE_ATTEMPTS):
             head = self._head if self._head is not None else self._read_head()
             if head.journal_entries >= JOURNAL_LIMIT:
+                if intent is not None:
+                    self._fold({})  # then the intent opens the new journal
+                    continue
                 self._fold({key: record})
                 return
             journal = (head.journal or encode_journal_header(self.environment)) + entry
@@ -250,7 +280,8 @@ class KubeStateStore:
             except KubeConflict:
                 self._head = None  # someone wrote the head since: append to what is there now
                 continue
-            self._remember(key, record)
+            if intent is None:
+                self._remember(key, record)
             return
         raise ApiError(
             "kubernetes", f"state {self.where}: still conflicting after {WRITE_ATTEMPTS} attempts", status=409
@@ -279,6 +310,7 @@ class KubeStateStore:
                 else:
                     merged[key] = record
             head = snapshot.head
+            carried = unsettled({k: p for k, p in snapshot.pending.items() if k not in changes}, self._clock())
             if not head.journal and merged == snapshot.records:
                 self._head = head
                 self._apply_to_base(changes)
@@ -286,8 +318,9 @@ class KubeStateStore:
                     self._collect(head.shards, head.next_shard)  # leftovers of a fold killed after its swap
                 return  # nothing to write: a second apply writes nothing here either (unless leftovers)
             shards, next_shard = self._write_shards(merged, snapshot)
+            journal = "".join([encode_journal_header(self.environment), *map(encode_journal_intent, carried.values())])
             try:
-                self._head = self._write_head(head, shards, next_shard, "")
+                self._head = self._write_head(head, shards, next_shard, journal if carried else "")
             except KubeConflict:
                 continue  # the shards just written are named by no head: the next fold deletes them
             self._apply_to_base(changes)

@@ -13,11 +13,15 @@
   dropped connections for idempotent calls, never sooner than a 429's or 503's `Retry-After`. A
   create whose answer was lost looks the resource up by name before trying again, so a retry
   never makes a duplicate; a create answered 500 (a failure inside the server) is looked up by
-  name, then reported with its cause, never retried.
+  name, then reported with its cause, never retried. A create the server may still be carrying
+  out (it timed out waiting for the answer, or a proxy answered 502/504) is sent again only once
+  lookups have not found it until `create_settle_seconds` after it was sent: Airbyte finishes a
+  request it has read, so an early lookup can miss what lands later.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,6 +46,12 @@ TOKEN_MARGIN_SECONDS = 60.0
 MAX_LISTED = 100_000
 MAX_PAGES = 5_000
 """A listing longer than these is refused (a server that pages forever must not hang a plan)."""
+CREATE_SETTLE_FACTOR = 2.0
+"""A create not visible twice the request timeout after it was sent is taken as never made."""
+SETTLE_LOOKUP_SECONDS = 2.0
+"""Seconds between lookups while a create the server may still be carrying out settles."""
+IN_FLIGHT_STATUS = frozenset({502, 504})
+"""A proxy's answers after which the server behind it may still be carrying out the request."""
 ID_FIELDS = {
     "sources": "sourceId",
     "destinations": "destinationId",
@@ -57,10 +67,18 @@ class _Retryable(RedactedError):
     """A failure worth another try; its text (logged) carries no URL credentials."""
 
     def __init__(
-        self, message: str, *, ambiguous: bool, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        ambiguous: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+        in_flight: bool = False,
     ) -> None:
         super().__init__(message)
         self.ambiguous = ambiguous
+        self.in_flight = in_flight or status in IN_FLIGHT_STATUS
+        """The server may still be carrying the request out (it was sent whole, no answer came)."""
         self.status = status
         self.retry_after = retry_after
 
@@ -183,6 +201,10 @@ class AirbyteClient:
         self._token_expires = float("inf") if token else 0.0
         self._clock = clock
         self._retry = retry or RetryPolicy()
+        self.timeout = timeout
+        """Seconds a request may go without an answer before it is given up (the server may still carry it out)."""
+        self.create_settle_seconds = CREATE_SETTLE_FACTOR * timeout
+        """How long after a create is sent its object may still appear."""
         self._http = httpx.Client(
             timeout=timeout,
             transport=transport,
@@ -239,7 +261,8 @@ class AirbyteClient:
             try:
                 response = self._http.request(method, url, params=params, json=body, headers=self._auth_header())
             except httpx.TimeoutException as exc:
-                raise _Retryable(f"{method} {path} timed out", ambiguous=True) from exc
+                sent = isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)  # not a connect or pool timeout
+                raise _Retryable(f"{method} {path} timed out", ambiguous=True, in_flight=sent) from exc
             except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise _Retryable(f"{method} {path}: connection lost ({exc})", ambiguous=True) from exc
             except httpx.HTTPError as exc:  # bad URL, unsupported protocol, ...: not worth retrying
@@ -348,13 +371,16 @@ class AirbyteClient:
         comes back so): looked up by name in case it was stored after all, then reported, not retried.
         """
         last, id_field = "", ID_FIELDS.get(resource)
+        in_flight_since: float | None = None
         for attempt in range(self._retry.attempts):
-            if attempt > 0 and (existing := _recovered(resource, body, find_existing)) is not None:
+            if attempt > 0 and (existing := self._settled(resource, body, find_existing, in_flight_since)) is not None:
                 return existing
             try:
                 what = f"POST /{resource}"
+                sent_at = self._clock()
                 return _object(_json(self._send("POST", f"/{resource}", params=None, body=body), what), what, id_field)
             except _Retryable as exc:
+                in_flight_since = sent_at if exc.in_flight else None
                 if exc.status == SERVER_ERROR:
                     if (existing := _recovered(resource, body, find_existing)) is not None:
                         return existing
@@ -367,6 +393,29 @@ class AirbyteClient:
         raise ApiError(
             SYSTEM, f"gave up creating in /{resource} after {self._retry.attempts} attempts: {last}", transient=True
         )
+
+    def _settled(
+        self,
+        resource: str,
+        body: dict[str, Any],
+        find_existing: Callable[[], dict[str, Any] | None],
+        in_flight_since: float | None,
+    ) -> dict[str, Any] | None:
+        """What an earlier POST created, looked up once; when the server may still be carrying it out (sent at
+        `in_flight_since`), looked up again until `create_settle_seconds` after it was sent."""
+        existing = _recovered(resource, body, find_existing)
+        if existing is not None or in_flight_since is None:
+            return existing
+        deadline = in_flight_since + self.create_settle_seconds
+        for _ in range(math.ceil(self.create_settle_seconds / SETTLE_LOOKUP_SECONDS)):  # bounded, whatever the clock
+            left = deadline - self._clock()
+            if left <= 0:
+                break
+            log.warning("airbyte.create.settling", resource=resource, name=body.get("name"), seconds_left=round(left))
+            self._retry.sleep(min(SETTLE_LOOKUP_SECONDS, left))
+            if (existing := _recovered(resource, body, find_existing)) is not None:
+                return existing
+        return None
 
     def workspaces(self) -> list[dict[str, Any]]:
         return self.list_all("workspaces")

@@ -41,6 +41,9 @@ class AirbyteProvider:
 
     def __init__(self, client: AirbyteClient, settings: AirbyteEnvironment, selection: AirbyteSelection) -> None:
         self.client = client
+        self.create_settle_seconds = client.create_settle_seconds
+        """How long after a create is sent its object may still appear: Airbyte carries out a request it has read
+        even when the client is gone, and the client itself gives up on an answer after its timeout."""
         self.settings = settings
         self.selection = selection
         self.prune = settings.prune
