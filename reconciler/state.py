@@ -2,16 +2,17 @@
 
 Read when planning (to find owned objects by id and to compare secrets), written by apply
 after every successful action, so a failure part-way loses nothing. Never holds a secret
-value. The file store appends each action to a journal beside the state file (one fsynced
-line, whatever the number of records) and folds it into the state file, written atomically,
-at the end of apply; a ConfigMap store for the controller lives with it.
+value. The file store appends each action to a journal beside the state file (one line,
+whatever the number of records; actions that ended together share one fsync) and folds it
+into the state file, written atomically, at the end of apply; a ConfigMap store for the
+controller lives with it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -155,11 +156,16 @@ class FileStateStore:
         self._remove_journal()
 
     def record(self, key: ResourceKey, record: OwnershipRecord | None) -> None:
+        self.record_all([(key, record)])
+
+    def record_all(self, entries: Sequence[tuple[ResourceKey, OwnershipRecord | None]]) -> None:
+        """`record` for several actions that ended together: their lines in one write and one fsync (a group
+        commit: apply records what finished at once before it starts anything after it)."""
         try:
             if self._stream is None:
                 self.compact()  # a journal left by a killed run is folded in before appending after it
                 self._stream = self._open_journal()
-            self._stream.write(encode_journal_entry(key, record))
+            self._stream.write("".join(encode_journal_entry(key, record) for key, record in entries))
             self._stream.flush()
             os.fsync(self._stream.fileno())
         except OSError as exc:

@@ -9,7 +9,7 @@ outcome); never a secret (errors are redacted, values never reach here).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -23,6 +23,7 @@ from reconciler.errors import ApplyError, CancelledError, PlanError, ReconcilerE
 from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation, Provider
 from reconciler.service.session import Session
 from reconciler.spec.secrets import parse_secret_label
+from reconciler.state import StateStore
 
 log = structlog.get_logger("reconciler.service")
 
@@ -62,6 +63,16 @@ def _log_step(session: Session, action: Action, outcome: str, **extra: object) -
         outcome=outcome,
         **extra,
     )
+
+
+def record_all(state: StateStore, entries: Sequence[tuple[ResourceKey, OwnershipRecord | None]]) -> None:
+    """Record what several actions left, at once where the store can (the file store: one fsync for them all)."""
+    batch = getattr(state, "record_all", None)
+    if batch is not None:
+        batch(entries)
+        return
+    for key, record in entries:
+        state.record(key, record)
 
 
 def prerequisites(plan: Plan, concurrent: Callable[[str], bool]) -> list[frozenset[int]]:
@@ -195,30 +206,39 @@ def apply_plan(
         started.add(index)
         running.append(_Running(index, action, future))
 
-    def finish(step: _Running) -> None:
+    def finish(steps: list[_Running]) -> None:
+        """Record the steps that ended together (one journal write for them all), then tell about each."""
         nonlocal stopping
-        outcome, error = step.future.result()
-        action = step.action
-        finished.add(step.index)
-        if error is not None or outcome is None:
-            assert error is not None
-            if report.exception is None or (isinstance(report.exception, CancelledError) and report.failed is None):
-                report.failed, report.error, report.exception = action, str(error), error
-            stopping = True
-            _log_step(session, action, "failed", error=str(error), retryable=error.retryable)
-            tell(Event(EventKind.ACTION_FAILED, env, str(error), action))
-            return
-        if action.kind == ActionKind.DELETE or outcome.id is None:
-            records.pop(action.key, None)
-            ids.pop(action.key, None)
-        else:
-            records[action.key] = OwnershipRecord(action.key, outcome.id, dict(outcome.fingerprints))
-            ids[action.key] = outcome.id
-        session.state.record(action.key, records.get(action.key))
-        report.done.append(action)
-        report.notes += outcome.notes
-        _log_step(session, action, "done")
-        tell(Event(EventKind.ACTION_DONE, env, "; ".join(outcome.notes), action))
+        ended = [(step, *step.future.result()) for step in steps]
+        entries: list[tuple[ResourceKey, OwnershipRecord | None]] = []
+        for step, outcome, _error in ended:
+            finished.add(step.index)
+            if outcome is None:
+                continue
+            key = step.action.key
+            if step.action.kind == ActionKind.DELETE or outcome.id is None:
+                records.pop(key, None)
+                ids.pop(key, None)
+            else:
+                records[key] = OwnershipRecord(key, outcome.id, dict(outcome.fingerprints))
+                ids[key] = outcome.id
+            entries.append((key, records.get(key)))
+        if entries:
+            record_all(session.state, entries)
+        for step, outcome, error in ended:
+            action = step.action
+            if error is not None or outcome is None:
+                assert error is not None
+                if report.exception is None or (isinstance(report.exception, CancelledError) and report.failed is None):
+                    report.failed, report.error, report.exception = action, str(error), error
+                stopping = True
+                _log_step(session, action, "failed", error=str(error), retryable=error.retryable)
+                tell(Event(EventKind.ACTION_FAILED, env, str(error), action))
+                continue
+            report.done.append(action)
+            report.notes += outcome.notes
+            _log_step(session, action, "done")
+            tell(Event(EventKind.ACTION_DONE, env, "; ".join(outcome.notes), action))
 
     try:
         while True:
@@ -239,9 +259,9 @@ def apply_plan(
             if not running:
                 break
             done, _ = wait([step.future for step in running], return_when=FIRST_COMPLETED)
-            for step in sorted((s for s in running if s.future in done), key=lambda s: s.index):
-                running.remove(step)
-                finish(step)
+            ended = sorted((s for s in running if s.future in done), key=lambda s: s.index)
+            running = [step for step in running if step.future not in done]
+            finish(ended)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
