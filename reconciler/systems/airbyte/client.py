@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -184,6 +185,7 @@ class AirbyteClient:
         self._retry = retry or RetryPolicy()
         self._http = httpx.Client(timeout=timeout, transport=transport, headers={"Accept": "application/json"})
         self.counter = RequestCounter()
+        self._signing_in = threading.Lock()
 
     def close(self) -> None:
         self._http.close()
@@ -221,7 +223,9 @@ class AirbyteClient:
 
     def _auth_header(self) -> dict[str, str]:
         if self._token is None or self._clock() >= self._token_expires:
-            self._fetch_token()
+            with self._signing_in:  # threads listing or applying at once sign in once
+                if self._token is None or self._clock() >= self._token_expires:
+                    self._fetch_token()
         return {"Authorization": f"Bearer {self._token}"}
 
     # ---- one request --------------------------------------------------------------------
