@@ -11,12 +11,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
 from reconciler import registry
-from reconciler.clients.kube.client import KubeClient, cluster_client
 from reconciler.core.events import Event, EventKind, Listener
 from reconciler.errors import PlanError, ReconcilerError
 from reconciler.lock import EnvironmentLock, FileLock, LockHolder
@@ -26,6 +25,9 @@ from reconciler.service.source import FolderSource, SpecSource
 from reconciler.spec.environment import ClusterSettings
 from reconciler.spec.loader import Environment, load_environments
 from reconciler.state import FileStateStore, StateStore
+
+if TYPE_CHECKING:  # the kubernetes library (half a second to import) only when a secret is read from a cluster
+    from reconciler.clients.kube.client import KubeClient
 
 log = structlog.get_logger("reconciler.service")
 
@@ -85,6 +87,8 @@ def _kube_secret_reader(root: Path, env: Environment) -> Callable[[str, str, str
 
     def read(namespace: str, name: str, key: str) -> str:
         if not clients:
+            from reconciler.clients.kube.client import cluster_client
+
             clients.append(cluster_client(root, settings, owner))
         return clients[0].read_secret_key(namespace, name, key)
 
