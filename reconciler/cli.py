@@ -7,7 +7,6 @@ structlog are imported by the commands that need them, never at start-up.
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 import threading
@@ -35,6 +34,8 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _configure_logging(debug: bool) -> None:
+    import logging
+
     import structlog
 
     level = logging.DEBUG if debug else logging.WARNING
