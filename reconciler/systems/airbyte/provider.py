@@ -102,7 +102,7 @@ class AirbyteProvider:
         unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
         listed = self._list_every_kind()
         for kind in (rules.SOURCE, rules.DESTINATION, rules.CONNECTION):
-            answers = listed[kind]
+            answers = listed.pop(kind)  # each kind's answers freed once turned into live resources
             wanted = [key.name for key in by_key if key.kind == kind]
             objects = [LiveObject(str(a[ID_FIELDS[kind]]), str(a.get("name", "")), a) for a in answers]
             matched = match_objects(self.system, kind, wanted, records, objects)
