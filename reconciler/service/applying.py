@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -53,10 +54,10 @@ class ApplyReport:
         return isinstance(self.exception, CancelledError)
 
 
-def _log_step(session: Session, action: Action, outcome: str, **extra: object) -> None:
-    log.info(
+def _log_step(logger: Any, env: str, action: Action, outcome: str, **extra: object) -> None:
+    logger.info(
         "apply.action",
-        env=session.env.name,
+        env=env,
         system=action.key.system,
         resource=f"{action.key.kind}/{action.key.name}",
         action=action.kind.value,
@@ -151,6 +152,7 @@ def apply_plan(
     """
     signal = cancellation or Cancellation()
     env = session.env.name
+    step_log = log.bind()  # the logger as configured now, bound once: structlog's proxy binds anew on every call
     records = session.state.load()
     for key in plan.adopted:
         records[key] = OwnershipRecord(key, plan.live_ids[key], records.get(key, OwnershipRecord(key, "")).fingerprints)
@@ -197,7 +199,7 @@ def apply_plan(
             cancellation=signal,
         )
         tell(Event(EventKind.ACTION_STARTED, env, "", action))
-        _log_step(session, action, "started")
+        _log_step(step_log, env, action, "started")
         provider = session.providers[action.key.system]
         if pool is None:
             future = _inline(lambda: _run(provider, action, context))
@@ -232,12 +234,12 @@ def apply_plan(
                 if report.exception is None or (isinstance(report.exception, CancelledError) and report.failed is None):
                     report.failed, report.error, report.exception = action, str(error), error
                 stopping = True
-                _log_step(session, action, "failed", error=str(error), retryable=error.retryable)
+                _log_step(step_log, env, action, "failed", error=str(error), retryable=error.retryable)
                 tell(Event(EventKind.ACTION_FAILED, env, str(error), action))
                 continue
             report.done.append(action)
             report.notes += outcome.notes
-            _log_step(session, action, "done")
+            _log_step(step_log, env, action, "done")
             tell(Event(EventKind.ACTION_DONE, env, "; ".join(outcome.notes), action))
 
     try:
