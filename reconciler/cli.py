@@ -1,14 +1,17 @@
 """Command line: parse arguments -> call the service -> render -> exit code. Nothing else lives here.
 
 `reconcile --help` stays fast: the service (and with it kubernetes, httpx and the systems' clients) and
-structlog are imported by the commands that need them, never at start-up.
+structlog are imported by the commands that need them, never at start-up. A new command follows the same
+pattern: register it here (or in its system's `commands` module) with only click at module level, import
+what it runs inside its body (`from reconciler.controller.run import run_controller`), and name its heavy
+modules in tests/test_startup.py's HEAVY, which fails when `--help` imports them. What `--help` still
+imports is the systems' packages (spec models, loaders) for their commands and spec kinds: most of its time.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import signal
 import sys
 import threading
@@ -36,6 +39,8 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _configure_logging(debug: bool) -> None:
+    import logging
+
     import structlog
 
     level = logging.DEBUG if debug else logging.WARNING

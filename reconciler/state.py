@@ -2,9 +2,10 @@
 
 Read when planning (to find owned objects by id and to compare secrets), written by apply
 after every successful action, so a failure part-way loses nothing. Never holds a secret
-value. The file store appends each action to a journal beside the state file (one fsynced
-line, whatever the number of records) and folds it into the state file, written atomically,
-at the end of apply; a ConfigMap store for the controller lives with it.
+value. The file store appends each action to a journal beside the state file (one line,
+whatever the number of records; actions that ended together share one fsync) and folds it
+into the state file, written atomically, at the end of apply; a ConfigMap store for the
+controller lives with it.
 
 Before a create is sent, apply journals it as pending (`intend`); the action's record settles it.
 A pending create nothing settled (the apply was killed with the request in flight) is kept, in
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -237,8 +238,14 @@ class FileStateStore:
         self._remove_journal()
 
     def record(self, key: ResourceKey, record: OwnershipRecord | None) -> None:
-        self._append(encode_journal_entry(key, record))
-        self._pending.pop(key, None)
+        self.record_all([(key, record)])
+
+    def record_all(self, entries: Sequence[tuple[ResourceKey, OwnershipRecord | None]]) -> None:
+        """`record` for several actions that ended together: their lines in one write and one fsync (a group
+        commit: apply records what finished at once before it starts anything after it)."""
+        self._append("".join(encode_journal_entry(key, record) for key, record in entries))
+        for key, _record in entries:
+            self._pending.pop(key, None)
 
     def intend(self, pending: PendingCreate) -> None:
         self._append(encode_journal_intent(pending))

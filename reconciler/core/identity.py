@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from reconciler.core.model import OwnershipRecord, ResourceKey
+from reconciler.core.model import OwnershipRecord, ResourceKey, item_order, key_order
 from reconciler.errors import AmbiguousIdentityError
 
 
@@ -53,7 +53,7 @@ def match_objects(
     by_name: dict[str, list[LiveObject]] = {}
     for obj in objects:
         by_name.setdefault(obj.name, []).append(obj)
-    for key in sorted(keys):
+    for key in sorted(keys, key=key_order):
         candidates = [obj for obj in by_name.get(key.name, ()) if obj.id not in claimed]
         ids = ", ".join(sorted(obj.id for obj in candidates))
         if key in recorded:
@@ -94,7 +94,7 @@ def _one_key_per_object(
     want); with no wanted key, the first keeps it; two wanted keys are an error.
     """
     keys_by_id: dict[str, list[ResourceKey]] = {}
-    for key, record in sorted(recorded.items()):
+    for key, record in sorted(recorded.items(), key=item_order):
         if record.id in by_id:
             keys_by_id.setdefault(record.id, []).append(key)
     matched: dict[ResourceKey, LiveObject] = {}

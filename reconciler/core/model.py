@@ -41,6 +41,18 @@ class ResourceKey:
         return cls(system, kind, name)
 
 
+def key_order(key: ResourceKey) -> tuple[str, str, str]:
+    """`sorted(keys, key=key_order)`: ResourceKey's own order, without a Python `__lt__` call per comparison (a
+    plan of 10,000 resources sorts them several times)."""
+    return (key.system, key.kind, key.name)
+
+
+def item_order(item: tuple[ResourceKey, Any]) -> tuple[str, str, str]:
+    """`sorted(mapping.items(), key=item_order)`: by key, as `key_order`."""
+    key = item[0]
+    return (key.system, key.kind, key.name)
+
+
 @dataclass(frozen=True)
 class SecretSlot:
     """A secret a desired resource carries: where it goes, where it comes from, its fingerprint."""

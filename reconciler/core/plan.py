@@ -16,7 +16,15 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.diff import FieldChange, diff_resource
-from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey, digest_of
+from reconciler.core.model import (
+    DesiredResource,
+    LiveResource,
+    OwnershipRecord,
+    ResourceKey,
+    digest_of,
+    item_order,
+    key_order,
+)
 from reconciler.errors import PlanError
 
 
@@ -93,9 +101,9 @@ class Plan:
         return counts
 
 
-def observed_digest(live: Mapping[ResourceKey, LiveResource]) -> str:
-    """One hash over everything observed that the plan depends on."""
-    return digest_of(sorted((str(key), resource.digest) for key, resource in live.items()))
+def observed_digest(live_digests: Mapping[ResourceKey, str]) -> str:
+    """One hash over everything observed that the plan depends on (each live resource's digest, by key)."""
+    return digest_of(sorted((str(key), digest) for key, digest in live_digests.items()))
 
 
 def changed_since(saved: Plan, current: Plan) -> list[ResourceKey]:
@@ -206,7 +214,7 @@ def _replace_cascade(
     desired = {resource.key: resource for resource in inputs.desired}
     pruned = {action.key for action in actions if action.kind == ActionKind.DELETE}
     dependents: dict[ResourceKey, list[ResourceKey]] = {}
-    for key, uses in sorted(inputs.live_depends.items()):
+    for key, uses in sorted(inputs.live_depends.items(), key=item_order):
         hit = [target for target in replaced if target in uses]
         if hit and key in inputs.live and key not in replaced:
             dependents[key] = hit
@@ -304,16 +312,21 @@ def build_plan(inputs: PlanInputs) -> Plan:
         warnings.append(f"mass delete allowed: {'; '.join(mass)}")
 
     actions, unchanged = _replace_cascade(actions, unchanged, inputs)
-    adopted = tuple(sorted(key for key in desired_keys if key in inputs.live and key not in inputs.records))
-    forgotten = tuple(sorted(key for key in inputs.records if key not in inputs.live))  # desired ones: created anew
+    adopted = tuple(
+        sorted((key for key in desired_keys if key in inputs.live and key not in inputs.records), key=key_order)
+    )
+    # desired ones among the forgotten are created anew
+    forgotten = tuple(sorted((key for key in inputs.records if key not in inputs.live), key=key_order))
+    observed = sorted(inputs.live.items(), key=item_order)
+    live_digests = {key: resource.digest for key, resource in observed}
     return Plan(
         environment=inputs.environment,
         actions=tuple(actions),
         unchanged=tuple(unchanged),
-        observed_digest=observed_digest(inputs.live),
+        observed_digest=observed_digest(live_digests),
         warnings=tuple(warnings),
-        live_ids={key: resource.id for key, resource in sorted(inputs.live.items())},
-        live_digests={key: resource.digest for key, resource in sorted(inputs.live.items())},
+        live_ids={key: resource.id for key, resource in observed},
+        live_digests=live_digests,
         adopted=adopted,
         forgotten=forgotten,
         systems=inputs.systems,

@@ -15,17 +15,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
 from reconciler import registry
 from reconciler.alerts import AlertStore, FileAlertStore, alerts_path
 from reconciler.cancellation import Cancellation
-from reconciler.clients.kube.alert_store import KubeAlertStore
-from reconciler.clients.kube.client import KubeClient, KubeError, cluster_client
-from reconciler.clients.kube.lease_lock import KubeLeaseLock, lock_lease_name
-from reconciler.clients.kube.state_store import KubeStateStore
 from reconciler.core.events import Event, EventKind, Listener
 from reconciler.errors import ApiError, PlanError, ReconcilerError, SecretError
 from reconciler.lock import EnvironmentLock, FileLock, LockHolder
@@ -41,6 +37,9 @@ from reconciler.service.source import FolderSource, SpecSource
 from reconciler.spec.environment import ClusterSettings, KubernetesStateSettings
 from reconciler.spec.loader import Environment, load_environments
 from reconciler.state import FileStateStore, StateStore
+
+if TYPE_CHECKING:  # the kubernetes library (half a second to import) only when a secret is read from a cluster
+    from reconciler.clients.kube.client import KubeClient
 
 log = structlog.get_logger("reconciler.service")
 
@@ -100,6 +99,8 @@ def _kube_secret_reader(root: Path, env: Environment) -> Callable[[str, str, str
 
     def read(namespace: str, name: str, key: str) -> str:
         if not clients:
+            from reconciler.clients.kube.client import cluster_client
+
             clients.append(cluster_client(root, settings, owner))
         return clients[0].read_secret_key(namespace, name, key)
 
@@ -160,6 +161,8 @@ def cluster_fingerprint_key(environ: Mapping[str, str], kube: KubeClient, settin
                 f"{settings.namespace}) or {FINGERPRINT_KEY_VARIABLE}"
             )
         return configured.encode()
+    from reconciler.clients.kube.client import KubeError
+
     where = f"secret {settings.namespace}/{ref.secret} key {ref.key!r}"
     try:
         key = kube.read_secret_key(settings.namespace, ref.secret, ref.key).strip().encode()
@@ -180,6 +183,8 @@ def alert_store(session: Session) -> AlertStore:
     the session's cluster client); `open_alert_store` opens one on its own."""
     settings = session.env.settings.state.kubernetes
     if settings is not None and session.state_cluster is not None:
+        from reconciler.clients.kube.alert_store import KubeAlertStore
+
         return KubeAlertStore(
             session.state_cluster, settings.namespace, state_name(session.env, settings), session.env.name
         )
@@ -199,6 +204,9 @@ def open_alert_store(
     if settings is None:
         yield FileAlertStore(alerts_path(state_path(spec_source.root, env), env.name), env.name)
         return
+    from reconciler.clients.kube.alert_store import KubeAlertStore
+    from reconciler.clients.kube.client import cluster_client
+
     kube = cluster_client(spec_source.root, settings.cluster(), "state")
     try:
         yield KubeAlertStore(kube, settings.namespace, state_name(env, settings), env.name)
@@ -229,7 +237,11 @@ def open_session(
     resolver = SecretResolver(variables, base_dir=root, kube_reader=_kube_secret_reader(root, env))
     in_cluster = env.settings.state.kubernetes
     kube: KubeClient | None = None
-    if in_cluster is not None:
+    if in_cluster is not None:  # the kubernetes library (half a second to import) only for state in a cluster
+        from reconciler.clients.kube.client import cluster_client
+        from reconciler.clients.kube.lease_lock import KubeLeaseLock, lock_lease_name
+        from reconciler.clients.kube.state_store import KubeStateStore
+
         kube = cluster_client(root, in_cluster.cluster(), "state")
         name = state_name(env, in_cluster)
         try:

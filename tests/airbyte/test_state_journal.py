@@ -1,4 +1,5 @@
-"""The state journal: one appended, fsynced line per action; a kill at any point loses nothing."""
+"""The state journal: one appended line per action, fsynced before anything after it starts (actions that ended
+together share the fsync); a kill at any point loses nothing."""
 
 from __future__ import annotations
 
@@ -97,6 +98,21 @@ def test_a_damaged_line_before_the_end_is_refused_by_line_number(store: FileStat
     store.journal.write_text('{"formatVersion": 1, "environment": "qa"}\n{"key": \n{"key": "airbyte.source/a"}\n')
     with pytest.raises(ReconcilerError, match=r"qa\.json\.journal is unreadable at line 2"):
         store.load()
+
+
+def test_actions_that_ended_together_share_one_fsync_and_all_replay(
+    store: FileStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.record(key("a"), rec("a", "1"))  # opens the journal
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    store.record_all([(key("b"), rec("b", "2")), (key("a"), None), (key("c"), rec("c", "3", password="fp"))])
+    assert len(synced) == 1
+    lines = store.journal.read_text().splitlines()
+    assert len(lines) == 1 + 4  # the header, then one whole line per action, in order
+    assert [json.loads(line)["key"] for line in lines[1:]] == [str(key(n)) for n in ("a", "b", "a", "c")]
+    assert FileStateStore(store.path, "qa").load() == {key("b"): rec("b", "2"), key("c"): rec("c", "3", password="fp")}
 
 
 def test_another_environments_journal_is_refused(store: FileStateStore) -> None:

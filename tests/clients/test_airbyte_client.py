@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -257,3 +260,28 @@ def test_a_connect_timeout_is_sent_again_without_waiting() -> None:
     )
     assert c.create("sources", {"name": "pg"}, find_existing=lambda: None)["sourceId"] == "s1"
     assert time.now < 1.0  # one backoff pause, no settling
+
+
+def test_threads_listing_at_once_sign_in_once() -> None:
+    """Observe lists sources, destinations and connections on three threads: one token for them all."""
+    tokens: list[str] = []
+    start = threading.Barrier(3)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/applications/token"):
+            tokens.append("t")
+            time.sleep(0.2)  # the others ask for the header meanwhile (a window, not a timed assertion)
+            return httpx.Response(200, json={"access_token": "t1", "expires_in": 900})
+        assert request.headers["Authorization"] == "Bearer t1"
+        return httpx.Response(200, json={"data": []})
+
+    airbyte = client(handler)
+
+    def listing(resource: str) -> list[dict[str, object]]:
+        start.wait()
+        return airbyte.list_all(resource, workspace_id="w1")
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers = list(pool.map(listing, ["sources", "destinations", "connections"]))
+    assert answers == [[], [], []]
+    assert tokens == ["t"]

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -212,6 +213,7 @@ class AirbyteClient:
             event_hooks=answer_hooks(SYSTEM),
         )
         self.counter = RequestCounter()
+        self._signing_in = threading.Lock()
 
     def close(self) -> None:
         self._http.close()
@@ -249,7 +251,9 @@ class AirbyteClient:
 
     def _auth_header(self) -> dict[str, str]:
         if self._token is None or self._clock() >= self._token_expires:
-            self._fetch_token()
+            with self._signing_in:  # threads listing or applying at once sign in once
+                if self._token is None or self._clock() >= self._token_expires:
+                    self._fetch_token()
         return {"Authorization": f"Bearer {self._token}"}
 
     # ---- one request --------------------------------------------------------------------

@@ -21,7 +21,17 @@ from reconciler.systems.airbyte.spec import ConnectionSpec, DestinationSpec, Sou
 
 AIRBYTE_SPEC_DIR = "specs/airbyte/"
 AIRBYTE_KINDS = ("sources", "destinations", "connections")
-Definitions = dict[str, dict[str, tuple[LocatedMap, int]]]
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Every definition under specs/airbyte/ and its model as written, read once per load."""
+
+    trees: dict[str, dict[str, tuple[LocatedMap, int]]]
+    """{kind: {name: (raw mapping, index in its file)}}."""
+    checked: dict[int, BaseModel | None]
+    """By `id` of a definition's tree (held in `trees`): its model, None when invalid (already reported). An
+    environment selecting a definition without overrides uses it as is instead of validating it again."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +45,8 @@ class AirbyteSelection:
 
 def read_definitions(texts: Mapping[str, str], parsed: Mapping[str, Any], problems: Problems) -> Definitions:
     """Every definition under specs/airbyte/, read once per load."""
-    definitions = _collect_airbyte_definitions(parsed, problems)
-    _check_airbyte_definitions(definitions, problems)
-    return definitions
+    trees = _collect_airbyte_definitions(parsed, problems)
+    return Definitions(trees, _check_airbyte_definitions(trees, problems))
 
 
 def load_airbyte_section(section: SectionInput) -> AirbyteSelection | None:
@@ -134,29 +143,33 @@ _AIRBYTE_MODELS: dict[str, type[BaseModel]] = {
 
 def _check_airbyte_definitions(
     definitions: Mapping[str, Mapping[str, tuple[LocatedMap, int]]], problems: Problems
-) -> None:
+) -> dict[int, BaseModel | None]:
     """Every definition under specs/airbyte/ as written, whether an environment selects it or not."""
+    checked: dict[int, BaseModel | None] = {}
     for kind in AIRBYTE_KINDS:
         for tree, _ in definitions[kind].values():
             if kind != "connections":
                 _check_secrets(tree, problems)
-            validate_model(_AIRBYTE_MODELS[kind], tree, (), problems)
+            checked[id(tree)] = validate_model(_AIRBYTE_MODELS[kind], tree, (), problems)
             if kind == "connections":
                 for field, section in (("source", "sources"), ("destination", "destinations")):
                     target = tree.get(field)
                     if isinstance(target, str) and target not in definitions[section]:
                         problems.at(tree, (field,), f"{field} {target!r} is not defined in {AIRBYTE_SPEC_DIR}")
+    return checked
 
 
-def _load_airbyte(
-    env_raw: LocatedMap, definitions: Mapping[str, Mapping[str, tuple[LocatedMap, int]]], problems: Problems
-) -> AirbyteSelection:
+def _load_airbyte(env_raw: LocatedMap, specs: Definitions, problems: Problems) -> AirbyteSelection:
+    definitions = specs.trees
     models: dict[str, list[Any]] = {kind: [] for kind in AIRBYTE_KINDS}
     for kind in AIRBYTE_KINDS:
         for _name, merged in _select(kind, env_raw, definitions[kind], problems):
-            if kind != "connections":
-                _check_secrets(merged, problems)
-            model = validate_model(_AIRBYTE_MODELS[kind], merged, (), problems)
+            if id(merged) in specs.checked:  # selected as written: checked once, its problems already reported
+                model = specs.checked[id(merged)]
+            else:
+                if kind != "connections":
+                    _check_secrets(merged, problems)
+                model = validate_model(_AIRBYTE_MODELS[kind], merged, (), problems)
             if model is not None:
                 models[kind].append((model, merged))
     source_names = {model.name for model, _ in models["sources"]}

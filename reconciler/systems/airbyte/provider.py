@@ -1,7 +1,7 @@
 """Airbyte provider: observe sources, destinations and connections in pages; apply one action.
 
-Observing an environment costs one paged listing per kind (three kinds), whatever the number
-of resources. Updates are PATCHes of what changed (sources and destinations deep-merge, so a
+Observing an environment costs one paged listing per kind (three kinds, listed at once),
+whatever the number of resources. Updates are PATCHes of what changed (sources and destinations deep-merge, so a
 masked secret the spec did not change is simply not sent); a PATCH that sends a connection's
 streams first reads the connection, to send back the stream settings the specs leave out (Airbyte
 would reset them). A connection's ends cannot change in place, and neither can a connector's
@@ -13,6 +13,7 @@ each one: the planner refuses a replace that would kill them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -74,6 +75,17 @@ class AirbyteProvider:
 
     # ---- observe ------------------------------------------------------------------------
 
+    def _list_every_kind(self) -> dict[str, list[dict[str, Any]]]:
+        """The three listings at once, each paging on its own thread (the round trips overlap); a failure is
+        raised as the first kind's, in order."""
+        workspace_id = self.workspace_id  # resolved (and signed in) once, before the threads
+        with ThreadPoolExecutor(max_workers=len(COLLECTIONS), thread_name_prefix="airbyte-list") as pool:
+            listings = {
+                kind: pool.submit(self.client.list_all, collection, workspace_id=workspace_id)
+                for kind, collection in COLLECTIONS.items()
+            }
+            return {kind: listing.result() for kind, listing in listings.items()}
+
     def _list(self, kind: str) -> list[dict[str, Any]]:
         return self.client.list_all(COLLECTIONS[kind], workspace_id=self.workspace_id)
 
@@ -91,8 +103,9 @@ class AirbyteProvider:
         names_by_id: dict[str, str] = {}
         warnings: list[str] = []
         unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
+        listed = self._list_every_kind()
         for kind in (rules.SOURCE, rules.DESTINATION, rules.CONNECTION):
-            answers = self._list(kind)
+            answers = listed.pop(kind)  # each kind's answers freed once turned into live resources
             wanted = [key.name for key in by_key if key.kind == kind]
             objects = [LiveObject(str(a[ID_FIELDS[kind]]), str(a.get("name", "")), a) for a in answers]
             matched = match_objects(self.system, kind, wanted, records, objects)
