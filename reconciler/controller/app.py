@@ -205,7 +205,7 @@ def build(
         factories=factories,
     )
     controller = Controller(
-        follower, loop_settings, leadership, notifier, metrics, rng=rng or random.Random(), stop=stop
+        follower, loop_settings, leadership, notifier, metrics, rng=rng or random.Random(), stop=stop, records=store_for
     )
     revisions.append(controller)
     endpoints = Endpoints(
