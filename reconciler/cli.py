@@ -565,6 +565,33 @@ def _default_identity() -> str:
     show_envvar=True,
     help="The Lease's cluster.  [default: in-cluster when KUBERNETES_SERVICE_HOST is set, else KUBECONFIG]",
 )
+@click.option(
+    "--lease-duration",
+    envvar="RECONCILER_LEASE_DURATION",
+    show_envvar=True,
+    type=click.FloatRange(min=0, min_open=True),
+    default=15.0,
+    show_default=True,
+    help="Seconds an unrenewed Lease lasts before another replica takes it.",
+)
+@click.option(
+    "--lease-renew-deadline",
+    envvar="RECONCILER_LEASE_RENEW_DEADLINE",
+    show_envvar=True,
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds the leader may fail to renew before it stops acting (less than --lease-duration).",
+)
+@click.option(
+    "--lease-retry-period",
+    envvar="RECONCILER_LEASE_RETRY_PERIOD",
+    show_envvar=True,
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Seconds between attempts to take or renew the Lease.",
+)
 @click.option("--once", is_flag=True, help="One sync of every environment, then exit (1 if any failed).")
 @pass_invocation
 @guarded
@@ -584,6 +611,9 @@ def controller(
     lease_name: str,
     identity: str | None,
     kubeconfig: str | None,
+    lease_duration: float,
+    lease_renew_deadline: float,
+    lease_retry_period: float,
     once: bool,
 ) -> None:
     """Follow a git branch and keep the owned environments applied; report drift (git -> live, continuously)."""
@@ -607,6 +637,9 @@ def controller(
         lease_name=lease_name,
         identity=identity or _default_identity(),
         kubeconfig=kubeconfig,
+        lease_duration=lease_duration,
+        lease_renew_deadline=lease_renew_deadline,
+        lease_retry_period=lease_retry_period,
     )
     sys.exit(build(settings).run(once=once))
 

@@ -2,7 +2,9 @@
 
 validate -> plan -> apply -> plan again (no changes, zero writes) -> a hand edit in the live
 system -> the next plan catches the drift -> images promoted qa -> prod -> a broken release
-stopped by the health gate and rolled back. Runs in well under a minute.
+stopped by the health gate and rolled back -> the controller (demo_controller.py): a merged
+commit applied by webhook, a hand edit told once on a local Slack, put back by `enforce`.
+Runs in well under a minute.
 
 With `superset=True` (`reconcile demo --with superset`), two real Superset servers start in the
 background at the beginning and a last chapter (demo_superset.py) shows prod's dashboards pulled
@@ -90,8 +92,10 @@ def run_demo(
     superset: bool = False,
     screenshots: Path | None = None,
     after_superset_step: Callable[[str, Any], None] | None = None,
+    after_controller_step: Callable[[str, Any], None] | None = None,
 ) -> None:
-    """Run the demo; `after_superset_step(step, servers)` is called after each Superset step (tests check them)."""
+    """Run the demo; `after_superset_step(step, servers)` is called after each Superset step and
+    `after_controller_step(step, facts)` after each of the controller's (tests check them through the stand-ins)."""
     started = time.monotonic()
     if superset:
         echo("Starting Superset prod and qa in the background (real servers; the first run installs them).")
@@ -148,6 +152,10 @@ def run_demo(
 
         if standins.kube is not None:
             _images_demo(project, environ, echo)
+
+        from reconciler.demo_controller import controller_chapter
+
+        controller_chapter(root, Path(scratch), environ, qa, echo, after_controller_step)
 
         if standins.superset is not None:
             from reconciler.demo_superset import superset_chapter

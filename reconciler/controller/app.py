@@ -21,6 +21,7 @@ from types import FrameType
 
 import structlog
 
+from reconciler.alerts import merge_alerts
 from reconciler.clients.http import listening
 from reconciler.controller.config import ControllerConfig, Mode, OwnedEnvironment, SlackSettings, parse_config
 from reconciler.controller.git import GitFollower, RevisionSource
@@ -52,6 +53,12 @@ class ControllerSettings:
     lease_name: str = "reconciler-leader"
     identity: str | None = None
     kubeconfig: str | None = None
+    lease_duration: float = 15.0
+    """Seconds a Lease lasts without renewal (client-go's LeaseDuration) before another replica may take it."""
+    lease_renew_deadline: float = 10.0
+    """Seconds the leader may fail to renew before it stops acting (RenewDeadline; less than the duration)."""
+    lease_retry_period: float = 2.0
+    """Seconds between attempts to take or renew the Lease (RetryPeriod; the deadline must exceed 1.2 x it)."""
     environ: Mapping[str, str] | None = None
     """Variables for specs and credentials (default: the process environment)."""
 
@@ -198,7 +205,7 @@ def build(
         factories=factories,
     )
     controller = Controller(
-        follower, loop_settings, leadership, notifier, metrics, rng=rng or random.Random(), stop=stop
+        follower, loop_settings, leadership, notifier, metrics, rng=rng or random.Random(), stop=stop, records=store_for
     )
     revisions.append(controller)
     endpoints = Endpoints(
@@ -214,11 +221,12 @@ def build(
 
 def _leadership(settings: ControllerSettings, environ: Mapping[str, str]) -> Leadership:
     """The Lease leadership of --leader-election (imported here: only a replicated controller needs it)."""
-    from reconciler.controller.leader import ElectionConfigError, lease_leadership, lease_namespace
+    from reconciler.controller.leader import ElectionConfigError, ElectionTiming, lease_leadership, lease_namespace
 
     try:
+        timing = ElectionTiming(settings.lease_duration, settings.lease_renew_deadline, settings.lease_retry_period)
         namespace = settings.lease_namespace or lease_namespace(environ)
-        return lease_leadership(settings.kubeconfig, namespace, settings.lease_name, settings.identity)
+        return lease_leadership(settings.kubeconfig, namespace, settings.lease_name, settings.identity, timing)
     except ElectionConfigError as exc:
         raise PermanentError(str(exc)) from None
 
@@ -240,6 +248,8 @@ class RevisionAlertStore:
     def __init__(self, env: str, controller: list[Controller], environ: Mapping[str, str]) -> None:
         self.env, self._controller, self._environ = env, controller, environ
         self._memory = MemoryAlertStore()
+        self._base: dict[str, AlertRecord] = {}
+        """The records as this process last read or wrote them: a save changes only the keys changed since."""
 
     def _source(self) -> RevisionSource | None:
         if not self._controller:
@@ -254,7 +264,8 @@ class RevisionAlertStore:
             source = self._source()
             if source is not None:
                 with open_alert_store(source, self.env, self._environ) as store:
-                    self._memory.save(store.load())
+                    self._base = store.load()
+                    self._memory.save(self._base)
         except ReconcilerError as exc:
             log.warning("alerts.load_failed", env=self.env, error=str(exc))
         return self._memory.load()
@@ -265,7 +276,10 @@ class RevisionAlertStore:
         if source is None:
             return
         with open_alert_store(source, self.env, self._environ) as store:
-            store.save(alerts)
+            # A store opened now has read nothing, so it would keep every record it finds, dropped ones included
+            # (a resolved alert would be replied to again every cycle): merge from what this process last saw.
+            store.save(merge_alerts(self._base, alerts, store.load()))
+        self._base = dict(alerts)
 
 
 __all__ = ["ControllerApp", "ControllerSettings", "Mode", "NotifierWiring", "RevisionAlertStore", "build"]

@@ -30,7 +30,7 @@ from reconciler.controller.config import DriftSettings, Mode, OwnedEnvironment
 from reconciler.controller.drift import Drifted, assess, to_enforce
 from reconciler.controller.git import GitFollower, RevisionSource
 from reconciler.controller.metrics import OUT_OF_SYNC, SYNCED, ControllerMetrics
-from reconciler.controller.ports import AppliedCommit, DriftFinding, Leadership, Notifier
+from reconciler.controller.ports import AlertRecord, AlertStore, AppliedCommit, DriftFinding, Leadership, Notifier
 from reconciler.core.events import Event, EventKind
 from reconciler.core.model import ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan
@@ -114,6 +114,10 @@ class Controller:
     """The branch's commit last seen in the remote."""
     stop: threading.Event = field(default_factory=threading.Event)
     """Set by `shutdown` (shared with whatever must stop waiting with the loop, e.g. the notifier)."""
+    records: Callable[[str], AlertStore] | None = None
+    """Each environment's controller records, beside its state (the alert store): the revision last applied in
+    full is kept there, so a restart or a new leader does not apply the same commit again over live drift that
+    its policy says only to report."""
 
     def __post_init__(self) -> None:
         self._stop = self.stop
@@ -304,6 +308,11 @@ class Controller:
         finally:
             self.metrics.duration.labels(env=env, phase="validate").observe(time.monotonic() - started)
         status.last_good = revision
+        if status.mode == Mode.APPLY and not status.retry and self._remembered(env) == revision:
+            status.applied, status.result = revision, "applied"  # by this replica earlier, or by another
+            self.metrics.applied(env, revision)
+            bound.info("sync.already_applied")
+            return
         run = _Run(on_event=self._tick)
         service = self._service(source, term, run)
         started = time.monotonic()
@@ -347,6 +356,7 @@ class Controller:
             if plan is not None:
                 self.metrics.resources(env, plan, applied=True)
             log.info("sync.applied", env=env, revision=revision, actions=len(report.done))
+            self._remember(env, revision)
             if news:
                 self.notifier.applied(_commit(env, revision, report.done, Mode.APPLY))
             return
@@ -366,6 +376,29 @@ class Controller:
         self.metrics.sync_total.labels(env=env, result="failed").inc()
         log.error("sync.failed", env=env, revision=revision, step=step, error=str(exc), retry=status.retry, done=done)
         self.notifier.apply_failed(env, revision, str(exc))
+
+    def _remembered(self, env: str) -> str | None:
+        """The revision last applied in full to `env`, by any replica (None: none known)."""
+        if self.records is None:
+            return None
+        try:
+            record = self.records(env).load().get(_applied_key(env))
+        except ReconcilerError as exc:
+            log.warning("sync.applied_revision_unreadable", env=env, error=str(exc))
+            return None
+        return record.extra.get("revision") if record is not None else None
+
+    def _remember(self, env: str, revision: str) -> None:
+        if self.records is None:
+            return
+        key = _applied_key(env)
+        try:
+            store = self.records(env)
+            records = store.load()
+            records[key] = AlertRecord(key, "", "", revision, resolved=True, extra={"revision": revision})
+            store.save(records)
+        except ReconcilerError as exc:  # the next restart applies the commit again: nothing worse
+            log.warning("sync.applied_revision_not_saved", env=env, revision=revision, error=str(exc))
 
     # ---- drift ------------------------------------------------------------------------------------
 
@@ -449,6 +482,11 @@ class Controller:
         for item in drifted:
             status[item.key] = SYNCED if outcomes.get(item.key) == "re-applied" else OUT_OF_SYNC
         self.metrics.set_resources(env, status)
+
+
+def _applied_key(env: str) -> str:
+    """The controller record holding the revision last applied to `env` (no Slack message stands for it)."""
+    return f"synced/{env}"
 
 
 def _news(status: EnvironmentStatus, revision: str) -> bool:

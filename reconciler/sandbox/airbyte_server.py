@@ -104,6 +104,9 @@ class AirbyteStandIn:
         self._tokens = AccessTokens(client_id, client_secret, token_ttl_seconds, clock)
         """`clock` times tokens: a test moves it instead of sleeping past a lifetime."""
         self.latency_seconds = latency_seconds  # public: benchmarks change it between runs
+        self.write_latency_seconds = 0.0
+        """Public: how long each write waits, once received (and counted), before it is carried out: an apply whose
+        actions take a while, for tests that stop or disturb it mid-way."""
         self._store = Store(state_file)
         self._server: JsonHttpServer | None = None
         self._faults = FaultPlan(FAULT_KINDS)
@@ -259,7 +262,10 @@ class AirbyteStandIn:
         path = request.path[len(BASE_PATH) :] or "/"
         route, resource_id = self._match(path)
         template = route.template if route else path
-        self.stats.record(f"{request.method} {template}", write=_is_write(request.method, route))
+        write = _is_write(request.method, route)
+        self.stats.record(f"{request.method} {template}", write=write)
+        if write and self.write_latency_seconds > 0:
+            time.sleep(self.write_latency_seconds)
         if template in (TOKEN_ROUTE, HEALTH_ROUTE):
             return self._dispatch(request, route, resource_id, path)
         fault = self._faults.next()
