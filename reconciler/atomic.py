@@ -15,7 +15,11 @@ def atomic_write(path: pathlib.Path, text: str, mode: int = 0o600, *, durable: b
     """Write `text` to a temporary file beside `path` (with `mode`), then rename it over `path`.
 
     `durable` also fsyncs the file and its directory, so the new content survives a machine crash.
+    A symlink is followed: the file it names is replaced and the link stays (renaming over the link
+    would turn it into a copy, and leave the file it names, which the project reads, as it was).
     """
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
