@@ -6,7 +6,8 @@ Pure; used on both sides of the flow. Validation refuses them in the specs (`uri
 (`strip_uri_secrets`, `strip_extra_secrets`), declaring a password reference instead.
 
 Where they hide: the URI's `user:password@`, a query parameter under a secret name
-(`?password=`, `?PWD=`, `passwd`, `secret`, `...token`, `api_key`; case-insensitive), an ODBC
+(`?password=`, `?PWD=`, `passwd`, `secret`, `...token`, `api_key`; case-insensitive; after a `#`
+too, which SQLAlchemy reads as part of the query), an ODBC
 connection string inside `odbc_connect=` (percent-encoded or not; `PWD=` and the like), and a
 database's `extra` (`engine_params.connect_args.password`, any secret-named key at any depth).
 """
@@ -99,11 +100,10 @@ def _rewrite_uri(uri: str, change: str | None) -> tuple[str, list[str]]:
             found.append("user:password@")
             if change is not None:
                 uri = f"{match.group('scheme')}{user}{':' + change if change else ''}@{uri[match.end() :]}"
-    base, question, rest = uri.partition("?")
-    if question:
-        query, hash_, fragment = rest.partition("#")
+    base, question, query = uri.partition("?")
+    if question:  # everything after the `?` is the query, `#` included: SQLAlchemy's URLs have no fragment
         query = _query(query, change, found)
-        uri = f"{base}{'?' + query if query else ''}{hash_}{fragment}"
+        uri = f"{base}{'?' + query if query else ''}"
     return uri, found
 
 
