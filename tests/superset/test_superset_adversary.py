@@ -29,9 +29,7 @@ def test_a_password_after_a_hash_in_the_query_is_found_masked_and_stripped() -> 
 def test_a_password_after_a_hash_in_the_uri_is_refused_at_its_line(tmp_path: Path) -> None:
     root = copy_example(tmp_path)
     line = edit(root, PROD, ENV_URI, f'"{AFTER_A_HASH}"')
-    assert_refused(
-        validate(root), f"{PROD}:{line}: superset.databases.warehouse.sqlalchemyUri:", "password or secret"
-    )
+    assert_refused(validate(root), f"{PROD}:{line}: superset.databases.warehouse.sqlalchemyUri:", "password or secret")
 
 
 @pytest.mark.parametrize(
@@ -46,3 +44,39 @@ def test_encoded_or_odd_secrets_in_the_uri_are_refused(uri: str, tmp_path: Path)
     root = copy_example(tmp_path)
     line = edit(root, PROD, ENV_URI, f'"{uri}"')
     assert_refused(validate(root), f"{PROD}:{line}: superset.databases.warehouse.sqlalchemyUri:")
+
+
+# ---- built-in roles by a name that reads as one -----------------------------------------------------
+
+ROLES = "specs/superset/roles.yaml"
+LOOKALIKES = {
+    "Cyrillic A": "\u0410dmin",
+    "full-width": "\uff21\uff44\uff4d\uff49\uff4e",
+    "zero-width space": "Admin\u200b",
+    "accent": "\u00c1dmin",
+    "soft hyphen": "Pub\u00adlic",
+    "Cyrillic a in Gamma": "G\u0430mma",
+    "full-width low line": "sql\uff3flab",
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOOKALIKES))
+def test_a_role_whose_name_reads_as_a_built_in_is_refused(case: str, tmp_path: Path) -> None:
+    """A MySQL-backed Superset (utf8mb4 `_ci` collations ignore accents, width and invisible characters) finds the
+    built-in itself by such a name; everywhere else it shows in the UI as the built-in."""
+    name = LOOKALIKES[case]
+    root = copy_example(tmp_path)
+    text = (root / ROLES).read_text(encoding="utf-8")
+    (root / ROLES).write_text(text + f'  - name: "{name}"\n    permissions: [[can_read, Dashboard]]\n', "utf-8")
+    line = len(text.splitlines()) + 1
+    result = validate(root)
+    assert_refused(result, f"{ROLES}:{line}: roles.2.name:", "is too close to Superset's built-in role")
+
+
+@pytest.mark.parametrize("name", ["Administrators", "Gamma rays", "Публичный", "sql-lab", "Ωmega"])
+def test_roles_that_only_share_letters_with_a_built_in_validate(name: str, tmp_path: Path) -> None:
+    root = copy_example(tmp_path)
+    text = (root / ROLES).read_text(encoding="utf-8")
+    (root / ROLES).write_text(text + f'  - name: "{name}"\n    permissions: [[can_read, Dashboard]]\n', "utf-8")
+    result = validate(root)
+    assert result.exit_code == 0, result.output

@@ -7,6 +7,7 @@ plan carries their answers as refusals, protected records and unmanaged dependen
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -31,9 +32,28 @@ SECURITY_API: tuple[tuple[str, str], ...] = (
 `/api/v1/security/permissions-resources/`, `/api/v1/me/roles/`), as (permission, view menu)."""
 
 
+_LOOKALIKES = str.maketrans(
+    "\u0410\u0430\u0412\u0415\u0435\u041c\u041d\u041e\u043e\u0420\u0440\u0421\u0441\u0405\u0455\u0406\u0456"
+    "\u0501\u04bb\u04c0\u04cf\u0391\u03b1\u0392\u039c\u039d\u039f\u03bf\u03a1\u0399\u03b9\u0131",
+    "AaBEeMHOoPpCcSsIidhllAaBMNOoPIii",
+)
+"""Cyrillic and Greek letters drawn like the Latin ones in the built-in names (`Admin` with a Cyrillic A)."""
+
+
+def _folded(name: str) -> str:
+    """`name` as a reader or a case- and accent-insensitive collation sees it: compatibility forms (full-width),
+    accents, invisible characters (zero-width space, soft hyphen) and Cyrillic or Greek look-alikes gone."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    kept = "".join(char for char in decomposed if unicodedata.category(char) not in ("Mn", "Me", "Cf"))
+    return kept.translate(_LOOKALIKES).strip().casefold()
+
+
 def builtin_role(name: str) -> str | None:
-    """The built-in role `name` is, or is too close to (`admin`, ` Public`), or None."""
-    folded = name.strip().casefold()
+    """The built-in role `name` is, or is too close to, or None. Too close: another case or spacing (`admin`,
+    ` Public`), or a name that reads the same (`\u00c1dmin`, a full-width `Admin`, `Admin` + zero-width space,
+    `Admin` with a Cyrillic A): a MySQL-backed Superset (utf8mb4 `_ci` collations) finds the built-in itself by most of
+    them, and a person reading the role list cannot tell any of them from it."""
+    folded = _folded(name)
     return next((role for role in BUILTIN_ROLES if role.casefold() == folded), None)
 
 
