@@ -80,3 +80,25 @@ def test_roles_that_only_share_letters_with_a_built_in_validate(name: str, tmp_p
     (root / ROLES).write_text(text + f'  - name: "{name}"\n    permissions: [[can_read, Dashboard]]\n', "utf-8")
     result = validate(root)
     assert result.exit_code == 0, result.output
+
+
+# ---- names pull writes: portable to every checkout ---------------------------------------------------
+
+WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)), *(f"lpt{n}" for n in range(1, 10))}
+
+
+def test_pull_never_writes_a_name_windows_reserves() -> None:
+    """A dashboard slugged `CON`, a database `aux`, a table `nul` and a schema `com1`: Windows cannot create
+    `con/`, `aux.yaml` or `nul.yaml` (any extension), so a project holding them cannot be checked out there."""
+    from reconciler.systems.superset.rules.bundle import read_bundle
+    from reconciler.systems.superset.rules.bundle_files import from_files, to_files
+    from tests.superset.test_superset_bundle import export_zip, prod_like
+
+    files = prod_like()
+    files["dashboards/Overview_1.yaml"]["slug"] = "CON"
+    files["databases/analytics.yaml"]["database_name"] = "aux"
+    files["datasets/analytics/sales_21.yaml"] |= {"table_name": "nul", "schema": "com1"}
+    written = to_files(read_bundle(export_zip(files)))
+    parts = {part for path in written for part in path.split("/")}
+    assert not {part for part in parts if part.split(".")[0].lower() in WINDOWS_RESERVED}, sorted(written)
+    assert to_files(from_files(written)) == written  # the same names every pull
