@@ -6,6 +6,9 @@ change, in the file the environment really is, or the command fails and the file
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +79,41 @@ def test_a_digest_only_pin_takes_the_sources_tag_in_its_place(project: Project) 
         f"-      digest: {digest}  # by digest\n",
         '+      tag: "1.9.1"  # by digest\n',
     ]
+
+
+class _FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("failure", ["read-only directory", "disk full"])
+def test_a_target_that_cannot_be_written_is_a_clear_error_and_the_file_is_untouched(
+    project: Project, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    import reconciler.atomic
+
+    apply_qa(project)
+    path = project.root / PROD_FILE
+    before = path.read_bytes()
+    if failure == "read-only directory":
+
+        def refuse(*_args: object, **_kwargs: object) -> tuple[int, str]:
+            raise OSError(errno.EROFS, "Read-only file system", str(path.parent))
+
+        monkeypatch.setattr(reconciler.atomic.tempfile, "mkstemp", refuse)
+    else:
+        real_fdopen = os.fdopen
+
+        def full(descriptor: int, *args: object, **kwargs: object) -> io.StringIO:
+            real_fdopen(descriptor).close()
+            return _FullDisk()
+
+        monkeypatch.setattr(reconciler.atomic.os, "fdopen", full)
+    result = project.run("promote", "--from", "qa", "--to", "prod", "--component", "dbt")
+    monkeypatch.undo()
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "Promoted" not in result.output
+    assert f"Error: cannot write {PROD_FILE}" in result.output, result.output
+    assert "left as it was" in result.output
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["prod.yaml", "qa.yaml"]
