@@ -102,3 +102,16 @@ def test_pull_never_writes_a_name_windows_reserves() -> None:
     parts = {part for path in written for part in path.split("/")}
     assert not {part for part in parts if part.split(".")[0].lower() in WINDOWS_RESERVED}, sorted(written)
     assert to_files(from_files(written)) == written  # the same names every pull
+
+
+# ---- reconciler never locks itself out of the assets either -----------------------------------------
+
+
+def test_taking_what_the_asset_calls_need_from_the_users_role_is_lost_access() -> None:
+    from reconciler.systems.superset.rules.guards import ASSET_API, SECURITY_API, lost_security_access
+
+    admin = [*SECURITY_API, *ASSET_API, ("can_read", "Log")]
+    after = [pair for pair in admin if pair not in {("can_read", "Dashboard"), ("can_read", "Log")}]
+    assert lost_security_access({"Admin": admin}, {"Admin": after}) == ["can_read on Dashboard"]
+    narrow = [*SECURITY_API, ("can_read", "Dashboard")]  # a service account without export: nothing to lose there
+    assert lost_security_access({"reconciler": narrow}, {"reconciler": narrow}) == []

@@ -31,6 +31,21 @@ SECURITY_API: tuple[tuple[str, str], ...] = (
 """What reconciler's role management calls need (`/api/v1/security/roles/...`,
 `/api/v1/security/permissions-resources/`, `/api/v1/me/roles/`), as (permission, view menu)."""
 
+ASSET_API: tuple[tuple[str, str], ...] = (
+    *(
+        (permission, view)
+        for view in ("Dashboard", "Chart", "Dataset", "Database")
+        for permission in ("can_read", "can_export", "can_write")
+    ),
+    ("can_import_", "ImportExportRestApi"),
+    ("all_datasource_access", "all_datasource_access"),
+    ("all_database_access", "all_database_access"),
+)
+"""What its asset calls need: list and export (`can_read`, `can_export`), delete and import over (`can_write`,
+`/api/v1/assets/import/`), and seeing every dataset and database (else the listings hide what it owns, and
+the next plan would take them for deleted by hand). Without `can_read` on Dashboard the next plan fails before
+it could even put the role back."""
+
 
 _LOOKALIKES = str.maketrans(
     "\u0410\u0430\u0412\u0415\u0435\u041c\u041d\u041e\u043e\u0420\u0440\u0421\u0441\u0405\u0455\u0406\u0456"
@@ -60,7 +75,8 @@ def builtin_role(name: str) -> str | None:
 def lost_security_access(
     user_roles: Mapping[str, Iterable[tuple[str, str]]], after: Mapping[str, Iterable[tuple[str, str]] | None]
 ) -> list[str]:
-    """The security API permissions the signed-in user holds now and would not after the plan.
+    """The permissions reconciler's calls need (security API and assets) the signed-in user holds now and would
+    not after the plan.
 
     `user_roles`: the user's roles and their permissions now; `after`: the roles the plan changes, with their
     permissions afterwards (None: deleted). A permission the user lacks now is not "lost".
@@ -69,7 +85,11 @@ def lost_security_access(
     then: set[tuple[str, str]] = set()
     for role, pairs in user_roles.items():
         then.update(pairs if role not in after else after[role] or ())
-    return [f"{permission} on {view}" for permission, view in SECURITY_API if (permission, view) in now - then]
+    return [
+        f"{permission} on {view}"
+        for permission, view in (*SECURITY_API, *ASSET_API)
+        if (permission, view) in now - then
+    ]
 
 
 @dataclass(frozen=True)
