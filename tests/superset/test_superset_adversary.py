@@ -115,3 +115,17 @@ def test_taking_what_the_asset_calls_need_from_the_users_role_is_lost_access() -
     assert lost_security_access({"Admin": admin}, {"Admin": after}) == ["can_read on Dashboard"]
     narrow = [*SECURITY_API, ("can_read", "Dashboard")]  # a service account without export: nothing to lose there
     assert lost_security_access({"reconciler": narrow}, {"reconciler": narrow}) == []
+
+
+def test_a_list_of_eleven_or_more_secrets_in_extra_is_stripped_whole() -> None:
+    """Paths were deleted in reverse *string* order, so index 9 went before 10: IndexError (a pull traceback), or
+    with more items after them, a secret left in what pull writes."""
+    from reconciler.systems.superset.rules.connection_secrets import mask_extra_secrets, strip_extra_secrets
+
+    tokens = [f"S3cr3t-token-{n}" for n in range(12)]
+    extra = {"engine_params": {"connect_args": {"tokens": tokens, "options": [{"password": "S3cr3t-pw"}, "x"]}}}
+    stripped, found = strip_extra_secrets(extra)
+    assert len(found) == 13
+    assert "S3cr3t" not in repr(stripped), stripped
+    assert stripped["engine_params"]["connect_args"]["options"] == [{}, "x"]
+    assert "S3cr3t" not in repr(mask_extra_secrets(extra))

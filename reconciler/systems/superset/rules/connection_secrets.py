@@ -144,12 +144,18 @@ def _at(tree: Any, path: Path) -> Any:
     return tree
 
 
+def _deepest_and_last_first(path: Path) -> list[tuple[int, int, str]]:
+    """A sort key ordering list indexes as numbers (9 before 10), so deleting in reverse never shifts an item
+    still to be deleted."""
+    return [(0, step, "") if isinstance(step, int) else (1, 0, step) for step in path]
+
+
 def _rewrite_extra(extra: Any, change: str | None) -> tuple[Any, list[Path]]:
     tree = copy.deepcopy(_as_tree(extra))
     if not isinstance(tree, dict | list):
         return extra, []
     found = extra_secrets(tree)
-    for path in sorted(found, key=lambda p: [str(step) for step in p], reverse=True):
+    for path in sorted(found, key=_deepest_and_last_first, reverse=True):  # a list's later items go first
         parent = _at(tree, path[:-1])
         if change is None:
             del parent[path[-1]]
