@@ -6,6 +6,7 @@ Each case is what a careless or hostile user can write in the specs, checked at 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,31 @@ def test_a_list_of_eleven_or_more_secrets_in_extra_is_stripped_whole() -> None:
     assert "S3cr3t" not in repr(stripped), stripped
     assert stripped["engine_params"]["connect_args"]["options"] == [{}, "x"]
     assert "S3cr3t" not in repr(mask_extra_secrets(extra))
+
+
+# ---- pull: one password variable per database -------------------------------------------------------
+
+
+def test_databases_whose_names_differ_only_in_punctuation_case_or_script_get_their_own_password_variable() -> None:
+    """`Warehouse EU` and `warehouse-eu` both became SUPERSET_PROD_WAREHOUSE_EU_PASSWORD (and `仓库`, `倉庫` both
+    SUPERSET_PROD__PASSWORD): one value for two databases, one of them sent the other's password."""
+    from reconciler.systems.superset.rules.bundle import read_bundle
+    from reconciler.systems.superset.rules.pull import connection_entries
+    from tests.superset.test_superset_bundle import database, export_zip
+
+    names = ["Warehouse EU", "warehouse-eu", "\u4ed3\u5e93", "\u5009\u5eab", "analytics"]
+    files = {
+        f"databases/db_{n}.yaml": database()
+        | {"database_name": name, "uuid": f"00000000-0000-4000-8000-00000000000{n}"}
+        for n, name in enumerate(names)
+    }
+    entries = connection_entries(read_bundle(export_zip(files)), [], "prod")
+    variables = {entry.name: entry.password_variable for entry in entries}
+    assert sorted(variables) == sorted(names)
+    assert len(set(variables.values())) == len(names), variables
+    assert variables["analytics"] == "SUPERSET_PROD_ANALYTICS_PASSWORD"  # no collision, the plain name
+    assert all(
+        v is not None and re.fullmatch(r"SUPERSET_PROD_[A-Z0-9]+(_[A-Z0-9]+)*_PASSWORD", v) for v in variables.values()
+    )
+    again = connection_entries(read_bundle(export_zip(files)), ["Warehouse EU"], "prod")  # one declared before
+    assert {e.name: e.password_variable for e in again}["warehouse-eu"] == variables["warehouse-eu"]
