@@ -139,7 +139,9 @@ class WorkloadsProvider:
         c = ref.carrier
         try:
             if isinstance(c, ContainerImage):
-                return self.kube.set_container_image(ref.namespace, c.deployment, c.container, image)
+                return self.kube.set_container_image(
+                    ref.namespace, c.deployment, c.container, image, mirror_env=rules.CURRENT_IMAGE_ENV
+                )
             if isinstance(c, ContainerEnv):
                 return self.kube.set_container_env(ref.namespace, c.deployment, c.container, c.env, image)
             assert isinstance(c, ConfigMapKey)

@@ -1,0 +1,61 @@
+"""Image rollouts as real clusters shape them, against the Kubernetes and Dagster stand-ins.
+
+Dagster's Helm chart renders each user-code Deployment with `DAGSTER_CURRENT_IMAGE` set, in the
+container's env, to the very image of that container; the code server reports that variable as the
+image it serves (`displayMetadata`). Setting the container's image alone leaves it naming the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.sandbox.launch import running_standins
+from tests.helpers import Project, copy_example
+from tests.workloads.test_rollout_trust import INGESTION, NEW_INGESTION, OLD_INGESTION, image, kube
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    root = copy_example(tmp_path)
+    with running_standins(root) as standins:
+        yield Project(root, standins, standins.environment(), systems=("workloads",))
+
+
+def current_image_env(project: Project) -> list[dict[str, Any]]:
+    container = kube(project).get_object(INGESTION)["spec"]["template"]["spec"]["containers"][0]
+    return [item for item in container.get("env") or [] if item["name"] == "DAGSTER_CURRENT_IMAGE"]
+
+
+def as_helm_renders_it(project: Project) -> None:
+    def add(obj: dict[str, Any]) -> None:
+        container = obj["spec"]["template"]["spec"]["containers"][0]
+        container.setdefault("env", []).append({"name": "DAGSTER_CURRENT_IMAGE", "value": container["image"]})
+
+    kube(project).edit(INGESTION, add)
+    assert current_image_env(project) == [{"name": "DAGSTER_CURRENT_IMAGE", "value": OLD_INGESTION}]
+
+
+def test_a_location_deployed_by_dagsters_helm_chart_passes_the_gate_on_the_image_it_now_serves(
+    project: Project,
+) -> None:
+    as_helm_renders_it(project)
+    applied = project.run("apply", "--env", "qa", "--auto-approve")
+    assert applied.exit_code == 0, applied.output  # was: "serves 2026.11.18, not 2026.11.20", rolled back
+    assert f"dagster location ingestion: serves {NEW_INGESTION}" in applied.output
+    assert image(project) == NEW_INGESTION
+    assert current_image_env(project) == [{"name": "DAGSTER_CURRENT_IMAGE", "value": NEW_INGESTION}]
+    assert "No changes." in project.run("plan", "--env", "qa").output
+
+
+def test_a_rollback_puts_dagster_current_image_back_with_the_image(project: Project) -> None:
+    as_helm_renders_it(project)
+    kube(project).fail_images("*dagster-ingestion:2026.11.20", reason="ImagePullBackOff")
+    applied = project.run("apply", "--env", "qa", "--auto-approve")
+    assert applied.exit_code == 1, applied.output
+    assert f"rolled back to {OLD_INGESTION}" in applied.output
+    assert image(project) == OLD_INGESTION
+    assert current_image_env(project) == [{"name": "DAGSTER_CURRENT_IMAGE", "value": OLD_INGESTION}]
