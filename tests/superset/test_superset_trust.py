@@ -230,6 +230,25 @@ def test_a_pull_whose_environment_file_cannot_be_written_leaves_the_project_as_i
     assert [p.name for p in (project.root / "environments").iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_pull_into_a_symlinked_environment_file_writes_where_it_points_and_keeps_the_link(
+    tmp_path: Path, server: SupersetInstance
+) -> None:
+    """environments/prod.yaml -> ../shared/prod.yaml (a monorepo sharing it): the rename over the link made it a
+    copy and left the shared file, which the other links read, without the pulled selection."""
+    project = _project(tmp_path, server)
+    link, shared = project.root / "environments" / "prod.yaml", project.root / "shared" / "prod.yaml"
+    shared.parent.mkdir()
+    link.rename(shared)
+    link.symlink_to(Path("..") / "shared" / "prod.yaml")
+    result = project.run(*_pull(*FIXTURE_SLUGS))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert "sales-overview" in shared.read_text()
+    assert [p.name for p in shared.parent.iterdir()] == ["prod.yaml"]
+    validated = project.run("validate")
+    assert validated.exit_code == 0, validated.output
+
+
 def test_the_plan_shows_a_connection_secret_only_masked_in_every_format(
     tmp_path: Path, server: SupersetInstance
 ) -> None:
