@@ -7,6 +7,7 @@ image it serves (`displayMetadata`). Setting the container's image alone leaves 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,65 @@ def test_a_rollback_puts_dagster_current_image_back_with_the_image(project: Proj
     assert f"rolled back to {OLD_INGESTION}" in applied.output
     assert image(project) == OLD_INGESTION
     assert current_image_env(project) == [{"name": "DAGSTER_CURRENT_IMAGE", "value": OLD_INGESTION}]
+
+
+# ---- two components on one Deployment -----------------------------------------------------------------
+
+DAEMON = "/apis/apps/v1/namespaces/dagster-qa/deployments/dagster-daemon"
+OLD_PLATFORM, NEW_PLATFORM = "ghcr.io/acme/dagster-platform:1.0", "ghcr.io/acme/dagster-platform:1.1"
+PLATFORM = """
+  zplatform:
+    repository: ghcr.io/acme/dagster-platform
+    carriers:
+      - kind: containerImage
+        deployment: dagster-daemon
+        container: dagster-daemon
+"""
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Iterator[Project]:
+    """The daemon Deployment carries two components: dbt (its DBT_IMAGE) and the platform (its image)."""
+    root = copy_example(tmp_path)
+    (root / "specs" / "workloads.yaml").write_text((root / "specs" / "workloads.yaml").read_text() + PLATFORM)
+    for env, tag in (("prod", "1.0"), ("qa", "1.1")):
+        path = root / "environments" / f"{env}.yaml"
+        text = path.read_text()
+        path.write_text(text.replace("    analytics:\n", f'    zplatform:\n      tag: "{tag}"\n    analytics:\n', 1))
+    with running_standins(root) as standins:
+        yield Project(root, standins, standins.environment(), systems=("workloads",))
+
+
+def daemon_image(project: Project) -> str:
+    return str(kube(project).get_object(DAEMON)["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def test_a_failed_rollout_of_one_component_is_finished_even_when_another_shares_its_deployment(
+    shared: Project,
+) -> None:
+    """The platform's broken image is left live (its rollback's writes conflicted); dbt, on the same Deployment and
+    unchanged, is degraded by it too. The next apply must roll the platform back, not stop at dbt."""
+    project = shared
+    assert daemon_image(project) == OLD_PLATFORM
+    kube(project).fail_images("*dagster-platform:1.1", reason="ImagePullBackOff")
+
+    def conflict_once_live() -> None:
+        for _ in range(3000):
+            if daemon_image(project) == NEW_PLATFORM:
+                kube(project).force_conflicts(50)
+                return
+            threading.Event().wait(0.01)
+
+    watcher = threading.Thread(target=conflict_once_live, daemon=True)
+    watcher.start()
+    applied = project.run("apply", "--env", "qa", "--auto-approve")
+    watcher.join(timeout=10)
+    kube(project).force_conflicts(0)
+    assert applied.exit_code == 1, applied.output
+    assert f"The rollback to {OLD_PLATFORM} failed too" in applied.output, applied.output
+    assert daemon_image(project) == NEW_PLATFORM
+
+    again = project.run("apply", "--env", "qa", "--auto-approve")
+    assert again.exit_code == 1, again.output
+    assert f"rolled back to {OLD_PLATFORM}" in again.output, again.output
+    assert daemon_image(project) == OLD_PLATFORM
