@@ -158,3 +158,15 @@ def test_databases_whose_names_differ_only_in_punctuation_case_or_script_get_the
     )
     again = connection_entries(read_bundle(export_zip(files)), ["Warehouse EU"], "prod")  # one declared before
     assert {e.name: e.password_variable for e in again}["warehouse-eu"] == variables["warehouse-eu"]
+
+
+@pytest.mark.parametrize(
+    "name", ["sslpassword", "PGPASSWORD", "dbpassword", "authPassword", "AccountKey", "SharedAccessKey"]
+)
+def test_secret_parameters_spelled_without_an_underscore_are_refused(name: str, tmp_path: Path) -> None:
+    """libpq's `sslpassword` (the client key's passphrase, passed through by SQLAlchemy), Azure's `AccountKey`: the
+    names the spec files' own check calls secrets, the URI's check let through."""
+    root = copy_example(tmp_path)
+    line = edit(root, PROD, ENV_URI, f'"postgresql://reporter@warehouse/analytics?sslmode=require&{name}={SECRET}"')
+    assert_refused(validate(root), f"{PROD}:{line}: superset.databases.warehouse.sqlalchemyUri:", f"({name}=)")
+    assert SECRET not in mask_uri_secrets(f"postgresql://u@h/db?{name}={SECRET}")

@@ -28,10 +28,13 @@ from reconciler.systems.superset.rules.bundle_model import PASSWORD_MASK
 Path = tuple[str | int, ...]
 
 URI_SECRET_PARAMETER = re.compile(
-    r"(^|_)pass(word|wd|phrase)?$|^pwd$|secret|tokens?$|api_?key|private_?key|credentials(_json|_info|_base64)?$",
+    r"pass(word|wd|phrase)$|(^|_)pass$|(^|_)pwd$|secret|tokens?$|api_?key|private_?key|account_?key$"
+    r"|shared_?access_?key|credentials(_json|_info|_base64)?$",
     re.IGNORECASE,
 )
-"""Query or ODBC parameter names whose value is a secret (`credentials_path`, a file name, is not)."""
+"""Query or ODBC parameter names whose value is a secret (`credentials_path`, a file name, is not): a password in
+one word too (`sslpassword`, libpq's client key passphrase; `PGPASSWORD`), Azure's `AccountKey` and
+`SharedAccessKey`."""
 
 _ODBC_CONNECT = "odbc_connect"
 
