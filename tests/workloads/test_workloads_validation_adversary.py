@@ -1,8 +1,8 @@
-"""`reconcile validate` on image pins a careless hand wrote as YAML block scalars: a value ending in a line break.
+"""`reconcile validate` on image pins ending in a line break, as a careless hand writes them.
 
-`tag: "1.9.1\\n"` (or a block scalar `tag: |`) is the string "1.9.1" and a line break; Python's `$` matches before a final line break, so
-such pins validated and only the Kubernetes API refused them, mid-apply ("must not have leading or
-trailing whitespace").
+`tag: "1.9.1\\n"` (or a block scalar `tag: |`) is "1.9.1" and a line break; Python's `$` matches before
+a final line break, so such pins validated and only the Kubernetes API refused them, mid-apply ("must
+not have leading or trailing whitespace").
 """
 
 from __future__ import annotations
