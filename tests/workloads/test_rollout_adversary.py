@@ -7,6 +7,10 @@ image it serves (`displayMetadata`). Setting the container's image alone leaves 
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +126,53 @@ def test_a_failed_rollout_of_one_component_is_finished_even_when_another_shares_
     assert again.exit_code == 1, again.output
     assert f"rolled back to {OLD_PLATFORM}" in again.output, again.output
     assert daemon_image(project) == OLD_PLATFORM
+
+
+# ---- a kill at another moment: during the rollback ------------------------------------------------------
+
+
+def test_a_kill_while_the_rollback_rolls_out_is_finished_by_the_next_apply(project: Project) -> None:
+    """Killed after the rollback was written, while it waits for the old image to become available again: the
+    next apply plans the pinned image again (degraded or not, by then), gates it and rolls back again, recorded
+    lastGood intact."""
+    kube(project).fail_images("*dagster-ingestion:2026.11.20", reason="ImagePullBackOff")
+
+    def slow_rollouts_from_now() -> None:  # the rollback's own rollout: a wide window for the kill (under the
+        for _ in range(3000):  # sandbox's 5 s progress deadline, so it is not a failure of its own)
+            if image(project) == NEW_INGESTION:
+                kube(project).rollout_seconds = 4
+                return
+            threading.Event().wait(0.01)
+
+    threading.Thread(target=slow_rollouts_from_now, daemon=True).start()
+    environ = {**os.environ, **project.environ, "PYTHONUNBUFFERED": "1"}
+    args = ["--root", str(project.root), "apply", "--env", "qa", "--auto-approve", "--system", "workloads"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from reconciler.cli import main; main()", *args],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            seen.append(line)
+            if "rolling back dagster-qa: deployment/dagster-user-code-ingestion" in line:
+                break
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "".join(seen)
+    assert image(project) == OLD_INGESTION  # written back, not yet available
+
+    kube(project).rollout_seconds = 0.2
+    plan = project.run("plan", "--env", "qa")
+    assert "~ update workloads.image/ingestion@deployment/dagster-user-code-ingestion/user-code" in plan.output
+    applied = project.run("apply", "--env", "qa", "--auto-approve")
+    assert applied.exit_code == 1, applied.output
+    assert f"rolled back to {OLD_INGESTION}" in applied.output and "Traceback" not in applied.output
+    assert image(project) == OLD_INGESTION
+    after = project.run("plan", "--env", "qa")
+    assert f'image: "{OLD_INGESTION}" -> "{NEW_INGESTION}"' in after.output and "degraded" not in after.output
