@@ -11,12 +11,10 @@ import shutil
 import tempfile
 
 
-def atomic_write(path: pathlib.Path, text: str, mode: int = 0o600, *, durable: bool = False) -> None:
-    """Write `text` to a temporary file beside `path` (with `mode`), then rename it over `path`.
-
-    `durable` also fsyncs the file and its directory, so the new content survives a machine crash.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
+def staged_write(path: pathlib.Path, text: str, mode: int, *, durable: bool = False) -> pathlib.Path:
+    """`text` in a temporary file beside `path` (beside the file a symlink names), with `mode`: `os.replace` it
+    over that file to finish, unlink it to give up. Lets a caller stage every write before it changes anything.
+    `durable` fsyncs it."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
@@ -25,11 +23,29 @@ def atomic_write(path: pathlib.Path, text: str, mode: int = 0o600, *, durable: b
                 stream.flush()
                 os.fsync(stream.fileno())
         os.chmod(temporary, mode)
+    except BaseException:
+        pathlib.Path(temporary).unlink(missing_ok=True)
+        raise
+    return pathlib.Path(temporary)
+
+
+def atomic_write(path: pathlib.Path, text: str, mode: int = 0o600, *, durable: bool = False) -> None:
+    """Write `text` to a temporary file beside `path` (with `mode`), then rename it over `path`.
+
+    `durable` also fsyncs the file and its directory, so the new content survives a machine crash.
+    A symlink is followed: the file it names is replaced and the link stays (renaming over the link
+    would turn it into a copy, and leave the file it names, which other links may share, as it was).
+    """
+    if path.is_symlink():
+        path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = staged_write(path, text, mode, durable=durable)
+    try:
         os.replace(temporary, path)
         if durable:
             sync_directory(path.parent)
     except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 

@@ -61,7 +61,13 @@ class DagsterStandIn:
         path = f"/apis/apps/v1/namespaces/{code.namespace}/deployments/{code.deployment}"
         deployment = self._kube.get_object(path)
         containers = deployment["spec"]["template"]["spec"]["containers"]
-        return str(next(c["image"] for c in containers if c["name"] == code.container))
+        container = next(c for c in containers if c["name"] == code.container)
+        # a code server reports its DAGSTER_CURRENT_IMAGE variable (which Dagster's Helm chart sets to the image
+        # it deploys), whatever image the container runs; without the variable, the container's image
+        current = next(
+            (e.get("value") for e in container.get("env") or [] if e["name"] == "DAGSTER_CURRENT_IMAGE"), None
+        )
+        return str(current or container["image"])
 
     def _entry(self, name: str) -> dict[str, Any]:
         image = self._image(self._locations[name])

@@ -32,7 +32,8 @@ SECRET = st.text(st.characters(whitelist_categories=("L", "N"), max_codepoint=0x
         ("postgresql://u:pa/ss@h/db", ["user:password@"], "postgresql://u@h/db"),
         ("postgresql://h:5432/db?x=a@b", [], "postgresql://h:5432/db?x=a@b"),
         ("postgresql://u@h/db?a=1&password=s&b=2", ["password="], "postgresql://u@h/db?a=1&b=2"),
-        ("trino://u@h/c?access_token=s#top", ["access_token="], "trino://u@h/c#top"),
+        ("trino://u@h/c?access_token=s#top", ["access_token="], "trino://u@h/c"),  # SQLAlchemy: token 's#top'
+        ("trino://u@h/c?a=1#&access_token=s", ["access_token="], "trino://u@h/c?a=1#"),
         (
             "mssql+pyodbc:///?odbc_connect=DRIVER={x};PWD=s;UID=u",
             ["PWD="],

@@ -49,7 +49,7 @@ def test_other_roles_are_not_built_in(name: str) -> None:
     assert builtin_role(name) is None
 
 
-ADMIN = [*SECURITY_API, ("can_read", "Dashboard")]
+ADMIN = [*SECURITY_API, ("can_read", "Log")]
 
 
 def test_emptying_the_users_role_loses_the_security_api() -> None:
@@ -67,7 +67,7 @@ def test_a_deleted_role_loses_what_only_it_gave_and_another_role_keeps_the_rest(
 def test_changing_roles_the_user_lacks_or_keeping_the_api_loses_nothing() -> None:
     assert lost_security_access({"Admin": ADMIN}, {"analyst": None, "Public": []}) == []
     assert lost_security_access({"Admin": ADMIN}, {"Admin": ADMIN[:-1]}) == []
-    assert lost_security_access({"Gamma": [("can_read", "Dashboard")]}, {"Gamma": []}) == []  # had none to lose
+    assert lost_security_access({"Gamma": [("can_read", "Log")]}, {"Gamma": []}) == []  # had none to lose
 
 
 def test_a_source_yielding_nothing_is_refused_and_says_whether_the_selector_chose_none() -> None:

@@ -129,6 +129,26 @@ def test_a_plan_that_takes_the_roles_api_from_the_signed_in_user_is_refused_even
     # (not applied: the session's Admin stays as superset init made it)
 
 
+@pytest.mark.parametrize(
+    "taken", [("can_read", "Dashboard"), ("can_export", "Dataset"), ("all_datasource_access", "all_datasource_access")]
+)
+def test_a_plan_that_takes_what_the_asset_calls_need_from_the_signed_in_user_is_refused(
+    project: SupersetProject, staging_client: SupersetClient, files: None, taken: tuple[str, str]
+) -> None:
+    """`Admin` without can_read on Dashboard: the next plan's listing answers 403, so the role could not even be
+    put back through the specs; without all_datasource_access the dataset listing hides what reconciler owns."""
+    from reconciler.systems.superset.rules.guards import ASSET_API
+
+    before = permissions_of(staging_client, "Admin")
+    assert set(ASSET_API) <= before  # every name guarded is a permission Superset 6.1 has, and Admin holds it
+    add_role(project, "Admin", sorted(before - {taken}), opt_in=True)
+    planned = project.plan("staging")
+    assert planned.exit_code == 1, planned.output
+    assert f"would take {taken[0]} on {taken[1]} away from the user reconciler signs in as" in planned.output
+    assert project.apply("staging").exit_code == 1
+    assert permissions_of(staging_client, "Admin") == before
+
+
 def test_a_built_in_role_taken_over_is_never_pruned(
     project: SupersetProject, staging_client: SupersetClient, files: None
 ) -> None:

@@ -204,6 +204,51 @@ def test_a_pull_that_fails_half_way_leaves_the_project_as_it_was(
     assert project.run("validate").exit_code == 0
 
 
+def test_a_pull_whose_environment_file_cannot_be_written_leaves_the_project_as_it_was(
+    tmp_path: Path, server: SupersetInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up at the environment file, the last thing pull writes: the specs must not have moved."""
+    import reconciler.atomic
+
+    project = _project(tmp_path, server)
+    before = _files(project.root)
+    real_mkstemp = reconciler.atomic.tempfile.mkstemp
+
+    def full_at_the_environment_file(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        if Path(kwargs.get("dir", "")).name == "environments":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(reconciler.atomic.tempfile, "mkstemp", full_at_the_environment_file)
+    result = project.run(*_pull(*FIXTURE_SLUGS, *CASE_SLUGS))
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "pull superset wrote nothing: cannot stage environments/prod.yaml" in result.output, result.output
+    assert _files(project.root) == before
+    assert [p.name for p in (project.root / "specs").iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in (project.root / "environments").iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_pull_into_a_symlinked_environment_file_writes_where_it_points_and_keeps_the_link(
+    tmp_path: Path, server: SupersetInstance
+) -> None:
+    """environments/prod.yaml -> ../shared/prod.yaml (a monorepo sharing it): the rename over the link made it a
+    copy and left the shared file, which the other links read, without the pulled selection."""
+    project = _project(tmp_path, server)
+    link, shared = project.root / "environments" / "prod.yaml", project.root / "shared" / "prod.yaml"
+    shared.parent.mkdir()
+    link.rename(shared)
+    link.symlink_to(Path("..") / "shared" / "prod.yaml")
+    result = project.run(*_pull(*FIXTURE_SLUGS))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert "sales-overview" in shared.read_text()
+    assert [p.name for p in shared.parent.iterdir()] == ["prod.yaml"]
+    validated = project.run("validate")
+    assert validated.exit_code == 0, validated.output
+
+
 def test_the_plan_shows_a_connection_secret_only_masked_in_every_format(
     tmp_path: Path, server: SupersetInstance
 ) -> None:

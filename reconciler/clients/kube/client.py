@@ -154,15 +154,33 @@ class KubeClient(LeaseCalls, ConfigMapCalls):
             ),
         )
 
-    def set_container_image(self, namespace: str, deployment: str, container: str, image: str) -> bool:
-        """Set one container's image; False when it already was. Touches only that field."""
+    def set_container_image(
+        self, namespace: str, deployment: str, container: str, image: str, *, mirror_env: str | None = None
+    ) -> bool:
+        """Set one container's image; False when it already was. Touches only that field, and `mirror_env`: an
+        env var of the same container that names its image (Dagster's DAGSTER_CURRENT_IMAGE), set to `image` in
+        the same patch when the container sets it to a literal value (one rollout, never a pod naming another
+        image than it runs)."""
 
         def attempt() -> bool:
             live = self.get_deployment(namespace, deployment)
-            if self._container(live, container).get("image") == image:
+            found = self._container(live, container)
+            env = found.get("env") or []
+            mirrored = [
+                item
+                for item in env
+                if mirror_env is not None
+                and item.get("name") == mirror_env
+                and not item.get("valueFrom")
+                and item.get("value") != image
+            ]
+            if found.get("image") == image and not mirrored:
                 return False
             rv = str(live["metadata"]["resourceVersion"])
-            self._patch_container(namespace, deployment, rv, {"name": container, "image": image})
+            patch: dict[str, Any] = {"name": container, "image": image}
+            if mirrored:
+                patch["env"] = [{"name": mirror_env, "value": image}]
+            self._patch_container(namespace, deployment, rv, patch)
             return True
 
         return self._with_conflict_retry(f"set image of {namespace}/{deployment}/{container}", attempt)

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from reconciler.atomic import atomic_write, swap_in_directory
+from reconciler.atomic import staged_write, swap_in_directory
 from reconciler.errors import ReconcilerError, SpecError
 from reconciler.registry import Invocation
 from reconciler.spec.editing import edit_yaml_text
@@ -156,14 +156,28 @@ def pull_superset(root: Path, env_name: str, environ: Mapping[str, str], slugs: 
     new_env_text = edit_yaml_text(env_text, _declare(entries, pulled_slugs(pulled)))
     env_changed = new_env_text != env_text
     _check_result(root, env_name, environ, wanted, session.env.file, new_env_text)
-    try:
+    env_staged: Path | None = None
+    try:  # the environment file too is written in full before anything is moved into place
+        if env_changed:
+            env_staged = staged_write(env_file.resolve(), new_env_text, env_file.stat().st_mode & 0o7777)
         staged, written, removed = _stage(spec_dir, current, wanted)
-    except OSError as exc:  # a file name the file system refuses, a full disk: nothing was changed
-        raise ReconcilerError(f"pull superset wrote nothing: cannot stage {SPEC_DIR}/: {exc}") from exc
+    except OSError as exc:  # a file name the file system refuses, a full disk, a read-only folder: nothing changed
+        if env_staged is not None:
+            env_staged.unlink(missing_ok=True)
+        where = session.env.file if env_changed and env_staged is None else f"{SPEC_DIR}/"
+        raise ReconcilerError(f"pull superset wrote nothing: cannot stage {where}: {exc}") from exc
     if staged is not None:
-        swap_in_directory(staged, spec_dir)
-    if env_changed:
-        atomic_write(env_file, new_env_text, env_file.stat().st_mode & 0o7777)
+        try:
+            swap_in_directory(staged, spec_dir)
+        except OSError as exc:
+            if env_staged is not None:
+                env_staged.unlink(missing_ok=True)
+            raise ReconcilerError(
+                f"pull superset stopped: cannot move the staged {SPEC_DIR}/ into place ({exc}); "
+                f"{session.env.file} is as it was, the staged copy is {staged.relative_to(root)}"
+            ) from exc
+    if env_staged is not None:
+        os.replace(env_staged, env_file.resolve())
     counts = f"{len(pulled.of('dashboards'))} dashboard(s), {len(pulled.of('charts'))} chart(s)"
     lines = [
         f"Pulled {counts} from {env_name} into {SPEC_DIR}/: "

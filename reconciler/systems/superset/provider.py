@@ -385,7 +385,7 @@ class SupersetProvider:
         return [
             Refusal(
                 f"the plan would take {', '.join(lost)} away from the user reconciler signs in as (through its "
-                f"role(s) {changed}): it would lock itself out of Superset's roles API. Keep those permissions"
+                f"role(s) {changed}): it would lock itself out of Superset's roles or asset APIs. Keep those"
             )
         ]
 

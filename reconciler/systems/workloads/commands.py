@@ -164,7 +164,12 @@ def promote(
     after = rewrite_image_pins(before, target_env.file, moving)
     if after != before:
         _read_back(root, target_env, after, moving, environ)
-        replace_exactly(path, before, after)
+        try:
+            replace_exactly(path, before, after)
+        except OSError as exc:  # a read-only directory, a full disk: the temporary copy is gone, the file as it was
+            raise PromotionRefused(
+                f"cannot write {target_env.file}: {exc.strerror or exc}; it is left as it was"
+            ) from None
     diff = [
         line
         for line in difflib.unified_diff(

@@ -95,13 +95,48 @@ class WorkloadsProvider:
         except DagsterError as exc:
             return None, f"cannot tell whether Dagster's code locations loaded: {exc}"
 
-    def _rollout_problems(self, refs: Sequence[rules.CarrierRef], cache: _Cache) -> list[str]:
+    def _rollout_problems(
+        self, refs: Sequence[rules.CarrierRef], cache: _Cache, moved: Callable[[rules.CarrierRef], set[str]]
+    ) -> list[str]:
+        """Each of these carriers' Deployments whose rollout is not complete, unless other components on it moved
+        off their last good image while these did not: then the rollout is theirs (`moved`: the components on a
+        carrier's Deployment that moved), and finishing it, or rolling it back, is their job."""
         problems: list[str] = []
         for ref in refs:
             problem = rollout_problem(self._read(ref, cache)) if ref.rolls_out else None
+            culprits = moved(ref) if problem is not None else set()
+            if culprits and ref.component not in culprits:
+                continue
             if problem is not None and problem not in problems:
                 problems.append(problem)
         return problems
+
+    def _moved(
+        self, images: Mapping[ResourceKey, str], records: Mapping[ResourceKey, OwnershipRecord]
+    ) -> Callable[[rules.CarrierRef], set[str]]:
+        """For a carrier: the components on its Deployment whose images there are not their recorded last good."""
+
+        def deployment(ref: rules.CarrierRef) -> tuple[str, str] | None:
+            c = ref.carrier
+            return None if isinstance(c, ConfigMapKey) else (ref.namespace, c.deployment)
+
+        def last_good(component: str) -> str | None:
+            memos = [records[r.key].memo.get(rules.LAST_GOOD) for r in self._component(component) if r.key in records]
+            return next((memo for memo in memos if memo), None)
+
+        def moved(ref: rules.CarrierRef) -> set[str]:
+            here = deployment(ref)
+            return {
+                other.component
+                for other in self._carriers.values()
+                if here is not None
+                and deployment(other) == here
+                and other.key in images
+                and (good := last_good(other.component)) is not None
+                and images[other.key] != good
+            }
+
+        return moved
 
     def observe(
         self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
@@ -110,9 +145,10 @@ class WorkloadsProvider:
         images = {resource.key: self._live(self._carriers[resource.key], cache) for resource in desired}
         statuses, unknown = self._locations()
         components: dict[str, ComponentState] = {}
+        moved = self._moved(images, records)
         for name, spec in sorted(self.selection.components.items()):
             refs = self._component(name)
-            problems = self._rollout_problems(refs, cache)
+            problems = self._rollout_problems(refs, cache, moved)
             if spec.dagster_location and statuses is not None and self.dagster is not None:
                 problem = location_problem(spec.dagster_location, statuses)
                 problems += [problem] if problem else []
@@ -139,7 +175,9 @@ class WorkloadsProvider:
         c = ref.carrier
         try:
             if isinstance(c, ContainerImage):
-                return self.kube.set_container_image(ref.namespace, c.deployment, c.container, image)
+                return self.kube.set_container_image(
+                    ref.namespace, c.deployment, c.container, image, mirror_env=rules.CURRENT_IMAGE_ENV
+                )
             if isinstance(c, ContainerEnv):
                 return self.kube.set_container_env(ref.namespace, c.deployment, c.container, c.env, image)
             assert isinstance(c, ConfigMapKey)

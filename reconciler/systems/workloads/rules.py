@@ -22,6 +22,9 @@ from reconciler.systems.workloads.spec import Carrier, ConfigMapKey, ContainerIm
 SYSTEM = "workloads"
 KIND = "image"
 HEALTHY = "healthy"
+CURRENT_IMAGE_ENV = "DAGSTER_CURRENT_IMAGE"
+"""The env var Dagster's Helm chart sets, in a user-code container, to the image it deploys; the code server
+reports it as the image it serves. Written with the container's image, or the gate would see the old one."""
 LAST_GOOD = "lastGood"
 """The memo entry of a carrier's record: the component's last image that passed the health gate on every carrier."""
 

@@ -49,9 +49,9 @@ def repository_problem(repository: str) -> str | None:
         )
     if path != path.lower():
         return f"image repository {repository!r} must be lower case (Docker refuses {path!r})"
-    if domain and not _DOMAIN.match(domain):
+    if domain and not _DOMAIN.fullmatch(domain):
         return f"image repository {repository!r}: {domain!r} is not a registry host"
-    bad = next((part for part in path.split("/") if not _PATH_COMPONENT.match(part)), None)
+    bad = next((part for part in path.split("/") if not _PATH_COMPONENT.fullmatch(part)), None)
     if bad is not None:
         return (
             f"image repository {repository!r}: {bad!r} is not a valid path component (lower case letters, digits, "
@@ -142,9 +142,9 @@ class ImageVersion(_Strict):
     def _valid(self) -> ImageVersion:
         if self.tag is None and self.digest is None:
             raise ValueError("pin a tag, a digest or both")
-        if self.tag is not None and not _TAG.match(self.tag):
+        if self.tag is not None and not _TAG.fullmatch(self.tag):
             raise ValueError(f"tag {self.tag!r} is not a valid image tag")
-        if self.digest is not None and not _DIGEST.match(self.digest):
+        if self.digest is not None and not _DIGEST.fullmatch(self.digest):
             raise ValueError("digest must look like sha256:<64 hex characters>")
         return self
 

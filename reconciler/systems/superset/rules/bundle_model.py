@@ -103,10 +103,19 @@ FILE_SLUG_LENGTH = 80
 file systems allow per name, and a path of a few of them under typical limits (4096)."""
 
 
+WINDOWS_RESERVED = frozenset(
+    ("con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)), *(f"lpt{n}" for n in range(1, 10)))
+)
+"""Names Windows gives to devices, with any extension (`nul.yaml` too): a checkout there cannot create them."""
+
+
 def file_slug(text: str) -> str:
     """`slugify`, shortened to `FILE_SLUG_LENGTH` where longer: its start and a hash of the whole text,
-    so a 500-character title gives the same short, distinct name every time."""
+    so a 500-character title gives the same short, distinct name every time. A name Windows reserves
+    (`con`, `nul`, `com1`...) gets a `_` (which no slug holds), so the project checks out everywhere."""
     slug = slugify(text)
+    if slug in WINDOWS_RESERVED:
+        return f"{slug}_"
     if len(slug) <= FILE_SLUG_LENGTH:
         return slug
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]

@@ -6,7 +6,8 @@ Pure; used on both sides of the flow. Validation refuses them in the specs (`uri
 (`strip_uri_secrets`, `strip_extra_secrets`), declaring a password reference instead.
 
 Where they hide: the URI's `user:password@`, a query parameter under a secret name
-(`?password=`, `?PWD=`, `passwd`, `secret`, `...token`, `api_key`; case-insensitive), an ODBC
+(`?password=`, `?PWD=`, `passwd`, `secret`, `...token`, `api_key`; case-insensitive; after a `#`
+too, which SQLAlchemy reads as part of the query), an ODBC
 connection string inside `odbc_connect=` (percent-encoded or not; `PWD=` and the like), and a
 database's `extra` (`engine_params.connect_args.password`, any secret-named key at any depth).
 """
@@ -27,10 +28,13 @@ from reconciler.systems.superset.rules.bundle_model import PASSWORD_MASK
 Path = tuple[str | int, ...]
 
 URI_SECRET_PARAMETER = re.compile(
-    r"(^|_)pass(word|wd|phrase)?$|^pwd$|secret|tokens?$|api_?key|private_?key|credentials(_json|_info|_base64)?$",
+    r"pass(word|wd|phrase)$|(^|_)pass$|(^|_)pwd$|secret|tokens?$|api_?key|private_?key|account_?key$"
+    r"|shared_?access_?key|credentials(_json|_info|_base64)?$",
     re.IGNORECASE,
 )
-"""Query or ODBC parameter names whose value is a secret (`credentials_path`, a file name, is not)."""
+"""Query or ODBC parameter names whose value is a secret (`credentials_path`, a file name, is not): a password in
+one word too (`sslpassword`, libpq's client key passphrase; `PGPASSWORD`), Azure's `AccountKey` and
+`SharedAccessKey`."""
 
 _ODBC_CONNECT = "odbc_connect"
 
@@ -99,11 +103,10 @@ def _rewrite_uri(uri: str, change: str | None) -> tuple[str, list[str]]:
             found.append("user:password@")
             if change is not None:
                 uri = f"{match.group('scheme')}{user}{':' + change if change else ''}@{uri[match.end() :]}"
-    base, question, rest = uri.partition("?")
-    if question:
-        query, hash_, fragment = rest.partition("#")
+    base, question, query = uri.partition("?")
+    if question:  # everything after the `?` is the query, `#` included: SQLAlchemy's URLs have no fragment
         query = _query(query, change, found)
-        uri = f"{base}{'?' + query if query else ''}{hash_}{fragment}"
+        uri = f"{base}{'?' + query if query else ''}"
     return uri, found
 
 
@@ -144,12 +147,18 @@ def _at(tree: Any, path: Path) -> Any:
     return tree
 
 
+def _deepest_and_last_first(path: Path) -> list[tuple[int, int, str]]:
+    """A sort key ordering list indexes as numbers (9 before 10), so deleting in reverse never shifts an item
+    still to be deleted."""
+    return [(0, step, "") if isinstance(step, int) else (1, 0, step) for step in path]
+
+
 def _rewrite_extra(extra: Any, change: str | None) -> tuple[Any, list[Path]]:
     tree = copy.deepcopy(_as_tree(extra))
     if not isinstance(tree, dict | list):
         return extra, []
     found = extra_secrets(tree)
-    for path in sorted(found, key=lambda p: [str(step) for step in p], reverse=True):
+    for path in sorted(found, key=_deepest_and_last_first, reverse=True):  # a list's later items go first
         parent = _at(tree, path[:-1])
         if change is None:
             del parent[path[-1]]

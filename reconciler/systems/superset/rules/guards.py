@@ -7,6 +7,7 @@ plan carries their answers as refusals, protected records and unmanaged dependen
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,17 +31,52 @@ SECURITY_API: tuple[tuple[str, str], ...] = (
 """What reconciler's role management calls need (`/api/v1/security/roles/...`,
 `/api/v1/security/permissions-resources/`, `/api/v1/me/roles/`), as (permission, view menu)."""
 
+ASSET_API: tuple[tuple[str, str], ...] = (
+    *(
+        (permission, view)
+        for view in ("Dashboard", "Chart", "Dataset", "Database")
+        for permission in ("can_read", "can_export", "can_write")
+    ),
+    ("can_import_", "ImportExportRestApi"),
+    ("all_datasource_access", "all_datasource_access"),
+    ("all_database_access", "all_database_access"),
+)
+"""What its asset calls need: list and export (`can_read`, `can_export`), delete and import over (`can_write`,
+`/api/v1/assets/import/`), and seeing every dataset and database (else the listings hide what it owns, and
+the next plan would take them for deleted by hand). Without `can_read` on Dashboard the next plan fails before
+it could even put the role back."""
+
+
+_LOOKALIKES = str.maketrans(
+    "\u0410\u0430\u0412\u0415\u0435\u041c\u041d\u041e\u043e\u0420\u0440\u0421\u0441\u0405\u0455\u0406\u0456"
+    "\u0501\u04bb\u04c0\u04cf\u0391\u03b1\u0392\u039c\u039d\u039f\u03bf\u03a1\u0399\u03b9\u0131",
+    "AaBEeMHOoPpCcSsIidhllAaBMNOoPIii",
+)
+"""Cyrillic and Greek letters drawn like the Latin ones in the built-in names (`Admin` with a Cyrillic A)."""
+
+
+def _folded(name: str) -> str:
+    """`name` as a reader or a case- and accent-insensitive collation sees it: compatibility forms (full-width),
+    accents, invisible characters (zero-width space, soft hyphen) and Cyrillic or Greek look-alikes gone."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    kept = "".join(char for char in decomposed if unicodedata.category(char) not in ("Mn", "Me", "Cf"))
+    return kept.translate(_LOOKALIKES).strip().casefold()
+
 
 def builtin_role(name: str) -> str | None:
-    """The built-in role `name` is, or is too close to (`admin`, ` Public`), or None."""
-    folded = name.strip().casefold()
+    """The built-in role `name` is, or is too close to, or None. Too close: another case or spacing (`admin`,
+    ` Public`), or a name that reads the same (`\u00c1dmin`, a full-width `Admin`, `Admin` + zero-width space,
+    `Admin` with a Cyrillic A): a MySQL-backed Superset (utf8mb4 `_ci` collations) finds the built-in itself by most of
+    them, and a person reading the role list cannot tell any of them from it."""
+    folded = _folded(name)
     return next((role for role in BUILTIN_ROLES if role.casefold() == folded), None)
 
 
 def lost_security_access(
     user_roles: Mapping[str, Iterable[tuple[str, str]]], after: Mapping[str, Iterable[tuple[str, str]] | None]
 ) -> list[str]:
-    """The security API permissions the signed-in user holds now and would not after the plan.
+    """The permissions reconciler's calls need (security API and assets) the signed-in user holds now and would
+    not after the plan.
 
     `user_roles`: the user's roles and their permissions now; `after`: the roles the plan changes, with their
     permissions afterwards (None: deleted). A permission the user lacks now is not "lost".
@@ -49,7 +85,11 @@ def lost_security_access(
     then: set[tuple[str, str]] = set()
     for role, pairs in user_roles.items():
         then.update(pairs if role not in after else after[role] or ())
-    return [f"{permission} on {view}" for permission, view in SECURITY_API if (permission, view) in now - then]
+    return [
+        f"{permission} on {view}"
+        for permission, view in (*SECURITY_API, *ASSET_API)
+        if (permission, view) in now - then
+    ]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -85,9 +86,21 @@ def variable_name(*parts: str) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9]+", "_", part).strip("_").upper() for part in parts)
 
 
+def _password_variable(environment: str, name: str, others: Iterable[str]) -> str:
+    """`SUPERSET_<ENV>_<DATABASE>_PASSWORD`; where another database's name gives the same (`Warehouse EU` and
+    `warehouse-eu`), or the name gives nothing (`仓库`), a hash of the exact name goes after it, so no two
+    databases ever share a password variable (one of them would be sent the other's password)."""
+    part = variable_name(name)
+    if part and not any(other != name and variable_name(other) == part for other in others):
+        return variable_name("superset", environment, name, "password")
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8].upper()
+    return variable_name("superset", environment, *([part] if part else []), digest, "password")
+
+
 def connection_entries(pulled: Bundle, declared: Iterable[str], environment: str) -> list[ConnectionEntry]:
     """Entries for the pulled databases the environment does not declare yet."""
     known = set(declared)
+    names = known | {database.name for database in pulled.of("databases")}
     entries = []
     for database in pulled.of("databases"):
         if database.name in known:
@@ -95,7 +108,7 @@ def connection_entries(pulled: Bundle, declared: Iterable[str], environment: str
         uri = str(database.content.get(URI_FIELD) or "")
         masked = f":{PASSWORD_MASK}@"
         secret = masked in uri or bool(_secrets_of(database))
-        variable = variable_name("superset", environment, database.name, "password") if secret else None
+        variable = _password_variable(environment, database.name, names) if secret else None
         entries.append(ConnectionEntry(database.name, strip_uri_secrets(uri.replace(masked, "@"))[0], variable))
     return entries
 
