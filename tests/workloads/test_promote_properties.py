@@ -224,12 +224,31 @@ def source_file(pins: dict[str, tuple[str | None, str | None]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _own_lines_from(text: str, start: int) -> int:
+    """Where a block pin's lines begin: back over its indent and the comment-only or blank lines above it (a comment
+    between a dropped `tag` and the kept `digest` then sits above the pin, still the same bytes)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    if text[line_start:start].strip(" \t"):
+        return start  # something precedes it on its line (a flow mapping)
+    while line_start > 0:
+        previous = text.rfind("\n", 0, line_start - 1) + 1
+        line = text[previous:line_start].strip()
+        if line and not line.startswith("#"):
+            break
+        line_start = previous
+    return line_start
+
+
 def masked(text: str, names: list[str]) -> str:
     """`text` with the pins of `names` (their whole YAML nodes) replaced by a marker."""
     root = compose_yaml(text, "prod.yaml")
     workloads = next(v for k, v in root.value if k.value == "workloads")
     images = next(v for k, v in workloads.value if k.value == "images")
-    spans = sorted((v.start_mark.index, v.end_mark.index, k.value) for k, v in images.value if k.value in names)
+    spans = sorted(
+        (_own_lines_from(text, v.start_mark.index), v.end_mark.index, k.value)
+        for k, v in images.value
+        if k.value in names
+    )
     out, at = [], 0
     for start, end, name in spans:
         out += [text[at:start], f"<{name}>"]
