@@ -15,11 +15,14 @@ import base64
 import hashlib
 import io
 import os
+import posixpath
 import re
+import secrets
 import shutil
 import stat
 import subprocess
 import tarfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -36,6 +39,9 @@ SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 GIT_TIMEOUT_SECONDS = 120.0
 KEEP_REVISIONS = 3
 """Checked-out revisions kept besides the ones in use (the applied ones)."""
+PARTIAL_GRACE_SECONDS = 3600.0
+"""A revision being written (`.<sha>.<id>.partial`) younger than this may be another controller's, sharing the
+cache: `prune` leaves it alone."""
 
 
 @dataclass(frozen=True)
@@ -154,19 +160,29 @@ class GitFollower:
         target = self.revisions / sha
         project = target / self.path if self.path else target
         if not (target / ".complete").exists():
-            self.fetch(sha)
-            self._materialise(sha, target)
+            try:
+                self.fetch(sha)
+                self._materialise(sha, target)
+            except OSError as exc:  # a read-only or full disk, a file where a directory should be
+                raise TemporaryError(
+                    f"cannot write the git cache {self.home}: {exc.strerror or exc}"
+                    + (f" ({exc.filename})" if exc.filename else "")
+                ) from None
         if not project.is_dir():
             raise PermanentError(f"{self.path} is not a directory in {sha[:12]}")
         return RevisionSource(project, sha)
 
     def _materialise(self, sha: str, target: Path) -> None:
         archive = self._git("--git-dir", str(self.mirror), "archive", "--format=tar", sha, what="archive")
-        scratch = target.with_name(f".{sha}.partial")
-        _remove(scratch)
+        # a name of its own: another controller sharing the cache may be writing the same revision right now
+        scratch = target.with_name(f".{sha}.{os.getpid()}-{secrets.token_hex(4)}.partial")
         scratch.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(scratch, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(scratch, filter=_refusing_links(sha, self.path))
+        except BaseException:
+            _remove(scratch)
+            raise
         project = scratch / self.path if self.path else scratch
         if project.is_dir():
             _remove(project / STATE_DIR)  # never a committed `.reconciler/`: state is the controller's own
@@ -174,18 +190,59 @@ class GitFollower:
             (project / STATE_DIR).symlink_to(self.state_dir, target_is_directory=True)
         (scratch / ".complete").write_text(sha + "\n")
         _read_only(scratch)
-        _remove(target)
-        scratch.rename(target)
+        if (target / ".complete").exists():  # another controller finished it first: theirs is in use, keep it
+            _remove(scratch)
+            return
+        _remove(target)  # an incomplete leftover (never one in use: a revision appears whole, by rename)
+        try:
+            scratch.rename(target)
+        except OSError:
+            _remove(scratch)
+            if not (target / ".complete").exists():
+                raise
+            return
         log.info("git.checked_out", revision=sha, path=str(target))
 
     def prune(self, keep: set[str]) -> None:
         """Remove checked-out revisions not in `keep`, but the `KEEP_REVISIONS` most recent ones."""
         if not self.revisions.is_dir():
             return
-        others = [entry for entry in self.revisions.iterdir() if entry.name not in keep]
+        young = time.time() - PARTIAL_GRACE_SECONDS
+        others = [
+            entry
+            for entry in self.revisions.iterdir()
+            if entry.name not in keep and not (entry.name.endswith(".partial") and entry.stat().st_mtime > young)
+        ]
         others.sort(key=lambda entry: entry.stat().st_mtime, reverse=True)
         for entry in others[KEEP_REVISIONS:]:
             _remove(entry)
+
+
+def _refusing_links(sha: str, path: str) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:
+    """The tar filter of a revision: the stdlib's `data` filter (no absolute path, no link out of the
+    checkout), and no link into the project's `.reconciler/` (the controller's state and fingerprint keys,
+    which a spec file linked there would read into a plan or an error message). A refusal is the commit's."""
+    state = posixpath.join(path, STATE_DIR) if path else STATE_DIR
+
+    def check(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo:
+        if member.issym() or member.islnk():
+            base = posixpath.dirname(member.name) if member.issym() else ""
+            target = posixpath.normpath(posixpath.join(base, member.linkname))
+            if target == state or target.startswith(state + "/"):
+                raise PermanentError(
+                    f"commit {sha[:12]} is refused: {member.name} links into {state}/, the controller's own state"
+                )
+        try:
+            return tarfile.data_filter(member, destination)
+        except tarfile.FilterError:
+            what = (
+                f"links to {member.linkname!r}, outside the repository"
+                if member.issym() or member.islnk()
+                else ("is not a plain file, directory or link inside the repository")
+            )
+            raise PermanentError(f"commit {sha[:12]} is refused: {member.name} {what}") from None
+
+    return check
 
 
 def _normalise(repo: str) -> str:

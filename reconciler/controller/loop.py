@@ -34,7 +34,7 @@ from reconciler.controller.ports import AppliedCommit, DriftFinding, Leadership,
 from reconciler.core.events import Event, EventKind
 from reconciler.core.model import ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan
-from reconciler.errors import ReconcilerError, SpecError, is_retryable
+from reconciler.errors import PermanentError, ReconcilerError, SpecError, is_retryable
 from reconciler.service import ApplyReport, ProviderFactory, ReconcileService, validate
 from reconciler.spec.loader import environment_names
 
@@ -263,6 +263,10 @@ class Controller:
         try:
             source = self.follower.checkout(head)
             owned = self._owned(source)
+        except PermanentError as exc:  # the commit itself (a symlink out of the repository...): never retried
+            self.head = head
+            self._refused(head, exc)
+            return
         except ReconcilerError as exc:
             log.error("git.checkout_failed", revision=head, error=str(exc))
             return
@@ -279,6 +283,16 @@ class Controller:
             self.follower.prune(keep)
         except OSError as exc:
             log.warning("git.prune_failed", error=str(exc))
+
+    def _refused(self, revision: str, exc: PermanentError) -> None:
+        """A commit that cannot even be checked out: every owned environment reports it once, as an invalid
+        commit; the last good revision stays applied and drift checks go on against it."""
+        log.error("git.commit_refused", revision=revision, error=str(exc))
+        for status in self.statuses.values():
+            status.attempted, status.retry = revision, False
+            status.result, status.error = "invalid", str(exc)
+            self.metrics.sync_total.labels(env=status.name, result="invalid").inc()
+            self.notifier.invalid_commit(status.name, revision, [str(exc)])
 
     def sync(self, status: EnvironmentStatus, revision: str, source: RevisionSource, term: Cancellation) -> None:
         """Validate, plan and apply (or plan only) one environment at `revision`; never raises."""
