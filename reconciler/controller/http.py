@@ -1,20 +1,24 @@
 """The controller's one HTTP server: probes, metrics and the GitHub push webhook.
 
 GET /healthz answers 200 while the loop ticks (503 once it has not for three poll intervals),
-GET /readyz 200 once every owned environment finished its first sync (whatever the result),
-GET /metrics the controller's own registry, POST /webhook/github a poll at once for a push to the
-followed branch. The webhook's X-Hub-Signature-256 (HMAC-SHA256 of the raw body) is checked in
-constant time before anything is read from the body; a bad or missing one is 401 and nothing
-happens. Neither the secret nor a signature is ever logged.
+GET /readyz 200 for a standby waiting to lead, and for the leader once every owned environment
+finished its first sync (whatever the result), GET /metrics the controller's own registry (HEAD
+as GET), POST /webhook/github a poll at once for a push to the followed branch, its JSON as the
+body or as the `payload` field of a form (GitHub's preselected content type). The webhook's
+X-Hub-Signature-256 (HMAC-SHA256 of the raw body) is checked in constant time before anything is
+read from the body; a bad or missing one is 401 and nothing happens. Neither the secret nor a
+signature is ever logged. A request has REQUEST_DEADLINE_SECONDS in all, however slowly it drips.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +32,10 @@ MAX_BODY = 1024 * 1024
 """GitHub sends at most 25 MB, but a push event's payload worth reading is far smaller; more is refused (413)."""
 READ_TIMEOUT_SECONDS = 10.0
 """How long a connection may sit without sending what it announced (headers, a body) before it is closed."""
+REQUEST_DEADLINE_SECONDS = 30.0
+"""How long one request may take in all, from its first byte: a client dripping a byte at a time (slowloris)
+never trips READ_TIMEOUT_SECONDS, which counts per read."""
+FORM = "application/x-www-form-urlencoded"
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -61,6 +69,21 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body in separate writes
 
+    def handle_one_request(self) -> None:
+        """One request (or the wait for the next on a kept-alive connection), cut off whole past the deadline."""
+        cutoff = threading.Timer(REQUEST_DEADLINE_SECONDS, self._cut_off)
+        cutoff.daemon = True
+        cutoff.start()
+        try:
+            super().handle_one_request()
+        finally:
+            cutoff.cancel()
+
+    def _cut_off(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # already closed
+            self.connection.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once; the thread ends
+
     def log_message(self, format: str, *args: Any) -> None:
         return None  # no access log: a request line is no event of ours
 
@@ -85,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, endpoints.metrics(), CONTENT_TYPE_METRICS)
         else:
             self._answer(404, b"not found\n")
+
+    do_HEAD = do_GET  # uptime checkers and load balancers probe with HEAD; `_answer` sends no body then
 
     def do_POST(self) -> None:
         endpoints = self.server.endpoints
@@ -124,10 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
         if event != "push":
             self._answer(204)
             return
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            self._answer(400, b"the body is not JSON\n")
+        payload = _payload(body, self.headers.get("Content-Type", ""))
+        if payload is None:
+            self._answer(400, b"the body is not JSON (nor a form with one JSON payload field)\n")
             return
         ref = payload.get("ref") if isinstance(payload, dict) else None
         if ref != f"refs/heads/{endpoints.branch}":
@@ -142,6 +166,25 @@ class _Handler(BaseHTTPRequestHandler):
     def _delivery(self) -> str:
         delivery = self.headers.get("X-GitHub-Delivery", "")
         return delivery if len(delivery) <= 64 and delivery.replace("-", "").isalnum() else ""
+
+
+def _payload(body: bytes, content_type: str) -> Any:
+    """The delivery's JSON: the body itself (`application/json`), or its one `payload` field when GitHub was set
+    to `application/x-www-form-urlencoded` (the content type its webhook form preselects); None when neither."""
+    text = body
+    if content_type.split(";", 1)[0].strip().lower() == FORM:
+        try:
+            fields = urllib.parse.parse_qs(body.decode("utf-8"), strict_parsing=True, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            return None
+        values = fields.get("payload", [])
+        if len(values) != 1:
+            return None
+        text = values[0].encode()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 class _Server(ThreadingHTTPServer):

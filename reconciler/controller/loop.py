@@ -154,7 +154,11 @@ class Controller:
         return time.monotonic() - self._last_tick < limit
 
     def ready(self) -> bool:
-        """Every owned environment has finished its first sync, whatever its result."""
+        """A standby waiting to lead is ready (it serves all it should: probes, metrics; the chart's rolling
+        update and PodDisruptionBudget count it); a leader once every owned environment has finished its first
+        sync, whatever its result."""
+        if self._waiting:
+            return True
         return bool(self.statuses) and all(status.result for status in self.statuses.values())
 
     def _acting(self, term: Cancellation) -> bool:
