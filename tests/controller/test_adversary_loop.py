@@ -1,0 +1,107 @@
+"""The controller's loop against commits that would delete by accident, and its git calls against hostile
+settings: an environment file deleted, specs emptied (the mass-delete guard holds without a human), a repo URL
+with credentials, a --branch that looks like a git option."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import structlog
+
+from reconciler.controller.git import GitFollower
+from reconciler.errors import TemporaryError
+from reconciler.sandbox.launch import StandIns
+from tests.controller.conftest import GitRepo, RunningController, wait_for
+from tests.controller.test_loop import live
+
+
+@pytest.mark.parametrize("owned", [("qa",), ()], ids=["--env qa", "every environment in the repository"])
+def test_a_commit_deleting_an_environment_file_deletes_nothing_and_is_reported(
+    repo: GitRepo, standins: StandIns, start_controller: Callable[..., RunningController], owned: tuple[str, ...]
+) -> None:
+    first = repo.git("rev-parse", "HEAD")
+    running = start_controller(environments=owned)
+    wait_for(lambda: running.applied("qa", first), "the first commit applied")
+    before = set(live(standins, "qa"))
+    writes = standins.airbyte["qa"].stats.writes
+    gone = repo.commit("qa removed", {"environments/qa.yaml": None})
+    refused = wait_for(
+        lambda: [c for c in running.notifier.of("invalid_commit") if c[:2] == ("qa", gone)], "the commit reported"
+    )
+    assert "qa" in " ".join(refused[0][2])
+    polls = running.app.metrics.git_requests.labels(request_type="ls-remote")._value.get()
+    wait_for(
+        lambda: running.app.metrics.git_requests.labels(request_type="ls-remote")._value.get() > polls + 3,
+        "a few more polls",
+    )
+    assert standins.airbyte["qa"].stats.writes == writes
+    assert set(live(standins, "qa")) == before
+    assert running.app.controller.statuses["qa"].applied == first
+
+
+def test_a_commit_emptying_the_specs_is_refused_by_the_mass_delete_guard_without_a_human(
+    repo: GitRepo, standins: StandIns, start_controller: Callable[..., RunningController]
+) -> None:
+    first = repo.git("rev-parse", "HEAD")
+    running = start_controller()
+    wait_for(lambda: running.applied("qa", first), "the first commit applied")
+    before = set(live(standins, "qa"))
+    assert before
+    writes = standins.airbyte["qa"].stats.writes
+    text = repo.read("environments/qa.yaml")
+    emptied = repo.commit("qa lists nothing", {"environments/qa.yaml": text[: text.index("  sources:")]})
+    failed = wait_for(
+        lambda: [c for c in running.notifier.of("apply_failed") if c[:2] == ("qa", emptied)], "the refusal reported"
+    )
+    assert "mass" in failed[0][2] or "refusing" in failed[0][2]
+    polls = running.app.metrics.git_requests.labels(request_type="ls-remote")._value.get()
+    wait_for(
+        lambda: running.app.metrics.git_requests.labels(request_type="ls-remote")._value.get() > polls + 3,
+        "a few more polls",
+    )
+    assert standins.airbyte["qa"].stats.writes == writes
+    assert set(live(standins, "qa")) == before
+    assert len([c for c in running.notifier.of("apply_failed") if c[1] == emptied]) == 1  # not retried each poll
+
+
+def test_credentials_in_the_repo_url_appear_in_no_error_or_log(tmp_path: Path) -> None:
+    url = "http://deploy:s3cr3t-canary@127.0.0.1:9/platform.git"
+    with structlog.testing.capture_logs() as logs:
+        git = GitFollower(url, "main", tmp_path / "cache", timeout=10)
+        with pytest.raises(TemporaryError) as failed:
+            git.remote_head()
+        with pytest.raises(TemporaryError) as fetched:
+            git.checkout("a" * 40)
+    for text in (str(failed.value), str(fetched.value), repr(logs)):
+        assert "s3cr3t-canary" not in text
+
+
+@pytest.mark.parametrize("branch", ["--upload-pack=touch {marker}", "-o{marker}", "main --upload-pack=touch {marker}"])
+def test_a_branch_that_looks_like_an_option_runs_nothing(repo: GitRepo, tmp_path: Path, branch: str) -> None:
+    marker = tmp_path / "pwned"
+    git = GitFollower(str(repo.remote), branch.format(marker=marker), tmp_path / "cache", timeout=10)
+    with pytest.raises(TemporaryError, match="not found"):
+        git.remote_head()
+    with pytest.raises(TemporaryError):
+        git.fetch("a" * 40)
+    assert not marker.exists()
+
+
+def test_a_remote_unreachable_for_a_while_keeps_drift_checks_going_and_is_followed_again(
+    repo: GitRepo, start_controller: Callable[..., RunningController]
+) -> None:
+    first = repo.git("rev-parse", "HEAD")
+    running = start_controller(drift=0.3)
+    wait_for(lambda: running.applied("qa", first), "the first commit applied")
+    hidden = repo.remote.with_name("remote.gone")
+    repo.remote.rename(hidden)
+    try:
+        checks = len(running.drift_calls("qa"))
+        wait_for(lambda: len(running.drift_calls("qa")) >= checks + 3, "drift checks while git is unreachable")
+        assert running.get("/healthz").status_code == 200
+    finally:
+        hidden.rename(repo.remote)
+    later = repo.commit("after the outage", repo.replace("environments/qa.yaml", "*/6", "*/4"))
+    wait_for(lambda: running.applied("qa", later), "the commit after the outage applied")
