@@ -1,7 +1,7 @@
 """Following git, for the controller's loop: the remote branch's commit, and a read-only copy of one revision.
 
 The real `git` binary through subprocess (GitPython leaks in long-running processes): `ls-remote` each
-poll, `fetch` into a bare mirror only when the commit changed, `archive` a revision into
+poll, `fetch` into a bare mirror only when the commit changed, `archive` (streamed) a revision into
 `<cache>/<repo>/revisions/<sha>` (files read-only), a `RevisionSource` over it for the service. The
 project's `.reconciler/` (file state, fingerprint keys) is one directory shared by every revision, so
 ownership records outlive the checkout they were made from. A token (RECONCILER_GIT_TOKEN) travels as an
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import os
 import posixpath
 import re
@@ -22,6 +21,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -172,14 +172,50 @@ class GitFollower:
             raise PermanentError(f"{self.path} is not a directory in {sha[:12]}")
         return RevisionSource(project, sha)
 
+    def _extract(self, sha: str, scratch: Path) -> None:
+        """`git archive` of `sha` streamed into `scratch` (never the whole tar in memory: a huge commit)."""
+        command = ["git", "--git-dir", str(self.mirror), "archive", "--format=tar", sha]
+        try:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env)
+        except OSError as exc:
+            raise TemporaryError(f"cannot run git: {exc.strerror or exc}") from None
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            process.kill()
+
+        timer = threading.Timer(self.timeout, kill)
+        timer.start()
+        unreadable = False
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            try:
+                with tarfile.open(fileobj=process.stdout, mode="r|") as tar:
+                    tar.extractall(scratch, filter=_refusing_links(sha, self.path))
+            except tarfile.ReadError:
+                unreadable = True  # git failed or was killed: its exit code and stderr say why, below
+            finally:
+                process.stdout.close()
+            stderr = process.stderr.read()
+            code = process.wait()
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if timed_out.is_set():
+            raise TemporaryError(f"git archive of {sha[:12]} timed out after {self.timeout:g} s")
+        if code != 0 or unreadable:
+            message = self._redact(stderr.decode(errors="replace").strip()) or f"exit code {code}, unreadable tar"
+            raise TemporaryError(f"git archive of {sha[:12]} failed: {message}")
+
     def _materialise(self, sha: str, target: Path) -> None:
-        archive = self._git("--git-dir", str(self.mirror), "archive", "--format=tar", sha, what="archive")
         # a name of its own: another controller sharing the cache may be writing the same revision right now
         scratch = target.with_name(f".{sha}.{os.getpid()}-{secrets.token_hex(4)}.partial")
         scratch.mkdir(parents=True)
         try:
-            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                tar.extractall(scratch, filter=_refusing_links(sha, self.path))
+            self._extract(sha, scratch)
         except BaseException:
             _remove(scratch)
             raise
