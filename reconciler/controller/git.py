@@ -75,7 +75,8 @@ class GitFollower:
         self.timeout = timeout
         self._on_request = on_request
         variables = dict(os.environ if environ is None else environ)
-        self._token = variables.pop("RECONCILER_GIT_TOKEN", "") or ""
+        # stripped: a Secret made `--from-file` keeps the file's trailing newline, which would fail every auth
+        self._token = (variables.pop("RECONCILER_GIT_TOKEN", "") or "").strip()
         self._env = {**variables, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
         if self._token:
             basic = base64.b64encode(f"x-access-token:{self._token}".encode()).decode()

@@ -3,6 +3,7 @@ controller's own `.reconciler/`, a cache directory it cannot write, two controll
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 from reconciler.controller.git import GitFollower
 from reconciler.errors import PermanentError, TemporaryError
 from tests.controller.conftest import GitRepo, RunningController, wait_for
+from tests.controller.test_git import _Recorder
+from tests.controller.test_git import git_server as git_server  # the recording git server fixture
 
 
 def _symlink_commit(repo: GitRepo, link: str, target: str) -> str:
@@ -105,3 +108,34 @@ def test_two_controllers_sharing_one_cache_directory_check_out_the_same_revision
     assert errors == []
     assert len(sources) == 30
     assert all((root / "environments" / "qa.yaml").is_file() for root in sources)
+
+
+@pytest.mark.parametrize("written", ["ghp_canaryTOKEN0123456789\n", " ghp_canaryTOKEN0123456789\r\n"])
+def test_a_token_read_from_a_secret_file_with_its_trailing_newline_still_authenticates(
+    git_server: str, tmp_path: Path, written: str
+) -> None:
+    """`kubectl create secret --from-file` keeps the file's newline: the header must carry the token alone."""
+    git = GitFollower(
+        f"{git_server}/org/repo.git", "main", tmp_path / "cache", environ={"RECONCILER_GIT_TOKEN": written}
+    )
+    with pytest.raises(TemporaryError) as raised:
+        git.remote_head()
+    basic = base64.b64encode(b"x-access-token:ghp_canaryTOKEN0123456789").decode()
+    assert _Recorder.seen and _Recorder.seen[0][1] == f"Basic {basic}"
+    assert "ghp_canaryTOKEN0123456789" not in str(raised.value)
+
+
+def test_a_force_pushed_branch_is_followed_to_its_new_history(repo: GitRepo, tmp_path: Path) -> None:
+    git = GitFollower(str(repo.remote), "main", tmp_path / "cache")
+    old = repo.commit("to be rewritten", repo.replace("environments/qa.yaml", "*/6", "*/5"))
+    git.checkout(git.remote_head())
+    repo.git("reset", "--hard", "HEAD~1")
+    repo.git("commit", "--quiet", "--allow-empty", "-m", "rewritten")
+    repo.git("push", "--quiet", "--force", "origin", "HEAD:main")
+    new = repo.git("rev-parse", "HEAD")
+    assert git.remote_head() == new != old
+    assert "*/6" in git.checkout(new).read()["environments/qa.yaml"]
+    assert "*/5" in git.checkout(old).read()["environments/qa.yaml"]  # the applied one, gone from the branch
+    repo.git("--git-dir", str(repo.remote), "update-ref", "-d", "refs/heads/main")  # the branch deleted
+    with pytest.raises(TemporaryError, match="branch main not found"):
+        git.remote_head()
