@@ -80,6 +80,9 @@ class EnvironmentStatus:
     error: str = ""
     retry: bool = False
     """The last sync failed in a way trying again may fix (an API down, the lock held): the next poll retries."""
+    settled: bool = False
+    """What is live is `applied` and nothing since (no apply failed or cancelled half-way after it): an invalid
+    commit on top leaves it so, and drift is still checked against `applied`."""
 
     @property
     def in_sync(self) -> bool:
@@ -345,7 +348,7 @@ class Controller:
 
     def _planned(self, status: EnvironmentStatus, revision: str, plan: Plan) -> None:
         news = _news(status, revision)
-        status.applied, status.result = revision, "planned"
+        status.applied, status.result, status.settled = revision, "planned", True
         self.metrics.sync_total.labels(env=status.name, result="planned").inc()
         self.metrics.resources(status.name, plan)
         log.info("sync.planned", env=status.name, revision=revision, mode="plan-only", **plan.summary())
@@ -356,7 +359,7 @@ class Controller:
         env = status.name
         if report.ok:
             news = _news(status, revision) or bool(report.done)
-            status.applied, status.result = revision, "applied"
+            status.applied, status.result, status.settled = revision, "applied", True
             self.metrics.sync_total.labels(env=env, result="applied").inc()
             self.metrics.applied(env, revision)
             if plan is not None:
@@ -366,7 +369,7 @@ class Controller:
                 self.notifier.applied(_commit(env, revision, report.done, Mode.APPLY))
             return
         if report.cancelled:
-            status.result, status.error, status.retry = "cancelled", report.error, True
+            status.result, status.error, status.retry, status.settled = "cancelled", report.error, True, False
             self.metrics.sync_total.labels(env=env, result="cancelled").inc()
             log.warning("sync.cancelled", env=env, revision=revision, done=len(report.done), reason=report.error)
             return
@@ -377,7 +380,7 @@ class Controller:
         self, status: EnvironmentStatus, revision: str, exc: ReconcilerError, step: str, *, done: int = 0
     ) -> None:
         env = status.name
-        status.result, status.error, status.retry = "failed", str(exc), is_retryable(exc)
+        status.result, status.error, status.retry, status.settled = "failed", str(exc), is_retryable(exc), False
         self.metrics.sync_total.labels(env=env, result="failed").inc()
         log.error("sync.failed", env=env, revision=revision, step=step, error=str(exc), retry=status.retry, done=done)
         self.notifier.apply_failed(env, revision, str(exc))
@@ -385,12 +388,16 @@ class Controller:
     # ---- drift ------------------------------------------------------------------------------------
 
     def check_drift(self, term: Cancellation) -> None:
-        """Plan every applied environment against its applied revision; enforce, report, or ignore what differs."""
+        """Plan every applied environment against its applied revision; enforce, report, or ignore what differs.
+        An environment whose branch holds an invalid commit is checked too: nothing of that commit was applied."""
         for status in list(self.statuses.values()):
             if not self._acting(term):
                 return
-            if status.mode != Mode.APPLY or not status.in_sync or status.applied is None:
-                continue  # plan-only, never applied, or a commit still pending: the next sync decides
+            if status.mode != Mode.APPLY or status.applied is None:
+                continue  # plan-only or never applied
+            if not status.in_sync and not (status.result == "invalid" and status.settled):
+                continue  # a commit pending or half applied: the next sync decides, drift would undo it
+            # in sync, or the branch holds an invalid commit (nothing of it applied): the applied revision stands
             self.drift_of(status, status.applied, term)
             self._tick()
 

@@ -105,3 +105,17 @@ def test_a_remote_unreachable_for_a_while_keeps_drift_checks_going_and_is_follow
         hidden.rename(repo.remote)
     later = repo.commit("after the outage", repo.replace("environments/qa.yaml", "*/6", "*/4"))
     wait_for(lambda: running.applied("qa", later), "the commit after the outage applied")
+
+
+def test_drift_is_still_checked_against_the_last_good_revision_while_the_branch_holds_an_invalid_commit(
+    repo: GitRepo, standins: StandIns, start_controller: Callable[..., RunningController]
+) -> None:
+    """A broken main can last hours; a hand edit in the live system meanwhile must still be seen (and enforced)."""
+    first = repo.git("rev-parse", "HEAD")
+    running = start_controller(drift=0.3)
+    wait_for(lambda: running.applied("qa", first), "the first commit applied")
+    bad = repo.commit("a typo", repo.replace("environments/qa.yaml", '{cron: "0 0 */6 * * ?"}', '{cron: "often"}'))
+    wait_for(lambda: [c for c in running.notifier.of("invalid_commit") if c[1] == bad], "the invalid commit reported")
+    checks = len(running.drift_calls("qa"))
+    wait_for(lambda: len(running.drift_calls("qa")) >= checks + 3, "drift checks while the branch is invalid")
+    assert running.app.controller.statuses["qa"].applied == first
