@@ -8,10 +8,12 @@ body or as the `payload` field of a form (GitHub's preselected content type). Th
 X-Hub-Signature-256 (HMAC-SHA256 of the raw body) is checked in constant time before anything is
 read from the body; a bad or missing one is 401 and nothing happens. Neither the secret nor a
 signature is ever logged. A request has REQUEST_DEADLINE_SECONDS in all, however slowly it drips.
+A signed delivery whose X-GitHub-Delivery id was seen already (a replay, a redelivery) polls nothing.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -36,6 +38,8 @@ REQUEST_DEADLINE_SECONDS = 30.0
 """How long one request may take in all, from its first byte: a client dripping a byte at a time (slowloris)
 never trips READ_TIMEOUT_SECONDS, which counts per read."""
 FORM = "application/x-www-form-urlencoded"
+DELIVERIES_REMEMBERED = 4096
+"""X-GitHub-Delivery ids remembered: a delivery seen again (replayed, or redelivered by GitHub) polls nothing."""
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -142,6 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
             log.warning("webhook.refused", reason="bad or missing signature", delivery=self._delivery())
             self._answer(401, b"bad signature\n")
             return
+        if not self.server.first_delivery(self._delivery()):
+            self._answer(200, b"already received\n")
+            return
         event = self.headers.get("X-GitHub-Event", "")
         if event == "ping":
             self._answer(200, b"pong\n")
@@ -192,7 +199,21 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], endpoints: Endpoints) -> None:
         self.endpoints = endpoints
+        self._deliveries: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._deliveries_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def first_delivery(self, delivery: str) -> bool:
+        """Whether a signed delivery is new (one without an id always is); remembers the last ones."""
+        if not delivery:
+            return True
+        with self._deliveries_lock:
+            if delivery in self._deliveries:
+                return False
+            self._deliveries[delivery] = None
+            while len(self._deliveries) > DELIVERIES_REMEMBERED:
+                self._deliveries.popitem(last=False)
+            return True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One log event instead of the stdlib's traceback on stderr (a client gone mid-answer, a bug)."""

@@ -183,3 +183,18 @@ def test_metrics_hold_five_thousand_resources_with_unicode_names_and_drop_them_w
     metrics.set_resources("qa", {keys[0]: SYNCED})
     families = {family.name: family for family in text_string_to_metric_families(metrics.render().decode())}
     assert [sample.labels["name"] for sample in families["reconciler_resource_info"].samples] == [keys[0].name]
+
+
+def test_a_delivery_replayed_many_times_triggers_one_poll(served: tuple[str, list[str]]) -> None:
+    """A captured delivery is validly signed for ever: replayed in a loop it must not turn into a stream of
+    ls-remote calls to GitHub (rate limits); GitHub's own redelivery keeps the id, so it is also one poll."""
+    url, pushes = served
+    body = json.dumps(PUSH).encode()
+    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signed(body)}
+    first = {**headers, "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
+    answers = [HTTP.post(f"{url}/webhook/github", content=body, headers=first).status_code for _ in range(5)]
+    assert answers[0] == 202 and set(answers[1:]) == {200}
+    assert pushes == ["a" * 40]
+    other = {**headers, "X-GitHub-Delivery": "8a0f0b4e-cc78-11e3-81ab-4c9367dc0958"}
+    assert HTTP.post(f"{url}/webhook/github", content=body, headers=other).status_code == 202
+    assert pushes == ["a" * 40, "a" * 40]
