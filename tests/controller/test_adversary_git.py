@@ -139,3 +139,21 @@ def test_a_force_pushed_branch_is_followed_to_its_new_history(repo: GitRepo, tmp
     repo.git("--git-dir", str(repo.remote), "update-ref", "-d", "refs/heads/main")  # the branch deleted
     with pytest.raises(TemporaryError, match="branch main not found"):
         git.remote_head()
+
+
+def test_a_submodule_is_an_empty_directory_in_the_revision_never_fetched(repo: GitRepo, tmp_path: Path) -> None:
+    """A submodule's content is another repository's: `git archive` leaves its directory empty, so specs
+    kept there are missing (validation says so) rather than fetched from a URL the commit chose."""
+    other = tmp_path / "other"
+    other.mkdir()
+    extra = GitRepo(other, tmp_path / "other.git")
+    extra.git("init", "--quiet", "-b", "main")
+    (other / "connections.yaml").write_text("connections: []\n")
+    extra.git("add", "-A")
+    extra.git("commit", "--quiet", "-m", "extra specs")
+    repo.git("-c", "protocol.file.allow=always", "submodule", "--quiet", "add", str(other), "specs/extra")
+    sha = repo.commit("a submodule under specs/")
+    source = GitFollower(str(repo.remote), "main", tmp_path / "cache").checkout(sha)
+    assert (source.root / "specs" / "extra").is_dir()
+    assert list((source.root / "specs" / "extra").iterdir()) == []
+    assert not any(name.startswith("specs/extra/") for name in source.read())
