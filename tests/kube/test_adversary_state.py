@@ -82,3 +82,29 @@ def test_a_single_record_larger_than_an_object_is_refused_not_split_forever(kube
     thread.join(timeout=SAFETY_SECONDS)
     assert not thread.is_alive(), "saving one record bigger than a ConfigMap never ends"
     assert isinstance(outcome[0], PermanentError) and "too large" in str(outcome[0])
+
+
+def test_a_storm_of_writers_with_stale_resource_versions_loses_no_record(kube: KubeClient) -> None:
+    """Six writers, each appending its own records as fast as it can, all on one head: every write conflicts
+    with the others'; each is merged and retried, and every record is there in the end."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def write(writer_number: int) -> None:
+        writer = store(kube)
+        writer.load()
+        start.wait()
+        try:
+            for n in range(25):
+                record = rec(f"w{writer_number}-{n}")
+                writer.record(record.key, record)
+        except BaseException as exc:  # any failure is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(number,), daemon=True) for number in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=SAFETY_SECONDS)
+    assert errors == []
+    assert {key.name for key in store(kube).load()} == {f"w{w}-{n}" for w in range(6) for n in range(25)}

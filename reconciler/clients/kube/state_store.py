@@ -18,7 +18,8 @@ A shard the head names that stays missing (deleted by hand) is a PermanentError 
 record too large for any ConfigMap one naming the record. Every write carries the
 resourceVersion it was computed from: on a 409 the store re-reads and applies only what it
 changed (per record) on top of what is there, so a record another writer added or changed is
-kept. A kill at any point loses nothing acknowledged: before the head is swapped the new shards
+kept; it retries after a random backoff (a storm of writers takes turns) and gives up only as a
+temporary error. A kill at any point loses nothing acknowledged: before the head is swapped the new shards
 are unnamed (deleted by the next fold), after it the old ones are.
 Shards are sized by their records' uncompressed JSON (`SHARD_TARGET_BYTES`, so even
 incompressible records stay under the API server's 1 MiB ConfigMap limit), then checked compressed.
@@ -31,6 +32,8 @@ import binascii
 import gzip
 import json
 import math
+import random
+import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -65,12 +68,22 @@ JOURNAL_LIMIT = 200
 JOURNAL_MAX_BYTES = SHARD_TARGET_BYTES
 """Uncompressed journal in the head before `record` folds, whatever the count: long keys reach 1 MiB first."""
 WRITE_ATTEMPTS = 8
+"""Reads of a head that keeps changing under a snapshot before giving up."""
+CONFLICT_ATTEMPTS = 24
+"""Writes refused with a 409 before giving up (a temporary error then): each retry waits a random backoff
+(`conflict_backoff`), so writers in a storm stop colliding in lockstep and each gets its turn."""
+CONFLICT_BACKOFF_CAP_SECONDS = 0.5
 MANAGED_BY = {"app.kubernetes.io/managed-by": "reconciler"}
 STATE_LABEL = "reconciler.io/state"
 PART_LABEL = "reconciler.io/part"
 SHARD_LABEL = "reconciler.io/shard"
 ENVIRONMENT_LABEL = "reconciler.io/environment"
 T = TypeVar("T")
+
+
+def conflict_backoff(attempt: int) -> None:
+    """Sleep a random while before retry number `attempt` (from 0) of a write refused with a 409."""
+    time.sleep(random.uniform(0, min(CONFLICT_BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
 
 
 def gzip_b64(text: str) -> str:
@@ -252,7 +265,7 @@ class KubeStateStore:
     def _append(self, key: ResourceKey, record: OwnershipRecord | None) -> None:
         """One journal line in the head: read the head only when this store has none, re-read it on a 409."""
         entry = encode_journal_entry(key, record)
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(CONFLICT_ATTEMPTS):
             head = self._head if self._head is not None else self._read_head()
             journal = (head.journal or encode_journal_header(self.environment)) + entry
             if head.journal_entries >= JOURNAL_LIMIT or len(journal.encode("utf-8")) > JOURNAL_MAX_BYTES:
@@ -262,11 +275,15 @@ class KubeStateStore:
                 self._head = self._write_head(head, head.shards, head.next_shard, journal)
             except KubeConflict:
                 self._head = None  # someone wrote the head since: append to what is there now
+                conflict_backoff(attempt)
                 continue
             self._remember(key, record)
             return
         raise ApiError(
-            "kubernetes", f"state {self.where}: still conflicting after {WRITE_ATTEMPTS} attempts", status=409
+            "kubernetes",
+            f"state {self.where}: still conflicting after {CONFLICT_ATTEMPTS} attempts",
+            status=409,
+            transient=True,
         )
 
     def _remember(self, key: ResourceKey, record: OwnershipRecord | None) -> None:
@@ -283,7 +300,7 @@ class KubeStateStore:
 
     def _fold(self, changes: Mapping[ResourceKey, OwnershipRecord | None]) -> None:
         """Read everything, apply `changes` on top, write the shards that differ, swap the head (journal empty)."""
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(CONFLICT_ATTEMPTS):
             snapshot = self._snapshot()
             merged = dict(snapshot.records)
             for key, record in changes.items():
@@ -302,12 +319,16 @@ class KubeStateStore:
             try:
                 self._head = self._write_head(head, shards, next_shard, "")
             except KubeConflict:
+                conflict_backoff(attempt)
                 continue  # the shards just written are named by no head: the next fold deletes them
             self._apply_to_base(changes)
             self._collect(shards, next_shard)
             return
         raise ApiError(
-            "kubernetes", f"state {self.where}: still conflicting after {WRITE_ATTEMPTS} attempts", status=409
+            "kubernetes",
+            f"state {self.where}: still conflicting after {CONFLICT_ATTEMPTS} attempts",
+            status=409,
+            transient=True,
         )
 
     def _layout(self, records: Mapping[ResourceKey, OwnershipRecord], current: int) -> int:
