@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 
 from kubernetes import client
 
@@ -65,3 +66,34 @@ def test_a_live_holder_whose_clock_runs_years_ahead_is_never_taken(kube: KubeCli
             raise AssertionError("a live holder's lock was taken")
     assert not held.lost.is_set()
     held.release()
+
+
+def test_the_leader_lease_of_a_dead_pod_stamped_years_ahead_is_taken_once_seen_unchanged(kube: KubeClient) -> None:
+    """Leader election judges expiry by when this replica last saw the record change, never by renewTime."""
+    from reconciler.controller.leader import ElectionTiming, LeaseLeadership
+
+    body = client.V1Lease.model_validate(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "reconciler-leader", "namespace": NAMESPACE},
+            "spec": {
+                "holderIdentity": "reconciler-5d9c",
+                "leaseDurationSeconds": 2,
+                "acquireTime": "2036-01-01T00:00:00.000000Z",
+                "renewTime": "2036-01-01T00:00:00.000000Z",
+                "leaseTransitions": 3,
+            },
+        }
+    )
+    kube.coordination.create_namespaced_lease(NAMESPACE, body)
+    leadership = LeaseLeadership(kube, NAMESPACE, "reconciler-leader", "replica-b", ElectionTiming(1.5, 1.0, 0.2))
+    stop = threading.Event()
+    timer = threading.Timer(60, stop.set)  # only so that a broken build fails instead of hanging
+    timer.start()
+    try:
+        term = leadership.acquire(stop)
+    finally:
+        timer.cancel()
+    assert term is not None and leadership.leading
+    leadership.release()
