@@ -4,6 +4,7 @@ with credentials, a --branch that looks like a git option."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,3 +120,57 @@ def test_drift_is_still_checked_against_the_last_good_revision_while_the_branch_
     checks = len(running.drift_calls("qa"))
     wait_for(lambda: len(running.drift_calls("qa")) >= checks + 3, "drift checks while the branch is invalid")
     assert running.app.controller.statuses["qa"].applied == first
+
+
+ENFORCE_AIRBYTE = """
+drift:
+  default: alert
+  rules:
+    - {system: airbyte, policy: enforce}
+"""
+
+
+def test_sigterm_during_a_drift_enforce_stops_cleanly_and_a_restart_puts_the_rest_back(
+    repo: GitRepo,
+    standins: StandIns,
+    start_controller: Callable[..., RunningController],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reconciler.core.plan import Action
+    from reconciler.providers.base import ApplyContext, ApplyOutcome
+    from reconciler.systems.airbyte.provider import AirbyteProvider
+    from tests.controller.test_drift import HAND_SCHEDULE, hand_edit
+
+    first = repo.git("rev-parse", "HEAD")
+    running = start_controller(config=ENFORCE_AIRBYTE, drift=0.2)
+    wait_for(lambda: running.applied("qa", first), "the first commit applied")
+    real_apply = AirbyteProvider.apply
+    interrupted = threading.Event()
+
+    def stopped_while_enforcing(provider: AirbyteProvider, action: Action, context: ApplyContext) -> ApplyOutcome:
+        if not interrupted.is_set():
+            interrupted.set()
+            running.app.controller.shutdown("stopped by SIGTERM")
+        return real_apply(provider, action, context)
+
+    monkeypatch.setattr(AirbyteProvider, "apply", stopped_while_enforcing)
+    writes = standins.airbyte["qa"].stats.writes
+    hand_edit(standins, "connections", "mailchimp-to-lake", HAND_SCHEDULE)
+    hand_edit(standins, "destinations", "lake", {"configuration": {"s3_bucket_name": "someone-elses-bucket"}})
+    running.thread.join(timeout=60)
+    assert interrupted.is_set() and not running.thread.is_alive()
+    assert 1 <= standins.airbyte["qa"].stats.writes - writes <= 2  # what was running finished, nothing after
+
+    monkeypatch.setattr(AirbyteProvider, "apply", real_apply)
+    again = start_controller(config=ENFORCE_AIRBYTE, drift=0.2)
+
+    def put_back() -> bool:
+        connections, destinations = live(standins, "qa"), live(standins, "qa", "destinations")
+        return (
+            connections["mailchimp-to-lake"]["schedule"] == {"scheduleType": "manual"}
+            and destinations["lake"]["configuration"]["s3_bucket_name"] == "acme-lake-qa"
+        )
+
+    wait_for(put_back, "the restart putting the rest back")
+    assert standins.airbyte["qa"].stats.writes - writes == 2  # each resource put back once
+    assert again.thread.is_alive()
