@@ -1,21 +1,26 @@
 """The controller's one HTTP server: probes, metrics and the GitHub push webhook.
 
 GET /healthz answers 200 while the loop ticks (503 once it has not for three poll intervals),
-GET /readyz 200 on a standby waiting to lead, and on the leader once every owned environment finished its
-first sync (whatever the result),
-GET /metrics the controller's own registry, POST /webhook/github a poll at once for a push to the
-followed branch. The webhook's X-Hub-Signature-256 (HMAC-SHA256 of the raw body) is checked in
-constant time before anything is read from the body; a bad or missing one is 401 and nothing
-happens. Neither the secret nor a signature is ever logged.
+GET /readyz 200 for a standby waiting to lead, and for the leader once every owned environment
+finished its first sync (whatever the result), GET /metrics the controller's own registry (HEAD
+as GET), POST /webhook/github a poll at once for a push to the followed branch, its JSON as the
+body or as the `payload` field of a form (GitHub's preselected content type). The webhook's
+X-Hub-Signature-256 (HMAC-SHA256 of the raw body) is checked in constant time before anything is
+read from the body; a bad or missing one is 401 and nothing happens. Neither the secret nor a
+signature is ever logged. A request has REQUEST_DEADLINE_SECONDS in all, however slowly it drips.
+A signed delivery whose X-GitHub-Delivery id was seen already (a replay, a redelivery) polls nothing.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import hmac
 import json
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +34,12 @@ MAX_BODY = 1024 * 1024
 """GitHub sends at most 25 MB, but a push event's payload worth reading is far smaller; more is refused (413)."""
 READ_TIMEOUT_SECONDS = 10.0
 """How long a connection may sit without sending what it announced (headers, a body) before it is closed."""
+REQUEST_DEADLINE_SECONDS = 30.0
+"""How long one request may take in all, from its first byte: a client dripping a byte at a time (slowloris)
+never trips READ_TIMEOUT_SECONDS, which counts per read."""
+FORM = "application/x-www-form-urlencoded"
+DELIVERIES_REMEMBERED = 4096
+"""X-GitHub-Delivery ids remembered: a delivery seen again (replayed, or redelivered by GitHub) polls nothing."""
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -62,6 +73,21 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body in separate writes
 
+    def handle_one_request(self) -> None:
+        """One request (or the wait for the next on a kept-alive connection), cut off whole past the deadline."""
+        cutoff = threading.Timer(REQUEST_DEADLINE_SECONDS, self._cut_off)
+        cutoff.daemon = True
+        cutoff.start()
+        try:
+            super().handle_one_request()
+        finally:
+            cutoff.cancel()
+
+    def _cut_off(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # already closed
+            self.connection.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once; the thread ends
+
     def log_message(self, format: str, *args: Any) -> None:
         return None  # no access log: a request line is no event of ours
 
@@ -86,6 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, endpoints.metrics(), CONTENT_TYPE_METRICS)
         else:
             self._answer(404, b"not found\n")
+
+    do_HEAD = do_GET  # uptime checkers and load balancers probe with HEAD; `_answer` sends no body then
 
     def do_POST(self) -> None:
         endpoints = self.server.endpoints
@@ -118,6 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
             log.warning("webhook.refused", reason="bad or missing signature", delivery=self._delivery())
             self._answer(401, b"bad signature\n")
             return
+        if not self.server.first_delivery(self._delivery()):
+            self._answer(200, b"already received\n")
+            return
         event = self.headers.get("X-GitHub-Event", "")
         if event == "ping":
             self._answer(200, b"pong\n")
@@ -125,10 +156,9 @@ class _Handler(BaseHTTPRequestHandler):
         if event != "push":
             self._answer(204)
             return
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            self._answer(400, b"the body is not JSON\n")
+        payload = _payload(body, self.headers.get("Content-Type", ""))
+        if payload is None:
+            self._answer(400, b"the body is not JSON (nor a form with one JSON payload field)\n")
             return
         ref = payload.get("ref") if isinstance(payload, dict) else None
         if ref != f"refs/heads/{endpoints.branch}":
@@ -145,12 +175,45 @@ class _Handler(BaseHTTPRequestHandler):
         return delivery if len(delivery) <= 64 and delivery.replace("-", "").isalnum() else ""
 
 
+def _payload(body: bytes, content_type: str) -> Any:
+    """The delivery's JSON: the body itself (`application/json`), or its one `payload` field when GitHub was set
+    to `application/x-www-form-urlencoded` (the content type its webhook form preselects); None when neither."""
+    text = body
+    if content_type.split(";", 1)[0].strip().lower() == FORM:
+        try:
+            fields = urllib.parse.parse_qs(body.decode("utf-8"), strict_parsing=True, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            return None
+        values = fields.get("payload", [])
+        if len(values) != 1:
+            return None
+        text = values[0].encode()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], endpoints: Endpoints) -> None:
         self.endpoints = endpoints
+        self._deliveries: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._deliveries_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def first_delivery(self, delivery: str) -> bool:
+        """Whether a signed delivery is new (one without an id always is); remembers the last ones."""
+        if not delivery:
+            return True
+        with self._deliveries_lock:
+            if delivery in self._deliveries:
+                return False
+            self._deliveries[delivery] = None
+            while len(self._deliveries) > DELIVERIES_REMEMBERED:
+                self._deliveries.popitem(last=False)
+            return True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One log event instead of the stdlib's traceback on stderr (a client gone mid-answer, a bug)."""

@@ -34,7 +34,7 @@ from reconciler.controller.ports import AlertRecord, AlertStore, AppliedCommit, 
 from reconciler.core.events import Event, EventKind
 from reconciler.core.model import ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan
-from reconciler.errors import ReconcilerError, SpecError, is_retryable
+from reconciler.errors import PermanentError, ReconcilerError, SpecError, is_retryable
 from reconciler.service import ApplyReport, ProviderFactory, ReconcileService, validate
 from reconciler.spec.loader import environment_names
 
@@ -80,6 +80,9 @@ class EnvironmentStatus:
     error: str = ""
     retry: bool = False
     """The last sync failed in a way trying again may fix (an API down, the lock held): the next poll retries."""
+    settled: bool = False
+    """What is live is `applied` and nothing since (no apply failed or cancelled half-way after it): an invalid
+    commit on top leaves it so, and drift is still checked against `applied`."""
 
     @property
     def in_sync(self) -> bool:
@@ -158,8 +161,9 @@ class Controller:
         return time.monotonic() - self._last_tick < limit
 
     def ready(self) -> bool:
-        """A standby waiting to lead is ready (to take over: a rolling update of two replicas must not wait on it);
-        the leader once every owned environment has finished its first sync, whatever its result."""
+        """A standby waiting to lead is ready (it serves all it should: probes, metrics; the chart's rolling
+        update and PodDisruptionBudget count it); a leader once every owned environment has finished its first
+        sync, whatever its result."""
         if self._waiting:
             return True
         return bool(self.statuses) and all(status.result for status in self.statuses.values())
@@ -270,6 +274,10 @@ class Controller:
         try:
             source = self.follower.checkout(head)
             owned = self._owned(source)
+        except PermanentError as exc:  # the commit itself (a symlink out of the repository...): never retried
+            self.head = head
+            self._refused(head, exc)
+            return
         except ReconcilerError as exc:
             log.error("git.checkout_failed", revision=head, error=str(exc))
             return
@@ -286,6 +294,16 @@ class Controller:
             self.follower.prune(keep)
         except OSError as exc:
             log.warning("git.prune_failed", error=str(exc))
+
+    def _refused(self, revision: str, exc: PermanentError) -> None:
+        """A commit that cannot even be checked out: every owned environment reports it once, as an invalid
+        commit; the last good revision stays applied and drift checks go on against it."""
+        log.error("git.commit_refused", revision=revision, error=str(exc))
+        for status in self.statuses.values():
+            status.attempted, status.retry = revision, False
+            status.result, status.error = "invalid", str(exc)
+            self.metrics.sync_total.labels(env=status.name, result="invalid").inc()
+            self.notifier.invalid_commit(status.name, revision, [str(exc)])
 
     def sync(self, status: EnvironmentStatus, revision: str, source: RevisionSource, term: Cancellation) -> None:
         """Validate, plan and apply (or plan only) one environment at `revision`; never raises."""
@@ -339,7 +357,7 @@ class Controller:
 
     def _planned(self, status: EnvironmentStatus, revision: str, plan: Plan) -> None:
         news = _news(status, revision)
-        status.applied, status.result = revision, "planned"
+        status.applied, status.result, status.settled = revision, "planned", True
         self.metrics.sync_total.labels(env=status.name, result="planned").inc()
         self.metrics.resources(status.name, plan)
         log.info("sync.planned", env=status.name, revision=revision, mode="plan-only", **plan.summary())
@@ -350,7 +368,7 @@ class Controller:
         env = status.name
         if report.ok:
             news = _news(status, revision) or bool(report.done)
-            status.applied, status.result = revision, "applied"
+            status.applied, status.result, status.settled = revision, "applied", True
             self.metrics.sync_total.labels(env=env, result="applied").inc()
             self.metrics.applied(env, revision)
             if plan is not None:
@@ -361,7 +379,7 @@ class Controller:
                 self.notifier.applied(_commit(env, revision, report.done, Mode.APPLY))
             return
         if report.cancelled:
-            status.result, status.error, status.retry = "cancelled", report.error, True
+            status.result, status.error, status.retry, status.settled = "cancelled", report.error, True, False
             self.metrics.sync_total.labels(env=env, result="cancelled").inc()
             log.warning("sync.cancelled", env=env, revision=revision, done=len(report.done), reason=report.error)
             return
@@ -372,7 +390,7 @@ class Controller:
         self, status: EnvironmentStatus, revision: str, exc: ReconcilerError, step: str, *, done: int = 0
     ) -> None:
         env = status.name
-        status.result, status.error, status.retry = "failed", str(exc), is_retryable(exc)
+        status.result, status.error, status.retry, status.settled = "failed", str(exc), is_retryable(exc), False
         self.metrics.sync_total.labels(env=env, result="failed").inc()
         log.error("sync.failed", env=env, revision=revision, step=step, error=str(exc), retry=status.retry, done=done)
         self.notifier.apply_failed(env, revision, str(exc))
@@ -403,12 +421,16 @@ class Controller:
     # ---- drift ------------------------------------------------------------------------------------
 
     def check_drift(self, term: Cancellation) -> None:
-        """Plan every applied environment against its applied revision; enforce, report, or ignore what differs."""
+        """Plan every applied environment against its applied revision; enforce, report, or ignore what differs.
+        An environment whose branch holds an invalid commit is checked too: nothing of that commit was applied."""
         for status in list(self.statuses.values()):
             if not self._acting(term):
                 return
-            if status.mode != Mode.APPLY or not status.in_sync or status.applied is None:
-                continue  # plan-only, never applied, or a commit still pending: the next sync decides
+            if status.mode != Mode.APPLY or status.applied is None:
+                continue  # plan-only or never applied
+            if not status.in_sync and not (status.result == "invalid" and status.settled):
+                continue  # a commit pending or half applied: the next sync decides, drift would undo it
+            # in sync, or the branch holds an invalid commit (nothing of it applied): the applied revision stands
             self.drift_of(status, status.applied, term)
             self._tick()
 

@@ -203,7 +203,7 @@ def test_only_the_leader_acts_and_a_new_term_catches_up(repo: GitRepo, standins:
     thread.start()
     try:
         wait_for(lambda: controller.waiting_to_lead, "waiting for the lease")
-        assert controller.alive() and controller.ready()  # a standby is ready: a rolling update must not wait on it
+        assert controller.alive() and controller.ready()  # a standby is ready: rollouts and drains go on
         assert app.metrics.git_requests.labels(request_type="ls-remote")._value.get() == 0
         assert standins.airbyte["qa"].stats.total == 0
 

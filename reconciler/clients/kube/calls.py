@@ -22,6 +22,9 @@ from kubernetes.client.exceptions import ApiException, OpenApiException
 from reconciler.errors import RedactedError, transient_status
 
 FIELD_MANAGER = "reconciler"
+REQUEST_TIMEOUT_SECONDS: tuple[float, float] = (10.0, 30.0)
+"""(connect, read) of every call that names no `_request_timeout` of its own: the official client otherwise
+waits without limit on an API server that accepts a connection and never answers."""
 T = TypeVar("T")
 
 
@@ -58,6 +61,22 @@ def _status_message(error: ApiException) -> tuple[str, str | None]:
     return str(error.reason or "no response body"), None
 
 
+def _bound_every_request(api_client: client.ApiClient) -> None:
+    """Give every request of `api_client` a timeout (REQUEST_TIMEOUT_SECONDS, read at call time) unless the call
+    names one; once per client."""
+    rest: Any = api_client.rest_client
+    if getattr(rest, "_reconciler_bounded", False):
+        return
+    unbounded: Callable[..., Any] = rest.request
+
+    def request(*args: Any, **kwargs: Any) -> Any:
+        kwargs["_request_timeout"] = kwargs.get("_request_timeout") or REQUEST_TIMEOUT_SECONDS
+        return unbounded(*args, **kwargs)
+
+    rest.request = request
+    rest._reconciler_bounded = True
+
+
 def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -76,6 +95,7 @@ class KubeCalls:
         now: Callable[[], datetime.datetime] = _utc_now,
     ) -> None:
         self.api_client = api_client
+        _bound_every_request(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.coordination = client.CoordinationV1Api(api_client)

@@ -7,10 +7,11 @@ While held, a background thread renews it every third of its duration; a holder 
 renew for two thirds of it sets the `Cancellation` it was given (the apply stops starting
 actions) before anyone may take the lock over.
 
-Expiry: a Lease whose renewTime, read on this machine's clock, is older than its duration looks
-dead; it is then watched for half its duration more (a live holder renews within a third), and
-taken over only if its record did not change. A clock running ahead here therefore never takes a
-live holder's lock; a clock running behind only delays taking a dead one's.
+Expiry: a Lease whose renewTime, read on this machine's clock, is older than its duration (or
+further in the future than its duration: a holder's clock that wrong, a dead pod's years ahead,
+proves nothing) looks dead; it is then watched for half its duration more (a live holder renews
+within a third), and taken over only if its record did not change. A clock running ahead here
+therefore never takes a live holder's lock; a clock running behind only delays taking a dead one's.
 """
 
 from __future__ import annotations
@@ -138,7 +139,12 @@ class KubeLeaseLock:
         renewed = _parse_time(record.renew_time)
         if renewed is None:
             return True
-        return self._wall_clock() >= renewed + datetime.timedelta(seconds=max(record.duration_s, 1))
+        now, duration = self._wall_clock(), datetime.timedelta(seconds=max(record.duration_s, 1))
+        if renewed > now + duration:
+            # stamped further ahead than a lease lasts: a clock that wrong proves nothing (a dead pod's, years
+            # ahead, would hold the lock until then); watch it like an expired one: a live holder still renews
+            return True
+        return now >= renewed + duration
 
     def _confirm_dead(self, record: LeaseRecord) -> LeaseRecord | None:
         """Watch `record` for half the lock's duration: the record still unchanged (its holder is not renewing),

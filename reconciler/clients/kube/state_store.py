@@ -13,10 +13,13 @@ when the environment file says `state: {kubernetes: ...}`. The layout, in the st
   names, consistent; a shard gone under it means a newer head, read again.
 
 `record` rewrites only the head (one PUT of a small object, whatever the number of records);
-past `JOURNAL_LIMIT` entries it folds the journal into the shards. Every write carries the
+past `JOURNAL_LIMIT` entries (or `JOURNAL_MAX_BYTES`, for long keys) it folds the journal into the shards.
+A shard the head names that stays missing (deleted by hand) is a PermanentError naming it, and a
+record too large for any ConfigMap one naming the record. Every write carries the
 resourceVersion it was computed from: on a 409 the store re-reads and applies only what it
 changed (per record) on top of what is there, so a record another writer added or changed is
-kept. A kill at any point loses nothing acknowledged: before the head is swapped the new shards
+kept; it retries after a random backoff (a storm of writers takes turns) and gives up only as a
+temporary error. A kill at any point loses nothing acknowledged: before the head is swapped the new shards
 are unnamed (deleted by the next fold), after it the old ones are. Pending creates (`intend`) are
 journal lines too; a fold carries the ones not settled yet into the new head's journal.
 Shards are sized by their records' uncompressed JSON (`SHARD_TARGET_BYTES`, so even
@@ -30,6 +33,7 @@ import binascii
 import gzip
 import json
 import math
+import random
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -64,13 +68,25 @@ MAX_OBJECT_BYTES = 900 * 1024
 """What one shard may hold compressed: under the API server's 1 MiB (1,048,576 bytes) of ConfigMap data."""
 JOURNAL_LIMIT = 200
 """Journal entries in the head before `record` folds them into the shards."""
+JOURNAL_MAX_BYTES = SHARD_TARGET_BYTES
+"""Uncompressed journal in the head before `record` folds, whatever the count: long keys reach 1 MiB first."""
 WRITE_ATTEMPTS = 8
+"""Reads of a head that keeps changing under a snapshot before giving up."""
+CONFLICT_ATTEMPTS = 24
+"""Writes refused with a 409 before giving up (a temporary error then): each retry waits a random backoff
+(`conflict_backoff`), so writers in a storm stop colliding in lockstep and each gets its turn."""
+CONFLICT_BACKOFF_CAP_SECONDS = 0.5
 MANAGED_BY = {"app.kubernetes.io/managed-by": "reconciler"}
 STATE_LABEL = "reconciler.io/state"
 PART_LABEL = "reconciler.io/part"
 SHARD_LABEL = "reconciler.io/shard"
 ENVIRONMENT_LABEL = "reconciler.io/environment"
 T = TypeVar("T")
+
+
+def conflict_backoff(attempt: int) -> None:
+    """Sleep a random while before retry number `attempt` (from 0) of a write refused with a 409."""
+    time.sleep(random.uniform(0, min(CONFLICT_BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
 
 
 def gzip_b64(text: str) -> str:
@@ -221,12 +237,21 @@ class KubeStateStore:
 
     def _snapshot(self) -> _Snapshot:
         """The head and the shards it names; read again when a shard vanished (a newer head replaced it)."""
+        missing: tuple[str | None, str] | None = None
         for _ in range(WRITE_ATTEMPTS):
             head = self._read_head()
             parts: list[dict[ResourceKey, OwnershipRecord]] = []
             for name in head.shards:
                 part = {} if name is None else self._read_shard(name)
                 if part is None:
+                    assert name is not None
+                    if missing == (head.resource_version, name):  # the same head, still naming it: not a race
+                        raise PermanentError(
+                            f"state {self.where} names shard configmap {self.namespace}/{name}, which is missing "
+                            "(deleted by hand?); its records are lost to reconciler: restore that ConfigMap, or "
+                            f"remove {name!r} from the head's index.json shards to go on without its records"
+                        )
+                    missing = (head.resource_version, name)
                     break
                 parts.append(part)
             else:
@@ -266,25 +291,29 @@ class KubeStateStore:
         """One journal line in the head (a record, or with `intent` a pending create): read the head only when this
         store has none, re-read it on a 409."""
         entry = encode_journal_intent(intent) if intent is not None else encode_journal_entry(key, record)
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(CONFLICT_ATTEMPTS):
             head = self._head if self._head is not None else self._read_head()
-            if head.journal_entries >= JOURNAL_LIMIT:
+            journal = (head.journal or encode_journal_header(self.environment)) + entry
+            if head.journal_entries >= JOURNAL_LIMIT or len(journal.encode("utf-8")) > JOURNAL_MAX_BYTES:
                 if intent is not None:
                     self._fold({})  # then the intent opens the new journal
                     continue
                 self._fold({key: record})
                 return
-            journal = (head.journal or encode_journal_header(self.environment)) + entry
             try:
                 self._head = self._write_head(head, head.shards, head.next_shard, journal)
             except KubeConflict:
                 self._head = None  # someone wrote the head since: append to what is there now
+                conflict_backoff(attempt)
                 continue
             if intent is None:
                 self._remember(key, record)
             return
         raise ApiError(
-            "kubernetes", f"state {self.where}: still conflicting after {WRITE_ATTEMPTS} attempts", status=409
+            "kubernetes",
+            f"state {self.where}: still conflicting after {CONFLICT_ATTEMPTS} attempts",
+            status=409,
+            transient=True,
         )
 
     def _remember(self, key: ResourceKey, record: OwnershipRecord | None) -> None:
@@ -301,7 +330,7 @@ class KubeStateStore:
 
     def _fold(self, changes: Mapping[ResourceKey, OwnershipRecord | None]) -> None:
         """Read everything, apply `changes` on top, write the shards that differ, swap the head (journal empty)."""
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(CONFLICT_ATTEMPTS):
             snapshot = self._snapshot()
             merged = dict(snapshot.records)
             for key, record in changes.items():
@@ -322,12 +351,16 @@ class KubeStateStore:
             try:
                 self._head = self._write_head(head, shards, next_shard, journal if carried else "")
             except KubeConflict:
+                conflict_backoff(attempt)
                 continue  # the shards just written are named by no head: the next fold deletes them
             self._apply_to_base(changes)
             self._collect(shards, next_shard)
             return
         raise ApiError(
-            "kubernetes", f"state {self.where}: still conflicting after {WRITE_ATTEMPTS} attempts", status=409
+            "kubernetes",
+            f"state {self.where}: still conflicting after {CONFLICT_ATTEMPTS} attempts",
+            status=409,
+            transient=True,
         )
 
     def _layout(self, records: Mapping[ResourceKey, OwnershipRecord], current: int) -> int:
@@ -341,8 +374,18 @@ class KubeStateStore:
     ) -> tuple[list[str | None], int]:
         """The shard names for `records`: unchanged parts keep their ConfigMap, the others get a new one."""
         head = snapshot.head
+        for key, record in records.items():
+            if record_size(key, record) > MAX_OBJECT_BYTES and (
+                len(gzip_b64(encode_records(self.environment, {key: record}))) * 3 // 4 > MAX_OBJECT_BYTES
+            ):
+                raise PermanentError(
+                    f"state {self.where}: the record of {str(key)[:80]}... is too large for one ConfigMap "
+                    f"(over {MAX_OBJECT_BYTES} bytes compressed); shorten that resource's name"
+                )
         count = self._layout(records, len(head.shards))
         while True:
+            if count > 64 * max(1, len(records)):
+                raise PermanentError(f"state {self.where}: records too large to shard under the object limit")
             parts: list[dict[ResourceKey, OwnershipRecord]] = [{} for _ in range(count)]
             for key, record in records.items():
                 parts[shard_of(key, count)][key] = record
