@@ -24,6 +24,7 @@ def closed_port() -> int:
     return port
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_credentials_in_a_url_never_reach_an_error_message(project: Project) -> None:
     port = closed_port()
     unreachable = project.run("plan", "--env", "qa", AIRBYTE_QA_URL=f"http://admin:{CANARY}@127.0.0.1:{port}/api/v1")

@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.helpers import Project
 
 SAFETY_SECONDS = 120  # only so that a broken build fails instead of hanging
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_ctrl_c_stops_the_apply_after_the_running_action_and_a_rerun_carries_on(project: Project) -> None:
     project.prod.latency_seconds = 0.3
     command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]

@@ -11,6 +11,8 @@ import sys
 import time
 from collections import Counter
 
+import pytest
+
 from reconciler.core.model import PendingCreate, ResourceKey
 from reconciler.state import FileStateStore
 from tests.helpers import Project
@@ -37,6 +39,7 @@ def test_a_parallel_apply_converges_in_dependency_order(project: Project) -> Non
     assert "No changes." in again.output, again.output
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_kill_during_a_parallel_apply_then_a_rerun_ends_with_no_duplicates_and_nothing_lost(
     project: Project,
 ) -> None:
@@ -113,6 +116,7 @@ def _pending_create(project: Project, name: str, settle_in: float) -> None:
     store.intend(PendingCreate(ResourceKey("airbyte", "connection", name), now - 1.0, now + settle_in))
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_pending_create_that_never_lands_is_waited_for_then_created_once(project: Project) -> None:
     assert project.run("apply", "--env", "prod", "--auto-approve").exit_code == 0
     gone = next(item for item in project.prod.stored("connections") if item["name"] == "hubspot-to-lake")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from reconciler.systems.airbyte.client import AirbyteClient
@@ -244,6 +245,7 @@ def test_a_create_whose_response_is_lost_is_not_duplicated(project: Project) -> 
     assert len([d for d in project.qa.stored("destinations") if not d.get("tombstone")]) == 1
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_random_faults_mid_apply_lose_nothing_and_reruns_converge_without_duplicates(project: Project) -> None:
     project.qa.set_faults(probability=0.35, seed=11)
     outcomes = [project.run("apply", "--env", "qa", "--auto-approve").exit_code for _ in range(6)]

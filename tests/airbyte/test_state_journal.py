@@ -160,6 +160,7 @@ def live(server: AirbyteStandIn, kind: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_kill_at_a_random_point_of_a_200_resource_apply_loses_nothing(
     fleet: tuple[Path, AirbyteStandIn, dict[str, str]],
 ) -> None:

@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.controller.conftest import GitRepo
 from tests.helpers import REPO
 
 SIZE = 48 * 1024 * 1024
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_checking_out_a_huge_commit_does_not_hold_it_in_memory(repo: GitRepo, tmp_path: Path) -> None:
     blob = repo.work / "data" / "dump.bin"
     blob.parent.mkdir()

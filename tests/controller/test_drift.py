@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.sandbox.launch import StandIns
@@ -78,6 +79,7 @@ def test_enforce_puts_back_only_the_resources_its_rule_covers_and_alert_leaves_t
     assert standins.airbyte["qa"].stats.writes == writes + 1  # the connection's one update
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_alert_reports_every_cycle_and_writes_nothing(
     repo: GitRepo, standins: StandIns, start_controller: Callable[..., RunningController]
 ) -> None:

@@ -232,6 +232,7 @@ def creates(rig: Rig) -> int:
 # --- drift -> one message, updated once, resolved once --------------------------------------------------------------
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_drift_over_five_intervals_is_one_message_updated_once_when_it_changes_and_resolved_by_a_hand_fix(
     rig: Rig,
 ) -> None:
@@ -266,6 +267,7 @@ def test_drift_over_five_intervals_is_one_message_updated_once_when_it_changes_a
     assert rig.qa.stats.writes == 5  # alert: the controller never touched the live connection
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_an_enforce_rule_puts_the_drift_back_and_the_message_turns_resolved(rig: Rig) -> None:
     controller = rig.start(ENFORCE)
     rig.synced(controller)
@@ -282,6 +284,7 @@ def test_an_enforce_rule_puts_the_drift_back_and_the_message_turns_resolved(rig:
     assert message.text.startswith("Resolved") and len(rig.updates()) == 1 and len(rig.replies()) == 1
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_an_ignore_policy_posts_nothing(rig: Rig) -> None:
     controller = rig.start(IGNORE)
     rig.synced(controller)
@@ -296,6 +299,7 @@ def test_an_ignore_policy_posts_nothing(rig: Rig) -> None:
 
 
 @pytest.mark.parametrize("state", ["file", "configmap"])
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_restart_mid_drift_edits_the_same_message(rig: Rig, kube: KubeStandIn, state: str) -> None:
     if state == "configmap":
         state_in_cluster(rig, kube)
@@ -329,6 +333,7 @@ def test_a_restart_mid_drift_edits_the_same_message(rig: Rig, kube: KubeStandIn,
 # --- a 429 storm loses nothing and says nothing twice ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_429_storm_during_a_cycle_loses_no_message_and_sends_none_twice(rig: Rig) -> None:
     controller = rig.start()
     rig.synced(controller)
@@ -349,6 +354,7 @@ def test_a_429_storm_during_a_cycle_loses_no_message_and_sends_none_twice(rig: R
 # --- a canary secret never leaves Airbyte's own requests ------------------------------------------------------------
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_canary_secret_is_never_in_slack_logs_metrics_alert_records_or_the_state_config_maps(
     rig: Rig, kube: KubeStandIn
 ) -> None:
@@ -431,6 +437,7 @@ def _replica_process(rig: Rig, kubeconfig: Path, identity: str, cache: str) -> s
     return subprocess.Popen([reconcile, "controller"], env=environ, stdout=log, stderr=log, text=True)
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_two_replicas_one_leads_and_applies_and_after_a_kill_the_other_takes_over_without_doing_anything_twice(
     rig: Rig, kube: KubeStandIn
 ) -> None:
@@ -471,6 +478,7 @@ def _holder(kube: KubeStandIn) -> str | None:
         return None
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_leader_that_loses_its_lease_mid_apply_starts_no_new_action(rig: Rig, kube: KubeStandIn) -> None:
     kubeconfig = kube.write_kubeconfig(rig.tmp / "kubeconfig", namespace=LEASE_NAMESPACE)
     rig.qa.write_latency_seconds = 2.0  # each create takes a while: the lease deadline passes during the first ones
@@ -509,6 +517,7 @@ def test_a_leader_that_loses_its_lease_mid_apply_starts_no_new_action(rig: Rig, 
 # --- the CLI and the controller never apply at once -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_cli_apply_while_the_controller_applies_is_refused_and_nothing_is_duplicated(
     rig: Rig, kube: KubeStandIn
 ) -> None:

@@ -126,6 +126,7 @@ def test_wait_until_loaded_times_out() -> None:
         (httpx.Response(200, text="not json"), "answered HTTP 200: not json"),
     ],
 )
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_http_and_graphql_failures_become_dagster_errors(response: httpx.Response, message: str) -> None:
     with pytest.raises(DagsterError, match=message.replace("(", r"\(")):
         mock(lambda request: response).location_statuses()

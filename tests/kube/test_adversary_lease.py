@@ -8,6 +8,7 @@ import datetime
 import json
 import threading
 
+import pytest
 from kubernetes import client
 
 from reconciler.clients.kube.client import KubeClient
@@ -51,6 +52,7 @@ def test_a_dead_holders_lease_stamped_years_ahead_is_taken_over(kube: KubeClient
     taker.release()
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_live_holder_whose_clock_runs_years_ahead_is_never_taken(kube: KubeClient) -> None:
     ahead = KubeClient(
         kube.api_client, now=lambda: FAR + (datetime.datetime.now(datetime.UTC) - FAR.replace(year=2026))
@@ -68,6 +70,7 @@ def test_a_live_holder_whose_clock_runs_years_ahead_is_never_taken(kube: KubeCli
     held.release()
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_the_leader_lease_of_a_dead_pod_stamped_years_ahead_is_taken_once_seen_unchanged(kube: KubeClient) -> None:
     """Leader election judges expiry by when this replica last saw the record change, never by renewTime."""
     from reconciler.controller.leader import ElectionTiming, LeaseLeadership

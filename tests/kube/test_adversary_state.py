@@ -52,6 +52,7 @@ def test_a_head_broken_by_hand_is_a_permanent_error_naming_it(kube: KubeClient, 
         store(kube).load()
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_records_with_very_long_keys_never_push_the_head_past_the_object_limit(
     standin: KubeStandIn, kube: KubeClient
 ) -> None:

@@ -58,6 +58,7 @@ def kubeconfig(tmp_path: Path, port: int) -> Path:
     return path
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_every_call_to_an_api_that_never_answers_times_out(
     silent_server: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

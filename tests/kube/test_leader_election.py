@@ -152,6 +152,7 @@ def test_of_two_electors_exactly_one_leads_and_release_hands_over_at_once(
     b.halt()
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_when_the_leader_is_killed_the_other_leads_after_the_lease_expires(
     standin: KubeStandIn, clients: Callable[..., KubeClient], kubeconfig: Path
 ) -> None:
@@ -186,6 +187,7 @@ def test_when_the_leader_is_killed_the_other_leads_after_the_lease_expires(
 
 
 @pytest.mark.parametrize("failure", ["refused", "slow"])
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_leader_that_cannot_renew_cancels_its_term_before_another_may_lead(
     standin: KubeStandIn, clients: Callable[..., KubeClient], failure: str
 ) -> None:
@@ -208,6 +210,7 @@ def test_a_leader_that_cannot_renew_cancels_its_term_before_another_may_lead(
     follower.halt()
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_skewed_clocks_between_replicas_do_not_matter(standin: KubeStandIn, clients: Callable[..., KubeClient]) -> None:
     hour = datetime.timedelta(hours=1)
     behind = elector(clients("replica-a", -hour), "replica-a")  # writes renewTimes an hour in the past

@@ -51,6 +51,7 @@ def test_a_held_lock_is_refused_naming_its_holder_then_free_once_released(kube: 
     second.release()
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_the_lock_is_renewed_while_held_so_a_long_apply_keeps_it(standin: KubeStandIn, kube: KubeClient) -> None:
     held = lock(kube, 1.5)
     held.acquire(holder())
@@ -65,6 +66,7 @@ def test_the_lock_is_renewed_while_held_so_a_long_apply_keeps_it(standin: KubeSt
     assert lease_spec(standin).get("holderIdentity") is None
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_dead_holders_lock_expires_and_is_taken_over_naming_it(
     standin: KubeStandIn, kube: KubeClient, kubeconfig: Path
 ) -> None:
@@ -101,6 +103,7 @@ def test_a_dead_holders_lock_expires_and_is_taken_over_naming_it(
     taker.release()
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_clock_running_ahead_never_takes_a_live_holders_lock(kube: KubeClient) -> None:
     held = lock(kube, 1.5)
     held.acquire(holder("reconcile controller"))
@@ -113,6 +116,7 @@ def test_a_clock_running_ahead_never_takes_a_live_holders_lock(kube: KubeClient)
     held.release()
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_holder_that_cannot_renew_cancels_its_run_before_anyone_may_take_the_lock(
     standin: KubeStandIn, kube: KubeClient
 ) -> None:

@@ -181,6 +181,7 @@ def test_the_state_holds_fingerprints_never_secret_values(project: Project) -> N
         assert value not in stored, variable
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_dead_holders_lease_expires_and_the_next_apply_takes_it_over_saying_so(project: Project) -> None:
     project.edit(
         "environments/qa.yaml", "    namespace: reconciler\n", "    namespace: reconciler\n    lockDurationSeconds: 1\n"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from reconciler.demo import run_demo
 from reconciler.demo_controller import CONNECTION, HAND_CRON, STEPS, ControllerFacts
 from tests.helpers import REPO
@@ -60,6 +62,7 @@ class ControllerChecks:
         assert len(facts.slack.thread(message.ts)) == 1
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_the_demo_tells_the_controllers_story_through_the_stand_ins() -> None:
     checks = ControllerChecks()
     lines: list[str] = []

@@ -20,6 +20,7 @@ from reconciler.systems.workloads.rules import component_of
 from tests.helpers import copy_example
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_cancelling_during_a_rollout_wait_stops_the_apply_promptly_with_its_records_up_to_date(tmp_path: Path) -> None:
     root = copy_example(tmp_path)
     with running_standins(root) as standins:

@@ -92,6 +92,7 @@ def kube() -> Iterator[KubeStandIn]:
         yield server
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_the_charts_deployment_starts_the_controller_which_gets_ready_and_leads(
     kube: KubeStandIn, tmp_path: Path
 ) -> None:

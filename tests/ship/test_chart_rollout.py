@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from reconciler.sandbox.kube_server import KubeStandIn
 from tests.ship.chart import NAMESPACE, REQUIRED, merged, render
@@ -32,6 +33,7 @@ from tests.ship.test_chart_controller import (
 __all__ = ["kube", "pytestmark"]
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_the_standby_replica_is_ready_too_so_a_rollout_can_proceed(kube: KubeStandIn, tmp_path: Path) -> None:
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
     repo = specs_repository(tmp_path, kubeconfig)

@@ -225,6 +225,7 @@ example_settings = settings(
 @example(changes=[Mutation("specs/superset/datasets/warehouse/sales.yaml", "set", (5,), {"password": "inline"})])
 @example(changes=[Mutation("environments/qa.yaml", "bomb", value=(9, 10))])
 @example(changes=[Mutation("specs/airbyte/sources.yaml", "deep", value=3000)])
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_validate_ends_in_valid_or_located_errors_offline(
     root: Path, network: list[Any], changes: list[Mutation]
 ) -> None:

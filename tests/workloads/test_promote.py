@@ -194,6 +194,7 @@ def test_a_digest_is_added_under_the_tag_in_a_block_entry(project: Project) -> N
 # ---- item 5: a source that is live, rolled out and healthy for every carrier ------------------------
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_promote_refuses_dbt_while_the_qa_daemon_is_in_crash_loop_back_off(project: Project) -> None:
     """dbt has no Dagster location: its daemon's rollout is the only sign its image is bad."""
     project.edit("environments/qa.yaml", "rollbackOnFailure: true", "rollbackOnFailure: false")

@@ -44,6 +44,7 @@ def as_helm_renders_it(project: Project) -> None:
     assert current_image_env(project) == [{"name": "DAGSTER_CURRENT_IMAGE", "value": OLD_INGESTION}]
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_location_deployed_by_dagsters_helm_chart_passes_the_gate_on_the_image_it_now_serves(
     project: Project,
 ) -> None:
@@ -56,6 +57,7 @@ def test_a_location_deployed_by_dagsters_helm_chart_passes_the_gate_on_the_image
     assert "No changes." in project.run("plan", "--env", "qa").output
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_rollback_puts_dagster_current_image_back_with_the_image(project: Project) -> None:
     as_helm_renders_it(project)
     kube(project).fail_images("*dagster-ingestion:2026.11.20", reason="ImagePullBackOff")
@@ -97,6 +99,7 @@ def daemon_image(project: Project) -> str:
     return str(kube(project).get_object(DAEMON)["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_failed_rollout_of_one_component_is_finished_even_when_another_shares_its_deployment(
     shared: Project,
 ) -> None:
@@ -131,6 +134,7 @@ def test_a_failed_rollout_of_one_component_is_finished_even_when_another_shares_
 # ---- a kill at another moment: during the rollback ------------------------------------------------------
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_kill_while_the_rollback_rolls_out_is_finished_by_the_next_apply(project: Project) -> None:
     """Killed after the rollback was written, while it waits for the old image to become available again: the
     next apply plans the pinned image again (degraded or not, by then), gates it and rolls back again, recorded

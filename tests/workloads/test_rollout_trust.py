@@ -69,6 +69,7 @@ def when_image(project: Project, wanted: str, then: Callable[[], None]) -> threa
     return thread
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_kill_during_a_broken_rollout_is_degraded_on_the_re_run_which_gates_and_rolls_back(project: Project) -> None:
     kube(project).fail_images("*dagster-ingestion:2026.11.20", reason="ImagePullBackOff")
     environ = {**os.environ, **project.environ, "PYTHONUNBUFFERED": "1"}
@@ -114,6 +115,7 @@ def test_a_kill_during_a_broken_rollout_is_degraded_on_the_re_run_which_gates_an
     assert project.run("health", "--env", "qa").exit_code == 0  # and they agree again: healthy
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_component_moves_as_a_unit_a_failed_daemon_rollout_puts_the_config_map_key_back_too(
     project: Project,
 ) -> None:
@@ -133,6 +135,7 @@ def test_a_component_moves_as_a_unit_a_failed_daemon_rollout_puts_the_config_map
     assert f'"lastGood": "{NEW_DBT}"' in state and f'"lastGood": "{NEW_INGESTION}"' in state
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_failed_rollback_says_the_gate_failed_the_rollback_failed_and_what_is_live_then_plans_degraded(
     project: Project,
 ) -> None:
@@ -161,6 +164,7 @@ def test_a_failed_rollback_says_the_gate_failed_the_rollback_failed_and_what_is_
     assert image(project) == OLD_INGESTION
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_the_gate_does_not_pass_on_an_image_someone_else_wrote_during_the_rollout(project: Project) -> None:
     other = "ghcr.io/acme/dagster-ingestion:2026.11.19"
 
@@ -179,12 +183,14 @@ def test_the_gate_does_not_pass_on_an_image_someone_else_wrote_during_the_rollou
     assert image(project) == other  # someone else's write is not rolled back over
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_the_gate_confirms_the_image_the_location_serves(project: Project) -> None:
     applied = project.run("apply", "--env", "qa", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     assert f"dagster location ingestion: serves {NEW_INGESTION}" in applied.output
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_an_env_var_set_with_value_from_is_not_an_image_yet_and_is_set(project: Project) -> None:
     def from_config_map(obj: dict[str, object]) -> None:
         container = obj["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]

@@ -111,6 +111,7 @@ def project(tmp_path: Path) -> Iterator[Project]:
         yield Project(root, standins, standins.environment(), systems=("workloads",))
 
 
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_digest_only_pin_validates_plans_and_applies(project: Project) -> None:
     project.edit("environments/qa.yaml", 'tag: "2026.11.12"', f"digest: {DIGEST}")
     assert validate(project.root).exit_code == 0
