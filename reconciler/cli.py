@@ -4,22 +4,24 @@
 structlog are imported by the commands that need them, never at start-up. A new command follows the same
 pattern: register it here (or in its system's `commands` module) with only click at module level, import
 what it runs inside its body (`from reconciler.controller.run import run_controller`), and name its heavy
-modules in tests/test_startup.py's HEAVY, which fails when `--help` imports them. What `--help` still
-imports is the systems' packages (spec models, loaders) for their commands and spec kinds: most of its time.
+modules in tests/test_startup.py's HEAVY, which fails when `--help` imports them. A system's commands are
+listed from its registry declaration (name and help line) and imported when one runs or its own `--help` is
+asked (`SystemsGroup`), so `--help` imports no system's spec models, loaders or commands either.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -32,10 +34,22 @@ if TYPE_CHECKING:
     from reconciler.cancellation import Cancellation
     from reconciler.core.plan import Plan
 
-SCHEMA_KINDS = sorted({"environment", *(kind for system in registry.systems() for kind in system.schemas)})
+
+def _declared_at_import() -> tuple[registry.Declaration, ...]:
+    """The systems, for the help texts built here; a plugin that cannot be loaded is no traceback at import but an
+    `Error: ...` once the commands are listed or a command loads the systems."""
+    try:
+        return registry.declarations()
+    except ReconcilerError:
+        return ()
+
+
+SCHEMA_KINDS = sorted({"environment", *(kind for declared in _declared_at_import() for kind in declared.schema_kinds)})
 """`reconcile schema`'s kinds, by name only (the models are built when the command runs)."""
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+T = TypeVar("T")
 
 
 def _configure_logging(debug: bool) -> None:
@@ -79,7 +93,88 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+GROUPS = {
+    "pull": "Write what a live system has into the spec files (live -> git).",
+    "import": "Alias of `pull` for Airbyte, kept for a release (live -> git).",
+    "verify": "Check that what a live system holds works (live -> screen).",
+}
+"""The help of the verbs systems' commands share (`pull superset`, `import airbyte`)."""
+
+
+def _declared(verb: str | None) -> dict[str, registry.Command]:
+    """The systems' commands under `verb` (None: top level), by name; a later system's wins a name."""
+    return {command.name: command for d in registry.declarations() for command in d.commands if command.verb == verb}
+
+
+@functools.cache
+def _command(target: str) -> click.Command:
+    """A system's click command (`module:attribute`), imported now, its errors turned into `Error: ...`."""
+    module_name, _, attribute = target.partition(":")
+    try:
+        command = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ReconcilerError(f"cannot load the command {target}: {exc}") from exc
+    if not isinstance(command, click.Command):
+        raise ReconcilerError(f"{target} is not a click command")
+    if command.callback is not None:
+        command.callback = guarded(command.callback)
+    return command
+
+
+class SystemsGroup(click.Group):
+    """A group holding, besides its own commands, the systems' commands declared under its verb (and, at the top,
+    the verbs themselves): listed from the declarations, imported only when one runs or its own `--help` is asked.
+    """
+
+    def __init__(self, *args: Any, verb: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.verb = verb
+
+    def _verbs(self) -> list[str]:
+        if self.verb is not None:
+            return []
+        return sorted({c.verb for d in registry.declarations() for c in d.commands if c.verb is not None})
+
+    def _guarded(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except ReconcilerError as exc:  # a plugin that cannot be loaded: no traceback, as for any command
+            fail(str(exc))
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._guarded(lambda: sorted({*self.commands, *_declared(self.verb), *self._verbs()}))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name in self._guarded(self._verbs):
+            return _verb_group(cmd_name)
+        declared = self._guarded(lambda: _declared(self.verb)).get(cmd_name)
+        return None if declared is None else self._guarded(lambda: _command(declared.target))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, but a declared command is listed with its declared help, without importing it."""
+        declared = self._guarded(lambda: _declared(self.verb))
+        listed: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            if name in self.commands or name not in declared:
+                command = self.get_command(ctx, name)
+            else:
+                command = click.Command(name, help=declared[name].help)
+            if command is not None and not command.hidden:
+                listed.append((name, command))
+        if listed:
+            limit = formatter.width - 6 - max(len(name) for name, _ in listed)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in listed])
+
+
+@functools.cache
+def _verb_group(verb: str) -> SystemsGroup:
+    return SystemsGroup(verb, help=GROUPS.get(verb, f"{verb} a system"), verb=verb)
+
+
+@click.group(cls=SystemsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
@@ -133,8 +228,8 @@ system_option = click.option(
     "systems",
     multiple=True,
     metavar="NAME",
-    help=f"Only this system ({', '.join(s.name for s in registry.systems())}); repeatable. Default: every configured "
-    "one.",
+    help=f"Only this system ({', '.join(s.name for s in _declared_at_import())}); repeatable. Default: every "
+    "configured one.",
 )
 
 
@@ -642,36 +737,6 @@ def controller(
         lease_retry_period=lease_retry_period,
     )
     sys.exit(build(settings).run(once=once))
-
-
-GROUPS = {
-    "pull": "Write what a live system has into the spec files (live -> git).",
-    "import": "Alias of `pull` for Airbyte, kept for a release (live -> git).",
-    "verify": "Check that what a live system holds works (live -> screen).",
-}
-
-
-def _guard(command: click.Command) -> click.Command:
-    if command.callback is not None:
-        command.callback = guarded(command.callback)
-    return command
-
-
-def add_system_commands(group: click.Group, systems: Sequence[registry.System]) -> None:
-    """Each system's own commands: top-level, or under a shared verb (`pull superset`, `import airbyte`)."""
-    for system in systems:
-        for verb, command in system.commands():
-            if verb is None:
-                group.add_command(_guard(command))
-                continue
-            parent = group.commands.get(verb)
-            if not isinstance(parent, click.Group):
-                parent = click.Group(verb, help=GROUPS.get(verb, f"{verb} a system"))
-                group.add_command(parent)
-            parent.add_command(_guard(command))
-
-
-add_system_commands(main, registry.systems())
 
 
 if __name__ == "__main__":

@@ -5,6 +5,13 @@ registry names them by module, so it sits at the bottom of the layers (the loade
 while the packages sit above the loader. A plugin adds a system without touching this file: an
 entry point in the `reconciler.systems` group, or `RECONCILER_SYSTEMS=pkg.module,...` (module
 names whose `SYSTEM` is registered after the built-in ones).
+
+Start-up reads less: `declarations()` is what the CLI needs to build `reconcile --help` (each
+system's name, spec kinds and commands, by name and help line). A package that exposes a
+`DECLARATION` instead of `SYSTEM` keeps its spec models, loaders and commands out of it: its
+`SYSTEM` lives in the module the declaration names, imported by `systems()` on first use (every
+built-in system does this; `reconcile --help` imports none of them). A module exposing `SYSTEM`
+alone is declared by its `SYSTEM`.
 """
 
 from __future__ import annotations
@@ -14,15 +21,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel
 
 from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from reconciler.providers.base import Provider
     from reconciler.secrets import SecretResolver
     from reconciler.spec.environment import ClusterSettings
@@ -38,6 +44,35 @@ ENTRY_POINT_GROUP = "reconciler.systems"
 
 Row = tuple[str, str, str | None, str | None]
 """One diff-env row: (what, name, left, right)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One of a system's own CLI commands, named without importing it: `reconcile --help` lists it from here, and
+    the module holding it is imported when it runs or its own `--help` is asked."""
+
+    name: str
+    """Its name on the command line (`promote`, or `superset` under a verb)."""
+    help: str
+    """Its help text (the command takes it from here: the list shows its first sentence, as click shortens it)."""
+    target: str
+    """Where the click command is: `package.module:attribute`."""
+    verb: str | None = None
+    """The shared verb it sits under (`pull`, `verify`: `reconcile pull superset`); None: a top-level command."""
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What `reconcile --help` needs of a system, importing none of it: its name, spec kinds and commands."""
+
+    name: str
+    """Its `System.name`."""
+    system: str
+    """The module whose `SYSTEM` is the whole system (imported by `systems()`, on first use)."""
+    schema_kinds: tuple[str, ...] = ()
+    """The keys of its `System.schemas` (`reconcile schema --kind`)."""
+    commands: tuple[Command, ...] = ()
+    """Its `System.commands`."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +100,8 @@ class System:
     """What `reconcile validate` warns about in its selection (valid, but risky: `file:line: field: message`)."""
     diff_rows: Callable[[Environment, Environment], list[Row]] = lambda _left, _right: []
     """Its rows of `reconcile diff-env` (offline, from the two environments' selections)."""
-    commands: Callable[[], Sequence[Any]] = tuple
-    """Its own click commands, imported when the CLI starts (click stays out of this module)."""
+    commands: Sequence[Command] = ()
+    """Its own CLI commands, by name (click stays out of this module; the CLI imports each when it runs)."""
     cluster: Callable[[Any], ClusterSettings | None] = lambda _section: None
     """The cluster its section names, where `{secretRef: {kubernetes: ...}}` is read when none is set."""
 
@@ -79,32 +114,75 @@ class Invocation:
     debug: bool = False
 
 
-def _load(module_name: str) -> System:
+def _import(module_name: str) -> Any:
     try:
-        system = importlib.import_module(module_name).SYSTEM
-    except (ImportError, AttributeError) as exc:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
         raise ReconcilerError(f"cannot load system module {module_name}: {exc}") from exc
+
+
+def _system_of(module: Any, module_name: str) -> System:
+    system = getattr(module, "SYSTEM", None)
+    if system is None:
+        raise ReconcilerError(f"cannot load system module {module_name}: it has no SYSTEM")
     if not isinstance(system, System):
         raise ReconcilerError(f"{module_name}.SYSTEM is not a reconciler System")
     return system
 
 
+def _declaration(module_name: str) -> Declaration:
+    module = _import(module_name)
+    declared = getattr(module, "DECLARATION", None)
+    if declared is not None:
+        if not isinstance(declared, Declaration):
+            raise ReconcilerError(f"{module_name}.DECLARATION is not a reconciler Declaration")
+        return declared
+    system = _system_of(module, module_name)
+    return Declaration(system.name, module_name, tuple(system.schemas), tuple(system.commands))
+
+
 @cache
-def _systems(extra: tuple[str, ...]) -> tuple[System, ...]:
+def _declarations(extra: tuple[str, ...]) -> tuple[Declaration, ...]:
+    from importlib.metadata import entry_points  # scanning the installed packages' metadata: only here
+
     names = [*BUILTIN, *(ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)), *extra]
-    loaded: dict[str, System] = {}
+    declared: dict[str, Declaration] = {}
     for module_name in dict.fromkeys(names):
-        system = _load(module_name)
-        if system.name in loaded:
-            raise ReconcilerError(f"two systems are named {system.name!r} ({module_name})")
-        loaded[system.name] = system
-    return tuple(loaded.values())
+        declaration = _declaration(module_name)
+        if declaration.name in declared:
+            raise ReconcilerError(f"two systems are named {declaration.name!r} ({module_name})")
+        declared[declaration.name] = declaration
+    return tuple(declared.values())
+
+
+def _load(declaration: Declaration) -> System:
+    system = _system_of(_import(declaration.system), declaration.system)
+    found = (system.name, tuple(system.schemas), tuple(system.commands))
+    if found != (declaration.name, declaration.schema_kinds, declaration.commands):
+        raise ReconcilerError(
+            f"{declaration.system}.SYSTEM ({system.name}) does not match the declaration of {declaration.name}: "
+            "the name, spec kinds and commands must be the same"
+        )
+    return system
+
+
+@cache
+def _systems(declarations: tuple[Declaration, ...]) -> tuple[System, ...]:
+    return tuple(_load(declaration) for declaration in declarations)
+
+
+def _extra() -> tuple[str, ...]:
+    return tuple(name.strip() for name in os.environ.get(EXTRA_VARIABLE, "").split(",") if name.strip())
+
+
+def declarations() -> tuple[Declaration, ...]:
+    """The registered systems as `reconcile --help` needs them (no spec model imported), in `systems()`'s order."""
+    return _declarations(_extra())
 
 
 def systems() -> tuple[System, ...]:
     """The registered systems, built-in first, in the order plans show them."""
-    extra = tuple(name.strip() for name in os.environ.get(EXTRA_VARIABLE, "").split(",") if name.strip())
-    return _systems(extra)
+    return _systems(declarations())
 
 
 def system(name: str) -> System:

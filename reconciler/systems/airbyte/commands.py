@@ -22,7 +22,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.registry import Invocation
 from reconciler.spec.editing import edit_yaml_file
 from reconciler.spec.files import read_spec_tree
-from reconciler.systems.airbyte import rules
+from reconciler.systems.airbyte import IMPORT, PULL, rules
 from reconciler.systems.airbyte.loading import airbyte_definition_names
 from reconciler.systems.airbyte.pull import ImportedSpecs, connection_entry, connector_entry, spec_name
 
@@ -198,14 +198,5 @@ def _pull(invocation: Invocation, env_name: str, include_owned: bool) -> None:
 ENV = click.option("--env", "env_name", required=True, help="Environment to pull from (e.g. prod).")
 INCLUDE_OWNED = click.option("--include-owned", is_flag=True, help="Also write resources the specs already define.")
 
-pull_command = click.command(
-    name="airbyte",
-    help="Adopt resources that already exist in Airbyte into spec YAML and the environment file (live -> git; "
-    "secrets become references).",
-)(ENV(INCLUDE_OWNED(pass_invocation(_pull))))
-import_command = click.command(
-    name="airbyte",
-    help="Alias of `reconcile pull airbyte` (live -> git), kept for a release.",
-)(ENV(INCLUDE_OWNED(pass_invocation(_pull))))
-
-COMMANDS: list[tuple[str | None, click.Command]] = [("pull", pull_command), ("import", import_command)]
+pull_command = click.command(name=PULL.name, help=PULL.help)(ENV(INCLUDE_OWNED(pass_invocation(_pull))))
+import_command = click.command(name=IMPORT.name, help=IMPORT.help)(ENV(INCLUDE_OWNED(pass_invocation(_pull))))

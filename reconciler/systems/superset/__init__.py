@@ -1,53 +1,31 @@
-"""Superset databases, datasets, charts, dashboards and roles: the registry's `superset` entry."""
+"""Superset databases, datasets, charts, dashboards and roles: the registry's `superset` entry.
+
+This package's own module names only what `reconcile --help` shows (`DECLARATION`); the system itself
+(`SYSTEM`: spec models, loader, provider) is in `system.py`, imported when a command needs it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
-from reconciler.providers.base import Provider
-from reconciler.registry import System
-from reconciler.secrets import SecretResolver
-from reconciler.spec.loader import Environment
-from reconciler.systems.superset.compare import superset_rows
-from reconciler.systems.superset.loading import (
-    SUPERSET_SPEC_DIR,
-    SupersetSelection,
-    load_superset_section,
-    read_superset_specs,
-)
-from reconciler.systems.superset.spec import RolesFile, SupersetEnvironment
+from reconciler.registry import Command, Declaration
 
 NAME = "superset"
 
+PULL = Command(
+    "superset",
+    "Write live dashboards into specs/ (live -> git; deterministic files, connections go to the environment file).",
+    "reconciler.systems.superset.commands:pull_command",
+    verb="pull",
+)
+VERIFY = Command(
+    "superset",
+    "Run every chart of the environment's dashboards (live -> screen; exit 1 naming the charts that fail).",
+    "reconciler.systems.superset.commands:verify_command",
+    verb="verify",
+)
 
-def _connect(root: Path, env: Environment, resolver: SecretResolver) -> Provider:
-    from reconciler.systems.superset.provider import connect
-
-    return connect(root, env, resolver)
-
-
-def _summary(selection: SupersetSelection) -> str:
-    replicated = f", replicated from {selection.source.environment}" if selection.source else ""
-    return f"{len(selection.dashboards)} spec dashboards{replicated}, {len(selection.roles)} roles"
-
-
-def _commands() -> Sequence[tuple[str | None, Any]]:
-    from reconciler.systems.superset.commands import COMMANDS
-
-    return COMMANDS
-
-
-SYSTEM = System(
+DECLARATION = Declaration(
     name=NAME,
-    section=SupersetEnvironment,
-    read_specs=read_superset_specs,
-    spec_files=SUPERSET_SPEC_DIR,
-    load=load_superset_section,
-    connect=_connect,
-    schemas={"superset-roles": RolesFile},
-    summary=_summary,
-    diff_rows=superset_rows,
-    commands=_commands,
+    system="reconciler.systems.superset.system",
+    schema_kinds=("superset-roles",),
+    commands=(PULL, VERIFY),
 )

@@ -28,6 +28,7 @@ from reconciler.registry import Invocation
 from reconciler.spec.editing import edit_yaml_text
 from reconciler.spec.files import read_spec_tree
 from reconciler.spec.loader import load_environments
+from reconciler.systems.superset import PULL, VERIFY
 from reconciler.systems.superset.loading import ASSET_FOLDERS
 from reconciler.systems.superset.rendering import render_verification
 from reconciler.systems.superset.rules.assets import SYSTEM
@@ -209,26 +210,20 @@ def verify_superset(root: Path, env_name: str, environ: Mapping[str, str]) -> Ve
 pass_invocation = click.make_pass_decorator(Invocation)
 
 
-@click.command(name="superset")
+@click.command(name=PULL.name, help=PULL.help)
 @click.option("--env", "env_name", required=True, help="Environment to pull from (e.g. prod).")
 @click.option("--dashboard", "dashboards", multiple=True, metavar="SLUG", help="Only this dashboard; repeatable.")
 @pass_invocation
 def pull_command(invocation: Invocation, env_name: str, dashboards: tuple[str, ...]) -> None:
-    """Write live dashboards into specs/ (live -> git; deterministic files, connections go to the environment
-    file)."""
     for line in pull_superset(invocation.root, env_name, dict(os.environ), dashboards):
         click.echo(line)
 
 
-@click.command(name="superset")
+@click.command(name=VERIFY.name, help=VERIFY.help)
 @click.option("--env", "env_name", required=True)
 @pass_invocation
 def verify_command(invocation: Invocation, env_name: str) -> None:
-    """Run every chart of the environment's dashboards (live -> screen; exit 1 naming the charts that fail)."""
     verification = verify_superset(invocation.root, env_name, dict(os.environ))
     click.echo(render_verification(verification))
     if not verification.ok:
         raise ReconcilerError(verification.failure_message())
-
-
-COMMANDS: list[tuple[str | None, click.Command]] = [("pull", pull_command), ("verify", verify_command)]

@@ -1,76 +1,31 @@
-"""dbt and Dagster image versions in Kubernetes: the registry's `workloads` entry (spec -> rules -> provider)."""
+"""dbt and Dagster image versions in Kubernetes: the registry's `workloads` entry (spec -> rules -> provider).
+
+This package's own module names only what `reconcile --help` shows (`DECLARATION`); the system itself
+(`SYSTEM`: spec models, loader, provider) is in `system.py`, imported when a command needs it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
-from reconciler.core.model import ABSENT
-from reconciler.providers.base import Provider
-from reconciler.registry import Row, System
-from reconciler.secrets import SecretResolver
-from reconciler.spec.environment import ClusterSettings
-from reconciler.spec.loader import Environment
-from reconciler.systems.workloads.loading import WorkloadsSelection, load_workloads_section, read_workloads_file
-from reconciler.systems.workloads.spec import WorkloadsEnvironment, WorkloadsFile
+from reconciler.registry import Command, Declaration
 
 NAME = "workloads"
 
+PROMOTE = Command(
+    "promote",
+    "Copy image versions from one environment file to another (git -> git, one line per image), after checking the "
+    "source.",
+    "reconciler.systems.workloads.commands:promote_command",
+)
+HEALTH = Command(
+    "health",
+    "Ask Dagster whether each code location loaded, and Kubernetes whether each rollout completed (live -> screen; "
+    "exit 1 if any is not healthy, a pinned location Dagster does not list included).",
+    "reconciler.systems.workloads.commands:health_command",
+)
 
-def _connect(root: Path, env: Environment, resolver: SecretResolver) -> Provider:
-    from reconciler.systems.workloads.provider import connect
-
-    return connect(root, env, resolver)
-
-
-def _summary(selection: WorkloadsSelection) -> str:
-    return f"{len(selection.images)} pinned images"
-
-
-def _warnings(selection: WorkloadsSelection) -> Sequence[str]:
-    return selection.warnings
-
-
-def _images(env: Environment) -> dict[str, str]:
-    selection = env.section(NAME, WorkloadsSelection)
-    if selection is None:
-        return {}
-    return {name: version.label for name, version in selection.images.items()}
-
-
-def _diff_rows(left: Environment, right: Environment) -> list[Row]:
-    """Image versions that differ per component."""
-    rows: list[Row] = []
-    left_images, right_images = _images(left), _images(right)
-    for name in sorted(set(left_images) | set(right_images)):
-        a, b = left_images.get(name, ABSENT), right_images.get(name, ABSENT)
-        if a != b:
-            rows.append(("image", name, a, b))
-    return rows
-
-
-def _cluster(section: WorkloadsEnvironment) -> ClusterSettings:
-    return section.kubernetes
-
-
-def _commands() -> Sequence[tuple[str | None, Any]]:
-    from reconciler.systems.workloads.commands import COMMANDS
-
-    return COMMANDS
-
-
-SYSTEM = System(
+DECLARATION = Declaration(
     name=NAME,
-    section=WorkloadsEnvironment,
-    read_specs=read_workloads_file,
-    spec_files="specs/workloads.yaml",
-    load=load_workloads_section,
-    connect=_connect,
-    schemas={"workloads": WorkloadsFile},
-    summary=_summary,
-    warnings=_warnings,
-    diff_rows=_diff_rows,
-    commands=_commands,
-    cluster=_cluster,
+    system="reconciler.systems.workloads.system",
+    schema_kinds=("workloads",),
+    commands=(PROMOTE, HEALTH),
 )

@@ -26,6 +26,7 @@ from reconciler.registry import Invocation
 from reconciler.render.table import render_table
 from reconciler.spec.editing import read_exactly, replace_exactly
 from reconciler.spec.loader import Environment
+from reconciler.systems.workloads import HEALTH, PROMOTE
 from reconciler.systems.workloads.promotion import PromotionRefused, check_promoted, pins_of, rewrite_image_pins
 from reconciler.systems.workloads.rules import SYSTEM, carriers, component_of
 from reconciler.systems.workloads.spec import ImageVersion
@@ -183,7 +184,7 @@ def promote(
 pass_invocation = click.make_pass_decorator(Invocation)
 
 
-@click.command(name="promote")
+@click.command(name=PROMOTE.name, help=PROMOTE.help)
 @click.option("--from", "source", required=True, help="Environment whose pins were validated (e.g. qa).")
 @click.option("--to", "target", required=True, help="Environment file to rewrite (e.g. prod).")
 @click.option("--component", "components", multiple=True, help="Only this component; repeatable. Default: all.")
@@ -192,8 +193,6 @@ pass_invocation = click.make_pass_decorator(Invocation)
 def promote_command(
     invocation: Invocation, source: str, target: str, components: tuple[str, ...], skip_live_check: bool
 ) -> None:
-    """Copy image versions from one environment file to another (git -> git, one line per image), after checking
-    the source."""
     result = promote(invocation.root, source, target, components, dict(os.environ), check_live=not skip_live_check)
     if not result.promoted:
         click.echo(f"Nothing to promote: {target} already pins what {source} runs.")
@@ -204,12 +203,10 @@ def promote_command(
     click.echo(f"Promoted {moved} into {result.file}. Review and commit it; the merge applies it to {target}.")
 
 
-@click.command(name="health")
+@click.command(name=HEALTH.name, help=HEALTH.help)
 @click.option("--env", "env_name", required=True)
 @pass_invocation
 def health_command(invocation: Invocation, env_name: str) -> None:
-    """Ask Dagster whether each code location loaded, and Kubernetes whether each rollout completed (live -> screen;
-    exit 1 if any is not healthy, a pinned location Dagster does not list included)."""
     from reconciler import service
     from reconciler.systems.workloads.provider import connect
 
@@ -219,6 +216,3 @@ def health_command(invocation: Invocation, env_name: str) -> None:
     failed = [row.what for row in rows if not row.ok]
     if failed:
         raise ReconcilerError(f"{len(failed)} not healthy in {env_name}: {', '.join(failed)}")
-
-
-COMMANDS: list[tuple[str | None, click.Command]] = [(None, promote_command), (None, health_command)]
