@@ -4,9 +4,9 @@ GET /healthz answers 200 while the loop ticks (503 once it has not for three pol
 GET /readyz 200 on a standby waiting to lead, and on the leader once every owned environment finished its
 first sync (whatever the result),
 GET /metrics the controller's own registry, POST /webhook/github a poll at once for a push to the
-followed branch. The webhook's X-Hub-Signature-256 (HMAC-SHA256 of the raw body) is checked in
-constant time before anything is read from the body; a bad or missing one is 401 and nothing
-happens. Neither the secret nor a signature is ever logged.
+followed branch (on a standby, the leader's: the loop passes it on through the Lease). The webhook's
+X-Hub-Signature-256 (HMAC-SHA256 of the raw body) is checked in constant time before anything is read
+from the body; a bad or missing one is 401 and nothing happens. Neither the secret nor a signature is ever logged.
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 resets connections in a burst (50 webhook deliveries at once)
 
     def __init__(self, address: tuple[str, int], endpoints: Endpoints) -> None:
         self.endpoints = endpoints
