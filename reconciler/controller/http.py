@@ -3,7 +3,8 @@
 GET /healthz answers 200 while the loop ticks (503 once it has not for three poll intervals),
 GET /readyz 200 for a standby waiting to lead, and for the leader once every owned environment
 finished its first sync (whatever the result), GET /metrics the controller's own registry (HEAD
-as GET), POST /webhook/github a poll at once for a push to the followed branch, its JSON as the
+as GET), POST /webhook/github a poll at once for a push to the followed branch (on a standby, the leader's: the
+loop passes it on through the Lease), its JSON as the
 body or as the `payload` field of a form (GitHub's preselected content type). The webhook's
 X-Hub-Signature-256 (HMAC-SHA256 of the raw body) is checked in constant time before anything is
 read from the body; a bad or missing one is 401 and nothing happens. Neither the secret nor a
@@ -196,6 +197,7 @@ def _payload(body: bytes, content_type: str) -> Any:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 resets connections in a burst (50 webhook deliveries at once)
 
     def __init__(self, address: tuple[str, int], endpoints: Endpoints) -> None:
         self.endpoints = endpoints

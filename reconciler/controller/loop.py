@@ -2,7 +2,7 @@
 
 Above the reconcile service (the very loop the CLI runs), beside the ports it is given:
 
-    poll (every poll interval, jittered, or at once on a webhook)
+    poll (every poll interval, jittered, or at once on a webhook, here or on a standby through the Lease)
       new commit -> for each owned environment, in order: validate -> plan -> apply (or plan only)
     drift check (every drift interval, jittered, between commits)
       plan against the applied revision -> drift policy -> enforce a subset / alert -> Notifier.drift
@@ -30,7 +30,15 @@ from reconciler.controller.config import DriftSettings, Mode, OwnedEnvironment
 from reconciler.controller.drift import Drifted, assess, to_enforce
 from reconciler.controller.git import GitFollower, RevisionSource
 from reconciler.controller.metrics import OUT_OF_SYNC, SYNCED, ControllerMetrics
-from reconciler.controller.ports import AlertRecord, AlertStore, AppliedCommit, DriftFinding, Leadership, Notifier
+from reconciler.controller.ports import (
+    AlertRecord,
+    AlertStore,
+    AppliedCommit,
+    DriftFinding,
+    Leadership,
+    Notifier,
+    PollRelay,
+)
 from reconciler.core.events import Event, EventKind
 from reconciler.core.model import ResourceKey
 from reconciler.core.plan import Action, ActionKind, Plan
@@ -130,12 +138,23 @@ class Controller:
         self._waiting = False
         for owned in self.settings.environments:
             self.statuses[owned.name] = EnvironmentStatus(owned.name, owned.mode)
+        if isinstance(self.leadership, PollRelay):
+            self.leadership.on_poll_requested(self._poll_requested)
 
     # ---- signals from other threads ---------------------------------------------------------------
 
     def wake(self, commit: str = "") -> None:
-        """Poll at once (a push webhook)."""
+        """Poll at once (a push webhook); on a standby, have the leader poll instead (through the leadership)."""
+        if not self.leadership.leading and isinstance(self.leadership, PollRelay):
+            log.info("poll.forwarded", revision=commit)
+            self.leadership.request_poll(commit)
+            return
         log.info("poll.requested", revision=commit)
+        self._nudge.set()
+
+    def _poll_requested(self, request: str) -> None:
+        """Another replica got a push webhook and asked the leader (this one) to poll."""
+        log.info("poll.requested", request=request)
         self._nudge.set()
 
     def shutdown(self, reason: str = "shutting down") -> None:

@@ -11,9 +11,9 @@ stores live in `reconciler/alerts.py`, beside the state, so the service can open
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from reconciler.alerts import AlertRecord, AlertStore, MemoryAlertStore
 from reconciler.cancellation import Cancellation
@@ -28,6 +28,7 @@ __all__ = [
     "MemoryAlertStore",
     "NoNotifier",
     "Notifier",
+    "PollRelay",
     "SoleLeader",
 ]
 
@@ -48,6 +49,20 @@ class Leadership(Protocol):
 
     def release(self) -> None:
         """Stop renewing and give leadership up at once (on SIGTERM), so another replica leads without waiting."""
+        ...
+
+
+@runtime_checkable
+class PollRelay(Protocol):
+    """What a `Leadership` shared by several replicas may add: a push webhook that reached a standby makes the
+    leader poll at once. Without it (`SoleLeader`, which always leads) the controller just wakes its own loop."""
+
+    def request_poll(self, reason: str) -> None:
+        """Have whichever replica leads poll now (`reason`: the pushed commit, or ""); returns at once."""
+        ...
+
+    def on_poll_requested(self, wake: Callable[[str], None]) -> None:
+        """Call `wake(request)` whenever this replica, leading, learns of a poll requested elsewhere."""
         ...
 
 

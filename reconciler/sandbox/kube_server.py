@@ -19,6 +19,7 @@ Watches, field selectors, set-based label selectors and other resource types are
 
 from __future__ import annotations
 
+import collections
 import copy
 import pathlib
 import time
@@ -119,6 +120,8 @@ class KubeStandIn:
         self.stats = RequestStats()
         self.audit: list[tuple[str, str, str, str]] = []
         """Every authenticated resource request as RBAC sees it: (verb, API group, resource, namespace)."""
+        self.audit_by_agent: dict[str, list[tuple[str, str, str, str]]] = collections.defaultdict(list)
+        """The same, by the User-Agent that sent it (one replica among several)."""
         self._server = JsonHttpServer(self._handle, host, port)
         self._faults = Faults()
         self._verbs = KubeVerbs(self.store, self._faults, rollout_seconds, clock)
@@ -242,7 +245,9 @@ class KubeStandIn:
                 return json_response(200, DISCOVERY[path])
             rt, namespace, name, sub = resolve_path(path)
             route = f"{request.method} {rt.plural}" + ("/{name}" if name else "") + (f"/{sub}" if sub else "")
-            self.audit.append((rbac_verb(request.method, bool(name)), rt.group, rt.plural, namespace or ""))
+            audited = (rbac_verb(request.method, bool(name)), rt.group, rt.plural, namespace or "")
+            self.audit.append(audited)
+            self.audit_by_agent[request.headers.get("user-agent") or ""].append(audited)
             self.stats.record(route, write=request.method in WRITE_METHODS)
             if len(request.body) > MAX_REQUEST_BYTES:
                 message = f"Request entity too large: limit is {MAX_REQUEST_BYTES}"

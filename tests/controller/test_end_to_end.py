@@ -10,25 +10,30 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import structlog
 
+from reconciler.clients.kube.client import KubeClient
 from reconciler.controller.app import ControllerApp, ControllerSettings, build
 from reconciler.controller.logs import configure_logging
 from reconciler.sandbox.kube_server import KubeStandIn
 from reconciler.sandbox.launch import StandIns
 from reconciler.sandbox.slack_server import DEFAULT_TOKEN, SlackStandIn, StoredMessage
-from tests.controller.conftest import WEBHOOK_SECRET, GitRepo, wait_for
+from tests.controller.conftest import WEBHOOK_SECRET, GitRepo, signed, wait_for
 
 SLACK = 'slack: {channel: "#data-platform"}\n'
 ENFORCE = "drift:\n  rules:\n    - {system: airbyte, policy: enforce}\n"
@@ -96,6 +101,7 @@ class Rig:
         slack: str = SLACK,
         cache: str = "cache",
         drift: float = 0.3,
+        poll: float = 0.2,
         environ: dict[str, str] | None = None,
         **settings: Any,
     ) -> Running:
@@ -106,7 +112,7 @@ class Rig:
                 repo=str(self.repo.remote),
                 environments=("qa",),
                 config=path,
-                poll_interval=0.2,
+                poll_interval=poll,
                 drift_interval=drift,
                 listen="127.0.0.1:0",
                 cache_dir=self.tmp / cache,
@@ -572,3 +578,116 @@ def _lock_holder(kube: KubeStandIn) -> str | None:
         return lease(kube, STATE_NAMESPACE, "reconciler-state-qa-lock").get("holderIdentity")
     except Exception:
         return None
+
+
+# --- a push webhook that reaches the standby --------------------------------------------------------------------------
+
+STANDBY_LEASE = {"lease_duration": 1.5, "lease_renew_deadline": 1.0, "lease_retry_period": 0.2}
+STORM_LEASE = {"lease_duration": 4.5, "lease_renew_deadline": 3.0, "lease_retry_period": 0.6}
+"""Production's 15/10/2 scaled down: with 1 s the burst's threads, both replicas and the stand-ins sharing one
+process (and two cores) starve the renewal thread itself now and then, whatever the Lease sees."""
+POLL_REQUEST = "reconciler.io/poll-requested"
+
+
+def _push(replica: Running, after: str, *, secret: str = WEBHOOK_SECRET, body: bytes | None = None) -> int:
+    payload = json.dumps({"ref": "refs/heads/main", "after": after}).encode()
+    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signed(payload, secret)}
+    assert replica.app.server is not None
+    url = f"http://127.0.0.1:{replica.app.server.port}/webhook/github"
+    return httpx.post(url, content=payload if body is None else body, headers=headers, timeout=30).status_code
+
+
+def _replica(rig: Rig, kubeconfig: Path, identity: str, **settings: Any) -> Running:
+    return rig.start(
+        cache=f"cache-{identity}", poll=600, leader_election=True, lease_namespace=LEASE_NAMESPACE,
+        identity=identity, kubeconfig=str(kubeconfig), **{**STANDBY_LEASE, **settings},
+    )  # fmt: skip
+
+
+def _poll_request(kube: KubeStandIn) -> str:
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/reconciler-leader"
+    return str((kube.get_object(path)["metadata"].get("annotations") or {}).get(POLL_REQUEST, ""))
+
+
+def _lease_updates(kube: KubeStandIn, identity: str) -> int:
+    return sum(1 for verb, *_ in list(kube.audit_by_agent[f"reconciler/{identity}"]) if verb == "update")
+
+
+def test_a_push_webhook_to_the_standby_has_the_leader_apply_the_commit_long_before_its_next_poll(
+    rig: Rig, kube: KubeStandIn
+) -> None:
+    kubeconfig = kube.write_kubeconfig(rig.tmp / "kubeconfig", namespace=LEASE_NAMESPACE)
+    leader = _replica(rig, kubeconfig, "replica-a")
+    rig.synced(leader)  # its term's first poll; the next one is 600 s away
+    standby = _replica(rig, kubeconfig, "replica-b")
+    wait_for(lambda: standby.app.controller.waiting_to_lead, "replica-b waiting for the Lease", SAFETY_SECONDS)
+    polls = leader.sample("reconciler_git_request_total", request_type="ls-remote")
+
+    newer = rig.repo.commit("QA every 4 hours", rig.repo.replace("environments/qa.yaml", "*/6", "*/4"))
+    assert _push(standby, newer) == 202  # the Service sent GitHub's delivery to the standby
+    wait_for(lambda: leader.status.applied == newer, "the leader applied the pushed commit", SAFETY_SECONDS)
+    assert rig.live_cron() == "0 0 */4 * * ?"
+    assert leader.sample("reconciler_git_request_total", request_type="ls-remote") == polls + 1
+    assert _poll_request(kube).startswith(newer + "@")
+    assert (
+        standby.status.attempted is None
+        and standby.sample("reconciler_git_request_total", request_type="ls-remote") == 0
+    )
+    assert _holder(kube) == "replica-a" and lease(kube, LEASE_NAMESPACE, "reconciler-leader")["leaseTransitions"] == 0
+    calls = set(kube.audit_by_agent["reconciler/replica-b"])  # within the chart's RBAC: leases get and update
+    assert calls == {(verb, "coordination.k8s.io", "leases", LEASE_NAMESPACE) for verb in ("get", "update")}
+
+
+def test_a_webhook_with_a_bad_signature_on_the_standby_writes_nothing_to_the_lease(rig: Rig, kube: KubeStandIn) -> None:
+    kubeconfig = kube.write_kubeconfig(rig.tmp / "kubeconfig", namespace=LEASE_NAMESPACE)
+    KubeClient.from_kubeconfig(str(kubeconfig)).create_lease_record(LEASE_NAMESPACE, "reconciler-leader", "gone", 3600)
+    standby = _replica(rig, kubeconfig, "replica-b")  # a leader elsewhere holds the Lease (here: one that went quiet)
+    wait_for(lambda: standby.app.controller.waiting_to_lead, "replica-b waiting for the Lease", SAFETY_SECONDS)
+    forged = "f" * 40
+    tampered = json.dumps({"ref": "refs/heads/main", "after": "e" * 40}).encode()
+    assert _push(standby, forged, secret="not-the-secret") == 401
+    assert _push(standby, forged, body=tampered) == 401  # signed for another body
+    answer = httpx.post(
+        f"http://127.0.0.1:{standby.app.server.port}/webhook/github",  # type: ignore[union-attr]
+        content=tampered,
+        headers={"X-GitHub-Event": "push"},
+        timeout=30,
+    )
+    assert answer.status_code == 401  # no signature at all
+
+    head = rig.repo.git("rev-parse", "HEAD")
+    assert _push(standby, head) == 202
+    wait_for(lambda: _poll_request(kube), "the signed push's poll request", SAFETY_SECONDS)
+    assert _poll_request(kube).startswith(head + "@")
+    assert _lease_updates(kube, "replica-b") == 1  # the signed one only
+    assert lease(kube, LEASE_NAMESPACE, "reconciler-leader")["holderIdentity"] == "gone"
+
+
+def test_a_storm_of_fifty_deliveries_on_the_standby_makes_few_lease_writes_and_costs_no_leadership(
+    rig: Rig, kube: KubeStandIn
+) -> None:
+    kubeconfig = kube.write_kubeconfig(rig.tmp / "kubeconfig", namespace=LEASE_NAMESPACE)
+    leader = _replica(rig, kubeconfig, "replica-a", **STORM_LEASE)
+    rig.synced(leader)
+    standby = _replica(rig, kubeconfig, "replica-b", **STORM_LEASE)
+    wait_for(lambda: standby.app.controller.waiting_to_lead, "replica-b waiting for the Lease", SAFETY_SECONDS)
+    newer = rig.repo.commit("QA every 4 hours", rig.repo.replace("environments/qa.yaml", "*/6", "*/4"))
+    before = _lease_updates(kube, "replica-b")
+
+    with structlog.testing.capture_logs() as logs:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=50) as pool:  # GitHub's redeliveries, or someone replaying a signed one
+            answers = list(pool.map(lambda n: _push(standby, newer if n % 2 else f"{n:040x}"), range(50)))
+        assert answers == [202] * 50
+        wait_for(lambda: leader.status.applied == newer, "the leader applied the pushed commit", SAFETY_SECONDS)
+        writes = _lease_updates(kube, "replica-b") - before
+        elapsed = time.monotonic() - started
+
+    # At most one write per retry period (the leader reads no faster), the first at once; a 409 retry may add one.
+    assert 1 <= writes <= 2 + elapsed / STORM_LEASE["lease_retry_period"], (writes, elapsed)
+    assert writes < 50
+    events = [entry["event"] for entry in logs]
+    assert "leader.lost" not in events and "leader.elected" not in events and "leader.took_over" not in events
+    assert leader.app.controller.leadership.leading and standby.app.controller.waiting_to_lead
+    assert _holder(kube) == "replica-a" and lease(kube, LEASE_NAMESPACE, "reconciler-leader")["leaseTransitions"] == 0
+    assert creates(rig) == 5 and rig.qa.stats.writes == 6  # the one update, once

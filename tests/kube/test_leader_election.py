@@ -18,6 +18,7 @@ import pytest
 from reconciler.cancellation import Cancellation
 from reconciler.clients.kube.client import KubeClient
 from reconciler.controller.leader import (
+    POLL_REQUEST_ANNOTATION,
     ElectionConfigError,
     ElectionTiming,
     LeaseLeadership,
@@ -25,6 +26,7 @@ from reconciler.controller.leader import (
     lease_namespace,
 )
 from reconciler.sandbox.kube_server import KubeStandIn
+from reconciler.sandbox.kube_store import ApiStatusError
 from tests.kube.conftest import NAMESPACE
 
 LEASE = "reconciler-leader"
@@ -52,8 +54,28 @@ def elector(kube: KubeClient, identity: str, timing: ElectionTiming = SHORT) -> 
     return LeaseLeadership(kube, NAMESPACE, LEASE, identity, timing)
 
 
+LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{LEASE}"
+
+
 def lease_spec(standin: KubeStandIn) -> dict[str, object]:
-    return dict(standin.get_object(f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{LEASE}")["spec"])
+    return dict(standin.get_object(LEASE_PATH)["spec"])
+
+
+def poll_request(standin: KubeStandIn) -> str:
+    """The poll request a standby recorded on the Lease ("" when none)."""
+    return str((standin.get_object(LEASE_PATH)["metadata"].get("annotations") or {}).get(POLL_REQUEST_ANNOTATION, ""))
+
+
+def lease_calls(standin: KubeStandIn, agent: str, verb: str | None = None) -> list[tuple[str, str, str, str]]:
+    """The Kubernetes calls one replica (its User-Agent) made, of `verb` if given."""
+    return [call for call in list(standin.audit_by_agent[agent]) if verb is None or call[0] == verb]
+
+
+def wait_until(condition: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + SAFETY_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 RUNNING: list[Candidate] = []
@@ -225,3 +247,97 @@ def test_skewed_clocks_between_replicas_do_not_matter(standin: KubeStandIn, clie
     assert ahead.led.wait(SAFETY_SECONDS) and ahead.others_leading_when_elected == [False]
     ahead.leadership.release()
     ahead.halt()
+
+
+# --- a push webhook that reached a standby, passed on through the Lease ---------------------------------------------
+
+ONLY_LEASE_READS_AND_UPDATES = {("get", "coordination.k8s.io", "leases", NAMESPACE)} | {
+    ("update", "coordination.k8s.io", "leases", NAMESPACE)
+}
+
+
+def test_a_standbys_poll_request_wakes_the_leader_once_and_the_election_does_not_see_it(
+    standin: KubeStandIn, clients: Callable[..., KubeClient]
+) -> None:
+    leader = elector(clients("replica-a"), "replica-a")
+    woken: list[str] = []
+    leader.on_poll_requested(woken.append)
+    term = leader.acquire(threading.Event())
+    assert term is not None
+    standby = Candidate(elector(clients("replica-b"), "replica-b")).start(leader)
+
+    standby.leadership.request_poll("a" * 40)
+    wait_until(lambda: woken, "the leader woken")
+    assert woken == [poll_request(standin)] and woken[0].startswith("a" * 40 + "@")
+    standby.leadership.request_poll("b" * 40)
+    wait_until(lambda: len(woken) == 2, "the leader woken by the second request")
+    assert woken[1].startswith("b" * 40 + "@")
+    for _ in range(5):  # five more renewals read the same request: it wakes nobody again
+        renewed = lease_spec(standin)["renewTime"]
+        wait_until(lambda: lease_spec(standin)["renewTime"] != renewed, "a renewal")  # noqa: B023
+    assert len(woken) == 2
+
+    assert leader.leading and not term.cancelled and not standby.led.is_set()
+    spec = lease_spec(standin)
+    assert spec["holderIdentity"] == "replica-a" and spec["leaseTransitions"] == 0
+    assert len(lease_calls(standin, "replica-b", "update")) >= 2
+    assert set(lease_calls(standin, "replica-b")) <= ONLY_LEASE_READS_AND_UPDATES  # the chart's RBAC: no new verb
+    leader.release()
+    standby.halt()
+
+
+def test_a_poll_request_changes_nothing_on_the_lease_but_its_annotation_and_creates_none(
+    standin: KubeStandIn, clients: Callable[..., KubeClient]
+) -> None:
+    standby = elector(clients("replica-b"), "replica-b", ElectionTiming(60, 40, 0.2))
+    standby.request_poll("c" * 40)  # no Lease yet: nobody leads, whoever takes it first polls anyway
+    wait_until(lambda: lease_calls(standin, "replica-b", "get"), "the standby looking for the Lease")
+    with pytest.raises(ApiStatusError):
+        standin.get_object(LEASE_PATH)
+    assert lease_calls(standin, "replica-b") == [("get", "coordination.k8s.io", "leases", NAMESPACE)]
+
+    clients("replica-a").create_lease_record(NAMESPACE, LEASE, "replica-a", 3600)  # a leader that went quiet
+    before = standin.get_object(LEASE_PATH)
+    standby.request_poll("d" * 40)
+    wait_until(lambda: poll_request(standin), "the poll request recorded")
+    after = standin.get_object(LEASE_PATH)
+    assert after["spec"] == before["spec"]  # holderIdentity, renewTime, acquireTime, transitions: untouched
+    assert after["metadata"]["annotations"] == {POLL_REQUEST_ANNOTATION: poll_request(standin)}
+    assert poll_request(standin).startswith("d" * 40 + "@")
+    unchanged = {"name", "namespace", "uid", "creationTimestamp"}
+    assert {k: after["metadata"][k] for k in unchanged} == {k: before["metadata"][k] for k in unchanged}
+    assert after["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]  # a conditional write
+    assert len(lease_calls(standin, "replica-b", "update")) == 1
+    standby.release()
+
+
+def test_a_storm_of_poll_requests_makes_one_or_two_lease_writes(
+    standin: KubeStandIn, clients: Callable[..., KubeClient]
+) -> None:
+    clients("replica-a").create_lease_record(NAMESPACE, LEASE, "replica-a", 3600)
+    standby = elector(clients("replica-b"), "replica-b", ElectionTiming(60, 40, 2.0))
+    callers = [threading.Thread(target=standby.request_poll, args=(f"{n:040x}",)) for n in range(50)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(SAFETY_SECONDS)
+    wait_until(lambda: poll_request(standin), "the poll request recorded")
+    standby.release()  # stops the relay: what was still pending is dropped (the leader polls on its own anyway)
+    # the first write, and at most one for every request that arrived while it was written
+    assert 1 <= len(lease_calls(standin, "replica-b", "update")) <= 2
+
+
+def test_poll_requests_do_not_keep_a_dead_leaders_lease_alive(
+    standin: KubeStandIn, clients: Callable[..., KubeClient]
+) -> None:
+    clients("replica-a").create_lease_record(NAMESPACE, LEASE, "replica-a", SHORT.lease_duration_s)  # then killed
+    standby = Candidate(elector(clients("replica-b"), "replica-b")).start()
+    sent = 0
+    while not standby.led.wait(0.02):  # webhooks keep arriving at the standby, each one a Lease write
+        standby.leadership.request_poll(f"{sent:040x}")
+        sent += 1
+        assert sent < SAFETY_SECONDS / 0.02, "the standby never took the dead leader's Lease"
+    assert lease_spec(standin)["holderIdentity"] == "replica-b" and lease_spec(standin)["leaseTransitions"] == 1
+    assert len(lease_calls(standin, "replica-b", "update")) >= 4  # poll requests were written while it waited
+    standby.leadership.release()
+    standby.halt()

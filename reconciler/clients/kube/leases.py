@@ -8,7 +8,9 @@ the holder; a write that loses a race (409) answers False instead of raising.
 the leader elector (controller/leader.py) and the environment lock (lease_lock.py) judge it by
 when they last saw the record change, as client-go does, on the record calls below
 (`read_lease_record`, `create_lease_record`, `update_lease_record`), which carry a request timeout
-so a slow API server cannot hold a renewal past its deadline.
+so a slow API server cannot hold a renewal past its deadline. `annotate_lease` sets annotations
+and nothing else (a standby's poll request on the leader Lease): `same_record` looks only at the
+spec, as client-go's LeaderElectionRecord does, so such a write never looks like a renewal.
 """
 
 from __future__ import annotations
@@ -153,6 +155,39 @@ class LeaseCalls(KubeCalls):
         except KubeConflict:
             return None
         return self._record(self._dict(written))
+
+    def annotate_lease(
+        self, namespace: str, name: str, annotations: Mapping[str, str], *, timeout_s: float | None = None
+    ) -> bool:
+        """Set `annotations` on the Lease and leave everything else as read (holderIdentity, renewTime, the whole
+        spec): written with the resourceVersion read, re-read and retried on 409. False when it does not exist."""
+        what = f"annotate lease {namespace}/{name}"
+
+        def attempt() -> bool:
+            try:
+                lease = self._dict(
+                    self._call(
+                        f"read lease {namespace}/{name}",
+                        lambda: self.coordination.read_namespaced_lease(name, namespace, _request_timeout=timeout_s),
+                    )
+                )
+            except KubeNotFound:
+                return False
+            meta = lease.setdefault("metadata", {})
+            current = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+            if all(current.get(key) == value for key, value in annotations.items()):
+                return True
+            meta["annotations"] = {**current, **annotations}
+            body = client.V1Lease.model_validate(lease)
+            self._call(
+                what,
+                lambda: self.coordination.replace_namespaced_lease(
+                    name, namespace, body, field_manager=self.field_manager, _request_timeout=timeout_s
+                ),
+            )
+            return True
+
+        return self._with_conflict_retry(what, attempt)
 
     # --- renewTime-judged calls ---
 
