@@ -2,7 +2,8 @@
 #   make demo   installs reconciler in .venv and runs the demo on local stand-ins
 #               (make demo-full adds the Superset chapter on two real Superset servers, installed once)
 #   make test   installs it (with the dev tools) and runs lint, types, import contracts and tests
-# make check runs the same without the slow group (the tests that need a real Superset or Dagster server).
+# make check runs the same without the slow group (the tests that need a real Superset or Dagster server, and
+# the long end-to-end runs), one pytest worker per core (pytest-xdist); make test runs everything in one process.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -34,7 +35,7 @@ test: lint
 	$(BIN)/pytest
 
 check: lint
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n auto
 
 bench: install
 	$(BIN)/python bench/plan_airbyte.py $(BENCH_ARGS)
