@@ -50,6 +50,7 @@ SCHEMA_KINDS = sorted({"environment", *(kind for declared in _declared_at_import
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _configure_logging(debug: bool) -> None:
@@ -548,6 +549,19 @@ def sandbox(invocation: Invocation, host: str, data_dir: Path, with_systems: tup
     run_sandbox(invocation.root, host, directory, echo=click.echo, superset="superset" in with_systems)
 
 
+def _seconds_option(name: str, envvar: str, default: float, help: str) -> Callable[[F], F]:
+    """A controller option of more than 0 seconds, also read from `envvar`."""
+    return click.option(
+        name,
+        envvar=envvar,
+        show_envvar=True,
+        type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
 def _split_names(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
     """`--env a --env b`, or RECONCILER_ENVIRONMENTS=a,b."""
     if value:
@@ -598,24 +612,8 @@ def _default_identity() -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="controller.yaml.",
 )
-@click.option(
-    "--poll-interval",
-    envvar="RECONCILER_POLL_INTERVAL",
-    show_envvar=True,
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    help="Seconds between git polls (+-10% jitter).",
-)
-@click.option(
-    "--drift-interval",
-    envvar="RECONCILER_DRIFT_INTERVAL",
-    show_envvar=True,
-    type=click.FloatRange(min=0, min_open=True),
-    default=300.0,
-    show_default=True,
-    help="Seconds between drift checks (+-10% jitter).",
-)
+@_seconds_option("--poll-interval", "RECONCILER_POLL_INTERVAL", 60.0, "Seconds between git polls (+-10% jitter).")
+@_seconds_option("--drift-interval", "RECONCILER_DRIFT_INTERVAL", 300.0, "Seconds between drift checks (+-10% jitter).")
 @click.option(
     "--listen",
     envvar="RECONCILER_LISTEN",
@@ -660,32 +658,20 @@ def _default_identity() -> str:
     show_envvar=True,
     help="The Lease's cluster.  [default: in-cluster when KUBERNETES_SERVICE_HOST is set, else KUBECONFIG]",
 )
-@click.option(
+@_seconds_option(
     "--lease-duration",
-    envvar="RECONCILER_LEASE_DURATION",
-    show_envvar=True,
-    type=click.FloatRange(min=0, min_open=True),
-    default=15.0,
-    show_default=True,
-    help="Seconds an unrenewed Lease lasts before another replica takes it.",
+    "RECONCILER_LEASE_DURATION",
+    15.0,
+    "Seconds an unrenewed Lease lasts before another replica takes it.",
 )
-@click.option(
+@_seconds_option(
     "--lease-renew-deadline",
-    envvar="RECONCILER_LEASE_RENEW_DEADLINE",
-    show_envvar=True,
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds the leader may fail to renew before it stops acting (less than --lease-duration).",
+    "RECONCILER_LEASE_RENEW_DEADLINE",
+    10.0,
+    "Seconds the leader may fail to renew before it stops acting (less than --lease-duration).",
 )
-@click.option(
-    "--lease-retry-period",
-    envvar="RECONCILER_LEASE_RETRY_PERIOD",
-    show_envvar=True,
-    type=click.FloatRange(min=0, min_open=True),
-    default=2.0,
-    show_default=True,
-    help="Seconds between attempts to take or renew the Lease.",
+@_seconds_option(
+    "--lease-retry-period", "RECONCILER_LEASE_RETRY_PERIOD", 2.0, "Seconds between attempts to take or renew the Lease."
 )
 @click.option("--once", is_flag=True, help="One sync of every environment, then exit (1 if any failed).")
 @pass_invocation
