@@ -14,10 +14,28 @@ from collections import Counter
 import pytest
 
 from reconciler.core.model import PendingCreate, ResourceKey
+from reconciler.sandbox.airbyte_server import LateCreate
 from reconciler.state import FileStateStore
 from tests.helpers import Project
 
 SAFETY_SECONDS = 120  # only so that a broken build fails instead of hanging
+
+
+def kill_apply_once_received(project: Project, late: LateCreate, what: str, *options: str) -> None:
+    """Apply prod's Airbyte in a process of its own and SIGKILL it as soon as `late`'s create reached the server."""
+    command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]
+    command += ["--system", "airbyte", "--auto-approve", *options]
+    first = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **project.environ}
+    )
+    try:
+        assert late.received.wait(SAFETY_SECONDS), f"{what} never reached the server"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=SAFETY_SECONDS)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
 
 
 def live_names(project: Project, kind: str) -> list[str]:
@@ -82,19 +100,7 @@ def test_a_create_landing_after_the_rerun_listed_is_adopted_not_made_twice(proje
     re-run has listed connections (a real Airbyte finishes a request it has read, client or no client). The
     re-run must find it, not create a second `salesforce-to-lake`."""
     late = project.prod.land_create_late("connections", "salesforce-to-lake")
-    command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]
-    command += ["--system", "airbyte", "--auto-approve", "--parallelism", "10"]
-    first = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **project.environ}
-    )
-    try:
-        assert late.received.wait(SAFETY_SECONDS), "the create never reached the server"
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=SAFETY_SECONDS)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+    kill_apply_once_received(project, late, "the create", "--parallelism", "10")
     assert "salesforce-to-lake" not in live_names(project, "connections")  # still in flight on the server
 
     rerun = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", "10")
@@ -164,19 +170,7 @@ def test_a_replace_killed_with_its_create_in_flight_is_refused_never_duplicated(
     )
     assert "replace" in project.run("plan", "--env", "prod").output
     late = project.prod.land_create_late("connections", "salesforce-to-lake")
-    command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]
-    command += ["--system", "airbyte", "--auto-approve"]
-    first = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **project.environ}
-    )
-    try:
-        assert late.received.wait(SAFETY_SECONDS), "the replace's create never reached the server"
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=SAFETY_SECONDS)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+    kill_apply_once_received(project, late, "the replace's create")
 
     rerun = project.run("apply", "--env", "prod", "--auto-approve")
     assert late.landed.is_set()
