@@ -187,6 +187,18 @@ class FakeTime:
         self.slept.append(seconds)
         self.now += seconds
 
+    def client(self, handler: Handler) -> AirbyteClient:
+        """A client (30 s request timeout) whose retries and settling wait on this clock."""
+        return AirbyteClient(
+            BASE,
+            client_id="id",
+            client_secret="secret",
+            transport=httpx.MockTransport(handler),
+            retry=RetryPolicy(attempts=4, sleep=self.sleep),
+            clock=self.clock,
+            timeout=30.0,
+        )
+
 
 def timing_out_then(lands_after_lookups: int | None) -> tuple[Handler, list[str], Callable[[], dict[str, str] | None]]:
     """A server whose first POST times out on the client yet lands after `lands_after_lookups` lookups (None:
@@ -211,15 +223,7 @@ def timing_out_then(lands_after_lookups: int | None) -> tuple[Handler, list[str]
 def test_a_create_that_timed_out_is_looked_up_until_it_lands_never_sent_twice() -> None:
     handler, posts, find_existing = timing_out_then(lands_after_lookups=3)  # it lands some seconds later
     time = FakeTime()
-    c = AirbyteClient(
-        BASE,
-        client_id="id",
-        client_secret="secret",
-        transport=httpx.MockTransport(handler),
-        retry=RetryPolicy(attempts=4, sleep=time.sleep),
-        clock=time.clock,
-        timeout=30.0,
-    )
+    c = time.client(handler)
     assert c.create("sources", {"name": "pg"}, find_existing=find_existing)["sourceId"] == "s-first"
     assert posts == ["POST"]  # the early lookups missed it; it was not sent again
 
@@ -227,15 +231,7 @@ def test_a_create_that_timed_out_is_looked_up_until_it_lands_never_sent_twice() 
 def test_a_create_that_timed_out_and_never_lands_is_sent_again_only_after_it_settled() -> None:
     handler, posts, find_existing = timing_out_then(lands_after_lookups=None)
     time = FakeTime()
-    c = AirbyteClient(
-        BASE,
-        client_id="id",
-        client_secret="secret",
-        transport=httpx.MockTransport(handler),
-        retry=RetryPolicy(attempts=4, sleep=time.sleep),
-        clock=time.clock,
-        timeout=30.0,
-    )
+    c = time.client(handler)
     assert c.create("sources", {"name": "pg"}, find_existing=find_existing)["sourceId"] == "s-second"
     assert posts == ["POST", "POST"] and time.now >= c.create_settle_seconds == 60.0
 
@@ -250,14 +246,7 @@ def test_a_connect_timeout_is_sent_again_without_waiting() -> None:
         return httpx.Response(200, json={"sourceId": "s1", "name": "pg"})
 
     time = FakeTime()
-    c = AirbyteClient(
-        BASE,
-        client_id="id",
-        client_secret="secret",
-        transport=httpx.MockTransport(token_or(handler)),
-        retry=RetryPolicy(attempts=4, sleep=time.sleep),
-        clock=time.clock,
-    )
+    c = time.client(token_or(handler))
     assert c.create("sources", {"name": "pg"}, find_existing=lambda: None)["sourceId"] == "s1"
     assert time.now < 1.0  # one backoff pause, no settling
 
