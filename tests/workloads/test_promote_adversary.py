@@ -9,25 +9,13 @@ from __future__ import annotations
 import errno
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reconciler.sandbox.launch import running_standins
-from tests.helpers import Project, copy_example
-from tests.workloads.test_promote import PROD_FILE, PROD_IMAGES, apply_qa, changed, kube, set_prod_images
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    """The example project on the stand-ins only, as in `test_promote.py`."""
-    root = copy_example(tmp_path)
-    with running_standins(root) as standins:
-        project = Project(root, standins, standins.environment(), systems=("workloads",))
-        project.edit("environments/qa.yaml", "timeoutSeconds: 300\n", "timeoutSeconds: 300\n    pollSeconds: 0.1\n")
-        kube(project).rollout_seconds = 0.2
-        yield project
+from tests.helpers import Project
+from tests.workloads.test_promote import PROD_FILE, PROD_IMAGES, apply_qa, changed, set_prod_images
+from tests.workloads.test_promote import project as project  # the same fixture: the example on the stand-ins only
 
 
 def test_a_symlinked_environment_file_is_edited_where_it_lives_and_stays_a_symlink(project: Project) -> None:
