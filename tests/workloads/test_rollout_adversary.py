@@ -7,10 +7,6 @@ image it serves (`displayMetadata`). Setting the container's image alone leaves 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +16,7 @@ import pytest
 
 from reconciler.sandbox.launch import running_standins
 from tests.helpers import Project, copy_example
-from tests.workloads.test_rollout_trust import INGESTION, NEW_INGESTION, OLD_INGESTION, image, kube
+from tests.workloads.test_rollout_trust import INGESTION, NEW_INGESTION, OLD_INGESTION, image, kill_qa_apply_at, kube
 
 
 @pytest.fixture
@@ -149,26 +145,7 @@ def test_a_kill_while_the_rollback_rolls_out_is_finished_by_the_next_apply(proje
             threading.Event().wait(0.01)
 
     threading.Thread(target=slow_rollouts_from_now, daemon=True).start()
-    environ = {**os.environ, **project.environ, "PYTHONUNBUFFERED": "1"}
-    args = ["--root", str(project.root), "apply", "--env", "qa", "--auto-approve", "--system", "workloads"]
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from reconciler.cli import main; main()", *args],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen: list[str] = []
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            seen.append(line)
-            if "rolling back dagster-qa: deployment/dagster-user-code-ingestion" in line:
-                break
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL, "".join(seen)
+    kill_qa_apply_at(project, lambda line: "rolling back dagster-qa: deployment/dagster-user-code-ingestion" in line)
     assert image(project) == OLD_INGESTION  # written back, not yet available
 
     kube(project).rollout_seconds = 0.2

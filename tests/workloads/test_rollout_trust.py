@@ -69,9 +69,8 @@ def when_image(project: Project, wanted: str, then: Callable[[], None]) -> threa
     return thread
 
 
-@pytest.mark.slow  # a long end-to-end run: in make test, not make check
-def test_a_kill_during_a_broken_rollout_is_degraded_on_the_re_run_which_gates_and_rolls_back(project: Project) -> None:
-    kube(project).fail_images("*dagster-ingestion:2026.11.20", reason="ImagePullBackOff")
+def kill_qa_apply_at(project: Project, reached: Callable[[str], bool]) -> None:
+    """`apply --env qa --system workloads` in a process of its own, SIGKILLed at the first output line `reached`."""
     environ = {**os.environ, **project.environ, "PYTHONUNBUFFERED": "1"}
     args = ["--root", str(project.root), "apply", "--env", "qa", "--auto-approve", "--system", "workloads"]
     process = subprocess.Popen(
@@ -84,14 +83,21 @@ def test_a_kill_during_a_broken_rollout_is_degraded_on_the_re_run_which_gates_an
     seen: list[str] = []
     try:
         assert process.stdout is not None
-        for line in process.stdout:  # killed while it waits for the broken rollout
+        for line in process.stdout:
             seen.append(line)
-            if "dagster-user-code-ingestion" in line and "updated" in line:
+            if reached(line):
                 break
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL, "".join(seen)
+
+
+@pytest.mark.slow  # a long end-to-end run: in make test, not make check
+def test_a_kill_during_a_broken_rollout_is_degraded_on_the_re_run_which_gates_and_rolls_back(project: Project) -> None:
+    kube(project).fail_images("*dagster-ingestion:2026.11.20", reason="ImagePullBackOff")
+    # killed while it waits for the broken rollout
+    kill_qa_apply_at(project, lambda line: "dagster-user-code-ingestion" in line and "updated" in line)
     assert image(project) == NEW_INGESTION  # the broken image is live, its rollout stuck
 
     plan = project.run("plan", "--env", "qa")
