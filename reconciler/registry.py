@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -141,11 +143,57 @@ def _declaration(module_name: str) -> Declaration:
     return Declaration(system.name, module_name, tuple(system.schemas), tuple(system.commands))
 
 
+def _entry_points_in(text: str, group: str) -> list[str]:
+    """The values of `group`'s entries in an `entry_points.txt` (an INI file: `[group]`, then `name = value`)."""
+    values: list[str] = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == group and "=" in line:
+            values.append(line.partition("=")[2].strip())
+    return values
+
+
+def _entry_points(group: str) -> list[str]:
+    """The values of the `group` entry points of the distributions installed on `sys.path`.
+
+    What `importlib.metadata.entry_points(group=...)` answers for distributions installed as folders
+    (`*.dist-info`, `*.egg-info`; the first of a name on `sys.path` wins), read directly: importing
+    `importlib.metadata` and reading every distribution's entry points cost some 50 ms at each start,
+    and every command (`--help` too) reads this. Distributions inside zip files on `sys.path` are not searched.
+    """
+    values: list[str] = []
+    seen: set[str] = set()
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:  # a zip file, or a folder that is gone
+            continue
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            if not dot or suffix not in {"dist-info", "egg-info"}:
+                continue
+            project = re.sub(r"[-_.]+", "_", stem.partition("-")[0]).lower()
+            if project in seen:
+                continue
+            seen.add(project)
+            try:
+                with open(os.path.join(entry or ".", name, "entry_points.txt"), encoding="utf-8") as file:
+                    text = file.read()
+            except OSError:  # no entry points (or an egg-info file, not a folder)
+                continue
+            if f"[{group}]" in text:
+                values.extend(_entry_points_in(text, group))
+    return values
+
+
 @cache
 def _declarations(extra: tuple[str, ...]) -> tuple[Declaration, ...]:
-    from importlib.metadata import entry_points  # scanning the installed packages' metadata: only here
-
-    names = [*BUILTIN, *(ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)), *extra]
+    names = [*BUILTIN, *_entry_points(ENTRY_POINT_GROUP), *extra]
     declared: dict[str, Declaration] = {}
     for module_name in dict.fromkeys(names):
         declaration = _declaration(module_name)

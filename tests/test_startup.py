@@ -31,8 +31,10 @@ HEAVY = (
     "reconciler.spec.loader",
     "reconciler.providers.base",
     "reconciler.core.model",
+    "importlib.metadata",
 )
-"""What `reconcile --help` must not import (pydantic and yaml: every system's spec models and loaders)."""
+"""What `reconcile --help` must not import (pydantic and yaml: every system's spec models and loaders;
+importlib.metadata: the registry reads the plugins' entry points itself)."""
 SYSTEM_MODULES = tuple(f"{declared.system.rpartition('.')[0]}." for declared in registry.declarations())
 """The built-in systems' modules (`reconciler.systems.airbyte.`...): their packages' own modules are light."""
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -65,3 +68,27 @@ def test_without_the_plugin_its_section_is_an_unknown_field(tmp_path: Path) -> N
     result = CliRunner().invoke(main, ["--root", str(root), "validate"], env={EXTRA_VARIABLE: ""})
     assert result.exit_code == 1
     assert "notes: unknown field" in result.output
+
+
+def test_a_system_installed_as_a_distribution_is_found_by_its_entry_point(tmp_path: Path) -> None:
+    """A `reconciler.systems` entry point of a distribution on the path registers its system (the first
+    distribution of a name on the path wins, as `importlib.metadata` has it)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for site, folder, module in ((first, "notes_plugin-1.0", "tests.fake_system"), (second, "Notes.Plugin-0.9", "x")):
+        (site / f"{folder}.dist-info").mkdir(parents=True)
+        (site / f"{folder}.dist-info" / "entry_points.txt").write_text(
+            f"[console_scripts]\nnotes = y:z\n\n[reconciler.systems]\nnotes = {module}\n"
+        )
+    (tmp_path / "project").mkdir()
+    root = project(tmp_path / "project")
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(first), str(second), str(Path(__file__).parents[2])])}
+    environ.pop(EXTRA_VARIABLE, None)
+    validated = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "--root", str(root), "validate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+    )
+    assert validated.returncode == 0, validated.stderr
+    assert "dev: valid (2 notes)" in validated.stdout
