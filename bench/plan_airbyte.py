@@ -18,14 +18,22 @@ and peak RSS, medians of `--repeats` runs. Rows:
 
 then ratios measured in the same run (plan/floor, refresh10/plan, ...).
 
+The measured commands (reconcile and the plain clients) run, by default, in a runtime-only virtualenv like the
+image's: exactly the pins of constraints.txt, byte-compiled, with this checkout's reconciler on PYTHONPATH. It is
+built once under `.cache/bench-runtime/` (keyed by the Python version and constraints.txt) from the configured
+package index. The development venv holds more (`rich`, which structlog imports when it is installed: some 0.1 s
+of every command's CPU; the linters' and tests' packages); `--python dev` measures it instead.
+
     .venv/bin/python bench/plan_airbyte.py                 # N = 100, 1,000 and 5,000
     .venv/bin/python bench/plan_airbyte.py --quick         # N = 100 and 1,000
     .venv/bin/python bench/plan_airbyte.py --sizes 2000 --repeats 1 --latency-ms 2
+    .venv/bin/python bench/plan_airbyte.py --python dev    # in the development venv (this interpreter)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -49,8 +57,28 @@ from reconciler.sandbox.http_util import Request, Response
 from reconciler.sandbox.launch import CLIENT_ID, CLIENT_SECRET
 
 HERE = Path(__file__).resolve().parent
-RECONCILE = [sys.executable, "-m", "reconciler.cli"]
-CLIENTS = [sys.executable, str(HERE / "airbyte_clients.py")]
+CHECKOUT = HERE.parent
+PYTHON = sys.executable
+"""The interpreter of the measured commands (`main` sets it: the runtime venv's by default)."""
+RECONCILE = [PYTHON, "-m", "reconciler.cli"]
+CLIENTS = [PYTHON, str(HERE / "airbyte_clients.py")]
+
+
+def runtime_python() -> str:
+    """The runtime-only venv's interpreter (built on first use): constraints.txt's pins alone, as the image has."""
+    constraints = (CHECKOUT / "constraints.txt").read_bytes()
+    key = f"py{sys.version_info.major}.{sys.version_info.minor}-{hashlib.sha256(constraints).hexdigest()[:12]}"
+    venv = CHECKOUT / ".cache" / "bench-runtime" / key
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        print(f"building the runtime venv {venv} from constraints.txt ...", flush=True)
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        install = ["-m", "pip", "install", "--quiet", "--only-binary=:all:", "--no-deps"]
+        subprocess.run([str(python), *install, "--requirement", str(CHECKOUT / "constraints.txt")], check=True)
+        subprocess.run([str(python), "-m", "compileall", "-q", str(venv / "lib")], check=True)
+        (venv / ".complete").write_text(key)
+    return str(python)
 
 
 def record_creates(posts: list[dict[str, Any]]) -> None:
@@ -127,7 +155,8 @@ class Run:
 class Runner:
     """bench/measured_run.py: a small process starts the commands, so they do not inherit this one's peak RSS."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: dict[str, str]) -> None:
+        self._extra = extra  # set for every command (PYTHONPATH, for the runtime venv)
         self._process = subprocess.Popen(
             [sys.executable, str(HERE / "measured_run.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
@@ -135,7 +164,8 @@ class Runner:
     def run(self, command: Sequence[str], environ: dict[str, str], log: Path) -> Run:
         """Run `command` to the end; its wall time, CPU time and peak RSS (from wait4: the process alone)."""
         assert self._process.stdin is not None and self._process.stdout is not None
-        self._process.stdin.write(json.dumps({"command": list(command), "env": environ, "log": str(log)}) + "\n")
+        request = {"command": list(command), "env": {**environ, **self._extra}, "log": str(log)}
+        self._process.stdin.write(json.dumps(request) + "\n")
         self._process.stdin.flush()
         answer = json.loads(self._process.stdout.readline())
         if answer["returncode"] != 0:
@@ -269,14 +299,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per row (the median is shown)")
     parser.add_argument("--destinations", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=2.0, help="simulated network round trip per request")
+    parser.add_argument(
+        "--python",
+        choices=("runtime", "dev"),
+        default="runtime",
+        help="measure in a runtime-only venv from constraints.txt (as the image) or in this development venv",
+    )
     args = parser.parse_args()
     compile_reconciler()
-    global RUNNER
-    RUNNER = Runner()
+    global RUNNER, PYTHON, RECONCILE, CLIENTS
+    extra: dict[str, str] = {}
+    if args.python == "runtime":
+        PYTHON = runtime_python()
+        extra["PYTHONPATH"] = str(CHECKOUT)  # this checkout's reconciler, as if installed
+    RECONCILE = [PYTHON, "-m", "reconciler.cli"]
+    CLIENTS = [PYTHON, str(HERE / "airbyte_clients.py")]
+    RUNNER = Runner(extra)
     sizes = [100, 1000] if args.quick else [int(size.replace("_", "")) for size in args.sizes.split(",")]
     print(
         f"Airbyte benchmark: sizes {sizes}, {args.latency_ms} ms round trip, medians of {args.repeats} "
-        f"(1 run of apply-empty and refresh above 1,000); python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+        f"(1 run of apply-empty and refresh above 1,000); python {sys.version.split()[0]} ({args.python} venv), "
+        f"{os.cpu_count()} CPUs"
     )
     scratch = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
     try:
