@@ -206,7 +206,7 @@ def validate(invocation: Invocation, env_name: str | None) -> None:
 
     environments = service.validate(invocation.root, _environ(), env_name)
     for name, env in environments.items():
-        configured = [system for system in registry.systems() if system.name in env.sections]
+        configured = registry.named(env.sections)
         counts = [system.summary(env.sections[system.name]) for system in configured]
         click.echo(f"{name}: valid ({'; '.join(counts) or 'no systems'})")
         for system in configured:

@@ -10,8 +10,9 @@ Start-up reads less: `declarations()` is what the CLI needs to build `reconcile 
 system's name, spec kinds and commands, by name and help line). A package that exposes a
 `DECLARATION` instead of `SYSTEM` keeps its spec models, loaders and commands out of it: its
 `SYSTEM` lives in the module the declaration names, imported by `systems()` on first use (every
-built-in system does this; `reconcile --help` imports none of them). A module exposing `SYSTEM`
-alone is declared by its `SYSTEM`.
+built-in system does this; `reconcile --help` imports none of them), or by `system(name)` and
+`named(names)` alone: the spec loader imports only the systems an environment configures or whose
+spec files (`Declaration.spec_files`) exist. A module exposing `SYSTEM` alone is declared by its `SYSTEM`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -75,6 +76,8 @@ class Declaration:
     """The keys of its `System.schemas` (`reconcile schema --kind`)."""
     commands: tuple[Command, ...] = ()
     """Its `System.commands`."""
+    spec_files: str | None = None
+    """Its `System.spec_files`; None: not declared (the spec loader then imports the system to find out)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ def _declaration(module_name: str) -> Declaration:
             raise ReconcilerError(f"{module_name}.DECLARATION is not a reconciler Declaration")
         return declared
     system = _system_of(module, module_name)
-    return Declaration(system.name, module_name, tuple(system.schemas), tuple(system.commands))
+    return Declaration(system.name, module_name, tuple(system.schemas), tuple(system.commands), system.spec_files)
 
 
 def _entry_points_in(text: str, group: str) -> list[str]:
@@ -203,20 +206,17 @@ def _declarations(extra: tuple[str, ...]) -> tuple[Declaration, ...]:
     return tuple(declared.values())
 
 
+@cache
 def _load(declaration: Declaration) -> System:
     system = _system_of(_import(declaration.system), declaration.system)
-    found = (system.name, tuple(system.schemas), tuple(system.commands))
-    if found != (declaration.name, declaration.schema_kinds, declaration.commands):
+    found = (system.name, tuple(system.schemas), tuple(system.commands), system.spec_files)
+    spec_files = system.spec_files if declaration.spec_files is None else declaration.spec_files
+    if found != (declaration.name, declaration.schema_kinds, declaration.commands, spec_files):
         raise ReconcilerError(
             f"{declaration.system}.SYSTEM ({system.name}) does not match the declaration of {declaration.name}: "
-            "the name, spec kinds and commands must be the same"
+            "the name, spec kinds, commands and spec files must be the same"
         )
     return system
-
-
-@cache
-def _systems(declarations: tuple[Declaration, ...]) -> tuple[System, ...]:
-    return tuple(_load(declaration) for declaration in declarations)
 
 
 def _extra() -> tuple[str, ...]:
@@ -229,9 +229,16 @@ def declarations() -> tuple[Declaration, ...]:
 
 
 def systems() -> tuple[System, ...]:
-    """The registered systems, built-in first, in the order plans show them."""
-    return _systems(declarations())
+    """The registered systems, built-in first, in the order plans show them (every one imported)."""
+    return tuple(_load(declaration) for declaration in declarations())
 
 
 def system(name: str) -> System:
-    return next(s for s in systems() if s.name == name)
+    """One registered system, importing no other."""
+    return _load(next(declared for declared in declarations() if declared.name == name))
+
+
+def named(names: Collection[str]) -> tuple[System, ...]:
+    """The registered systems among `names`, in `systems()`'s order, importing no other (an environment's
+    configured systems: `named(env.sections)`)."""
+    return tuple(_load(declared) for declared in declarations() if declared.name in names)

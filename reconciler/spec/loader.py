@@ -4,7 +4,8 @@ Pure: it takes the files' texts (`{relative path: text}`) and the variables for 
 and either returns the environment's desired state or raises `SpecError` listing every
 problem as `file:line: field: message`. Reading the files from disk is `spec.files`. Each
 registered system loads its own section (`System.load`); this module validates the file
-around them and collects the problems.
+around them and collects the problems. Only the systems the loaded environment files name, or
+whose spec files exist, are imported (an Airbyte-only environment imports no Superset model).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Environment:
         """`env.airbyte` and the like: a registered system's selection, or None."""
         if name.startswith("_") or name == "sections":
             raise AttributeError(name)
-        if name in {system.name for system in registry.systems()}:
+        if name in {declared.name for declared in registry.declarations()}:
             return self.sections.get(name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
@@ -155,15 +156,31 @@ def load_environments(
     return environments
 
 
+def _systems_to_load(
+    files: Mapping[str, str], parsed: Mapping[str, Any], only: str | None
+) -> tuple[registry.System, ...]:
+    """The registered systems this load needs, importing no other: those a loaded environment file names (as a
+    top-level key) and those whose spec files exist (a system that does not declare where they are, too)."""
+    named: set[str] = set()
+    for path, tree in parsed.items():
+        loaded = only is None or path.removeprefix(ENVIRONMENT_DIR).rsplit(".", 1)[0] == only
+        if path.startswith(ENVIRONMENT_DIR) and loaded and isinstance(tree, LocatedMap):
+            named.update(key for key in tree if isinstance(key, str))
+    for declared in registry.declarations():
+        if declared.spec_files is None or any(path.startswith(declared.spec_files) for path in files):
+            named.add(declared.name)
+    return registry.named(named)
+
+
 def _load_environments(
     files: Mapping[str, str],
     variables: Mapping[str, str],
     only: str | None,
     systems: Sequence[registry.System] | None,
 ) -> dict[str, Environment]:
-    known_systems = registry.systems() if systems is None else tuple(systems)
     problems = Problems()
     parsed = parse_all(files, problems)
+    known_systems = _systems_to_load(files, parsed, only) if systems is None else tuple(systems)
     specs: dict[str, Any] = {
         system.name: system.read_specs(files, parsed, problems)
         for system in known_systems

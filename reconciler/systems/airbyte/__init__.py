@@ -29,4 +29,5 @@ DECLARATION = Declaration(
     system="reconciler.systems.airbyte.system",
     schema_kinds=("airbyte",),
     commands=(PULL, IMPORT),
+    spec_files="specs/airbyte/",
 )

@@ -28,4 +28,5 @@ DECLARATION = Declaration(
     system="reconciler.systems.superset.system",
     schema_kinds=("superset-roles",),
     commands=(PULL, VERIFY),
+    spec_files="specs/superset/",
 )

@@ -28,4 +28,5 @@ DECLARATION = Declaration(
     system="reconciler.systems.workloads.system",
     schema_kinds=("workloads",),
     commands=(PROMOTE, HEALTH),
+    spec_files="specs/workloads.yaml",
 )
