@@ -234,6 +234,11 @@ def _read_plain(text: str, file: str) -> Any:
     loader = _loader_for(file, libyaml=True)("")
     events = CParser(text)
     get_event: Callable[[], Any] = events.get_event  # libyaml's events, typed loosely: every field is read as written
+    # the event classes and the resolvers' first characters as locals: the loop below runs once per event
+    scalar_event, mapping_start, sequence_start = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent
+    mapping_end, sequence_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
+    resolved_first = _RESOLVERS
+    resolved: dict[str, Any] = {}  # plain scalars already resolved in this file (`5432`, `true`): immutable values
     try:
         # a frame: [collection, pending key (mappings), the pending key's line]
         stack: list[list[Any]] = []
@@ -242,24 +247,26 @@ def _read_plain(text: str, file: str) -> Any:
         while True:
             event: Any = get_event()
             kind = type(event)
-            if kind is yaml.ScalarEvent:
+            if kind is scalar_event:
                 if event.anchor is not None or event.tag is not None:
                     raise _NotPlain("tag or anchor")
                 value: Any = event.value
-                if event.implicit[0] and (not value or value[0] in _RESOLVERS):
-                    value = _plain_scalar(value, loader)
-            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                if event.implicit[0] and (not value or value[0] in resolved_first):
+                    if value in resolved:
+                        value = resolved[value]
+                    else:
+                        value = resolved[value] = _plain_scalar(value, loader)
+                line = 0  # read from the event's mark only where it is kept (a key, a list's item)
+            elif kind is mapping_start or kind is sequence_start:
                 if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH:
                     raise _NotPlain("tag, anchor or depth")
                 line = event.start_mark.line + 1
                 collection: Any = (
-                    LocatedMap(file=file, line=line)
-                    if kind is yaml.MappingStartEvent
-                    else LocatedList(file=file, line=line)
+                    LocatedMap(file=file, line=line) if kind is mapping_start else LocatedList(file=file, line=line)
                 )
                 stack.append([collection, None, 0])
                 continue
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            elif kind is mapping_end or kind is sequence_end:
                 value = stack.pop()[0]
                 line = value.line
                 if not stack:
@@ -276,8 +283,6 @@ def _read_plain(text: str, file: str) -> Any:
                 continue
             else:
                 raise _NotPlain(kind.__name__)
-            if kind is yaml.ScalarEvent:
-                line = event.start_mark.line + 1
             if not stack:
                 document = value
                 continue
@@ -285,15 +290,15 @@ def _read_plain(text: str, file: str) -> Any:
             target = frame[0]
             if type(target) is LocatedList:
                 target.append(value)
-                target.item_lines.append(line)
+                target.item_lines.append(line or event.start_mark.line + 1)
             elif frame[1] is None:
-                if kind is not yaml.ScalarEvent:  # a merge key (<<) never gets here: its tag is not a scalar one
+                if kind is not scalar_event:  # a merge key (<<) never gets here: its tag is not a scalar one
                     raise _NotPlain("key")
                 key = value if isinstance(value, str) else str(value)
                 if key in target:
                     raise _NotPlain("duplicate key")
                 frame[1] = key
-                frame[2] = line
+                frame[2] = event.start_mark.line + 1
             else:
                 key = frame[1]
                 target[key] = value
