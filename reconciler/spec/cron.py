@@ -6,6 +6,7 @@ day-of-month or day-of-week must be `?`. A trailing ` UTC` is accepted (Airbyte 
 
 from __future__ import annotations
 
+import functools
 import re
 
 _MONTHS = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
@@ -57,6 +58,7 @@ def _check_field(value: str, name: str, low: int, high: int, names: str) -> None
             _check_number(end, name, low, high, names)
 
 
+@functools.lru_cache(maxsize=4096)  # a fleet's connections share a few schedules; a ValueError is not kept
 def validate_quartz_cron(expression: str) -> str:
     """Return the expression without ` UTC` if it is valid Quartz cron, else raise ValueError."""
     text = strip_utc(expression)
