@@ -161,6 +161,8 @@ def is_secret_name(name: str) -> bool:
 
 def has_url_password(text: str) -> bool:
     """True when a URL in `text` carries a password (`scheme://user:password@`; a masked `***` is none)."""
+    if "@" not in text:  # what the pattern needs, checked first: most values are no URL with userinfo
+        return False
     for match in URL_USERINFO.finditer(text):
         _, colon, password = match.group("userinfo").partition(":")
         if colon and password.strip("*"):
@@ -170,6 +172,8 @@ def has_url_password(text: str) -> bool:
 
 def has_secret_parameter(text: str) -> bool:
     """True when `text` holds a `name=value` parameter under a secret name (`password=...`; `***` is none)."""
+    if "=" not in text:
+        return False
     return any(
         is_secret_name(match.group("name")) and match.group("value").strip("*") for match in PARAMETER.finditer(text)
     )
@@ -219,7 +223,9 @@ def iter_inline_secrets(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterat
         for index, item in enumerate(tree):
             yield from iter_inline_secrets(item, (*prefix, index))
     elif isinstance(tree, str) and (
-        PRIVATE_KEY_TEXT.search(tree) or has_url_password(tree) or has_secret_parameter(tree)
+        ("PRIVATE KEY" in tree and PRIVATE_KEY_TEXT.search(tree))
+        or has_url_password(tree)
+        or has_secret_parameter(tree)
     ):
         yield prefix
 
