@@ -95,6 +95,20 @@ class SecretRef(BaseModel):
         return f"kubernetes:{where}{self.kubernetes.name}#{self.kubernetes.key}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _plain_secret_ref(items: tuple[tuple[str, str], ...]) -> SecretRef:
+    return SecretRef.model_validate(dict(items))
+
+
+def secret_ref(raw: Any) -> SecretRef:
+    """`SecretRef.model_validate(raw)`, each distinct reference written in plain strings (`{env: NAME}`,
+    `{file: PATH}`) validated once per process: a fleet's 5,000 sources name a few, and both the loader's
+    check and the rules read each. A frozen model, so sharing it is safe; a bad one raises each time."""
+    if type(raw) is not str and _is_mapping(raw) and all(type(v) is str and type(k) is str for k, v in raw.items()):
+        return _plain_secret_ref(tuple(raw.items()))
+    return SecretRef.model_validate(raw)
+
+
 class SecretField(BaseModel):
     """A typed field that must be a reference: `{secretRef: {...}}`, never an inline value."""
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.spec.loader import Problems, SectionInput, parse_all, validate_model
-from reconciler.spec.secrets import SecretRef, iter_inline_secrets, iter_secret_refs
+from reconciler.spec.secrets import iter_inline_secrets, iter_secret_refs, secret_ref
 from reconciler.spec.yamlsource import LocatedMap, deep_merge
 from reconciler.systems.airbyte.spec import ConnectionSpec, DestinationSpec, SourceSpec
 
@@ -98,7 +98,7 @@ def _check_secrets(tree: LocatedMap, problems: Problems) -> None:
         problems.at(tree, ("configuration", *path), "looks like an inline secret; use {secretRef: {env: NAME}}")
     for path, raw in iter_secret_refs(configuration):
         try:
-            SecretRef.model_validate(raw)
+            secret_ref(raw)
         except ValidationError as error:
             for detail in error.errors():
                 problems.at(

@@ -14,7 +14,7 @@ from typing import Any
 from reconciler.core.model import DesiredResource, Path, ResourceKey, SecretSlot
 from reconciler.errors import SpecProblem
 from reconciler.spec.cron import strip_utc
-from reconciler.spec.secrets import SecretRef, is_secret_ref
+from reconciler.spec.secrets import SecretRef, is_secret_ref, secret_ref
 from reconciler.systems.airbyte.loading import AirbyteSelection
 from reconciler.systems.airbyte.spec import ConnectionSpec, DestinationSpec, SourceSpec, StreamSpec
 
@@ -30,19 +30,23 @@ def key(kind: str, name: str) -> ResourceKey:
     return ResourceKey(SYSTEM, kind, name)
 
 
+_IMMUTABLE = (str, int, float, bool, type(None))
+"""Scalars a configuration shares rather than copies."""
+
+
 def split_secrets(configuration: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[Path, SecretRef]]]:
     """Configuration without its secret references, and the references by path."""
     plain: dict[str, Any] = {}
     refs: list[tuple[Path, SecretRef]] = []
     for name, value in configuration.items():
         if is_secret_ref(value):
-            refs.append(((name,), SecretRef.model_validate(value["secretRef"])))
+            refs.append(((name,), secret_ref(value["secretRef"])))
         elif isinstance(value, Mapping):
             inner, inner_refs = split_secrets(value)
             plain[name] = inner
             refs += [((name, *path), ref) for path, ref in inner_refs]
         else:
-            plain[name] = copy.deepcopy(value)
+            plain[name] = value if type(value) in _IMMUTABLE else copy.deepcopy(value)
     return plain, refs
 
 
