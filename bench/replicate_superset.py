@@ -7,8 +7,9 @@ then, in the same run:
 
 - reconciler: `plan` + `apply` of a QA environment that replicates every prod dashboard onto
   QA's warehouse (one listing and one export of prod; four listings, one import and, with
-  verification, one data request per chart in QA, 8 at a time), then a second plan + apply (no
-  changes), and the same replication with `verify: false` into another QA;
+  verification, one listing and one export of the charts, then one chart data request per batch
+  of up to 20 charts of one dataset and viz type, 4 at a time, in QA), then a second plan +
+  apply (no changes), and the same replication with `verify: false` into another QA;
 - `superset import-dashboards -p bundle.zip` and `superset import-directory DIR --overwrite`
   (run with the Superset venv and each QA's config) of the same rewritten bundle;
 - preset-cli, if installed in .cache/preset-venv (`python3 -m venv .cache/preset-venv &&

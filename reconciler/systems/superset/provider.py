@@ -9,9 +9,12 @@
   plan changes and what they need (`overwrite` covers charts, datasets and databases too, unlike
   the dashboard import); the other asset actions find their asset already imported and write
   nothing. Database passwords go in the `passwords` field. Then every chart of every dashboard
-  the import touched runs its query (`verify: true`; a chart with no saved query context runs the
-  query its own params describe): any failure, or a chart that could not be checked at all,
-  fails the apply, naming the charts; the import itself stays, as it is what the specs ask for.
+  the import touched runs its query (`verify: true`): one listing and one export of those charts
+  give each chart's saved query context as this Superset holds it (a chart with none runs the
+  query its own params describe), and the charts of one dataset run a batch to a chart data
+  request (rules/chart_batches.py), a failed batch again one chart a request. Any failure, or a
+  chart that could not be checked at all, fails the apply, naming the charts; the import itself
+  stays, as it is what the specs ask for.
 - roles: created by name; their permission set is replaced whole with this instance's ids for the
   permissions the spec names (data access matched by database and table name).
 - deletes (only with `prune`, only what reconciler owns) go through each asset's own endpoint.
@@ -54,7 +57,14 @@ from reconciler.systems.superset.rules.assets import (
     trim_live,
 )
 from reconciler.systems.superset.rules.bundle import Asset, Bundle, read_bundle
-from reconciler.systems.superset.rules.chart_query import UncheckableChart, query_context_from_params
+from reconciler.systems.superset.rules.chart_batches import (
+    ChartQuery,
+    batch_context,
+    batches,
+    chart_query,
+    split_answer,
+)
+from reconciler.systems.superset.rules.chart_query import UncheckableChart
 from reconciler.systems.superset.rules.desired import ListedDashboard, desired_bundle, select_dashboards
 from reconciler.systems.superset.rules.guards import (
     BUILTIN_KEPT,
@@ -87,9 +97,13 @@ from reconciler.systems.superset.rules.verify import (
 from reconciler.systems.superset.spec import SupersetEnvironment
 
 Connect = Callable[[], SupersetClient]
-VERIFY_CONCURRENCY = 8
-"""Chart queries run at once: what one Superset (its gunicorn threads, its warehouse pool) takes without queueing."""
-NO_QUERY_CONTEXT = "no query context saved"
+VERIFY_BATCH = 20
+"""Charts of one dataset in one chart data request: fewer requests, each still small enough to answer quickly."""
+VERIFY_CONCURRENCY = 4
+"""Chart data requests at once: what one Superset (its gunicorn threads, its warehouse pool) takes without queueing."""
+EXPORT_IDS = 200
+"""Chart ids in one export request (they travel in the URL)."""
+NO_QUERY_CONTEXT_NOTE = "no saved query context: ran the query its params describe"
 
 
 class SupersetVerificationError(ApiError):
@@ -490,37 +504,75 @@ class SupersetProvider:
 
     # ---- verify -------------------------------------------------------------------------
 
-    def _run_chart(self, chart: ChartToRun, chart_id: int | None) -> ChartResult:
-        if chart_id is None:
-            return ChartResult(chart, Outcome.FAILED, f"not in {self.environment}'s Superset")
-        note = ""
+    def _run_query(self, chart: ChartToRun, query: ChartQuery) -> ChartResult:
+        """One chart in a request of its own: its error, if any, is its own."""
         try:
-            try:
-                answer = self.client.chart_data(chart_id, force=True)
-            except SupersetError as exc:
-                if NO_QUERY_CONTEXT not in exc.message.lower():
-                    raise
-                try:
-                    context = query_context_from_params(self.client.get_chart(chart_id))
-                except UncheckableChart as why:
-                    return ChartResult(chart, Outcome.UNCHECKED, f"no saved query context, and {why}")
-                answer = self.client.query_chart_data(context)
-                note = "no saved query context: ran the query its params describe"
+            answer = self.client.query_chart_data(batch_context([query]))
         except SupersetError as exc:
             return ChartResult(chart, Outcome.FAILED, exc.message)
-        error = result_error(answer)
-        return ChartResult(chart, Outcome.FAILED, error) if error else ChartResult(chart, Outcome.OK, note)
+        return _result(chart, query, answer)
+
+    def _run_batch(self, batch: Sequence[tuple[ChartToRun, ChartQuery]]) -> list[ChartResult]:
+        """The charts of one batch in one request; when it fails as a whole (Superset stops at the first
+        failing query and names none), each chart again in a request of its own, so the failing one is named."""
+        queries = [query for _, query in batch]
+        parts = None
+        if len(batch) > 1:
+            try:
+                parts = split_answer(self.client.query_chart_data(batch_context(queries)), queries)
+            except SupersetError:
+                parts = None
+        if parts is None:
+            return [self._run_query(chart, query) for chart, query in batch]
+        return [_result(chart, query, part) for (chart, query), part in zip(batch, parts, strict=True)]
+
+    def _chart_queries(
+        self, charts: Sequence[ChartToRun]
+    ) -> tuple[list[tuple[ChartToRun, ChartQuery]], dict[str, ChartResult]]:
+        """Each chart's query as this environment holds it (one listing, one export of the charts), or
+        the result that says why it cannot run."""
+        refs = {ref.uuid: ref for ref in self.client.list_charts()}
+        ids = sorted(refs[chart.uuid].id for chart in charts if chart.uuid in refs)
+        exported = [
+            read_bundle(self.client.export("chart", ids[i : i + EXPORT_IDS])) for i in range(0, len(ids), EXPORT_IDS)
+        ]
+        contents = {asset.uuid: asset.content for bundle in exported for asset in bundle.of("charts")}
+        runnable: list[tuple[ChartToRun, ChartQuery]] = []
+        done: dict[str, ChartResult] = {}
+        for chart in charts:
+            ref, content = refs.get(chart.uuid), contents.get(chart.uuid)
+            if ref is None or content is None:
+                done[chart.uuid] = ChartResult(chart, Outcome.FAILED, f"not in {self.environment}'s Superset")
+            elif ref.dataset_id is None:
+                done[chart.uuid] = ChartResult(chart, Outcome.UNCHECKED, "it has no dataset")
+            else:
+                try:
+                    runnable.append((chart, chart_query(content, ref.dataset_id)))
+                except UncheckableChart as why:
+                    done[chart.uuid] = ChartResult(chart, Outcome.UNCHECKED, f"no saved query context, and {why}")
+        return runnable, done
 
     def run_charts(self, charts: Sequence[ChartToRun]) -> Verification:
-        """Run each chart's saved query in this environment (bypassing Superset's cache), a few at a time."""
-        ids = {chart.uuid: chart.id for chart in self.client.list_charts()} if charts else {}
+        """Run each chart's query in this environment (bypassing Superset's cache): the charts of one
+        dataset a batch at a time, a few batches at once."""
+        if not charts:
+            return Verification(self.environment, ())
+        runnable, results = self._chart_queries(charts)
         with ThreadPoolExecutor(max_workers=VERIFY_CONCURRENCY) as pool:
-            results = pool.map(lambda chart: self._run_chart(chart, ids.get(chart.uuid)), charts)
-            return Verification(self.environment, tuple(results))
+            for batch in pool.map(self._run_batch, batches(runnable, VERIFY_BATCH)):
+                results.update((result.chart.uuid, result) for result in batch)
+        return Verification(self.environment, tuple(results[chart.uuid] for chart in charts))
 
     def verify(self) -> Verification:
         """Every chart of every dashboard this environment should have."""
         return self.run_charts(charts_to_verify(self.desired_bundle()))
+
+
+def _result(chart: ChartToRun, query: ChartQuery, answer: object) -> ChartResult:
+    error = result_error(answer)
+    if error:
+        return ChartResult(chart, Outcome.FAILED, error)
+    return ChartResult(chart, Outcome.OK, NO_QUERY_CONTEXT_NOTE if query.from_params else "")
 
 
 def _client_factory(settings: SupersetEnvironment, resolver: SecretResolver) -> Callable[[], SupersetClient]:
