@@ -2,9 +2,10 @@
 
 - desired: the spec selection, plus (with `replicate`) the source environment's live export of
   the chosen dashboards (one listing, one export), rewritten onto this environment's databases.
-- observe: four listings (dashboards, charts, datasets, databases), one export of every desired
-  or owned dashboard found, and an export of charts, datasets or databases found live but not
-  under those dashboards (usually none); roles: one listing and one call per role.
+- observe: four listings (dashboards, charts, datasets, databases; `desired()` starts them beside
+  the replication source's listing and export), one export of every desired or owned dashboard
+  found, and an export of charts, datasets or databases found live but not under those
+  dashboards (usually none); roles: one listing and one call per role.
 - apply: the first asset action imports, in one `/api/v1/assets/import/` call, every asset the
   plan changes and what they need (`overwrite` covers charts, datasets and databases too, unlike
   the dashboard import); the other asset actions find their asset already imported and write
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
@@ -162,6 +163,9 @@ class SupersetProvider:
         instance reads it on first use. Apply takes the one the observation compared, never this."""
         self._source_yield: SourceYield | None = None
         """What the replication source gave the bundle above (read with it, for observe's check)."""
+        self._listing: Future[Listing] | None = None
+        """This environment's listing, started by `desired()` beside the replication source's reads and
+        taken (once) by the `observe()` of the same plan."""
 
     # ---- clients ------------------------------------------------------------------------
 
@@ -211,6 +215,11 @@ class SupersetProvider:
 
     def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]:
         self._bundle = None  # a new plan reads the replication source again
+        # observe's listing of this environment needs nothing desired state gives: it runs beside the
+        # source's listing and export (one thread, gone once it is done)
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="superset-listing")
+        self._listing = reader.submit(Listing.read, self.client)
+        reader.shutdown(wait=False)
         bundle = self.desired_bundle()
         slots = {}
         for database in bundle.of("databases"):
@@ -258,7 +267,8 @@ class SupersetProvider:
     def observe(
         self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
     ) -> Observation:
-        listing = Listing.read(self.client)
+        started, self._listing = self._listing, None
+        listing = started.result() if started is not None else Listing.read(self.client)
         bundle = self.desired_bundle()
         assets = assets_by_key(bundle)
         wanted = {resource.key: resource for resource in desired}
