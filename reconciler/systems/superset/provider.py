@@ -2,10 +2,11 @@
 
 - desired: the spec selection, plus (with `replicate`) the source environment's live export of
   the chosen dashboards (one listing, one export), rewritten onto this environment's databases.
-- observe: four listings (dashboards, charts, datasets, databases; `desired()` starts them beside
-  the replication source's listing and export), one export of every desired or owned dashboard
-  found, and an export of charts, datasets or databases found live but not under those
-  dashboards (usually none); roles: one listing and one call per role.
+- observe: four listings (dashboards, charts, datasets, databases), one export of every desired
+  or owned dashboard found, and an export of charts, datasets or databases found live but not
+  under those dashboards (usually none); roles: one listing and one call per role. With
+  `replicate`, `desired()` starts the listings beside the source's listing, and this instance's
+  export of the replicated dashboards it holds beside the source's export; observe takes both.
 - apply: the first asset action imports, in one `/api/v1/assets/import/` call, every asset the
   plan changes and what they need (`overwrite` covers charts, datasets and databases too, unlike
   the dashboard import); the other asset actions find their asset already imported and write
@@ -166,6 +167,12 @@ class SupersetProvider:
         self._listing: Future[Listing] | None = None
         """This environment's listing, started by `desired()` beside the replication source's reads and
         taken (once) by the `observe()` of the same plan."""
+        self._reader: ThreadPoolExecutor | None = None
+        """The threads of `desired()`'s early reads of this environment, while it runs."""
+        self._early_export: Future[tuple[list[int], Bundle]] | None = None
+        """This environment's export of the replicated dashboards it already holds (their ids, the bundle),
+        started once the source's listing names them, beside the source's export; observe's export takes it
+        when it asks for those very dashboards."""
 
     # ---- clients ------------------------------------------------------------------------
 
@@ -195,10 +202,22 @@ class SupersetProvider:
         if source is None or replicate is None or self._connect_source is None:
             return None
         client = self._client("source", self._connect_source)
-        listed = [ListedDashboard(d.id, d.slug, d.tags, d.owners) for d in client.list_dashboards()]
-        chosen = select_dashboards(listed, replicate.dashboards)
+        listed = client.list_dashboards()
+        chosen = select_dashboards(
+            [ListedDashboard(d.id, d.slug, d.tags, d.owners) for d in listed], replicate.dashboards
+        )
         self._source_yield = SourceYield(source.environment, len(listed), len(chosen))
+        if self._reader is not None and self._listing is not None:
+            uuids = {d.id: d.uuid for d in listed}
+            wanted = [uuids[d.id] for d in chosen]
+            self._early_export = self._reader.submit(self._export_held, self._listing, wanted)
         return read_bundle(client.export_dashboards([d.id for d in chosen])) if chosen else Bundle()
+
+    def _export_held(self, listing: Future[Listing], uuids: Sequence[str]) -> tuple[list[int], Bundle]:
+        """This environment's export of the dashboards among `uuids` it holds (their ids, sorted, and the bundle)."""
+        held = listing.result().dashboards
+        ids = sorted(i for uuid in uuids if (i := held.get(uuid)) is not None)
+        return ids, read_bundle(self.client.export(DASHBOARD, ids)) if ids else Bundle()
 
     def desired_bundle(self) -> Bundle:
         """The assets this environment should hold (reads the replication source once per session)."""
@@ -216,11 +235,16 @@ class SupersetProvider:
     def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]:
         self._bundle = None  # a new plan reads the replication source again
         # observe's listing of this environment needs nothing desired state gives: it runs beside the
-        # source's listing and export (one thread, gone once it is done)
-        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="superset-listing")
-        self._listing = reader.submit(Listing.read, self.client)
-        reader.shutdown(wait=False)
-        bundle = self.desired_bundle()
+        # source's listing and export, and so does its export of the replicated dashboards it holds
+        # (`_replicated` starts it once the source's listing names them); the threads end with them
+        self._early_export = None
+        self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="superset-early-read")
+        self._listing = self._reader.submit(Listing.read, self.client)
+        try:
+            bundle = self.desired_bundle()
+        finally:
+            self._reader.shutdown(wait=False)
+            self._reader = None
         slots = {}
         for database in bundle.of("databases"):
             connection = self.settings.databases.get(database.name)
@@ -253,13 +277,21 @@ class SupersetProvider:
             return None
         return asset.uuid if asset.uuid in listing.charts else None
 
-    def _export(self, listing: Listing, found: Mapping[str, set[str]]) -> Bundle:
+    def _export(
+        self, listing: Listing, found: Mapping[str, set[str]], early: Future[tuple[list[int], Bundle]] | None = None
+    ) -> Bundle:
         """The found assets' exports: one call for the dashboards (with all they use), then one per kind
-        only for what no earlier export held (a dataset no exported dashboard uses, say)."""
+        only for what no earlier export held (a dataset no exported dashboard uses, say). `early`, the
+        export `desired()` started, stands for the dashboards' when it holds only found dashboards."""
         exported = Bundle()
         for kind in (DASHBOARD, CHART, DATASET, DATABASE):
             missing = found[kind] - set(exported.assets.get(FOLDER_OF[kind], {}))
             ids = sorted(i for uuid in missing if (i := listing.id_of(kind, uuid)) is not None)
+            if kind == DASHBOARD and ids and early is not None:
+                early_ids, early_bundle = early.result()
+                if early_ids and set(early_ids) <= set(ids):
+                    exported = early_bundle
+                    ids = sorted(set(ids) - set(early_ids))
             if ids:
                 exported = union([exported, read_bundle(self.client.export(kind, ids))])
         return exported
@@ -287,7 +319,8 @@ class SupersetProvider:
             if record.id not in claimed and listing.id_of(key.kind, record.id) is not None:
                 matched[key] = record.id
                 found[key.kind].add(record.id)
-        live_bundle = self._export(listing, found)
+        early, self._early_export = self._early_export, None
+        live_bundle = self._export(listing, found, early)
         names = names_of(live_bundle)
         live: dict[ResourceKey, LiveResource] = {}
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
