@@ -2,12 +2,14 @@
 
 For each N (50 and 100 by default) starts real Superset 6.1.0 servers (the test bed's venv): a
 prod, and one fresh QA per contender. Builds N dashboards in prod through the API (two charts
-each, with saved queries and a native filter), then, in the same run:
+each, each chart with a query of its own, most with a saved query context, and a native filter),
+then, in the same run:
 
 - reconciler: `plan` + `apply` of a QA environment that replicates every prod dashboard onto
   QA's warehouse (one listing and one export of prod; four listings, one import and, with
-  verification, one data request per chart in QA, 8 at a time), then a second plan + apply (no
-  changes), and the same replication with `verify: false` into another QA;
+  verification, one listing and one export of the charts, then one chart data request per batch
+  of up to 20 charts of one dataset and viz type, 4 at a time, in QA), then a second plan +
+  apply (no changes), and the same replication with `verify: false` into another QA;
 - `superset import-dashboards -p bundle.zip` and `superset import-directory DIR --overwrite`
   (run with the Superset venv and each QA's config) of the same rewritten bundle;
 - preset-cli, if installed in .cache/preset-venv (`python3 -m venv .cache/preset-venv &&
@@ -80,8 +82,45 @@ REPLICATE = """\
 """
 
 
+SALES_VIZ = ("table", "echarts_timeseries_bar", "big_number_total")
+SALES_BY = ("region", "product", "order_date")
+CUSTOMERS_VIZ = ("big_number_total", "table")
+
+
+def varied_charts(index: int) -> tuple[ChartSpec, ChartSpec]:
+    """Dashboard `index`'s two charts: viz type and grouping cycle with the index, so neighbouring
+    dashboards do not ask the same query of the same dataset in the same shape."""
+    sales_viz, customers_viz = SALES_VIZ[index % 3], CUSTOMERS_VIZ[index % 2]
+    by = (SALES_BY[index % 3],) if sales_viz != "big_number_total" else ()
+    return (
+        ChartSpec(f"Sales by region {index:03d}", sales_viz, SALES, by),
+        ChartSpec(f"Customers {index:03d}", customers_viz, CUSTOMERS, ("country",) if customers_viz == "table" else ()),
+    )
+
+
+def chart_fields(chart: ChartSpec, dataset_id: int, index: int) -> dict[str, Any]:
+    """The chart's params and saved query context, with a filter and row limit of its own: sales of at
+    least `index` (amount), customers with an id of at least `index % 7`. Every 10th chart has no
+    saved query context (as a chart made through the API has), so verification builds it from params."""
+    column, value = ("amount", index) if chart.dataset == SALES else ("id", index % 7)
+    params = form_data(chart, dataset_id)
+    params["adhoc_filters"] = [
+        {"expressionType": "SIMPLE", "clause": "WHERE", "subject": column, "operator": ">=", "comparator": value}
+    ]
+    if "row_limit" in params:
+        params["row_limit"] = 100 + index
+    fields: dict[str, Any] = {"params": json.dumps(params)}
+    if index % 10 != 9:
+        context = query_context(chart, dataset_id)
+        context["form_data"] = params
+        context["queries"][0] |= {"filters": [{"col": column, "op": ">=", "val": value}], "row_limit": 100 + index}
+        fields["query_context"] = json.dumps(context)
+    return fields
+
+
 def build_dashboards(client: SupersetClient, warehouse: Path, count: int) -> None:
-    """`count` dashboards, each with a table on sales, a big number on customers and a region filter."""
+    """`count` dashboards, each with a chart on sales, one on customers and a region filter; each chart
+    runs a query of its own (`varied_charts`, `chart_fields`)."""
     database_id = client.create_database("warehouse", f"sqlite:///{warehouse}", expose_in_sqllab=True)
     datasets = {SALES: client.create_dataset(database_id, SALES)}
     datasets[CUSTOMERS] = client.create_dataset(database_id, CUSTOMERS, sql=CUSTOMERS_SQL)
@@ -90,10 +129,6 @@ def build_dashboards(client: SupersetClient, warehouse: Path, count: int) -> Non
     for index in range(count):
         slug = f"bench-{index:03d}"
         dashboard_id = client.create_dashboard({"dashboard_title": f"Bench {index:03d}", "slug": slug})
-        charts = (
-            ChartSpec(f"Sales by region {index:03d}", "table", SALES, ("region",)),
-            ChartSpec(f"Customers {index:03d}", "big_number_total", CUSTOMERS),
-        )
         ids = [
             client.create_chart(
                 {
@@ -101,12 +136,11 @@ def build_dashboards(client: SupersetClient, warehouse: Path, count: int) -> Non
                     "viz_type": chart.viz_type,
                     "datasource_id": datasets[chart.dataset],
                     "datasource_type": "table",
-                    "params": json.dumps(form_data(chart, datasets[chart.dataset])),
-                    "query_context": json.dumps(query_context(chart, datasets[chart.dataset])),
+                    **chart_fields(chart, datasets[chart.dataset], index),
                     "dashboards": [dashboard_id],
                 }
             )
-            for chart in charts
+            for chart in varied_charts(index)
         ]
         uuids = {chart.id: chart.uuid for chart in client.list_charts() if chart.id in ids}
         client.update_dashboard(
@@ -236,8 +270,11 @@ def dashboards_in(instance: SupersetInstance) -> int:
 
 def preset_venv() -> Path | None:
     """preset-cli's own venv (`pip install preset-cli` into .cache/preset-venv), if it was installed."""
-    venv = REPO / ".cache" / "preset-venv"
-    return venv if (venv / "bin" / "superset-cli").exists() else None
+    cli = REPO / ".cache" / "preset-venv" / "bin" / "superset-cli"
+    if not cli.exists():
+        return None
+    interpreter = cli.read_text().splitlines()[0].removeprefix("#!").strip()  # a venv made at another path
+    return cli.parents[1] if Path(interpreter).exists() else None
 
 
 def preset_run(venv: Path, prod: SupersetInstance, qa: SupersetInstance, scratch: Path) -> float:
@@ -324,7 +361,7 @@ def replicate(size: int, scratch: Path, profile: bool) -> dict[str, float]:
             print(f"  {label:<52} {seconds:6.2f} s (no verification; {count} dashboards in its QA)")
             complete += [seconds] if count == size else []
         if not preset:
-            print("  preset-cli: not installed (pip install preset-cli into .cache/preset-venv failed or was not run)")
+            print("  preset-cli: not installed in .cache/preset-venv (or that venv was made at another path)")
         print(f"  reconciler's QAs hold {dashboards_in(qa)} and {dashboards_in(instances['qa-fast'])} dashboards")
         fastest = min(complete or [seconds for seconds, _ in peers.values()])
         for label, run in (("verified", first), ("verify: false", fast), ("no changes", second)):

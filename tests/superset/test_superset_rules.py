@@ -24,6 +24,13 @@ from reconciler.systems.superset.rules.bundle import (
     read_bundle,
     to_files,
 )
+from reconciler.systems.superset.rules.chart_batches import (
+    ChartQuery,
+    batch_context,
+    batches,
+    chart_query,
+    split_answer,
+)
 from reconciler.systems.superset.rules.chart_query import UncheckableChart, query_context_from_params
 from reconciler.systems.superset.rules.desired import ListedDashboard, masked_uri, merge, replicated, select_dashboards
 from reconciler.systems.superset.rules.importing import import_request
@@ -385,6 +392,56 @@ def test_a_chart_without_a_saved_query_context_is_queried_from_its_own_params() 
 def test_a_chart_whose_params_give_no_query_cannot_be_checked(chart: dict[str, Any], reason: str) -> None:
     with pytest.raises(UncheckableChart, match=reason):
         query_context_from_params(chart)
+
+
+def exported_chart(viz_type: str, columns: list[str], saved: bool = True, **form: Any) -> dict[str, Any]:
+    """A chart as an export holds it: params as a mapping, the saved query context as a JSON string."""
+    params = {"viz_type": viz_type, "datasource": "3__table", "groupby": columns, "metrics": ["total_amount"], **form}
+    content: dict[str, Any] = {"slice_name": "x", "viz_type": viz_type, "params": params}
+    if saved:
+        query = {"columns": columns, "metrics": ["total_amount"], "row_limit": 7, "datasource": {"id": 3}}
+        query["post_processing"] = [{"operation": "pivot", "options": {"index": columns}}]
+        context = {"datasource": {"id": 3, "type": "table"}, "queries": [query], "form_data": params}
+        content["query_context"] = json.dumps(context)
+    return content
+
+
+def test_a_chart_runs_its_saved_query_objects_on_the_dataset_the_target_chart_points_at() -> None:
+    saved = chart_query(exported_chart("table", ["region"]), dataset_id=11)
+    assert saved.datasource == {"id": 11, "type": "table"} and not saved.from_params  # not the source's id 3
+    (query,) = saved.queries
+    assert query["row_limit"] == 7 and query["post_processing"][0]["operation"] == "pivot" and "datasource" not in query
+    built = chart_query(exported_chart("table", ["region"], saved=False, row_limit=5), dataset_id=11)
+    assert built.from_params and built.datasource == {"id": 11, "type": "table"}
+    assert built.queries[0]["row_limit"] == 5 and built.queries[0]["columns"] == ["region"]
+    with pytest.raises(UncheckableChart, match="no metric and no column"):
+        chart_query({"params": {"viz_type": "markdown"}}, dataset_id=11)
+
+
+def test_charts_share_a_request_only_on_one_dataset_and_one_query_building_form_data_and_up_to_a_size() -> None:
+    sales = [(n, chart_query(exported_chart("table", ["region"], row_limit=n), 1)) for n in range(5)]
+    other_dataset = [(9, chart_query(exported_chart("table", ["region"]), 2))]
+    other_axis = [(8, chart_query(exported_chart("echarts_timeseries_bar", [], x_axis="order_date"), 1))]
+    grouped = batches([*sales[:3], *other_dataset, *sales[3:], *other_axis], size=2)
+    assert [[n for n, _ in batch] for batch in grouped] == [[0, 1], [2, 3], [4], [9], [8]]
+
+    queries = [query for _, query in sales[:2]]
+    body = batch_context(queries)
+    assert body["force"] is True and body["datasource"] == {"id": 1, "type": "table"}
+    assert len(body["queries"]) == 2 and body["form_data"]["datasource"] == "1__table"
+    with pytest.raises(ValueError, match="cannot share a request"):
+        batch_context([sales[0][1], other_dataset[0][1]])
+
+
+def test_a_batch_answer_is_split_back_by_chart_or_not_at_all() -> None:
+    two_queries = ChartQuery({"id": 1, "type": "table"}, ({"a": 1}, {"b": 2}), {}, from_params=False)
+    one_query = ChartQuery({"id": 1, "type": "table"}, ({"c": 3},), {}, from_params=False)
+    answer = {"result": [{"n": 1}, {"n": 2}, {"n": 3, "error": "boom"}]}
+    parts = split_answer(answer, [two_queries, one_query])
+    assert parts == [{"result": [{"n": 1}, {"n": 2}]}, {"result": [{"n": 3, "error": "boom"}]}]
+    assert result_error(parts[0]) is None and result_error(parts[1]) == "boom"  # the error is the second chart's
+    assert split_answer({"result": [{"n": 1}]}, [two_queries, one_query]) is None  # counts differ: nothing attributed
+    assert split_answer({"message": "Error: no such column"}, [one_query]) is None
 
 
 # ---- pull ---------------------------------------------------------------------------------------

@@ -4,14 +4,19 @@
   the chosen dashboards (one listing, one export), rewritten onto this environment's databases.
 - observe: four listings (dashboards, charts, datasets, databases), one export of every desired
   or owned dashboard found, and an export of charts, datasets or databases found live but not
-  under those dashboards (usually none); roles: one listing and one call per role.
+  under those dashboards (usually none); roles: one listing and one call per role. With
+  `replicate`, `desired()` starts the listings beside the source's listing, and this instance's
+  export of the replicated dashboards it holds beside the source's export; observe takes both.
 - apply: the first asset action imports, in one `/api/v1/assets/import/` call, every asset the
   plan changes and what they need (`overwrite` covers charts, datasets and databases too, unlike
   the dashboard import); the other asset actions find their asset already imported and write
   nothing. Database passwords go in the `passwords` field. Then every chart of every dashboard
-  the import touched runs its query (`verify: true`; a chart with no saved query context runs the
-  query its own params describe): any failure, or a chart that could not be checked at all,
-  fails the apply, naming the charts; the import itself stays, as it is what the specs ask for.
+  the import touched runs its query (`verify: true`): one listing and one export of those charts
+  give each chart's saved query context as this Superset holds it (a chart with none runs the
+  query its own params describe), and the charts of one dataset run a batch to a chart data
+  request (rules/chart_batches.py), a failed batch again one chart a request. Any failure, or a
+  chart that could not be checked at all, fails the apply, naming the charts; the import itself
+  stays, as it is what the specs ask for.
 - roles: created by name; their permission set is replaced whole with this instance's ids for the
   permissions the spec names (data access matched by database and table name).
 - deletes (only with `prune`, only what reconciler owns) go through each asset's own endpoint.
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
@@ -54,7 +59,14 @@ from reconciler.systems.superset.rules.assets import (
     trim_live,
 )
 from reconciler.systems.superset.rules.bundle import Asset, Bundle, read_bundle
-from reconciler.systems.superset.rules.chart_query import UncheckableChart, query_context_from_params
+from reconciler.systems.superset.rules.chart_batches import (
+    ChartQuery,
+    batch_context,
+    batches,
+    chart_query,
+    split_answer,
+)
+from reconciler.systems.superset.rules.chart_query import UncheckableChart
 from reconciler.systems.superset.rules.desired import ListedDashboard, desired_bundle, select_dashboards
 from reconciler.systems.superset.rules.guards import (
     BUILTIN_KEPT,
@@ -87,9 +99,13 @@ from reconciler.systems.superset.rules.verify import (
 from reconciler.systems.superset.spec import SupersetEnvironment
 
 Connect = Callable[[], SupersetClient]
-VERIFY_CONCURRENCY = 8
-"""Chart queries run at once: what one Superset (its gunicorn threads, its warehouse pool) takes without queueing."""
-NO_QUERY_CONTEXT = "no query context saved"
+VERIFY_BATCH = 20
+"""Charts of one dataset in one chart data request: fewer requests, each still small enough to answer quickly."""
+VERIFY_CONCURRENCY = 4
+"""Chart data requests at once: what one Superset (its gunicorn threads, its warehouse pool) takes without queueing."""
+EXPORT_IDS = 200
+"""Chart ids in one export request (they travel in the URL)."""
+NO_QUERY_CONTEXT_NOTE = "no saved query context: ran the query its params describe"
 
 
 class SupersetVerificationError(ApiError):
@@ -148,6 +164,15 @@ class SupersetProvider:
         instance reads it on first use. Apply takes the one the observation compared, never this."""
         self._source_yield: SourceYield | None = None
         """What the replication source gave the bundle above (read with it, for observe's check)."""
+        self._listing: Future[Listing] | None = None
+        """This environment's listing, started by `desired()` beside the replication source's reads and
+        taken (once) by the `observe()` of the same plan."""
+        self._reader: ThreadPoolExecutor | None = None
+        """The threads of `desired()`'s early reads of this environment, while it runs."""
+        self._early_export: Future[tuple[list[int], Bundle]] | None = None
+        """This environment's export of the replicated dashboards it already holds (their ids, the bundle),
+        started once the source's listing names them, beside the source's export; observe's export takes it
+        when it asks for those very dashboards."""
 
     # ---- clients ------------------------------------------------------------------------
 
@@ -177,10 +202,22 @@ class SupersetProvider:
         if source is None or replicate is None or self._connect_source is None:
             return None
         client = self._client("source", self._connect_source)
-        listed = [ListedDashboard(d.id, d.slug, d.tags, d.owners) for d in client.list_dashboards()]
-        chosen = select_dashboards(listed, replicate.dashboards)
+        listed = client.list_dashboards()
+        chosen = select_dashboards(
+            [ListedDashboard(d.id, d.slug, d.tags, d.owners) for d in listed], replicate.dashboards
+        )
         self._source_yield = SourceYield(source.environment, len(listed), len(chosen))
+        if self._reader is not None and self._listing is not None:
+            uuids = {d.id: d.uuid for d in listed}
+            wanted = [uuids[d.id] for d in chosen]
+            self._early_export = self._reader.submit(self._export_held, self._listing, wanted)
         return read_bundle(client.export_dashboards([d.id for d in chosen])) if chosen else Bundle()
+
+    def _export_held(self, listing: Future[Listing], uuids: Sequence[str]) -> tuple[list[int], Bundle]:
+        """This environment's export of the dashboards among `uuids` it holds (their ids, sorted, and the bundle)."""
+        held = listing.result().dashboards
+        ids = sorted(i for uuid in uuids if (i := held.get(uuid)) is not None)
+        return ids, read_bundle(self.client.export(DASHBOARD, ids)) if ids else Bundle()
 
     def desired_bundle(self) -> Bundle:
         """The assets this environment should hold (reads the replication source once per session)."""
@@ -197,7 +234,17 @@ class SupersetProvider:
 
     def desired(self, fingerprints: Callable[[SecretRef], str]) -> list[DesiredResource]:
         self._bundle = None  # a new plan reads the replication source again
-        bundle = self.desired_bundle()
+        # observe's listing of this environment needs nothing desired state gives: it runs beside the
+        # source's listing and export, and so does its export of the replicated dashboards it holds
+        # (`_replicated` starts it once the source's listing names them); the threads end with them
+        self._early_export = None
+        self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="superset-early-read")
+        self._listing = self._reader.submit(Listing.read, self.client)
+        try:
+            bundle = self.desired_bundle()
+        finally:
+            self._reader.shutdown(wait=False)
+            self._reader = None
         slots = {}
         for database in bundle.of("databases"):
             connection = self.settings.databases.get(database.name)
@@ -230,13 +277,21 @@ class SupersetProvider:
             return None
         return asset.uuid if asset.uuid in listing.charts else None
 
-    def _export(self, listing: Listing, found: Mapping[str, set[str]]) -> Bundle:
+    def _export(
+        self, listing: Listing, found: Mapping[str, set[str]], early: Future[tuple[list[int], Bundle]] | None = None
+    ) -> Bundle:
         """The found assets' exports: one call for the dashboards (with all they use), then one per kind
-        only for what no earlier export held (a dataset no exported dashboard uses, say)."""
+        only for what no earlier export held (a dataset no exported dashboard uses, say). `early`, the
+        export `desired()` started, stands for the dashboards' when it holds only found dashboards."""
         exported = Bundle()
         for kind in (DASHBOARD, CHART, DATASET, DATABASE):
             missing = found[kind] - set(exported.assets.get(FOLDER_OF[kind], {}))
             ids = sorted(i for uuid in missing if (i := listing.id_of(kind, uuid)) is not None)
+            if kind == DASHBOARD and ids and early is not None:
+                early_ids, early_bundle = early.result()
+                if early_ids and set(early_ids) <= set(ids):
+                    exported = early_bundle
+                    ids = sorted(set(ids) - set(early_ids))
             if ids:
                 exported = union([exported, read_bundle(self.client.export(kind, ids))])
         return exported
@@ -244,7 +299,8 @@ class SupersetProvider:
     def observe(
         self, desired: Sequence[DesiredResource], records: Mapping[ResourceKey, OwnershipRecord]
     ) -> Observation:
-        listing = Listing.read(self.client)
+        started, self._listing = self._listing, None
+        listing = started.result() if started is not None else Listing.read(self.client)
         bundle = self.desired_bundle()
         assets = assets_by_key(bundle)
         wanted = {resource.key: resource for resource in desired}
@@ -263,7 +319,8 @@ class SupersetProvider:
             if record.id not in claimed and listing.id_of(key.kind, record.id) is not None:
                 matched[key] = record.id
                 found[key.kind].add(record.id)
-        live_bundle = self._export(listing, found)
+        early, self._early_export = self._early_export, None
+        live_bundle = self._export(listing, found, early)
         names = names_of(live_bundle)
         live: dict[ResourceKey, LiveResource] = {}
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
@@ -490,37 +547,75 @@ class SupersetProvider:
 
     # ---- verify -------------------------------------------------------------------------
 
-    def _run_chart(self, chart: ChartToRun, chart_id: int | None) -> ChartResult:
-        if chart_id is None:
-            return ChartResult(chart, Outcome.FAILED, f"not in {self.environment}'s Superset")
-        note = ""
+    def _run_query(self, chart: ChartToRun, query: ChartQuery) -> ChartResult:
+        """One chart in a request of its own: its error, if any, is its own."""
         try:
-            try:
-                answer = self.client.chart_data(chart_id, force=True)
-            except SupersetError as exc:
-                if NO_QUERY_CONTEXT not in exc.message.lower():
-                    raise
-                try:
-                    context = query_context_from_params(self.client.get_chart(chart_id))
-                except UncheckableChart as why:
-                    return ChartResult(chart, Outcome.UNCHECKED, f"no saved query context, and {why}")
-                answer = self.client.query_chart_data(context)
-                note = "no saved query context: ran the query its params describe"
+            answer = self.client.query_chart_data(batch_context([query]))
         except SupersetError as exc:
             return ChartResult(chart, Outcome.FAILED, exc.message)
-        error = result_error(answer)
-        return ChartResult(chart, Outcome.FAILED, error) if error else ChartResult(chart, Outcome.OK, note)
+        return _result(chart, query, answer)
+
+    def _run_batch(self, batch: Sequence[tuple[ChartToRun, ChartQuery]]) -> list[ChartResult]:
+        """The charts of one batch in one request; when it fails as a whole (Superset stops at the first
+        failing query and names none), each chart again in a request of its own, so the failing one is named."""
+        queries = [query for _, query in batch]
+        parts = None
+        if len(batch) > 1:
+            try:
+                parts = split_answer(self.client.query_chart_data(batch_context(queries)), queries)
+            except SupersetError:
+                parts = None
+        if parts is None:
+            return [self._run_query(chart, query) for chart, query in batch]
+        return [_result(chart, query, part) for (chart, query), part in zip(batch, parts, strict=True)]
+
+    def _chart_queries(
+        self, charts: Sequence[ChartToRun]
+    ) -> tuple[list[tuple[ChartToRun, ChartQuery]], dict[str, ChartResult]]:
+        """Each chart's query as this environment holds it (one listing, one export of the charts), or
+        the result that says why it cannot run."""
+        refs = {ref.uuid: ref for ref in self.client.list_charts()}
+        ids = sorted(refs[chart.uuid].id for chart in charts if chart.uuid in refs)
+        exported = [
+            read_bundle(self.client.export("chart", ids[i : i + EXPORT_IDS])) for i in range(0, len(ids), EXPORT_IDS)
+        ]
+        contents = {asset.uuid: asset.content for bundle in exported for asset in bundle.of("charts")}
+        runnable: list[tuple[ChartToRun, ChartQuery]] = []
+        done: dict[str, ChartResult] = {}
+        for chart in charts:
+            ref, content = refs.get(chart.uuid), contents.get(chart.uuid)
+            if ref is None or content is None:
+                done[chart.uuid] = ChartResult(chart, Outcome.FAILED, f"not in {self.environment}'s Superset")
+            elif ref.dataset_id is None:
+                done[chart.uuid] = ChartResult(chart, Outcome.UNCHECKED, "it has no dataset")
+            else:
+                try:
+                    runnable.append((chart, chart_query(content, ref.dataset_id)))
+                except UncheckableChart as why:
+                    done[chart.uuid] = ChartResult(chart, Outcome.UNCHECKED, f"no saved query context, and {why}")
+        return runnable, done
 
     def run_charts(self, charts: Sequence[ChartToRun]) -> Verification:
-        """Run each chart's saved query in this environment (bypassing Superset's cache), a few at a time."""
-        ids = {chart.uuid: chart.id for chart in self.client.list_charts()} if charts else {}
+        """Run each chart's query in this environment (bypassing Superset's cache): the charts of one
+        dataset a batch at a time, a few batches at once."""
+        if not charts:
+            return Verification(self.environment, ())
+        runnable, results = self._chart_queries(charts)
         with ThreadPoolExecutor(max_workers=VERIFY_CONCURRENCY) as pool:
-            results = pool.map(lambda chart: self._run_chart(chart, ids.get(chart.uuid)), charts)
-            return Verification(self.environment, tuple(results))
+            for batch in pool.map(self._run_batch, batches(runnable, VERIFY_BATCH)):
+                results.update((result.chart.uuid, result) for result in batch)
+        return Verification(self.environment, tuple(results[chart.uuid] for chart in charts))
 
     def verify(self) -> Verification:
         """Every chart of every dashboard this environment should have."""
         return self.run_charts(charts_to_verify(self.desired_bundle()))
+
+
+def _result(chart: ChartToRun, query: ChartQuery, answer: object) -> ChartResult:
+    error = result_error(answer)
+    if error:
+        return ChartResult(chart, Outcome.FAILED, error)
+    return ChartResult(chart, Outcome.OK, NO_QUERY_CONTEXT_NOTE if query.from_params else "")
 
 
 def _client_factory(settings: SupersetEnvironment, resolver: SecretResolver) -> Callable[[], SupersetClient]:

@@ -1,8 +1,8 @@
 """Core: a chart's query built from its own parameters, for verifying a chart with no saved query context.
 
-Pure; the Superset provider calls it when `GET /api/v1/chart/{id}/data/` answers that the chart
-has no saved query context (a chart created through the API, or imported without one), then runs
-the result through `POST /api/v1/chart/data`. It reads what Explore's query builders read: the
+Pure; rules/chart_batches.py calls it for a chart whose export holds no saved query context (a
+chart created through the API, or imported without one), and the provider runs the query objects
+through `POST /api/v1/chart/data`. It reads what Explore's query builders read: the
 datasource, metrics (`metrics`, or `metric` for a big number), columns (`groupby`, `columns`,
 `x_axis`; `all_columns` in raw mode), the WHERE and HAVING filters, time range and row limit.
 A chart whose parameters say nothing to query cannot be checked; `UncheckableChart` says why.
