@@ -1,8 +1,9 @@
 """Airbyte provider: observe sources, destinations and connections in pages; apply one action.
 
-Observing an environment costs one paged listing per kind (three kinds, listed at once),
-whatever the number of resources. Updates are PATCHes of what changed (sources and destinations deep-merge, so a
-masked secret the spec did not change is simply not sent); a PATCH that sends a connection's
+Observing an environment costs one paged listing per kind (three kinds, listed at once,
+`listing.py`; for a plan, started before the specs are loaded), whatever the number of resources.
+Updates are PATCHes of what changed (sources and destinations deep-merge, so a masked secret the
+spec did not change is simply not sent); a PATCH that sends a connection's
 streams first reads the connection, to send back the stream settings the specs leave out (Airbyte
 would reset them). A connection's ends cannot change in place, and neither can a connector's
 type: those are replaced (delete, then create). Deleting a source or destination makes Airbyte
@@ -13,20 +14,20 @@ each one: the planner refuses a replace that would kill them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path as FilePath
 from typing import Any
 
 from reconciler.core.identity import LiveObject, match_objects
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, Path, ResourceKey, dotted
 from reconciler.core.plan import Action, ActionKind, changed_fields
-from reconciler.errors import ApiError, SpecError, SpecProblem
-from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
+from reconciler.errors import SpecError, SpecProblem
+from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation, Prefetch
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
-from reconciler.spec.secrets import SecretField, SecretRef
+from reconciler.spec.secrets import SecretRef
 from reconciler.systems.airbyte import rules
 from reconciler.systems.airbyte.client import AirbyteClient
+from reconciler.systems.airbyte.listing import Listings, client_for, connection_settings, find_workspace_id
 from reconciler.systems.airbyte.loading import AirbyteSelection
 from reconciler.systems.airbyte.spec import AirbyteEnvironment, DestinationSpec, SourceSpec
 
@@ -49,9 +50,11 @@ class AirbyteProvider:
         self.selection = selection
         self.prune = settings.prune
         self._workspace_id: str | None = settings.workspace_id
+        self._prefetched: Listings | None = None
         """The only thing kept between calls, and a pure lookup: the configured workspace's id (by name) does not
         change while the environment file does not, and observe and apply need it (apply on a fresh instance
-        looks it up once)."""
+        looks it up once). A plan's listings started before the specs were loaded wait in `_prefetched` for the
+        next observe (`adopt`)."""
 
     def close(self) -> None:
         self.client.close()
@@ -63,28 +66,29 @@ class AirbyteProvider:
     def workspace_id(self) -> str:
         """The configured workspace (by id, or found by name), resolved once."""
         if self._workspace_id is None:
-            workspaces = self.client.workspaces()
-            wanted = self.settings.workspace
-            matches = [w for w in workspaces if wanted is None or w.get("name") == wanted]
-            if len(matches) != 1:
-                names = ", ".join(repr(w.get("name")) for w in workspaces) or "none"
-                which = f"named {wanted!r}" if wanted else "(none named; more than one exists)"
-                raise ApiError(self.system, f"no single workspace {which}; the server has: {names}")
-            self._workspace_id = str(matches[0]["workspaceId"])
+            self._workspace_id = find_workspace_id(self.client, self.settings)
         return self._workspace_id
+
+    def adopt(self, prefetch: Prefetch) -> None:
+        """Take listings `prefetch` (`listing.prefetch`) started for the next observe, with their client; listings
+        made for another server, credentials or workspace are closed, and observe lists afresh."""
+        if not isinstance(prefetch, Listings) or prefetch.settings != connection_settings(self.settings):
+            prefetch.close()
+            return
+        self.client.close()  # made by connect and not used yet
+        self.client = prefetch.client
+        self._prefetched = prefetch
 
     # ---- observe ------------------------------------------------------------------------
 
     def _list_every_kind(self) -> dict[str, list[dict[str, Any]]]:
-        """The three listings at once, each paging on its own thread (the round trips overlap); a failure is
-        raised as the first kind's, in order."""
-        workspace_id = self.workspace_id  # resolved (and signed in) once, before the threads
-        with ThreadPoolExecutor(max_workers=len(COLLECTIONS), thread_name_prefix="airbyte-list") as pool:
-            listings = {
-                kind: pool.submit(self.client.list_all, collection, workspace_id=workspace_id)
-                for kind, collection in COLLECTIONS.items()
-            }
-            return {kind: listing.result() for kind, listing in listings.items()}
+        """The three listings (prefetched ones once, else listed now, at once: the round trips overlap); a failure
+        is raised as the workspace lookup's, then the first kind's, in order."""
+        listings, self._prefetched = self._prefetched, None
+        if listings is None:
+            listings = Listings(self.client, self.settings, self._workspace_id)
+        self._workspace_id, answers = listings.take()
+        return answers
 
     def _list(self, kind: str) -> list[dict[str, Any]]:
         return self.client.list_all(COLLECTIONS[kind], workspace_id=self.workspace_id)
@@ -196,15 +200,4 @@ def connect(root: FilePath, env: Environment, resolver: SecretResolver) -> Airby
     selection = env.section(rules.SYSTEM, AirbyteSelection)
     if not isinstance(settings, AirbyteEnvironment) or selection is None:
         raise SpecError([SpecProblem(env.file, None, rules.SYSTEM, "no airbyte section")])
-    auth = settings.auth
-
-    def secret(field: SecretField | None) -> str | None:
-        return resolver.value(field.secret_ref) if field is not None else None
-
-    client = AirbyteClient(
-        settings.url,
-        client_id=auth.client_id,
-        client_secret=secret(auth.client_secret),
-        token=secret(auth.token),
-    )
-    return AirbyteProvider(client, settings, selection)
+    return AirbyteProvider(client_for(settings, resolver), settings, selection)
