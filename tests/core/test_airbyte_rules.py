@@ -306,3 +306,22 @@ def test_connections_outside_the_specs_are_found_by_the_managed_ends_they_use() 
     ]
     found = rules.unmanaged_connections(answers, {"c1"}, {"s1": "pg", "d1": "lake"})
     assert found == {rules.key(rules.DESTINATION, "lake"): ("connection 'hand-made' (c7)",)}
+
+
+def test_what_observe_keeps_of_a_listed_answer_holds_nothing_it_never_reads() -> None:
+    """Listed pages are turned into these as they arrive, before the specs are known: the raw answers are dropped."""
+    answer = live_connection(
+        workspaceId="w1",
+        createdAt=1795966291,
+        dataResidency="auto",
+        tags=[{"tagId": "t1"}],
+    )
+    answer["configurations"]["streams"][0]["mappers"] = [{"type": "hashing", "config": {"fieldName": "email"}}]
+    listed = rules.listed_connection("c1", answer)
+    kept = repr(listed)
+    for unread in ("w1", "1795966291", "dataResidency", "t1", "hashing", "createdAt"):
+        assert unread not in kept
+    desired = desired_connection(connection_spec())
+    assert rules.connection_fields(listed, {"s1": "pg", "d1": "lake"}, desired) == rules.live_connection_fields(
+        answer, {"s1": "pg", "d1": "lake"}, desired
+    )

@@ -9,22 +9,37 @@ unreachable server never delays the exit, and what it found or failed on is neve
 asks for no further page, and its client is closed once the request in flight is answered.
 A failure is raised when the listings are taken, exactly as a listing made then would raise it:
 the workspace lookup's first, then the first kind's, in order.
+
+Each answer is turned into what observe keeps of it (`rules.ListedConnector`, `ListedConnection`)
+as its page arrives, so the raw answers of a whole workspace are never held at once.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reconciler.errors import ApiError, SecretError
 from reconciler.secrets import SecretResolver
 from reconciler.spec.secrets import SecretField
+from reconciler.systems.airbyte import rules
 from reconciler.systems.airbyte.client import SYSTEM, AirbyteClient
 from reconciler.systems.airbyte.spec import AirbyteEnvironment
 
-COLLECTIONS = {"source": "sources", "destination": "destinations", "connection": "connections"}
+COLLECTIONS = {rules.SOURCE: "sources", rules.DESTINATION: "destinations", rules.CONNECTION: "connections"}
 """Each kind's collection, in the order observe reads them (a connection names its ends by id)."""
+ID_FIELDS = {rules.SOURCE: "sourceId", rules.DESTINATION: "destinationId", rules.CONNECTION: "connectionId"}
+
+
+@dataclass
+class Listed:
+    """A workspace's listings as observe keeps them."""
+
+    workspace_id: str
+    connectors: dict[str, list[rules.ListedConnector]]
+    """Sources and destinations, by kind."""
+    connections: list[rules.ListedConnection]
 
 
 def client_for(settings: AirbyteEnvironment, resolver: SecretResolver) -> AirbyteClient:
@@ -69,7 +84,8 @@ class Listings:
         self.settings = connection_settings(settings)
         self._settings = settings
         self.workspace_id = workspace_id
-        self._answers: dict[str, list[dict[str, Any]]] = {}
+        self._connectors: dict[str, list[rules.ListedConnector]] = {}
+        self._connections: list[rules.ListedConnection] = []
         self._errors: dict[str, BaseException] = {}
         self._done = threading.Event()
         self._abandoned = threading.Event()
@@ -97,24 +113,29 @@ class Listings:
                 self.client.close()
 
     def _list(self, kind: str) -> None:
-        answers: list[dict[str, Any]] = []
+        connectors: list[rules.ListedConnector] = []
+        id_field = ID_FIELDS[kind]
         try:
             for answer in self.client.iter_list(COLLECTIONS[kind], workspace_id=self.workspace_id):
                 if self._abandoned.is_set():
                     return
-                answers.append(answer)
-            self._answers[kind] = answers
+                if kind == rules.CONNECTION:
+                    self._connections.append(rules.listed_connection(str(answer[id_field]), answer))
+                else:
+                    connectors.append(rules.listed_connector(kind, str(answer[id_field]), answer))
+            if kind != rules.CONNECTION:
+                self._connectors[kind] = connectors
         except BaseException as exc:  # raised where the listings are taken
             self._errors[kind] = exc
 
-    def take(self) -> tuple[str, dict[str, list[dict[str, Any]]]]:
-        """The workspace id and each kind's answers, once all are listed; a failure is raised as it came."""
+    def take(self) -> Listed:
+        """The workspace's listings, once all are made; a failure is raised as it came."""
         self._done.wait()
         for step in ("workspace", *COLLECTIONS):
             if step in self._errors:
                 raise self._errors[step]
         assert self.workspace_id is not None
-        return self.workspace_id, self._answers
+        return Listed(self.workspace_id, self._connectors, self._connections)
 
     def close(self) -> None:
         """Abandon the listings: nothing waits for them, no further page is asked for, and their client is closed

@@ -27,7 +27,7 @@ from reconciler.spec.loader import Environment
 from reconciler.spec.secrets import SecretRef
 from reconciler.systems.airbyte import rules
 from reconciler.systems.airbyte.client import AirbyteClient
-from reconciler.systems.airbyte.listing import Listings, client_for, connection_settings, find_workspace_id
+from reconciler.systems.airbyte.listing import Listed, Listings, client_for, connection_settings, find_workspace_id
 from reconciler.systems.airbyte.loading import AirbyteSelection
 from reconciler.systems.airbyte.spec import AirbyteEnvironment, DestinationSpec, SourceSpec
 
@@ -81,14 +81,15 @@ class AirbyteProvider:
 
     # ---- observe ------------------------------------------------------------------------
 
-    def _list_every_kind(self) -> dict[str, list[dict[str, Any]]]:
+    def _list_every_kind(self) -> Listed:
         """The three listings (prefetched ones once, else listed now, at once: the round trips overlap); a failure
         is raised as the workspace lookup's, then the first kind's, in order."""
         listings, self._prefetched = self._prefetched, None
         if listings is None:
             listings = Listings(self.client, self.settings, self._workspace_id)
-        self._workspace_id, answers = listings.take()
-        return answers
+        listed = listings.take()
+        self._workspace_id = listed.workspace_id
+        return listed
 
     def _list(self, kind: str) -> list[dict[str, Any]]:
         return self.client.list_all(COLLECTIONS[kind], workspace_id=self.workspace_id)
@@ -106,32 +107,43 @@ class AirbyteProvider:
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
         names_by_id: dict[str, str] = {}
         warnings: list[str] = []
-        unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
         listed = self._list_every_kind()
-        for kind in (rules.SOURCE, rules.DESTINATION, rules.CONNECTION):
-            answers = listed.pop(kind)  # each kind's answers freed once turned into live resources
-            wanted = [key.name for key in by_key if key.kind == kind]
-            objects = [LiveObject(str(a[ID_FIELDS[kind]]), str(a.get("name", "")), a) for a in answers]
-            matched = match_objects(self.system, kind, wanted, records, objects)
-            if kind == rules.CONNECTION:
-                unmanaged = rules.unmanaged_connections(answers, {obj.id for obj in matched.values()}, names_by_id)
-            for key, obj in matched.items():
-                answer = dict(obj.fields)
-                if kind == rules.CONNECTION:
-                    fields = rules.live_connection_fields(answer, names_by_id, by_key.get(key))
-                    ends = ((rules.SOURCE, fields["source"]), (rules.DESTINATION, fields["destination"]))
-                    depends[key] = [rules.key(k, n) for k, n in ends]
-                else:
-                    fields = rules.live_connector_fields(kind, answer, by_key.get(key))
-                    warning = rules.unreadable_type(kind, answer, by_key.get(key))
-                    warnings += [warning] if warning else []
-                    names_by_id[obj.id] = key.name
-                    if key in specs:
-                        inline += rules.values_where_masked(specs[key], answer)
-                live[key] = LiveResource(key, obj.id, fields)
+        for kind in (rules.SOURCE, rules.DESTINATION):
+            listed_kind = listed.connectors.pop(kind)
+            connectors = {connector.id: connector for connector in listed_kind}
+            matched = self._match(kind, by_key, records, listed_kind)
+            for key, object_id in matched.items():
+                connector = connectors[object_id]
+                desired_one = by_key.get(key)
+                live[key] = LiveResource(key, object_id, rules.connector_fields(kind, connector, desired_one))
+                warning = rules.listed_unreadable_type(kind, connector, desired_one)
+                warnings += [warning] if warning else []
+                names_by_id[object_id] = key.name
+                if key in specs:
+                    inline += rules.values_at_masked_paths(specs[key], connector.masked)
+        connections = {connection.id: connection for connection in listed.connections}
+        matched = self._match(rules.CONNECTION, by_key, records, listed.connections)
+        unmanaged = rules.unmanaged_listed_connections(listed.connections, set(matched.values()), names_by_id)
+        for key, object_id in matched.items():
+            fields = rules.connection_fields(connections[object_id], names_by_id, by_key.get(key))
+            ends = ((rules.SOURCE, fields["source"]), (rules.DESTINATION, fields["destination"]))
+            depends[key] = [rules.key(k, n) for k, n in ends]
+            live[key] = LiveResource(key, object_id, fields)
         if inline:
             raise SpecError(inline)
         return Observation(live, depends, tuple(warnings), unmanaged)
+
+    def _match(
+        self,
+        kind: str,
+        by_key: Mapping[ResourceKey, DesiredResource],
+        records: Mapping[ResourceKey, OwnershipRecord],
+        listed: Sequence[rules.ListedConnector | rules.ListedConnection],
+    ) -> dict[ResourceKey, str]:
+        """The live object id of each wanted or owned resource of `kind` among those `listed`."""
+        wanted = [key.name for key in by_key if key.kind == kind]
+        objects = [LiveObject(item.id, item.label, {}) for item in listed]
+        return {key: obj.id for key, obj in match_objects(self.system, kind, wanted, records, objects).items()}
 
     # ---- apply --------------------------------------------------------------------------
 
