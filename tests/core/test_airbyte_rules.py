@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -325,3 +326,14 @@ def test_what_observe_keeps_of_a_listed_answer_holds_nothing_it_never_reads() ->
     assert rules.connection_fields(listed, {"s1": "pg", "d1": "lake"}, desired) == rules.live_connection_fields(
         answer, {"s1": "pg", "d1": "lake"}, desired
     )
+
+
+def test_listed_connections_hold_one_copy_of_each_repeated_text() -> None:
+    texts = rules.Texts()
+    first, second = (
+        rules.listed_connection(f"c{n}", json.loads(json.dumps(live_connection())), texts.share) for n in (1, 2)
+    )
+    assert first.streams[0][0] is second.streams[0][0]  # the stream's key
+    assert first.streams[0][2]["syncMode"] is second.streams[0][2]["syncMode"]
+    assert first.settings["schedule"]["cronExpression"] is second.settings["schedule"]["cronExpression"]
+    assert first.source_id is second.source_id

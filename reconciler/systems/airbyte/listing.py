@@ -86,6 +86,8 @@ class Listings:
         self.workspace_id = workspace_id
         self._connectors: dict[str, list[rules.ListedConnector]] = {}
         self._connections: list[rules.ListedConnection] = []
+        self._texts = rules.Texts()
+        """Dropped with the listings: what observe keeps holds one copy of each repeated text."""
         self._errors: dict[str, BaseException] = {}
         self._done = threading.Event()
         self._abandoned = threading.Event()
@@ -114,15 +116,16 @@ class Listings:
 
     def _list(self, kind: str) -> None:
         connectors: list[rules.ListedConnector] = []
-        id_field = ID_FIELDS[kind]
+        id_field, share = ID_FIELDS[kind], self._texts.share
         try:
             for answer in self.client.iter_list(COLLECTIONS[kind], workspace_id=self.workspace_id):
                 if self._abandoned.is_set():
                     return
+                object_id = str(answer[id_field])
                 if kind == rules.CONNECTION:
-                    self._connections.append(rules.listed_connection(str(answer[id_field]), answer))
-                else:
-                    connectors.append(rules.listed_connector(kind, str(answer[id_field]), answer))
+                    self._connections.append(rules.listed_connection(object_id, answer, share))
+                else:  # its id is also a connection's end: one copy
+                    connectors.append(rules.listed_connector(kind, share(object_id), answer, share))
             if kind != rules.CONNECTION:
                 self._connectors[kind] = connectors
         except BaseException as exc:  # raised where the listings are taken

@@ -120,11 +120,37 @@ def desired_resources(selection: AirbyteSelection, fingerprints: Fingerprints) -
 # ---- live answers -> comparable fields -------------------------------------------------------
 
 
-def unmask(configuration: Any) -> Any:
-    """Configuration without masked secret values (they cannot be compared)."""
+def unmask(configuration: Any, share: Share = str) -> Any:
+    """Configuration without masked secret values (they cannot be compared); its texts through `share`."""
     if isinstance(configuration, Mapping):
-        return {name: unmask(value) for name, value in configuration.items() if value != MASK}
+        return {share(name): unmask(value, share) for name, value in configuration.items() if value != MASK}
+    if isinstance(configuration, str):
+        return share(configuration)
     return copy.deepcopy(configuration)
+
+
+Share = Callable[[str], str]
+"""Gives one copy of equal texts (`Texts.share`), or the text itself (`str`)."""
+
+
+class Texts:
+    """One copy of each text the listed answers of a workspace repeat (stream names, sync modes, schedules, the
+    ids of a connection's ends, ...), so what observe keeps of 5,000 connections holds each once. Safe to share
+    between listing threads (one dict operation)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, str] = {}
+
+    def share(self, text: str) -> str:
+        return self._kept.setdefault(text, text)
+
+
+def _shared(value: Any, share: Share) -> Any:
+    return share(value) if isinstance(value, str) else value
+
+
+def _shared_list(items: Any, share: Share) -> list[Any]:
+    return [_shared(item, share) for item in items or []]
 
 
 def masked_paths(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
@@ -196,11 +222,11 @@ class ListedConnector:
     """Where the live configuration is masked (`values_at_masked_paths`)."""
 
 
-def listed_connector(kind: str, object_id: str, answer: Mapping[str, Any]) -> ListedConnector:
-    """What observe keeps of a listed source or destination `answer`."""
+def listed_connector(kind: str, object_id: str, answer: Mapping[str, Any], share: Share = str) -> ListedConnector:
+    """What observe keeps of a listed source or destination `answer` (its repeated texts through `share`)."""
     field = type_field(kind)
     live_configuration = answer.get("configuration") or {}
-    configuration = unmask(live_configuration)
+    configuration = unmask(live_configuration, share)
     configuration.pop(field, None)
     return ListedConnector(
         object_id,
@@ -257,22 +283,22 @@ def listed_unreadable_type(kind: str, listed: ListedConnector, desired: DesiredR
     )
 
 
-def _live_schedule(schedule: Mapping[str, Any] | None) -> dict[str, Any]:
+def _live_schedule(schedule: Mapping[str, Any] | None, share: Share) -> dict[str, Any]:
     if not schedule:
         return {"scheduleType": "manual"}
     kind = schedule.get("scheduleType")
     if kind == "cron":
-        return {"scheduleType": "cron", "cronExpression": strip_utc(schedule.get("cronExpression") or "")}
+        return {"scheduleType": "cron", "cronExpression": share(strip_utc(schedule.get("cronExpression") or ""))}
     return {key: value for key, value in schedule.items() if value is not None}
 
 
-def _live_stream(stream: Mapping[str, Any]) -> dict[str, Any]:
+def _live_stream(stream: Mapping[str, Any], share: Share) -> dict[str, Any]:
     selected = stream.get("selectedFields") or []
     return {
-        "syncMode": stream.get("syncMode"),
-        "cursorField": list(stream.get("cursorField") or []),
-        "primaryKey": [list(part) for part in stream.get("primaryKey") or []],
-        "selectedFields": sorted(".".join(item.get("fieldPath", [])) for item in selected),
+        "syncMode": _shared(stream.get("syncMode"), share),
+        "cursorField": _shared_list(stream.get("cursorField"), share),
+        "primaryKey": [_shared_list(part, share) for part in stream.get("primaryKey") or []],
+        "selectedFields": sorted(share(".".join(item.get("fieldPath", []))) for item in selected),
     }
 
 
@@ -293,29 +319,39 @@ class ListedConnection:
     """Each stream as (namespace/name, name, its live settings)."""
 
 
-def listed_connection(object_id: str, answer: Mapping[str, Any]) -> ListedConnection:
-    """What observe keeps of a listed connection `answer`."""
+def listed_connection(object_id: str, answer: Mapping[str, Any], share: Share = str) -> ListedConnection:
+    """What observe keeps of a listed connection `answer` (its repeated texts through `share`)."""
     streams = tuple(
-        (stream_key(stream.get("namespace"), stream.get("name", "")), stream.get("name", ""), _live_stream(stream))
+        (
+            share(stream_key(stream.get("namespace"), stream.get("name", ""))),
+            share(stream.get("name", "")),
+            _live_stream(stream, share),
+        )
         for stream in (answer.get("configurations") or {}).get("streams") or []
     )
     settings = {
-        "schedule": _live_schedule(answer.get("schedule")),
-        "status": answer.get("status"),
-        "namespaceDefinition": answer.get("namespaceDefinition"),
-        "namespaceFormat": answer.get("namespaceFormat"),
-        "prefix": answer.get("prefix") or "",
-        "nonBreakingSchemaUpdatesBehavior": answer.get("nonBreakingSchemaUpdatesBehavior"),
+        "schedule": _live_schedule(answer.get("schedule"), share),
+        **{name: _shared(answer.get(name), share) for name in _CONNECTION_SETTINGS},
     }
+    settings["prefix"] = settings["prefix"] or ""
     return ListedConnection(
         object_id,
         str(answer.get("name", "")),
         answer.get("name"),
-        answer.get("sourceId", ""),
-        answer.get("destinationId", ""),
+        _shared(answer.get("sourceId", ""), share),
+        _shared(answer.get("destinationId", ""), share),
         settings,
         streams,
     )
+
+
+_CONNECTION_SETTINGS = (
+    "status",
+    "namespaceDefinition",
+    "namespaceFormat",
+    "prefix",
+    "nonBreakingSchemaUpdatesBehavior",
+)
 
 
 def live_connection_fields(
