@@ -1,7 +1,9 @@
 """The service, step 1: open an environment from a spec source (providers, secrets, state, lock).
 
 Everything that decides is pure (`spec`, `core`); a session wires it to files, secrets, state and
-the providers, and `locked` holds the environment's write lock around whatever writes. State,
+the providers, and `locked` holds the environment's write lock around whatever writes. For a plan
+(`prefetch`), each system's listings start as soon as the environment's own file is read, while the
+specs load (`start_prefetches`); an apply lists only under its lock. State,
 lock and alert records live in files beside each other (`.reconciler/state/<env>.*`), or, with
 `state: {kubernetes: ...}`, in the cluster: ConfigMaps `<name>`, `<name>-<n>` and `<name>-alerts`
 and the Lease `<name>-lock` (clients/kube/state_store.py, alert_store.py, lease_lock.py), the same
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import structlog
+from pydantic import ValidationError
 
 from reconciler import registry
 from reconciler.alerts import AlertStore, FileAlertStore, alerts_path
@@ -86,7 +89,7 @@ def early_settings(files: Mapping[str, str], name: str, environ: Mapping[str, st
     model = environment_model(tuple((system.name, system.section) for system in registry.systems()))
     try:
         settings = model.model_validate(raw)
-    except ValueError:  # pydantic's ValidationError
+    except ValidationError:
         return None
     return settings if settings.environment == name else None
 
@@ -318,6 +321,7 @@ def _connected(
     systems: Sequence[str],
     cancellation: Cancellation | None,
 ) -> Iterator[Session]:
+    """`open_session` once the files are read: load and validate them, then state, lock and providers."""
     root = spec_source.root
     env = load_environments(files, variables, only=env_name)[env_name]
     resolver = SecretResolver(variables, base_dir=root, kube_reader=_kube_secret_reader(root, env))
