@@ -32,7 +32,7 @@ from reconciler.errors import ReconcilerError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from reconciler.providers.base import Provider
+    from reconciler.providers.base import Prefetch, Provider
     from reconciler.secrets import SecretResolver
     from reconciler.spec.environment import ClusterSettings
     from reconciler.spec.loader import Environment, Problems, SectionInput
@@ -109,6 +109,10 @@ class System:
     """Its own CLI commands, by name (click stays out of this module; the CLI imports each when it runs)."""
     cluster: Callable[[Any], ClusterSettings | None] = lambda _section: None
     """The cluster its section names, where `{secretRef: {kubernetes: ...}}` is read when none is set."""
+    prefetch: Callable[[Path, Any, SecretResolver], Prefetch | None] | None = None
+    """For a plan: starts its live listings from its validated section alone, before the specs are loaded, for
+    its provider's next observe (`providers.base.PrefetchingProvider`); None when it cannot start yet. Never
+    used for an apply (it lists under the environment's write lock)."""
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,17 @@ one planned `Action` at a time, returning what the ownership records must rememb
 Providers are stateless between calls: what `observe` saw travels in the `Observation` (its
 `payload`), and `apply` works from the action and `ApplyContext.observation`, so the instance
 that applies a saved plan may be a new one that never ran `desired()` or `observe()`.
+
+For a plan, a system may start its listings before the specs are loaded (`registry.System.prefetch`
+makes a `Prefetch` from the environment file's section alone); its provider, a `PrefetchingProvider`,
+takes it for its next observe. Never for an apply: it lists under the environment's write lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from reconciler.cancellation import Cancellation
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey
@@ -85,3 +89,20 @@ class Provider(Protocol):
     def apply(self, action: Action, context: ApplyContext) -> ApplyOutcome: ...
 
     def close(self) -> None: ...
+
+
+class Prefetch(Protocol):
+    """A system's live listings for a plan, started before the specs are loaded (reads only)."""
+
+    def close(self) -> None:
+        """Abandon it: nothing waits for its requests, and nothing it found or failed on is reported."""
+        ...
+
+
+@runtime_checkable
+class PrefetchingProvider(Protocol):
+    """A provider whose next observe can use the listings its system's `prefetch` started."""
+
+    def adopt(self, prefetch: Prefetch) -> None:
+        """Use `prefetch` in the next observe (later ones list afresh); one it cannot use is closed."""
+        ...

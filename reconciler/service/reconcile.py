@@ -55,8 +55,11 @@ class ReconcileService:
         allow_mass_delete: bool = False,
         allow: Collection[Override] = (),
     ) -> Plan:
-        """Observe and plan `env` (reads only, no lock); `allow` lifts the refusals a person allowed."""
-        with open_session(self.source, env, self.environ, factories=self.factories, systems=systems) as session:
+        """Observe and plan `env` (reads only, no lock); `allow` lifts the refusals a person allowed. The listings
+        start while the specs load (`open_session(prefetch=True)`); never in `apply`, which lists under the lock."""
+        with open_session(
+            self.source, env, self.environ, factories=self.factories, systems=systems, prefetch=True
+        ) as session:
             plan = make_plan(session, allow_mass_delete=allow_mass_delete, allow=allow)
         self.emit(Event(EventKind.PLAN_MADE, env, plan=plan))
         return plan

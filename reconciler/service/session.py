@@ -1,7 +1,9 @@
 """The service, step 1: open an environment from a spec source (providers, secrets, state, lock).
 
 Everything that decides is pure (`spec`, `core`); a session wires it to files, secrets, state and
-the providers, and `locked` holds the environment's write lock around whatever writes. State,
+the providers, and `locked` holds the environment's write lock around whatever writes. For a plan
+(`prefetch`), each system's listings start as soon as the environment's own file is read, while the
+specs load (`start_prefetches`); an apply lists only under its lock. State,
 lock and alert records live in files beside each other (`.reconciler/state/<env>.*`), or, with
 `state: {kubernetes: ...}`, in the cluster: ConfigMaps `<name>`, `<name>-<n>` and `<name>-alerts`
 and the Lease `<name>-lock` (clients/kube/state_store.py, alert_store.py, lease_lock.py), the same
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import structlog
+from pydantic import ValidationError
 
 from reconciler import registry
 from reconciler.alerts import AlertStore, FileAlertStore, alerts_path
@@ -25,7 +28,7 @@ from reconciler.cancellation import Cancellation
 from reconciler.core.events import Event, EventKind, Listener
 from reconciler.errors import ApiError, PlanError, ReconcilerError, SecretError
 from reconciler.lock import EnvironmentLock, FileLock, LockHolder
-from reconciler.providers.base import Observation, Provider
+from reconciler.providers.base import Observation, Prefetch, PrefetchingProvider, Provider
 from reconciler.secrets import (
     FINGERPRINT_KEY_VARIABLE,
     MIN_KEY_FILE_BYTES,
@@ -34,8 +37,15 @@ from reconciler.secrets import (
     load_fingerprint_key,
 )
 from reconciler.service.source import FolderSource, SpecSource
-from reconciler.spec.environment import ClusterSettings, KubernetesStateSettings
-from reconciler.spec.loader import Environment, load_environments
+from reconciler.spec.environment import (
+    ClusterSettings,
+    EnvironmentFile,
+    KubernetesStateSettings,
+    environment_model,
+    interpolate_tree,
+)
+from reconciler.spec.loader import ENVIRONMENT_DIR, Environment, load_environments
+from reconciler.spec.yamlsource import LocatedMap, YamlSyntaxError, parse_yaml
 from reconciler.state import FileStateStore, StateStore
 
 if TYPE_CHECKING:  # the kubernetes library (half a second to import) only when a secret is read from a cluster
@@ -58,6 +68,52 @@ def load_environment(source: Path | SpecSource, name: str, environ: Mapping[str,
 def validate(source: Path | SpecSource, environ: Mapping[str, str], only: str | None = None) -> dict[str, Environment]:
     """Offline validation of every (or one) environment."""
     return load_environments(_source(source).read(), environ, only=only)
+
+
+def early_settings(files: Mapping[str, str], name: str, environ: Mapping[str, str]) -> EnvironmentFile | None:
+    """Environment `name`'s own file validated alone (its system sections: endpoints, credentials), for listings
+    started before the specs are loaded; None on any problem in it, which the full load reports."""
+    path = next((p for p in (f"{ENVIRONMENT_DIR}{name}.yaml", f"{ENVIRONMENT_DIR}{name}.yml") if p in files), None)
+    if path is None:
+        return None
+    try:
+        raw = parse_yaml(files[path], path)
+    except YamlSyntaxError:
+        return None
+    if not isinstance(raw, LocatedMap):
+        return None
+    unresolved: list[tuple[tuple[object, ...], str]] = []
+    interpolate_tree(raw, environ, unresolved)
+    if unresolved:
+        return None
+    model = environment_model(tuple((system.name, system.section) for system in registry.systems()))
+    try:
+        settings = model.model_validate(raw)
+    except ValidationError:
+        return None
+    return settings if settings.environment == name else None
+
+
+def start_prefetches(
+    root: Path, settings: EnvironmentFile, environ: Mapping[str, str], systems: Sequence[str] = ()
+) -> dict[str, Prefetch]:
+    """Each configured system's plan listings (`registry.System.prefetch`), started from its section alone.
+
+    Secrets come from variables and files only here (a `kubernetes` one waits for the provider's own
+    resolver); a system that cannot start is simply observed as usual, which reports any failure."""
+    resolver = SecretResolver(environ, base_dir=root)
+    started: dict[str, Prefetch] = {}
+    for system in registry.systems():
+        section = settings.section(system.name)
+        if system.prefetch is None or section is None or (systems and system.name not in systems):
+            continue
+        try:
+            prefetch = system.prefetch(root, section, resolver)
+        except ReconcilerError:
+            continue
+        if prefetch is not None:
+            started[system.name] = prefetch
+    return started
 
 
 ProviderFactory = Callable[[Environment, SecretResolver], Provider | None]
@@ -225,15 +281,49 @@ def open_session(
     lock: EnvironmentLock | None = None,
     systems: Sequence[str] = (),
     cancellation: Cancellation | None = None,
+    prefetch: bool = False,
 ) -> Iterator[Session]:
     """Load the environment and connect its providers (only `systems`, when given); closes them on exit.
 
     `cancellation` is set when the environment's lock is lost while held (a Lease that could not be renewed).
+    With `prefetch` (a plan, never an apply: an apply lists under the lock) and the registered systems' own
+    providers, each system that can starts its listings as soon as the environment's own file is read, while
+    the specs load (`start_prefetches`); a spec error, or any other failure before observe, abandons them unread.
     """
     variables = dict(os.environ if environ is None else environ)
     spec_source = _source(source)
     root = spec_source.root
-    env = load_environment(spec_source, env_name, variables)
+    files = spec_source.read()
+    settings = early_settings(files, env_name, variables) if prefetch and factories is None else None
+    started = start_prefetches(root, settings, variables, systems) if settings is not None else {}
+    try:
+        with _connected(spec_source, files, env_name, variables, factories, state, lock, systems, cancellation) as (
+            session
+        ):
+            for name, provider in session.providers.items():
+                if name in started and isinstance(provider, PrefetchingProvider):
+                    provider.adopt(started.pop(name))
+            yield session
+    finally:
+        for early in started.values():
+            early.close()
+
+
+@contextmanager
+def _connected(
+    spec_source: SpecSource,
+    files: Mapping[str, str],
+    env_name: str,
+    variables: dict[str, str],
+    factories: Mapping[str, ProviderFactory] | None,
+    state: StateStore | None,
+    lock: EnvironmentLock | None,
+    systems: Sequence[str],
+    cancellation: Cancellation | None,
+) -> Iterator[Session]:
+    """`open_session` once the files are read: load and validate them, then state, lock and providers."""
+    root = spec_source.root
+    env = load_environments(files, variables, only=env_name)[env_name]
     resolver = SecretResolver(variables, base_dir=root, kube_reader=_kube_secret_reader(root, env))
     in_cluster = env.settings.state.kubernetes
     kube: KubeClient | None = None

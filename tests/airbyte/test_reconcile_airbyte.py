@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from reconciler.systems.airbyte.client import AirbyteClient
+from tests.airbyte.test_plan_prefetch import LISTINGS
 from tests.helpers import Project
 
 
@@ -88,16 +89,21 @@ def test_secrets_reach_airbyte_and_appear_nowhere_else_and_rotation_is_detected(
     assert "No changes." in project.run("plan", "--env", "qa").output
 
 
-def test_broken_specs_make_zero_api_calls(project: Project) -> None:
+def test_broken_specs_make_no_write_and_an_apply_no_call(project: Project) -> None:
+    """Spec errors are reported first; an apply calls nothing, a plan at most its read-only listings (started while
+    the specs load, test_plan_prefetch.py), abandoned unreported."""
     project.edit("specs/airbyte/connections.yaml", "syncMode: incremental_append", "syncMode: nightly")
     project.edit("environments/qa.yaml", '{cron: "0 0 */6 * * ?"}', '{cron: "every night"}')
-    for command in (["plan", "--env", "qa"], ["apply", "--env", "qa", "--auto-approve"]):
+    for command in (["apply", "--env", "qa", "--auto-approve"], ["plan", "--env", "qa"]):
         result = project.run(*command)
         assert result.exit_code == 1
         assert "specs/airbyte/connections.yaml:13: streams.0.syncMode:" in result.output
         assert "environments/qa.yaml:27: schedule.cron:" in result.output
         assert "Traceback" not in result.output
-    assert project.qa.stats.total == 0
+        if command[0] == "apply":
+            assert project.qa.stats.total == 0
+    assert project.qa.stats.writes == 0
+    assert set(project.qa.stats.by_route) <= {"POST /applications/token", "GET /workspaces", *LISTINGS}
 
 
 def test_a_saved_plan_is_refused_after_the_live_state_changed(project: Project, tmp_path: Path) -> None:

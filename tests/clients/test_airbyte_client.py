@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -52,6 +53,25 @@ def test_paging_follows_offsets_and_stops_on_the_first_empty_page() -> None:
     listed = client(token_or(handler)).list_all("sources")
     assert len(listed) == 230
     assert seen == ["0+100", "100+100", "200+100", "230+100"]
+
+
+def test_each_listed_page_is_freed_once_decoded_without_the_cyclic_collector() -> None:
+    """The collector is paused while the specs load, and a plan lists then: no page may wait for it."""
+    items = [{"sourceId": str(i), "name": f"s{i}"} for i in range(230)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        return httpx.Response(200, json={"data": items[offset : offset + limit]})
+
+    airbyte = client(token_or(handler))
+    gc.collect()
+    gc.disable()
+    try:
+        assert len(airbyte.list_all("sources")) == 230
+        kept = [obj for obj in gc.get_objects() if isinstance(obj, httpx.Response)]
+    finally:
+        gc.enable()
+    assert kept == []
 
 
 def test_an_expired_token_is_refreshed_once_on_401() -> None:

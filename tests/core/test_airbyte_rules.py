@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -306,3 +307,33 @@ def test_connections_outside_the_specs_are_found_by_the_managed_ends_they_use() 
     ]
     found = rules.unmanaged_connections(answers, {"c1"}, {"s1": "pg", "d1": "lake"})
     assert found == {rules.key(rules.DESTINATION, "lake"): ("connection 'hand-made' (c7)",)}
+
+
+def test_what_observe_keeps_of_a_listed_answer_holds_nothing_it_never_reads() -> None:
+    """Listed pages are turned into these as they arrive, before the specs are known: the raw answers are dropped."""
+    answer = live_connection(
+        workspaceId="w1",
+        createdAt=1795966291,
+        dataResidency="auto",
+        tags=[{"tagId": "t1"}],
+    )
+    answer["configurations"]["streams"][0]["mappers"] = [{"type": "hashing", "config": {"fieldName": "email"}}]
+    listed = rules.listed_connection("c1", answer)
+    kept = repr(listed)
+    for unread in ("w1", "1795966291", "dataResidency", "t1", "hashing", "createdAt"):
+        assert unread not in kept
+    desired = desired_connection(connection_spec())
+    assert rules.connection_fields(listed, {"s1": "pg", "d1": "lake"}, desired) == rules.live_connection_fields(
+        answer, {"s1": "pg", "d1": "lake"}, desired
+    )
+
+
+def test_listed_connections_hold_one_copy_of_each_repeated_text() -> None:
+    texts = rules.Texts()
+    first, second = (
+        rules.listed_connection(f"c{n}", json.loads(json.dumps(live_connection())), texts.share) for n in (1, 2)
+    )
+    assert first.streams[0][0] is second.streams[0][0]  # the stream's key
+    assert first.streams[0][2]["syncMode"] is second.streams[0][2]["syncMode"]
+    assert first.settings["schedule"]["cronExpression"] is second.settings["schedule"]["cronExpression"]
+    assert first.source_id is second.source_id

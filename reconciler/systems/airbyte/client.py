@@ -154,6 +154,13 @@ def _json(response: httpx.Response, what: str) -> Any:
         raise ApiError(SYSTEM, f"{what}: expected JSON, got {snippet!r}", status=response.status_code) from exc
 
 
+def _release(response: httpx.Response) -> None:
+    """Free a read answer's body as soon as it is decoded. An httpx Response and its stream refer to each other,
+    so otherwise each listed page (some 100 KB) waits for the cyclic collector, which is paused while the specs
+    load: a plan listing 5,000 connections during the load held every page until it ended."""
+    response.stream = httpx.ByteStream(b"")
+
+
 def _recovered(
     resource: str, body: dict[str, Any], find_existing: Callable[[], dict[str, Any] | None]
 ) -> dict[str, Any] | None:
@@ -240,7 +247,10 @@ class AirbyteClient:
         if response.status_code != 200:
             raise ApiError(SYSTEM, f"sign-in failed: {problem_message(response)}", status=response.status_code)
         what = "POST /applications/token"
-        answer = _object(_json(response, what), what)
+        try:
+            answer = _object(_json(response, what), what)
+        finally:
+            _release(response)
         token, lifetime = answer.get("access_token"), answer.get("expires_in", 180)
         if not isinstance(token, str) or not token:
             raise ApiError(SYSTEM, f"{what}: the answer has no access_token (keys: {', '.join(sorted(answer))})")
@@ -296,7 +306,10 @@ class AirbyteClient:
         for attempt in range(self._retry.attempts):
             try:
                 response = self._send(method, path, params=params, body=body)
-                return _json(response, f"{method} {path}") if response.content else None
+                try:
+                    return _json(response, f"{method} {path}") if response.content else None
+                finally:
+                    _release(response)
             except _Retryable as exc:
                 last = str(exc)
                 self.counter.retries += 1
@@ -382,7 +395,11 @@ class AirbyteClient:
             try:
                 what = f"POST /{resource}"
                 sent_at = self._clock()
-                return _object(_json(self._send("POST", f"/{resource}", params=None, body=body), what), what, id_field)
+                response = self._send("POST", f"/{resource}", params=None, body=body)
+                try:
+                    return _object(_json(response, what), what, id_field)
+                finally:
+                    _release(response)
             except _Retryable as exc:
                 in_flight_since = sent_at if exc.in_flight else None
                 if exc.status == SERVER_ERROR:

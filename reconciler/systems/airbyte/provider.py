@@ -1,8 +1,9 @@
 """Airbyte provider: observe sources, destinations and connections in pages; apply one action.
 
-Observing an environment costs one paged listing per kind (three kinds, listed at once),
-whatever the number of resources. Updates are PATCHes of what changed (sources and destinations deep-merge, so a
-masked secret the spec did not change is simply not sent); a PATCH that sends a connection's
+Observing an environment costs one paged listing per kind (three kinds, listed at once,
+`listing.py`; for a plan, started before the specs are loaded), whatever the number of resources.
+Updates are PATCHes of what changed (sources and destinations deep-merge, so a masked secret the
+spec did not change is simply not sent); a PATCH that sends a connection's
 streams first reads the connection, to send back the stream settings the specs leave out (Airbyte
 would reset them). A connection's ends cannot change in place, and neither can a connector's
 type: those are replaced (delete, then create). Deleting a source or destination makes Airbyte
@@ -13,20 +14,20 @@ each one: the planner refuses a replace that would kill them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path as FilePath
 from typing import Any
 
 from reconciler.core.identity import LiveObject, match_objects
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, Path, ResourceKey, dotted
 from reconciler.core.plan import Action, ActionKind, changed_fields
-from reconciler.errors import ApiError, SpecError, SpecProblem
-from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation
+from reconciler.errors import SpecError, SpecProblem
+from reconciler.providers.base import ApplyContext, ApplyOutcome, Observation, Prefetch
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
-from reconciler.spec.secrets import SecretField, SecretRef
+from reconciler.spec.secrets import SecretRef
 from reconciler.systems.airbyte import rules
 from reconciler.systems.airbyte.client import AirbyteClient
+from reconciler.systems.airbyte.listing import Listed, Listings, client_for, connection_settings, find_workspace_id
 from reconciler.systems.airbyte.loading import AirbyteSelection
 from reconciler.systems.airbyte.spec import AirbyteEnvironment, DestinationSpec, SourceSpec
 
@@ -49,9 +50,11 @@ class AirbyteProvider:
         self.selection = selection
         self.prune = settings.prune
         self._workspace_id: str | None = settings.workspace_id
+        self._prefetched: Listings | None = None
         """The only thing kept between calls, and a pure lookup: the configured workspace's id (by name) does not
         change while the environment file does not, and observe and apply need it (apply on a fresh instance
-        looks it up once)."""
+        looks it up once). A plan's listings started before the specs were loaded wait in `_prefetched` for the
+        next observe (`adopt`)."""
 
     def close(self) -> None:
         self.client.close()
@@ -63,28 +66,30 @@ class AirbyteProvider:
     def workspace_id(self) -> str:
         """The configured workspace (by id, or found by name), resolved once."""
         if self._workspace_id is None:
-            workspaces = self.client.workspaces()
-            wanted = self.settings.workspace
-            matches = [w for w in workspaces if wanted is None or w.get("name") == wanted]
-            if len(matches) != 1:
-                names = ", ".join(repr(w.get("name")) for w in workspaces) or "none"
-                which = f"named {wanted!r}" if wanted else "(none named; more than one exists)"
-                raise ApiError(self.system, f"no single workspace {which}; the server has: {names}")
-            self._workspace_id = str(matches[0]["workspaceId"])
+            self._workspace_id = find_workspace_id(self.client, self.settings)
         return self._workspace_id
+
+    def adopt(self, prefetch: Prefetch) -> None:
+        """Take listings `prefetch` (`listing.prefetch`) started for the next observe, with their client; listings
+        made for another server, credentials or workspace are closed, and observe lists afresh."""
+        if not isinstance(prefetch, Listings) or prefetch.settings != connection_settings(self.settings):
+            prefetch.close()
+            return
+        self.client.close()  # made by connect and not used yet
+        self.client = prefetch.client
+        self._prefetched = prefetch
 
     # ---- observe ------------------------------------------------------------------------
 
-    def _list_every_kind(self) -> dict[str, list[dict[str, Any]]]:
-        """The three listings at once, each paging on its own thread (the round trips overlap); a failure is
-        raised as the first kind's, in order."""
-        workspace_id = self.workspace_id  # resolved (and signed in) once, before the threads
-        with ThreadPoolExecutor(max_workers=len(COLLECTIONS), thread_name_prefix="airbyte-list") as pool:
-            listings = {
-                kind: pool.submit(self.client.list_all, collection, workspace_id=workspace_id)
-                for kind, collection in COLLECTIONS.items()
-            }
-            return {kind: listing.result() for kind, listing in listings.items()}
+    def _list_every_kind(self) -> Listed:
+        """The three listings (prefetched ones once, else listed now, at once: the round trips overlap); a failure
+        is raised as the workspace lookup's, then the first kind's, in order."""
+        listings, self._prefetched = self._prefetched, None
+        if listings is None:
+            listings = Listings(self.client, self.settings, self._workspace_id)
+        listed = listings.take()
+        self._workspace_id = listed.workspace_id
+        return listed
 
     def _list(self, kind: str) -> list[dict[str, Any]]:
         return self.client.list_all(COLLECTIONS[kind], workspace_id=self.workspace_id)
@@ -102,32 +107,43 @@ class AirbyteProvider:
         depends: dict[ResourceKey, Sequence[ResourceKey]] = {}
         names_by_id: dict[str, str] = {}
         warnings: list[str] = []
-        unmanaged: dict[ResourceKey, tuple[str, ...]] = {}
         listed = self._list_every_kind()
-        for kind in (rules.SOURCE, rules.DESTINATION, rules.CONNECTION):
-            answers = listed.pop(kind)  # each kind's answers freed once turned into live resources
-            wanted = [key.name for key in by_key if key.kind == kind]
-            objects = [LiveObject(str(a[ID_FIELDS[kind]]), str(a.get("name", "")), a) for a in answers]
-            matched = match_objects(self.system, kind, wanted, records, objects)
-            if kind == rules.CONNECTION:
-                unmanaged = rules.unmanaged_connections(answers, {obj.id for obj in matched.values()}, names_by_id)
-            for key, obj in matched.items():
-                answer = dict(obj.fields)
-                if kind == rules.CONNECTION:
-                    fields = rules.live_connection_fields(answer, names_by_id, by_key.get(key))
-                    ends = ((rules.SOURCE, fields["source"]), (rules.DESTINATION, fields["destination"]))
-                    depends[key] = [rules.key(k, n) for k, n in ends]
-                else:
-                    fields = rules.live_connector_fields(kind, answer, by_key.get(key))
-                    warning = rules.unreadable_type(kind, answer, by_key.get(key))
-                    warnings += [warning] if warning else []
-                    names_by_id[obj.id] = key.name
-                    if key in specs:
-                        inline += rules.values_where_masked(specs[key], answer)
-                live[key] = LiveResource(key, obj.id, fields)
+        for kind in (rules.SOURCE, rules.DESTINATION):
+            listed_kind = listed.connectors.pop(kind)
+            connectors = {connector.id: connector for connector in listed_kind}
+            matched = self._match(kind, by_key, records, listed_kind)
+            for key, object_id in matched.items():
+                connector = connectors[object_id]
+                desired_one = by_key.get(key)
+                live[key] = LiveResource(key, object_id, rules.connector_fields(kind, connector, desired_one))
+                warning = rules.listed_unreadable_type(kind, connector, desired_one)
+                warnings += [warning] if warning else []
+                names_by_id[object_id] = key.name
+                if key in specs:
+                    inline += rules.values_at_masked_paths(specs[key], connector.masked)
+        connections = {connection.id: connection for connection in listed.connections}
+        matched = self._match(rules.CONNECTION, by_key, records, listed.connections)
+        unmanaged = rules.unmanaged_listed_connections(listed.connections, set(matched.values()), names_by_id)
+        for key, object_id in matched.items():
+            fields = rules.connection_fields(connections[object_id], names_by_id, by_key.get(key))
+            ends = ((rules.SOURCE, fields["source"]), (rules.DESTINATION, fields["destination"]))
+            depends[key] = [rules.key(k, n) for k, n in ends]
+            live[key] = LiveResource(key, object_id, fields)
         if inline:
             raise SpecError(inline)
         return Observation(live, depends, tuple(warnings), unmanaged)
+
+    def _match(
+        self,
+        kind: str,
+        by_key: Mapping[ResourceKey, DesiredResource],
+        records: Mapping[ResourceKey, OwnershipRecord],
+        listed: Sequence[rules.ListedConnector | rules.ListedConnection],
+    ) -> dict[ResourceKey, str]:
+        """The live object id of each wanted or owned resource of `kind` among those `listed`."""
+        wanted = [key.name for key in by_key if key.kind == kind]
+        objects = [LiveObject(item.id, item.label, {}) for item in listed]
+        return {key: obj.id for key, obj in match_objects(self.system, kind, wanted, records, objects).items()}
 
     # ---- apply --------------------------------------------------------------------------
 
@@ -196,15 +212,4 @@ def connect(root: FilePath, env: Environment, resolver: SecretResolver) -> Airby
     selection = env.section(rules.SYSTEM, AirbyteSelection)
     if not isinstance(settings, AirbyteEnvironment) or selection is None:
         raise SpecError([SpecProblem(env.file, None, rules.SYSTEM, "no airbyte section")])
-    auth = settings.auth
-
-    def secret(field: SecretField | None) -> str | None:
-        return resolver.value(field.secret_ref) if field is not None else None
-
-    client = AirbyteClient(
-        settings.url,
-        client_id=auth.client_id,
-        client_secret=secret(auth.client_secret),
-        token=secret(auth.token),
-    )
-    return AirbyteProvider(client, settings, selection)
+    return AirbyteProvider(client_for(settings, resolver), settings, selection)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.model import DesiredResource, Path, ResourceKey, SecretSlot
@@ -123,11 +124,37 @@ def desired_resources(selection: AirbyteSelection, fingerprints: Fingerprints) -
 # ---- live answers -> comparable fields -------------------------------------------------------
 
 
-def unmask(configuration: Any) -> Any:
-    """Configuration without masked secret values (they cannot be compared)."""
+def unmask(configuration: Any, share: Share = str) -> Any:
+    """Configuration without masked secret values (they cannot be compared); its texts through `share`."""
     if isinstance(configuration, Mapping):
-        return {name: unmask(value) for name, value in configuration.items() if value != MASK}
+        return {share(name): unmask(value, share) for name, value in configuration.items() if value != MASK}
+    if isinstance(configuration, str):
+        return share(configuration)
     return copy.deepcopy(configuration)
+
+
+Share = Callable[[str], str]
+"""Gives one copy of equal texts (`Texts.share`), or the text itself (`str`)."""
+
+
+class Texts:
+    """One copy of each text the listed answers of a workspace repeat (stream names, sync modes, schedules, the
+    ids of a connection's ends, ...), so what observe keeps of 5,000 connections holds each once. Safe to share
+    between listing threads (one dict operation)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, str] = {}
+
+    def share(self, text: str) -> str:
+        return self._kept.setdefault(text, text)
+
+
+def _shared(value: Any, share: Share) -> Any:
+    return share(value) if isinstance(value, str) else value
+
+
+def _shared_list(items: Any, share: Share) -> list[Any]:
+    return [_shared(item, share) for item in items or []]
 
 
 def masked_paths(tree: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
@@ -160,8 +187,15 @@ def values_where_masked(spec: SourceSpec | DestinationSpec, answer: Mapping[str,
     Airbyte masks every field its connector spec marks secret, named like one or not; a value
     there would be printed in every plan and never compare equal to the mask.
     """
+    return values_at_masked_paths(spec, tuple(masked_paths(answer.get("configuration") or {})))
+
+
+def values_at_masked_paths(
+    spec: SourceSpec | DestinationSpec, masked: Sequence[tuple[str | int, ...]]
+) -> list[SpecProblem]:
+    """`values_where_masked`, from the paths the live configuration masks."""
     problems: list[SpecProblem] = []
-    for path in masked_paths(answer.get("configuration") or {}):
+    for path in masked:
         value = _at(spec.configuration, path)
         if value is None or is_secret_ref(value):
             continue
@@ -172,6 +206,44 @@ def values_where_masked(spec: SourceSpec | DestinationSpec, answer: Mapping[str,
     return problems
 
 
+@dataclass(frozen=True, slots=True)
+class ListedConnector:
+    """What observe keeps of one listed source or destination, made as its page arrives (before the specs are
+    known): the raw answer is dropped, and `connector_fields` finishes it against the desired resource."""
+
+    id: str
+    label: str
+    """The name it is matched by."""
+    name: Any
+    configuration: Any
+    """Unmasked, without the type field."""
+    live_type: Any
+    """The type the answer names, at its top or in its configuration."""
+    named_type: Any
+    """The type at the answer's top only (`unreadable_type`)."""
+    definition_id: Any
+    masked: tuple[tuple[str | int, ...], ...]
+    """Where the live configuration is masked (`values_at_masked_paths`)."""
+
+
+def listed_connector(kind: str, object_id: str, answer: Mapping[str, Any], share: Share = str) -> ListedConnector:
+    """What observe keeps of a listed source or destination `answer` (its repeated texts through `share`)."""
+    field = type_field(kind)
+    live_configuration = answer.get("configuration") or {}
+    configuration = unmask(live_configuration, share)
+    configuration.pop(field, None)
+    return ListedConnector(
+        object_id,
+        str(answer.get("name", "")),
+        answer.get("name"),
+        configuration,
+        answer.get(field) or live_configuration.get(field),
+        answer.get(field),
+        answer.get("definitionId"),
+        tuple(masked_paths(live_configuration)),
+    )
+
+
 def live_connector_fields(kind: str, answer: Mapping[str, Any], desired: DesiredResource | None) -> dict[str, Any]:
     """A source or destination answer in desired shape, its identity compared as the server can tell it.
 
@@ -180,74 +252,133 @@ def live_connector_fields(kind: str, answer: Mapping[str, Any], desired: Desired
     compared by it alone, and a type that cannot be read back is taken as the desired one
     (never a replace from an unreadable type; `unreadable_type` says so in the plan).
     """
+    return connector_fields(kind, listed_connector(kind, "", answer), desired)
+
+
+def connector_fields(kind: str, listed: ListedConnector, desired: DesiredResource | None) -> dict[str, Any]:
+    """`live_connector_fields` of a listed connector."""
     field = type_field(kind)
-    configuration = unmask(answer.get("configuration") or {})
-    configuration.pop(field, None)
-    fields: dict[str, Any] = {"name": answer.get("name")}
+    fields: dict[str, Any] = {"name": listed.name}
     wanted = desired.fields if desired is not None else {}
-    live_type = answer.get(field) or (answer.get("configuration") or {}).get(field)
-    if field in wanted and ("definitionId" in wanted or not live_type):
+    if field in wanted and ("definitionId" in wanted or not listed.live_type):
         fields[field] = wanted[field]
     else:
-        fields[field] = live_type or None
-    if answer.get("definitionId"):
-        fields["definitionId"] = answer["definitionId"]
-    fields["configuration"] = configuration
+        fields[field] = listed.live_type or None
+    if listed.definition_id:
+        fields["definitionId"] = listed.definition_id
+    fields["configuration"] = listed.configuration
     return fields
 
 
 def unreadable_type(kind: str, answer: Mapping[str, Any], desired: DesiredResource | None) -> str | None:
     """A plan warning when a desired type cannot be compared: the server does not name the live definition."""
+    return listed_unreadable_type(kind, listed_connector(kind, "", answer), desired)
+
+
+def listed_unreadable_type(kind: str, listed: ListedConnector, desired: DesiredResource | None) -> str | None:
+    """`unreadable_type` of a listed connector."""
     field = type_field(kind)
-    if desired is None or field not in desired.fields or "definitionId" in desired.fields or answer.get(field):
+    if desired is None or field not in desired.fields or "definitionId" in desired.fields or listed.named_type:
         return None
     return (
-        f"{desired.key}: Airbyte does not name the type of definition {answer.get('definitionId')} "
+        f"{desired.key}: Airbyte does not name the type of definition {listed.definition_id} "
         f"(a custom connector), so {field} {desired.fields[field]!r} is not compared; "
         "add its definitionId to the spec to have a change of connector detected"
     )
 
 
-def _live_schedule(schedule: Mapping[str, Any] | None) -> dict[str, Any]:
+def _live_schedule(schedule: Mapping[str, Any] | None, share: Share) -> dict[str, Any]:
     if not schedule:
         return {"scheduleType": "manual"}
     kind = schedule.get("scheduleType")
     if kind == "cron":
-        return {"scheduleType": "cron", "cronExpression": strip_utc(schedule.get("cronExpression") or "")}
+        return {"scheduleType": "cron", "cronExpression": share(strip_utc(schedule.get("cronExpression") or ""))}
     return {key: value for key, value in schedule.items() if value is not None}
 
 
-def _live_stream(stream: Mapping[str, Any]) -> dict[str, Any]:
+def _live_stream(stream: Mapping[str, Any], share: Share) -> dict[str, Any]:
     selected = stream.get("selectedFields") or []
     return {
-        "syncMode": stream.get("syncMode"),
-        "cursorField": list(stream.get("cursorField") or []),
-        "primaryKey": [list(part) for part in stream.get("primaryKey") or []],
-        "selectedFields": sorted(".".join(item.get("fieldPath", [])) for item in selected),
+        "syncMode": _shared(stream.get("syncMode"), share),
+        "cursorField": _shared_list(stream.get("cursorField"), share),
+        "primaryKey": [_shared_list(part, share) for part in stream.get("primaryKey") or []],
+        "selectedFields": sorted(share(".".join(item.get("fieldPath", []))) for item in selected),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ListedConnection:
+    """What observe keeps of one listed connection, made as its page arrives: `connection_fields` finishes it
+    (its ends by spec name, its streams keyed as the desired resource keys them)."""
+
+    id: str
+    label: str
+    """The name it is matched by."""
+    name: Any
+    source_id: Any
+    destination_id: Any
+    settings: dict[str, Any]
+    """Schedule (without UTC), status, namespace settings, prefix and schema-change behaviour, in field order."""
+    streams: tuple[tuple[str, str, dict[str, Any]], ...]
+    """Each stream as (namespace/name, name, its live settings)."""
+
+
+def listed_connection(object_id: str, answer: Mapping[str, Any], share: Share = str) -> ListedConnection:
+    """What observe keeps of a listed connection `answer` (its repeated texts through `share`)."""
+    streams = tuple(
+        (
+            share(stream_key(stream.get("namespace"), stream.get("name", ""))),
+            share(stream.get("name", "")),
+            _live_stream(stream, share),
+        )
+        for stream in (answer.get("configurations") or {}).get("streams") or []
+    )
+    settings = {
+        "schedule": _live_schedule(answer.get("schedule"), share),
+        **{name: _shared(answer.get(name), share) for name in _CONNECTION_SETTINGS},
+    }
+    settings["prefix"] = settings["prefix"] or ""
+    return ListedConnection(
+        object_id,
+        str(answer.get("name", "")),
+        answer.get("name"),
+        _shared(answer.get("sourceId", ""), share),
+        _shared(answer.get("destinationId", ""), share),
+        settings,
+        streams,
+    )
+
+
+_CONNECTION_SETTINGS = (
+    "status",
+    "namespaceDefinition",
+    "namespaceFormat",
+    "prefix",
+    "nonBreakingSchemaUpdatesBehavior",
+)
 
 
 def live_connection_fields(
     answer: Mapping[str, Any], names_by_id: Mapping[str, str], desired: DesiredResource | None
 ) -> dict[str, Any]:
     """A connection answer in desired shape: ends by spec name, streams keyed, schedule without UTC."""
+    return connection_fields(listed_connection("", answer), names_by_id, desired)
+
+
+def connection_fields(
+    listed: ListedConnection, names_by_id: Mapping[str, str], desired: DesiredResource | None
+) -> dict[str, Any]:
+    """`live_connection_fields` of a listed connection."""
     wanted_streams = desired.fields.get("streams", {}) if desired is not None else {}
     streams: dict[str, Any] = {}
-    for stream in (answer.get("configurations") or {}).get("streams") or []:
-        namespace, name = stream.get("namespace"), stream.get("name", "")
-        full = stream_key(namespace, name)
-        streams[full if full in wanted_streams or name not in wanted_streams else name] = _live_stream(stream)
-    source_id, destination_id = answer.get("sourceId", ""), answer.get("destinationId", "")
+    for full, name, stream in listed.streams:
+        streams[full if full in wanted_streams or name not in wanted_streams else name] = stream
+    source_id, destination_id = listed.source_id, listed.destination_id
     return {
-        "name": answer.get("name"),
+        "name": listed.name,
         "source": names_by_id.get(source_id, f"<unmanaged {source_id}>"),
         "destination": names_by_id.get(destination_id, f"<unmanaged {destination_id}>"),
-        "schedule": _live_schedule(answer.get("schedule")),
-        "status": answer.get("status"),
-        "namespaceDefinition": answer.get("namespaceDefinition"),
-        "namespaceFormat": answer.get("namespaceFormat"),
-        "prefix": answer.get("prefix") or "",
-        "nonBreakingSchemaUpdatesBehavior": answer.get("nonBreakingSchemaUpdatesBehavior"),
+        **listed.settings,
         "streams": streams,
     }
 
@@ -260,14 +391,22 @@ def unmanaged_connections(
     Deleting a source or destination makes Airbyte deprecate its connections: these are what a
     replace would kill without the specs saying so.
     """
+    listed = [listed_connection(str(answer.get("connectionId")), answer) for answer in answers]
+    return unmanaged_listed_connections(listed, managed_ids, names_by_id)
+
+
+def unmanaged_listed_connections(
+    listed: Sequence[ListedConnection], managed_ids: set[str], names_by_id: Mapping[str, str]
+) -> dict[ResourceKey, tuple[str, ...]]:
+    """`unmanaged_connections` of listed connections."""
     found: dict[ResourceKey, list[str]] = {}
-    for answer in answers:
-        if str(answer.get("connectionId")) in managed_ids:
+    for connection in listed:
+        if connection.id in managed_ids:
             continue
-        for kind, end_id in ((SOURCE, answer.get("sourceId", "")), (DESTINATION, answer.get("destinationId", ""))):
+        for kind, end_id in ((SOURCE, connection.source_id), (DESTINATION, connection.destination_id)):
             if end_id in names_by_id:
                 found.setdefault(key(kind, names_by_id[end_id]), []).append(
-                    f"connection {answer.get('name')!r} ({answer.get('connectionId')})"
+                    f"connection {connection.name!r} ({connection.id})"
                 )
     return {end: tuple(described) for end, described in found.items()}
 

@@ -1,11 +1,12 @@
-"""The `airbyte` system for the registry: its section, loader, provider, summary and diff-env rows (`SYSTEM`)."""
+"""The `airbyte` system for the registry: its section, loader, provider, early plan listings (`prefetch`), summary
+and diff-env rows (`SYSTEM`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from reconciler.core.model import ABSENT
-from reconciler.providers.base import Provider
+from reconciler.providers.base import Prefetch, Provider
 from reconciler.registry import Row, System
 from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
@@ -18,6 +19,12 @@ def _connect(root: Path, env: Environment, resolver: SecretResolver) -> Provider
     from reconciler.systems.airbyte.provider import connect
 
     return connect(root, env, resolver)
+
+
+def _prefetch(root: Path, settings: AirbyteEnvironment, resolver: SecretResolver) -> Prefetch | None:
+    from reconciler.systems.airbyte.listing import prefetch
+
+    return prefetch(root, settings, resolver)
 
 
 def _summary(selection: AirbyteSelection) -> str:
@@ -64,6 +71,7 @@ SYSTEM = System(
     spec_files="specs/airbyte/",
     load=load_airbyte_section,
     connect=_connect,
+    prefetch=_prefetch,
     schemas={"airbyte": AirbyteSpecFile},
     summary=_summary,
     diff_rows=_diff_rows,
