@@ -18,6 +18,8 @@ from reconciler import registry
 from reconciler.cli import main
 from reconciler.registry import EXTRA_VARIABLE
 from reconciler.sandbox.airbyte_fleet import fleet_environ, write_fleet
+from reconciler.sandbox.airbyte_server import AirbyteStandIn
+from reconciler.sandbox.launch import CLIENT_ID, CLIENT_SECRET
 
 HEAVY = (
     "kubernetes",
@@ -101,23 +103,27 @@ def test_validating_an_environment_without_kubernetes_imports_no_kubernetes(tmp_
     assert json.loads(ran.stdout.splitlines()[-1]) == []
 
 
-def test_validating_an_airbyte_only_environment_imports_no_other_system(tmp_path: Path) -> None:
-    """The systems an environment does not configure (and whose spec files do not exist) stay unimported: their
-    packages' own modules hold only their declarations."""
+@pytest.mark.parametrize("verb", ["validate", "plan"])
+def test_an_airbyte_only_environment_imports_no_other_system(tmp_path: Path, verb: str) -> None:
+    """The systems an environment does not configure (and whose spec files do not exist) stay unimported, by the
+    loader, the session's providers and its secret cluster alike: their packages' own modules hold only their
+    declarations."""
     write_fleet(tmp_path, 3, 1)
     probe = (
         "import json, sys\n"
         "from reconciler.cli import main\n"
         "try:\n"
-        f"    main(['--root', {str(tmp_path)!r}, 'validate', '--env', 'bench'])\n"
+        f"    main(['--root', {str(tmp_path)!r}, {verb!r}, '--env', 'bench'])\n"
         "except SystemExit as exit:\n"
         "    assert not exit.code, exit.code\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({SYSTEM_MODULES!r}))))\n"
     )
-    environ = {**os.environ, **fleet_environ("http://127.0.0.1:9/unused")}
-    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=environ)
+    with AirbyteStandIn(client_id=CLIENT_ID, client_secret=CLIENT_SECRET).start() as server:
+        environ = {**os.environ, **fleet_environ(server.url)}
+        ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=environ)
     assert ran.returncode == 0, ran.stderr
-    assert "bench: valid (3 sources, 1 destinations, 3 connections)" in ran.stdout
+    if verb == "validate":
+        assert "bench: valid (3 sources, 1 destinations, 3 connections)" in ran.stdout
     imported = json.loads(ran.stdout.splitlines()[-1])
     assert "reconciler.systems.airbyte.system" in imported
     assert [m for m in imported if not m.startswith("reconciler.systems.airbyte.")] == []

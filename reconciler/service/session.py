@@ -86,7 +86,8 @@ def early_settings(files: Mapping[str, str], name: str, environ: Mapping[str, st
     interpolate_tree(raw, environ, unresolved)
     if unresolved:
         return None
-    model = environment_model(tuple((system.name, system.section) for system in registry.systems()))
+    named = registry.named({key for key in raw if isinstance(key, str)})  # an unknown key fails validation below
+    model = environment_model(tuple((system.name, system.section) for system in named))
     try:
         settings = model.model_validate(raw)
     except ValidationError:
@@ -103,7 +104,8 @@ def start_prefetches(
     resolver); a system that cannot start is simply observed as usual, which reports any failure."""
     resolver = SecretResolver(environ, base_dir=root)
     started: dict[str, Prefetch] = {}
-    for system in registry.systems():
+    configured = {declared.name for declared in registry.declarations() if settings.section(declared.name) is not None}
+    for system in registry.named(configured):
         section = settings.section(system.name)
         if system.prefetch is None or section is None or (systems and system.name not in systems):
             continue
@@ -121,15 +123,16 @@ P = TypeVar("P", bound=Provider)
 
 
 def default_providers(root: Path) -> dict[str, ProviderFactory]:
-    """Every registered system, by name, in the order their plans are shown; None where not configured."""
+    """Every registered system, by name, in the order their plans are shown; None where not configured (a system
+    is imported only when an environment configures it)."""
 
-    def factory(system: registry.System) -> ProviderFactory:
+    def factory(name: str) -> ProviderFactory:
         def connect(env: Environment, resolver: SecretResolver) -> Provider | None:
-            return system.connect(root, env, resolver) if system.name in env.sections else None
+            return registry.system(name).connect(root, env, resolver) if name in env.sections else None
 
         return connect
 
-    return {system.name: factory(system) for system in registry.systems()}
+    return {declared.name: factory(declared.name) for declared in registry.declarations()}
 
 
 def secret_cluster(env: Environment) -> tuple[str, ClusterSettings] | None:
@@ -137,7 +140,7 @@ def secret_cluster(env: Environment) -> tuple[str, ClusterSettings] | None:
     first cluster a configured system names (the workloads cluster), as (who names it, settings)."""
     if env.settings.secrets.kubernetes is not None:
         return "secrets", env.settings.secrets.kubernetes
-    for system in registry.systems():
+    for system in registry.named(env.sections):
         section = env.settings.section(system.name)
         cluster = system.cluster(section) if section is not None else None
         if cluster is not None:
