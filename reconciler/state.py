@@ -3,9 +3,9 @@
 Read when planning (to find owned objects by id and to compare secrets), written by apply
 after every successful action, so a failure part-way loses nothing. Never holds a secret
 value. The file store appends each action to a journal beside the state file (one line,
-whatever the number of records; actions that ended together share one fsync) and folds it
-into the state file, written atomically, at the end of apply; a ConfigMap store for the
-controller lives with it.
+whatever the number of records; actions that ended together, and the pending creates that start
+after them, share one fsync) and folds it into the state file, written atomically, at the end of
+apply; a ConfigMap store for the controller lives with it.
 
 Before a create is sent, apply journals it as pending (`intend`); the action's record settles it.
 A pending create nothing settled (the apply was killed with the request in flight) is kept, in
@@ -240,12 +240,22 @@ class FileStateStore:
     def record(self, key: ResourceKey, record: OwnershipRecord | None) -> None:
         self.record_all([(key, record)])
 
-    def record_all(self, entries: Sequence[tuple[ResourceKey, OwnershipRecord | None]]) -> None:
-        """`record` for several actions that ended together: their lines in one write and one fsync (a group
-        commit: apply records what finished at once before it starts anything after it)."""
-        self._append("".join(encode_journal_entry(key, record) for key, record in entries))
+    def record_all(
+        self, entries: Sequence[tuple[ResourceKey, OwnershipRecord | None]], intents: Sequence[PendingCreate] = ()
+    ) -> None:
+        """`record` for several actions that ended together, then `intend` for the creates about to start: their
+        lines in one write and one fsync (a group commit: apply records what finished and journals what it starts
+        next at once, before any of those requests leaves)."""
+        if not entries and not intents:
+            return
+        self._append(
+            "".join(encode_journal_entry(key, record) for key, record in entries)
+            + "".join(encode_journal_intent(pending) for pending in intents)
+        )
         for key, _record in entries:
             self._pending.pop(key, None)
+        for pending in intents:
+            self._pending[pending.key] = pending
 
     def intend(self, pending: PendingCreate) -> None:
         self._append(encode_journal_intent(pending))
