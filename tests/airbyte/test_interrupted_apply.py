@@ -21,7 +21,9 @@ SAFETY_SECONDS = 120  # only so that a broken build fails instead of hanging
 def test_ctrl_c_stops_the_apply_after_the_running_action_and_a_rerun_carries_on(project: Project) -> None:
     project.prod.latency_seconds = 0.3
     command = [sys.executable, "-m", "reconciler.cli", "--root", str(project.root), "apply", "--env", "prod"]
-    command += ["--system", "airbyte", "--auto-approve"]
+    # two at a time: actions are still waiting to start once the first is done (at the default 10, every one of
+    # them may have started within milliseconds of that line, before the SIGINT arrives)
+    command += ["--system", "airbyte", "--auto-approve", "--parallelism", "2"]
     first = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **project.environ}
     )

@@ -57,6 +57,34 @@ def test_a_parallel_apply_converges_in_dependency_order(project: Project) -> Non
     assert "No changes." in again.output, again.output
 
 
+@pytest.mark.parametrize("parallelism", ["1", "4"])
+def test_each_round_of_an_apply_is_one_journal_write_records_first_then_the_creates_it_starts(
+    project: Project, monkeypatch: pytest.MonkeyPatch, parallelism: str
+) -> None:
+    """What ended and the creates started after it share one journal write (one fsync), the records first: one
+    after another, N creates are N + 1 writes (the first create's pending line, then each record with the next
+    one's), not 2N."""
+    appended: list[str] = []
+    real_append = FileStateStore._append
+    monkeypatch.setattr(
+        FileStateStore, "_append", lambda store, text: (appended.append(text), real_append(store, text))[1]
+    )
+    applied = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", parallelism)
+    assert applied.exit_code == 0, applied.output
+    creates = applied.output.count(" done")
+    lines = [[json.loads(line) for line in text.splitlines()] for text in appended]
+    assert sum(1 for entries in lines for entry in entries if "pendingCreate" in entry) == creates
+    assert sum(1 for entries in lines for entry in entries if "id" in entry) == creates
+    for entries in lines:  # within a write, the records of what ended come before the creates that start after it
+        kinds = ["pendingCreate" in entry for entry in entries]
+        assert kinds == sorted(kinds), entries
+    if parallelism == "1":
+        assert len(appended) == creates + 1, appended
+    else:
+        assert len(appended) <= creates + 1, appended
+    assert "No changes." in project.run("plan", "--env", "prod").output
+
+
 @pytest.mark.slow  # a long end-to-end run: in make test, not make check
 def test_a_kill_during_a_parallel_apply_then_a_rerun_ends_with_no_duplicates_and_nothing_lost(
     project: Project,

@@ -105,8 +105,10 @@ def test_actions_that_ended_together_share_one_fsync_and_all_replay(
 ) -> None:
     store.record(key("a"), rec("a", "1"))  # opens the journal
     synced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    for name in ("fsync", "fdatasync"):  # an append is synced with fdatasync where there is one
+        if hasattr(os, name):
+            real = getattr(os, name)
+            monkeypatch.setattr(os, name, lambda fd, real=real: (synced.append(fd), real(fd))[1])
     store.record_all([(key("b"), rec("b", "2")), (key("a"), None), (key("c"), rec("c", "3", password="fp"))])
     assert len(synced) == 1
     lines = store.journal.read_text().splitlines()
