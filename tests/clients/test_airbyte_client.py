@@ -294,3 +294,18 @@ def test_threads_listing_at_once_sign_in_once() -> None:
         answers = list(pool.map(listing, ["sources", "destinations", "connections"]))
     assert answers == [[], [], []]
     assert tokens == ["t"]
+
+
+def test_an_http_servers_client_loads_no_ca_bundle_and_trusts_no_certificate() -> None:
+    """An http:// server never uses TLS: its client skips loading the CA bundle, and any https URL it might be
+    sent to fails verification (closed); an https:// server's client trusts the CA bundle, verifying hostnames."""
+    import ssl
+
+    from reconciler.systems.airbyte.client import tls_context
+
+    plain = tls_context("http://airbyte-server:8001/api/public/v1")
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    secure = tls_context("HTTPS://airbyte.example.com/api/public/v1")
+    assert secure.verify_mode == ssl.CERT_REQUIRED and secure.check_hostname
+    assert secure.cert_store_stats()["x509_ca"] > 0
