@@ -24,13 +24,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
-from typing import TypeVar
 
 from reconciler.core.diff import diff_resource
 from reconciler.core.identity import LiveObject, match_objects
@@ -42,7 +40,7 @@ from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
 from reconciler.spec.secrets import SecretRef
 from reconciler.systems.superset.client import SupersetClient, SupersetError
-from reconciler.systems.superset.listing import Listing, union
+from reconciler.systems.superset.listing import Listing, in_background, union
 from reconciler.systems.superset.loading import SupersetSelection
 from reconciler.systems.superset.rules.assets import (
     CHART,
@@ -612,24 +610,6 @@ class SupersetProvider:
     def verify(self) -> Verification:
         """Every chart of every dashboard this environment should have."""
         return self.run_charts(charts_to_verify(self.desired_bundle()))
-
-
-T = TypeVar("T")
-
-
-def in_background(work: Callable[[], T], name: str) -> Future[T]:
-    """`work` on a daemon thread of its own, its outcome in the future returned: nothing waits for it at exit
-    (an early read that a failed plan never takes, from a server that does not answer, holds no process)."""
-    future: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(work())
-        except BaseException as exc:  # raised where the future is read
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return future
 
 
 def _result(chart: ChartToRun, query: ChartQuery, answer: object) -> ChartResult:
