@@ -213,3 +213,31 @@ def test_only_the_first_observe_takes_the_early_listings(project: Project) -> No
         provider.close()
     assert first.live == second.live == {}
     assert listed(project.qa) == early_requests > 0
+
+
+def test_a_credential_rotated_while_the_specs_load_is_the_one_the_plan_uses(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client secret is a file, rewritten (rotated) between the early read and the provider's: the plan signs
+    in with the one the provider read, as it would without early listings (not the old one, refused by then)."""
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0
+    secret = project.root / "airbyte-client-secret"
+    secret.write_text("the-old-secret\n")
+    project.edit(
+        "environments/qa.yaml",
+        "clientSecret: {secretRef: {env: AIRBYTE_QA_CLIENT_SECRET}}",
+        f"clientSecret: {{secretRef: {{file: {secret.name}}}}}",
+    )
+    load = session_module.load_environments  # type: ignore[attr-defined]
+
+    def rotating_load(files: Mapping[str, str], variables: Mapping[str, str], only: str | None = None) -> Any:
+        wait_for(lambda: project.qa.stats.total > 0, seconds=3.0)  # the early listing has signed in (refused)
+        secret.write_text(project.environ["AIRBYTE_QA_CLIENT_SECRET"] + "\n")
+        return load(files, variables, only=only)
+
+    monkeypatch.setattr(session_module, "load_environments", rotating_load)
+    result = project.run("plan", "--env", "qa")
+
+    assert result.exit_code == 0, result.output
+    assert "No changes." in result.output
+    assert "the-old-secret" not in result.output

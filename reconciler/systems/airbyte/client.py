@@ -259,6 +259,11 @@ class AirbyteClient:
         for pool in pools:
             pool.close()
 
+    def same_sign_in(self, other: AirbyteClient) -> bool:
+        """Whether `other` signs in to the same server with the same credentials (as resolved when each was made)."""
+        mine = (self._base, self._client_id, self._client_secret, self._static_token)
+        return mine == (other._base, other._client_id, other._client_secret, other._static_token)
+
     def __enter__(self) -> AirbyteClient:
         return self
 

@@ -71,8 +71,13 @@ class AirbyteProvider:
 
     def adopt(self, prefetch: Prefetch) -> None:
         """Take listings `prefetch` (`listing.prefetch`) started for the next observe, with their client; listings
-        made for another server, credentials or workspace are closed, and observe lists afresh."""
-        if not isinstance(prefetch, Listings) or prefetch.settings != connection_settings(self.settings):
+        made for another server, credentials or workspace are closed, and observe lists afresh (so are those whose
+        secrets read otherwise than the provider's: a secret file rotated while the specs loaded)."""
+        if (
+            not isinstance(prefetch, Listings)
+            or prefetch.settings != connection_settings(self.settings)
+            or not prefetch.client.same_sign_in(self.client)
+        ):
             prefetch.close()
             return
         self.client.close()  # made by connect and not used yet

@@ -1,20 +1,41 @@
 """Superset provider, its first read: what one Superset holds, from its four list endpoints, by identity.
 
 The provider matches desired assets against this (charts and dashboards by uuid, datasets and
-databases by name) and takes this instance's integer ids from it for exports and deletes.
+databases by name) and takes this instance's integer ids from it for exports and deletes. Its
+requests run on daemon threads (`in_background`): a plan that fails while an early listing waits
+for a server that does not answer exits without waiting for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from reconciler.systems.superset.client import SupersetClient
 from reconciler.systems.superset.rules.assets import DASHBOARD, DATABASE, DATASET, dataset_name
 from reconciler.systems.superset.rules.bundle import Bundle
 from reconciler.systems.superset.rules.guards import LiveChart
 from reconciler.systems.superset.rules.roles import LiveDataset
+
+T = TypeVar("T")
+
+
+def in_background(work: Callable[[], T], name: str) -> Future[T]:
+    """`work` on a daemon thread of its own, its outcome in the future returned: nothing waits for it at exit
+    (an early read that a failed plan never takes, from a server that does not answer, holds no process)."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # raised where the future is read
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 @dataclass
@@ -39,12 +60,11 @@ class Listing:
             listing.dashboards[dashboard.uuid] = dashboard.id
             if dashboard.slug:
                 listing.slugs[dashboard.slug] = dashboard.uuid
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            charts, datasets, databases = (
-                pool.submit(client.list_charts),
-                pool.submit(client.list_datasets),
-                pool.submit(client.list_databases),
-            )
+        charts, datasets, databases = (
+            in_background(client.list_charts, "superset-list-charts"),
+            in_background(client.list_datasets, "superset-list-datasets"),
+            in_background(client.list_databases, "superset-list-databases"),
+        )
         listing.charts = {chart.uuid: chart.id for chart in charts.result()}
         listing.chart_rows = [LiveChart(chart.id, chart.name, chart.dataset_id) for chart in charts.result()]
         for dataset in datasets.result():

@@ -40,7 +40,7 @@ from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
 from reconciler.spec.secrets import SecretRef
 from reconciler.systems.superset.client import SupersetClient, SupersetError
-from reconciler.systems.superset.listing import Listing, union
+from reconciler.systems.superset.listing import Listing, in_background, union
 from reconciler.systems.superset.loading import SupersetSelection
 from reconciler.systems.superset.rules.assets import (
     CHART,
@@ -167,8 +167,8 @@ class SupersetProvider:
         self._listing: Future[Listing] | None = None
         """This environment's listing, started by `desired()` beside the replication source's reads and
         taken (once) by the `observe()` of the same plan."""
-        self._reader: ThreadPoolExecutor | None = None
-        """The threads of `desired()`'s early reads of this environment, while it runs."""
+        self._reading_early = False
+        """True while `desired()` runs: `_replicated` then starts the early export below."""
         self._early_export: Future[tuple[list[int], Bundle]] | None = None
         """This environment's export of the replicated dashboards it already holds (their ids, the bundle),
         started once the source's listing names them, beside the source's export; observe's export takes it
@@ -207,10 +207,10 @@ class SupersetProvider:
             [ListedDashboard(d.id, d.slug, d.tags, d.owners) for d in listed], replicate.dashboards
         )
         self._source_yield = SourceYield(source.environment, len(listed), len(chosen))
-        if self._reader is not None and self._listing is not None:
+        if self._reading_early and self._listing is not None:
             uuids = {d.id: d.uuid for d in listed}
-            wanted = [uuids[d.id] for d in chosen]
-            self._early_export = self._reader.submit(self._export_held, self._listing, wanted)
+            wanted, held = [uuids[d.id] for d in chosen], self._listing
+            self._early_export = in_background(lambda: self._export_held(held, wanted), "superset-early-export")
         return read_bundle(client.export_dashboards([d.id for d in chosen])) if chosen else Bundle()
 
     def _export_held(self, listing: Future[Listing], uuids: Sequence[str]) -> tuple[list[int], Bundle]:
@@ -236,15 +236,16 @@ class SupersetProvider:
         self._bundle = None  # a new plan reads the replication source again
         # observe's listing of this environment needs nothing desired state gives: it runs beside the
         # source's listing and export, and so does its export of the replicated dashboards it holds
-        # (`_replicated` starts it once the source's listing names them); the threads end with them
+        # (`_replicated` starts it once the source's listing names them); daemon threads, so a plan that
+        # fails before observe takes them exits without waiting for them
         self._early_export = None
-        self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="superset-early-read")
-        self._listing = self._reader.submit(Listing.read, self.client)
+        client = self.client
+        self._listing = in_background(lambda: Listing.read(client), "superset-early-listing")
+        self._reading_early = True
         try:
             bundle = self.desired_bundle()
         finally:
-            self._reader.shutdown(wait=False)
-            self._reader = None
+            self._reading_early = False
         slots = {}
         for database in bundle.of("databases"):
             connection = self.settings.databases.get(database.name)
