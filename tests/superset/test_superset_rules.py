@@ -25,10 +25,11 @@ from reconciler.systems.superset.rules.bundle import (
     to_files,
 )
 from reconciler.systems.superset.rules.chart_batches import (
+    BatchSizer,
     ChartQuery,
     batch_context,
-    batches,
     chart_query,
+    groups,
     split_answer,
 )
 from reconciler.systems.superset.rules.chart_query import UncheckableChart, query_context_from_params
@@ -418,12 +419,12 @@ def test_a_chart_runs_its_saved_query_objects_on_the_dataset_the_target_chart_po
         chart_query({"params": {"viz_type": "markdown"}}, dataset_id=11)
 
 
-def test_charts_share_a_request_only_on_one_dataset_and_one_query_building_form_data_and_up_to_a_size() -> None:
+def test_charts_share_a_request_only_on_one_dataset_and_one_query_building_form_data() -> None:
     sales = [(n, chart_query(exported_chart("table", ["region"], row_limit=n), 1)) for n in range(5)]
     other_dataset = [(9, chart_query(exported_chart("table", ["region"]), 2))]
     other_axis = [(8, chart_query(exported_chart("echarts_timeseries_bar", [], x_axis="order_date"), 1))]
-    grouped = batches([*sales[:3], *other_dataset, *sales[3:], *other_axis], size=2)
-    assert [[n for n, _ in batch] for batch in grouped] == [[0, 1], [2, 3], [4], [9], [8]]
+    grouped = groups([*sales[:3], *other_dataset, *sales[3:], *other_axis])
+    assert [[n for n, _ in group] for group in grouped] == [[0, 1, 2, 3, 4], [9], [8]]
 
     queries = [query for _, query in sales[:2]]
     body = batch_context(queries)
@@ -431,6 +432,25 @@ def test_charts_share_a_request_only_on_one_dataset_and_one_query_building_form_
     assert len(body["queries"]) == 2 and body["form_data"]["datasource"] == "1__table"
     with pytest.raises(ValueError, match="cannot share a request"):
         batch_context([sales[0][1], other_dataset[0][1]])
+
+
+def test_a_batch_holds_as_many_charts_as_the_slowest_query_seen_fits_in_the_budget() -> None:
+    sizer = BatchSizer(budget=10.0, largest=20, first=5)
+    assert sizer.size() == 5  # nothing answered yet
+    sizer.ended(10, 0.4)  # 40 ms a query
+    assert sizer.size() == 20
+    sizer.ended(5, 15.0)  # a slow warehouse: 3 s a query
+    assert sizer.size() == 3
+    sizer.ended(4, 1.0)  # a faster request later does not undo what the slowest showed
+    assert sizer.size() == 3
+    sizer.ended(1, 45.0)  # one query past the budget: one chart a request
+    assert sizer.size() == 1
+    instant = BatchSizer(budget=10.0, largest=20, first=1)
+    instant.ended(3, 0.0)
+    assert instant.size() == 20
+    for bad in ((0.0, 20, 5), (10.0, 0, 1), (10.0, 20, 21), (10.0, 20, 0)):
+        with pytest.raises(ValueError):
+            BatchSizer(*bad)
 
 
 def test_a_batch_answer_is_split_back_by_chart_or_not_at_all() -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
@@ -60,10 +60,11 @@ from reconciler.systems.superset.rules.assets import (
 )
 from reconciler.systems.superset.rules.bundle import Asset, Bundle, read_bundle
 from reconciler.systems.superset.rules.chart_batches import (
+    BatchSizer,
     ChartQuery,
     batch_context,
-    batches,
     chart_query,
+    groups,
     split_answer,
 )
 from reconciler.systems.superset.rules.chart_query import UncheckableChart
@@ -100,7 +101,12 @@ from reconciler.systems.superset.spec import SupersetEnvironment
 
 Connect = Callable[[], SupersetClient]
 VERIFY_BATCH = 20
-"""Charts of one dataset in one chart data request: fewer requests, each still small enough to answer quickly."""
+"""At most this many charts of one dataset in one chart data request: fewer requests, each still small."""
+VERIFY_FIRST_BATCH = 5
+"""Charts in a request before any has answered (the time a query takes is not known yet)."""
+VERIFY_BUDGET_SECONDS = 10.0
+"""What a chart data request should take at most, by the time per query seen so far: a third of the client's
+30 s timeout, so a slow warehouse gets smaller requests instead of timeouts (`BatchSizer`)."""
 VERIFY_CONCURRENCY = 4
 """Chart data requests at once: what one Superset (its gunicorn threads, its warehouse pool) takes without queueing."""
 EXPORT_IDS = 200
@@ -158,6 +164,8 @@ class SupersetProvider:
         self.environment = environment
         self.prune = selection.settings.prune
         self.shrink_ratio = shrink_ratio
+        self.clock: Callable[[], float] = time.monotonic
+        """Times each chart data request, to size the next (`BatchSizer`)."""
         """More than this share of the dashboards replicated here gone from the source refuses the plan."""
         self._bundle: Bundle | None = None
         """The desired bundle, read once per plan (`desired()` reads the replication source again); a fresh
@@ -556,18 +564,27 @@ class SupersetProvider:
             return ChartResult(chart, Outcome.FAILED, exc.message)
         return _result(chart, query, answer)
 
-    def _run_batch(self, batch: Sequence[tuple[ChartToRun, ChartQuery]]) -> list[ChartResult]:
+    def _run_batch(self, batch: Sequence[tuple[ChartToRun, ChartQuery]], sizer: BatchSizer) -> list[ChartResult]:
         """The charts of one batch in one request; when it fails as a whole (Superset stops at the first
-        failing query and names none), each chart again in a request of its own, so the failing one is named."""
+        failing query and names none), each chart again in a request of its own, so the failing one is named.
+        Each request's time per chart goes to `sizer`."""
         queries = [query for _, query in batch]
         parts = None
         if len(batch) > 1:
+            started = self.clock()
             try:
                 parts = split_answer(self.client.query_chart_data(batch_context(queries)), queries)
             except SupersetError:
                 parts = None
+            finally:
+                sizer.ended(len(batch), self.clock() - started)
         if parts is None:
-            return [self._run_query(chart, query) for chart, query in batch]
+            results = []
+            for chart, query in batch:
+                started = self.clock()
+                results.append(self._run_query(chart, query))
+                sizer.ended(1, self.clock() - started)
+            return results
         return [_result(chart, query, part) for (chart, query), part in zip(batch, parts, strict=True)]
 
     def _chart_queries(
@@ -602,9 +619,20 @@ class SupersetProvider:
         if not charts:
             return Verification(self.environment, ())
         runnable, results = self._chart_queries(charts)
+        waiting = groups(runnable)
+        sizer = BatchSizer(VERIFY_BUDGET_SECONDS, VERIFY_BATCH, VERIFY_FIRST_BATCH)
         with ThreadPoolExecutor(max_workers=VERIFY_CONCURRENCY) as pool:
-            for batch in pool.map(self._run_batch, batches(runnable, VERIFY_BATCH)):
-                results.update((result.chart.uuid, result) for result in batch)
+            running: set[Future[list[ChartResult]]] = set()
+            while waiting or running:
+                while waiting and len(running) < VERIFY_CONCURRENCY:  # the next request, sized by what ended
+                    size = sizer.size()
+                    batch, waiting[0] = waiting[0][:size], waiting[0][size:]
+                    if not waiting[0]:
+                        waiting.pop(0)
+                    running.add(pool.submit(self._run_batch, batch, sizer))
+                ended, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in ended:
+                    results.update((result.chart.uuid, result) for result in future.result())
         return Verification(self.environment, tuple(results[chart.uuid] for chart in charts))
 
     def verify(self) -> Verification:

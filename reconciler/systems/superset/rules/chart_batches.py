@@ -1,8 +1,8 @@
 """Core: the charts a verification runs, as a few multi-query `POST /api/v1/chart/data` requests.
 
 Pure; the Superset provider exports the charts to verify from the target (their saved query
-contexts as the target holds them), builds each chart's `ChartQuery` here, sends one request per
-`batches` entry and reads each chart's results back with `split_answer`. A chart data request
+contexts as the target holds them), builds each chart's `ChartQuery` here, sends the charts of
+each of `groups` a few at a time and reads each chart's results back with `split_answer`. A chart data request
 may carry several query objects of one datasource (`queries: [...]`); Superset 6.1 answers them
 in order, one result each, but fails the whole request on the first query that fails (HTTP 400
 naming no query), so the provider runs a failed batch again one chart at a time, and the chart
@@ -12,11 +12,14 @@ A chart runs its own query objects (filters, row limit, post-processing) on the 
 target's chart points at, with `force: true` so Superset's cache is bypassed. Charts share a
 request only when they agree on the form-data fields Superset's QueryContextFactory reads while
 building query objects (`FORM_DATA_READ`): the request carries one chart's form data for all.
+`BatchSizer` sizes each next request from the time per query seen so far, so a request stays
+well inside the client's timeout on a slow warehouse.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -79,12 +82,45 @@ def chart_query(content: Mapping[str, Any], dataset_id: int, dataset_type: str =
 T = TypeVar("T")
 
 
-def batches(items: Sequence[tuple[T, ChartQuery]], size: int) -> list[list[tuple[T, ChartQuery]]]:
-    """The charts grouped by `ChartQuery.key`, in their order, then cut to at most `size` charts a request."""
-    groups: dict[str, list[tuple[T, ChartQuery]]] = {}
+def groups(items: Sequence[tuple[T, ChartQuery]]) -> list[list[tuple[T, ChartQuery]]]:
+    """The charts grouped by `ChartQuery.key` (those that can share a request), each group and the groups in
+    the charts' order; the provider cuts each group into requests of `BatchSizer.size()` charts."""
+    grouped: dict[str, list[tuple[T, ChartQuery]]] = {}
     for item in items:
-        groups.setdefault(item[1].key(), []).append(item)
-    return [group[start : start + size] for group in groups.values() for start in range(0, len(group), size)]
+        grouped.setdefault(item[1].key(), []).append(item)
+    return list(grouped.values())
+
+
+class BatchSizer:
+    """How many charts the next request of a group may carry: as many as the time per query seen so far fits
+    in `budget` seconds (at least 1, at most `largest`), starting at `first` before any request has ended.
+
+    A request runs its queries one after another, so on a slow warehouse a fixed batch would pass the client's
+    timeout (and fall back to one request a chart after losing the whole wait); the slowest request seen sets
+    the pace, a single request that outlived the budget brings batches down to one chart.
+    """
+
+    def __init__(self, budget: float, largest: int, first: int) -> None:
+        if budget <= 0 or largest < 1 or not 1 <= first <= largest:
+            raise ValueError("a batch budget needs a positive time and 1 <= first <= largest")
+        self.budget, self.largest, self.first = budget, largest, first
+        self._per_query: float | None = None
+        self._lock = threading.Lock()  # requests end on the verifying threads
+
+    def ended(self, queries: int, seconds: float) -> None:
+        """A request of `queries` charts answered (or failed) after `seconds`."""
+        per_query = max(seconds, 0.0) / max(queries, 1)
+        with self._lock:
+            self._per_query = per_query if self._per_query is None else max(self._per_query, per_query)
+
+    def size(self) -> int:
+        with self._lock:
+            per_query = self._per_query
+        if per_query is None:
+            return self.first
+        if per_query <= 0:
+            return self.largest
+        return max(1, min(self.largest, int(self.budget / per_query)))
 
 
 def batch_context(queries: Sequence[ChartQuery]) -> dict[str, Any]:
