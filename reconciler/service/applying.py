@@ -5,7 +5,8 @@ either way, so a re-run converges. A create (or replace) is journaled as pending
 for systems that say how long a create may take to appear (`create_settle_seconds`): killed with
 it in flight (or given up on after timeouts), the next plan waits for its object rather than
 create a second one (planning.py); one the server refused is settled at once.
-Independent actions may run at once (`parallelism`), within the order `prerequisites` keeps.
+Independent actions may run at once (`parallelism`), within the order `prerequisites` keeps; then
+the journal's group commits are written off the main thread, and what waits on one starts once it is durable.
 One structlog event per step (env, system, resource, action, outcome); never a secret
 (errors are redacted, values never reach here).
 """
@@ -136,6 +137,19 @@ _Ended = list[tuple[_Running, ApplyOutcome | None, ReconcilerError | None]]
 """Steps that ended together, each with its outcome or its error."""
 
 
+@dataclass
+class _Batch:
+    """One group commit: what the scheduling rounds since the last one left to write, and what waits on it."""
+
+    ended: _Ended = field(default_factory=list)
+    """Steps that ended: told about, and their dependents free to start, once their records are durable."""
+    entries: list[tuple[ResourceKey, OwnershipRecord | None]] = field(default_factory=list)
+    intents: list[PendingCreate] = field(default_factory=list)
+    starting: list[int] = field(default_factory=list)
+    """Actions sent once this commit is durable: the creates whose pending lines it writes, and the actions waiting
+    for records it (or the commit before it) writes."""
+
+
 def _run(
     provider: Provider, action: Action, context: ApplyContext
 ) -> tuple[ApplyOutcome | None, ReconcilerError | None]:
@@ -166,7 +180,10 @@ def apply_plan(
 
     With `parallelism` 1 the actions run one after another in plan order, on this thread. With more,
     up to that many run at once on worker threads, each only once its `prerequisites` are done; the
-    records, the state journal and every event but progress lines stay on this thread.
+    records and every event but progress lines stay on this thread, and the state journal is written by a
+    journal thread, one group commit at a time, while this one tells about the last round and collects what
+    ends: the rounds that queue up during one commit are written together by the next. An action's
+    dependents start only once its record is durable, a create only once its pending line is.
     """
     signal = cancellation or Cancellation()
     env = session.env.name
@@ -198,19 +215,24 @@ def apply_plan(
         return parallelism > 1 and bool(getattr(session.providers[system], "concurrent_apply", False))
 
     waits = prerequisites(plan, concurrent)
-    finished: set[int] = set()
+    finished: set[int] = set()  # ended, their records durable
+    ended_steps: set[int] = set()
     next_up = 0  # every action before it has started
     started: set[int] = set()
     intended: set[int] = set()  # actions journaled as pending creates
     running: list[_Running] = []
     stopping = False
     pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply") if parallelism > 1 else None
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal") if parallelism > 1 else None
+    journal = threading.Lock()  # the state store is written by one thread at a time
 
     def remember(key: ResourceKey, memo: Mapping[str, str]) -> None:
         with guard:  # may come from a worker thread
             previous = records.get(key) or OwnershipRecord(key, ids.get(key, ""))
             records[key] = replace(previous, memo={**previous.memo, **memo})
-            session.state.record(key, records[key])
+            record = records[key]
+        with journal:
+            session.state.record(key, record)
 
     def needs_intent(index: int) -> bool:
         action = plan.actions[index]
@@ -254,8 +276,8 @@ def apply_plan(
         entries: list[tuple[ResourceKey, OwnershipRecord | None]] = []
         with guard:  # `remember` writes records too
             for step, outcome, error in ended:
-                finished.add(step.index)
                 key = step.action.key
+                ended_steps.add(step.index)
                 if outcome is None:
                     stopping = True
                     if error is not None and not error.retryable and step.index in intended:
@@ -288,10 +310,41 @@ def apply_plan(
             _log_step(step_log, env, action, "done")
             tell(Event(EventKind.ACTION_DONE, env, "; ".join(outcome.notes), action))
 
+    def commit(batch: _Batch) -> None:
+        with journal:  # `remember` writes the journal too
+            record_all(session.state, batch.entries, batch.intents)
+
+    def send(batch: _Batch) -> Future[None]:
+        """The batch's group commit: on the journal thread (this one prepares the next round meanwhile) or here."""
+        if writer is None:
+            future: Future[None] = Future()
+            commit(batch)  # an error propagates here, as it always did
+            future.set_result(None)
+            return future
+        return writer.submit(commit, batch)
+
+    queued = _Batch()  # what the rounds since the last group commit left: written together by the next one
+    in_flight: tuple[Future[None], _Batch] | None = None
+    awaiting = 0  # actions picked to start, waiting for a group commit
+
+    def collect(steps: list[_Running]) -> None:
+        ended, entries = settle(steps)
+        queued.ended += ended
+        queued.entries += entries
+
+    def flush() -> None:
+        """Send the queued rounds' group commit, unless one is being written (then the next one carries them)."""
+        nonlocal queued, in_flight, awaiting
+        if stopping and queued.starting:  # picked, but their pending lines are not written yet: never sent
+            awaiting -= len(queued.starting)
+            queued.intents, queued.starting = [], []
+        if in_flight is None and (queued.ended or queued.entries or queued.intents or queued.starting):
+            in_flight, queued = (send(queued), queued), _Batch()
+
     try:
         steps: list[_Running] = []
         while True:
-            ended, entries = settle(steps)
+            collect(steps)
             while next_up < len(plan.actions) and next_up in started:
                 next_up += 1
             if not stopping and signal.cancelled and next_up < len(plan.actions):
@@ -300,33 +353,56 @@ def apply_plan(
                 report.error = str(report.exception)
                 log.info("apply.cancelled", env=env, before=str(upcoming.key), done=len(report.done))
                 stopping = True
-            starting: list[int] = []
             if not stopping:
+                now = time.time()  # wall clock: the next run, maybe another process, reads the pending creates
                 for index in range(next_up, len(plan.actions)):
-                    if len(running) + len(starting) >= parallelism:
+                    if len(running) + awaiting >= parallelism:
                         break
-                    if index not in started and waits[index] <= finished:
-                        starting.append(index)
-                        started.add(index)
-            now = time.time()  # wall clock: the next run, maybe another process, reads the pending creates
-            intents = [intent(index, now) for index in starting if needs_intent(index)]
-            intended.update(index for index in starting if needs_intent(index))
-            if entries or intents:
-                with guard:  # `remember` writes the journal too
-                    # one group commit: the ended steps' records, durable before anything after them starts, and the
-                    # starting creates as pending, durable before their requests leave
-                    record_all(session.state, entries, intents)
-            announce(ended)
-            for index in starting:
-                start(index)
-            if not running:
+                    if index in started or not waits[index] <= ended_steps:
+                        continue
+                    started.add(index)
+                    if waits[index] <= finished and not needs_intent(index):
+                        start(index)  # the records it waits for are durable
+                        continue
+                    # sent once the next group commit is durable: the records it waits for, its pending line
+                    if needs_intent(index):
+                        queued.intents.append(intent(index, now))
+                        intended.add(index)
+                    queued.starting.append(index)
+                    awaiting += 1
+            flush()
+            if in_flight is None and not running:
                 break
-            done, _ = wait([step.future for step in running], return_when=FIRST_COMPLETED)
+            waiting: list[Future[Any]] = [step.future for step in running]
+            if in_flight is not None:
+                waiting.append(in_flight[0])
+            done, _ = wait(waiting, return_when=FIRST_COMPLETED)
             steps = sorted((s for s in running if s.future in done), key=lambda s: s.index)
             running = [step for step in running if step.future not in done]
+            if in_flight is None or in_flight[0] not in done:
+                continue
+            future, batch = in_flight
+            in_flight = None
+            future.result()  # a journal that cannot be written stops the apply, as it always did
+            finished.update(step.index for step, _outcome, _error in batch.ended)
+            awaiting -= len(batch.starting)
+            collect(steps)
+            steps = []
+            if stopping:  # picked before the failure or Ctrl-C, never sent: their pending lines are settled
+                with guard:
+                    queued.entries += [
+                        (plan.actions[i].key, records.get(plan.actions[i].key)) for i in batch.starting if i in intended
+                    ]
+            flush()  # the rounds that queued up during that sync are written while this one tells and sends
+            announce(batch.ended)
+            if not stopping:
+                for index in batch.starting:
+                    start(index)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+        if writer is not None:
+            writer.shutdown(wait=True)
         session.state.compact()  # this run's journal folded into the state file (a crash leaves it for the next load)
     finished_line = f"{len(report.done)} of {len(plan.actions)} action(s) done" + (
         f"; stopped: {report.error}" if report.exception is not None else ""

@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 
-from reconciler.core.model import PendingCreate, ResourceKey
+from reconciler.core.model import OwnershipRecord, PendingCreate, ResourceKey
 from reconciler.sandbox.airbyte_server import LateCreate
 from reconciler.state import FileStateStore
 from tests.helpers import Project
@@ -82,6 +84,50 @@ def test_each_round_of_an_apply_is_one_journal_write_records_first_then_the_crea
         assert len(appended) == creates + 1, appended
     else:
         assert len(appended) <= creates + 1, appended
+    assert "No changes." in project.run("plan", "--env", "prod").output
+
+
+def test_the_journal_is_synced_off_the_main_thread_and_nothing_is_sent_before_what_it_waits_for_is_durable(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With workers, each group commit is written by a journal thread while the main thread carries on (it tells
+    about the last round and collects what ends meanwhile); still, a create reaches the server only once its
+    pending line is durable, and a connection only once its source's and destination's records are. The journal
+    is made slow here: anything sent before its write returned would be at the server by then."""
+    writers: list[str] = []
+    early: list[str] = []
+    durable: dict[str, set[str]] = {
+        kind: set(live_names(project, kind)) for kind in ("sources", "destinations", "connections")
+    }
+    real_record_all = FileStateStore.record_all
+
+    def slow_record_all(
+        store: FileStateStore,
+        entries: Sequence[tuple[ResourceKey, OwnershipRecord | None]],
+        intents: Sequence[PendingCreate] = (),
+    ) -> None:
+        writers.append(threading.current_thread().name)
+        time.sleep(0.02)
+        for kind in ("sources", "destinations", "connections"):
+            sent = set(live_names(project, kind)) - durable[kind]
+            early.extend(f"{kind}/{name} was sent before its pending line was durable" for name in sorted(sent))
+        connections = live_names(project, "connections")
+        for key, _record in entries:
+            waiting = [name for name in connections if key.kind == "destination" or name == f"{key.name}-to-lake"]
+            if key.kind in ("source", "destination") and waiting:
+                early.append(f"{waiting} were sent before the record of {key} was durable")
+        real_record_all(store, entries, intents)
+        for pending in intents:
+            durable[f"{pending.key.kind}s"].add(pending.key.name)
+
+    monkeypatch.setattr(FileStateStore, "record_all", slow_record_all)
+    applied = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", "4")
+    assert applied.exit_code == 0, applied.output
+    assert not early, early
+    assert writers and all(name.startswith("journal") for name in writers), writers
+    for kind in ("sources", "destinations", "connections"):
+        names = [item["name"] for item in project.prod.stored(kind) if not item.get("tombstone")]
+        assert names and len(names) == len(set(names)), f"duplicate {kind}: {names}"
     assert "No changes." in project.run("plan", "--env", "prod").output
 
 
