@@ -155,15 +155,25 @@ def iter_secret_refs(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[
 
 def iter_refs_in_lists(tree: Any, prefix: tuple[str | int, ...] = (), in_list: bool = False) -> Iterator[str]:
     """Dotted paths of `{secretRef}`s inside lists: apply resolves references in mappings only."""
-    if is_secret_ref(tree):
-        if in_list:
-            yield ".".join(str(step) for step in prefix)
-    elif _is_mapping(tree):
+    found: list[str] = []
+    _refs_in_lists(tree, prefix, in_list, found)
+    yield from found
+
+
+def _refs_in_lists(tree: Any, prefix: tuple[str | int, ...], in_list: bool, found: list[str]) -> None:
+    """`iter_refs_in_lists` as one recursive call per mapping or list (scalars are skipped where met: a
+    connector's configuration of 5,000 is validated with this walk, most of its values strings)."""
+    if isinstance(tree, dict) or (not isinstance(tree, _NOT_MAPPINGS) and isinstance(tree, Mapping)):
+        if len(tree) == 1 and "secretRef" in tree:
+            if in_list:
+                found.append(".".join(str(step) for step in prefix))
+            return
         for key, value in tree.items():
-            yield from iter_refs_in_lists(value, (*prefix, str(key)), in_list)
+            if type(value) is not str and value is not None and type(value) is not int and type(value) is not bool:
+                _refs_in_lists(value, (*prefix, str(key)), in_list, found)
     elif isinstance(tree, list):
         for index, item in enumerate(tree):
-            yield from iter_refs_in_lists(item, (*prefix, index), True)
+            _refs_in_lists(item, (*prefix, index), True, found)
 
 
 @functools.lru_cache(maxsize=4096)  # a spec of 5,000 resources asks about the same few keys 100,000 times
