@@ -44,7 +44,15 @@ def diff_tree(desired: Any, live: Any, exact: frozenset[Path], path: Path = ()) 
         if path in exact:
             keys += [key for key in live if key not in desired]
         for key in keys:
-            changes += diff_tree(desired.get(key, ABSENT), live.get(key, ABSENT), exact, (*path, key))
+            want, have = desired.get(key, ABSENT), live.get(key, ABSENT)
+            if want == have:
+                # one C-level `==` instead of the walk below it: equal subtrees have the same keys at every
+                # level (so no key only live, exact paths or not) and equal leaves, so the walk finds
+                # nothing; most fields of a fleet are unchanged. (`==` inside containers holds a NaN equal
+                # to itself when the very same object is in both trees: a tree read from the spec and one
+                # read from a server never share one.)
+                continue
+            changes += diff_tree(want, have, exact, (*path, key))
         return changes
     if desired != live:
         return [FieldChange(path, live, desired)]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.spec.loader import Problems, SectionInput, parse_all, validate_model
-from reconciler.spec.secrets import iter_inline_secrets, iter_secret_refs, secret_ref
+from reconciler.spec.secrets import scan_secrets, secret_ref
 from reconciler.spec.yamlsource import LocatedMap, deep_merge
 from reconciler.systems.airbyte.spec import ConnectionSpec, DestinationSpec, SourceSpec
 
@@ -93,10 +93,10 @@ def _collect_airbyte_definitions(
 
 
 def _check_secrets(tree: LocatedMap, problems: Problems) -> None:
-    configuration = tree.get("configuration")
-    for path in iter_inline_secrets(configuration):
+    inline, refs = scan_secrets(tree.get("configuration"))
+    for path in inline:
         problems.at(tree, ("configuration", *path), "looks like an inline secret; use {secretRef: {env: NAME}}")
-    for path, raw in iter_secret_refs(configuration):
+    for path, raw in refs:
         try:
             secret_ref(raw)
         except ValidationError as error:
