@@ -35,30 +35,37 @@ def silent_superset() -> Iterator[str]:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
-def test_a_failed_replication_source_is_reported_without_waiting_for_a_silent_target(
-    tmp_path: Path, silent_superset: str
-) -> None:
-    """QA never answers; prod refuses connections: the plan fails on prod, and exits without waiting for QA."""
-    root = copy_example(tmp_path)
+def plan_qa(
+    tmp_path: Path, qa_url: str, prod_url: str, waiting_for: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`reconcile plan --env qa --system superset` of the example against these servers, in its own process,
+    with how long it took; a plan still running after 20 s fails the test (it waits for `waiting_for`)."""
     environ = {
         **os.environ,
-        "SUPERSET_QA_URL": silent_superset,
+        "SUPERSET_QA_URL": qa_url,
         "SUPERSET_QA_PASSWORD": "qa-secret-value",
-        "SUPERSET_PROD_URL": f"http://127.0.0.1:{closed_port()}",
+        "SUPERSET_PROD_URL": prod_url,
         "SUPERSET_PROD_PASSWORD": "prod-secret-value",
     }
     started = time.monotonic()
     try:
         done = subprocess.run(
-            [str(RECONCILE), "--root", str(root), "plan", "--env", "qa", "--system", "superset"],
+            [str(RECONCILE), "--root", str(copy_example(tmp_path)), "plan", "--env", "qa", "--system", "superset"],
             env=environ,
             capture_output=True,
             text=True,
             timeout=20,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail("the plan was still running 20 s after it started (waiting for the silent QA)")
-    took = time.monotonic() - started
+        pytest.fail(f"the plan was still running 20 s after it started (waiting for {waiting_for})")
+    return done, time.monotonic() - started
+
+
+def test_a_failed_replication_source_is_reported_without_waiting_for_a_silent_target(
+    tmp_path: Path, silent_superset: str
+) -> None:
+    """QA never answers; prod refuses connections: the plan fails on prod, and exits without waiting for QA."""
+    done, took = plan_qa(tmp_path, silent_superset, f"http://127.0.0.1:{closed_port()}", "the silent QA")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Connection refused" in done.stderr and "Traceback" not in done.stderr
     assert "secret-value" not in done.stdout + done.stderr
@@ -106,31 +113,15 @@ def test_a_failed_source_does_not_wait_for_a_target_listing_that_hangs_after_its
     _Handler.stop.clear()
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    root = copy_example(tmp_path)
-    environ = {
-        **os.environ,
-        "SUPERSET_QA_URL": f"http://127.0.0.1:{qa.server_port}",
-        "SUPERSET_QA_PASSWORD": "qa-secret-value",
-        "SUPERSET_PROD_URL": f"http://127.0.0.1:{prod.server_port}",
-        "SUPERSET_PROD_PASSWORD": "prod-secret-value",
-    }
-    started = time.monotonic()
     try:
-        done = subprocess.run(
-            [str(RECONCILE), "--root", str(root), "plan", "--env", "qa", "--system", "superset"],
-            env=environ,
-            capture_output=True,
-            text=True,
-            timeout=20,
+        done, took = plan_qa(
+            tmp_path, f"http://127.0.0.1:{qa.server_port}", f"http://127.0.0.1:{prod.server_port}", "QA's charts"
         )
-    except subprocess.TimeoutExpired:
-        pytest.fail("the plan was still running 20 s after it started (waiting for QA's charts)")
     finally:
         _Handler.stop.set()
         for server in servers:
             server.shutdown()
             server.server_close()
-    took = time.monotonic() - started
     assert done.returncode == 1, done.stdout + done.stderr
     assert "401" in done.stderr and "Traceback" not in done.stderr
     assert "secret-value" not in done.stdout + done.stderr
