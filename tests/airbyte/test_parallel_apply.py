@@ -3,6 +3,7 @@ part-way through a parallel apply loses nothing and duplicates nothing when appl
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from reconciler import state as state_module
 from reconciler.core.model import OwnershipRecord, PendingCreate, ResourceKey
 from reconciler.sandbox.airbyte_server import LateCreate
 from reconciler.state import FileStateStore
@@ -264,3 +266,35 @@ def test_a_create_the_server_refused_leaves_nothing_to_wait_for(project: Project
     rerun = project.run("apply", "--env", "prod", "--auto-approve")
     assert rerun.exit_code == 0 and "interrupted apply" not in rerun.output, rerun.output
     assert live_names(project, "connections").count("salesforce-to-lake") == 1
+
+
+@pytest.mark.parametrize("parallelism", ["1", "4"])
+def test_a_journal_that_cannot_be_written_stops_the_apply_and_the_rerun_waits_for_nothing_never_sent(
+    project: Project, monkeypatch: pytest.MonkeyPatch, parallelism: str
+) -> None:
+    """The disk fills up under the second group commit: the apply stops with a plain error (exit 1, no traceback),
+    the creates it had picked are never sent, and their pending lines (written, maybe, but not durable) are
+    settled: the re-run waits for none of them (a wait of `create_settle_seconds` each), creates each once."""
+    syncs = [0]
+    real_sync = state_module._sync_data
+
+    def full_disk_once(descriptor: int) -> None:
+        syncs[0] += 1
+        if syncs[0] == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_sync(descriptor)
+
+    monkeypatch.setattr(state_module, "_sync_data", full_disk_once)
+    failed = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", parallelism)
+    assert failed.exit_code == 1, failed.output
+    assert "Error: cannot write state journal" in failed.output and "Traceback" not in failed.output, failed.output
+    monkeypatch.setattr(state_module, "_sync_data", real_sync)
+
+    rerun = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", parallelism)
+    assert rerun.exit_code == 0, rerun.output
+    assert "never appeared" not in rerun.output, rerun.output
+    for kind in ("sources", "destinations", "connections"):
+        names = live_names(project, kind)
+        assert names and len(names) == len(set(names)), f"duplicate {kind}: {names}"
+    again = project.run("plan", "--env", "prod")
+    assert "No changes." in again.output and "interrupted apply" not in again.output, again.output
