@@ -357,6 +357,20 @@ def apply_plan(
         except ReconcilerError as exc:  # still failing (a full disk): the next plan waits for them, as after a kill
             log.warning("apply.unsent_not_settled", env=env, creates=len(entries), error=str(exc))
 
+    def notice_cancel() -> None:
+        """Stop starting actions once cancelled, before the first one not sent yet (picked ones included: Ctrl-C
+        may come while the group commit they wait for is written)."""
+        nonlocal stopping
+        if stopping or not signal.cancelled:
+            return
+        upcoming = next((plan.actions[i] for i in range(len(plan.actions)) if i not in sent), None)
+        if upcoming is None:
+            return
+        report.exception = CancelledError(f"{signal.reason} before {upcoming.kind.value} {upcoming.key}")
+        report.error = str(report.exception)
+        log.info("apply.cancelled", env=env, before=str(upcoming.key), done=len(report.done))
+        stopping = True
+
     completed = False
     try:
         steps: list[_Running] = []
@@ -364,12 +378,7 @@ def apply_plan(
             collect(steps)
             while next_up < len(plan.actions) and next_up in started:
                 next_up += 1
-            if not stopping and signal.cancelled and next_up < len(plan.actions):
-                upcoming = plan.actions[next_up]
-                report.exception = CancelledError(f"{signal.reason} before {upcoming.kind.value} {upcoming.key}")
-                report.error = str(report.exception)
-                log.info("apply.cancelled", env=env, before=str(upcoming.key), done=len(report.done))
-                stopping = True
+            notice_cancel()
             if not stopping:
                 now = time.time()  # wall clock: the next run, maybe another process, reads the pending creates
                 for index in range(next_up, len(plan.actions)):
@@ -405,6 +414,7 @@ def apply_plan(
             awaiting -= len(batch.starting)
             collect(steps)
             steps = []
+            notice_cancel()  # a Ctrl-C during that sync: what it journaled to start is not sent
             if stopping:  # picked before the failure or Ctrl-C, never sent: their pending lines are settled
                 with guard:
                     queued.entries += [
