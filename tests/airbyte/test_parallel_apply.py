@@ -268,7 +268,7 @@ def test_a_create_the_server_refused_leaves_nothing_to_wait_for(project: Project
     assert live_names(project, "connections").count("salesforce-to-lake") == 1
 
 
-@pytest.mark.parametrize("parallelism", ["1", "4"])
+@pytest.mark.parametrize("parallelism", ["1", "4", "64"])
 def test_a_journal_that_cannot_be_written_stops_the_apply_and_the_rerun_waits_for_nothing_never_sent(
     project: Project, monkeypatch: pytest.MonkeyPatch, parallelism: str
 ) -> None:
@@ -300,7 +300,7 @@ def test_a_journal_that_cannot_be_written_stops_the_apply_and_the_rerun_waits_fo
     assert "No changes." in again.output and "interrupted apply" not in again.output, again.output
 
 
-@pytest.mark.parametrize("parallelism", ["1", "4"])
+@pytest.mark.parametrize("parallelism", ["1", "4", "64"])
 def test_a_ctrl_c_while_a_group_commit_is_written_sends_none_of_the_creates_it_journals(
     project: Project, monkeypatch: pytest.MonkeyPatch, parallelism: str
 ) -> None:
