@@ -4,7 +4,8 @@ Stops at the first failure, or before the next action once cancelled; what was d
 either way, so a re-run converges. A create (or replace) is journaled as pending before it starts,
 for systems that say how long a create may take to appear (`create_settle_seconds`): killed with
 it in flight (or given up on after timeouts), the next plan waits for its object rather than
-create a second one (planning.py); one the server refused is settled at once.
+create a second one (planning.py); one the server refused is settled at once, and so is one picked but never
+sent because the apply stopped (a failure, Ctrl-C, or the journal itself that could not be written).
 Independent actions may run at once (`parallelism`), within the order `prerequisites` keeps; then
 the journal's group commits are written off the main thread, and what waits on one starts once it is durable.
 One structlog event per step (env, system, resource, action, outcome); never a secret
@@ -220,6 +221,7 @@ def apply_plan(
     next_up = 0  # every action before it has started
     started: set[int] = set()
     intended: set[int] = set()  # actions journaled as pending creates
+    sent: set[int] = set()
     running: list[_Running] = []
     stopping = False
     pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply") if parallelism > 1 else None
@@ -260,6 +262,7 @@ def apply_plan(
             cancellation=signal,
             remember=remember,
         )
+        sent.add(index)
         tell(Event(EventKind.ACTION_STARTED, env, "", action))
         _log_step(step_log, env, action, "started")
         provider = session.providers[action.key.system]
@@ -341,18 +344,41 @@ def apply_plan(
         if in_flight is None and (queued.ended or queued.entries or queued.intents or queued.starting):
             in_flight, queued = (send(queued), queued), _Batch()
 
+    def settle_unsent() -> None:
+        """After an error (the journal could not be written, a second Ctrl-C): the creates picked but never sent
+        have their pending lines settled, so the next plan does not wait `create_settle_seconds` for them."""
+        with guard:
+            entries = [(plan.actions[i].key, records.get(plan.actions[i].key)) for i in sorted(intended - sent)]
+        if not entries:
+            return
+        try:
+            with journal:
+                record_all(session.state, entries)
+        except ReconcilerError as exc:  # still failing (a full disk): the next plan waits for them, as after a kill
+            log.warning("apply.unsent_not_settled", env=env, creates=len(entries), error=str(exc))
+
+    def notice_cancel() -> None:
+        """Stop starting actions once cancelled, before the first one not sent yet (picked ones included: Ctrl-C
+        may come while the group commit they wait for is written)."""
+        nonlocal stopping
+        if stopping or not signal.cancelled:
+            return
+        upcoming = next((plan.actions[i] for i in range(len(plan.actions)) if i not in sent), None)
+        if upcoming is None:
+            return
+        report.exception = CancelledError(f"{signal.reason} before {upcoming.kind.value} {upcoming.key}")
+        report.error = str(report.exception)
+        log.info("apply.cancelled", env=env, before=str(upcoming.key), done=len(report.done))
+        stopping = True
+
+    completed = False
     try:
         steps: list[_Running] = []
         while True:
             collect(steps)
             while next_up < len(plan.actions) and next_up in started:
                 next_up += 1
-            if not stopping and signal.cancelled and next_up < len(plan.actions):
-                upcoming = plan.actions[next_up]
-                report.exception = CancelledError(f"{signal.reason} before {upcoming.kind.value} {upcoming.key}")
-                report.error = str(report.exception)
-                log.info("apply.cancelled", env=env, before=str(upcoming.key), done=len(report.done))
-                stopping = True
+            notice_cancel()
             if not stopping:
                 now = time.time()  # wall clock: the next run, maybe another process, reads the pending creates
                 for index in range(next_up, len(plan.actions)):
@@ -388,6 +414,7 @@ def apply_plan(
             awaiting -= len(batch.starting)
             collect(steps)
             steps = []
+            notice_cancel()  # a Ctrl-C during that sync: what it journaled to start is not sent
             if stopping:  # picked before the failure or Ctrl-C, never sent: their pending lines are settled
                 with guard:
                     queued.entries += [
@@ -398,11 +425,14 @@ def apply_plan(
             if not stopping:
                 for index in batch.starting:
                     start(index)
+        completed = True
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
         if writer is not None:
-            writer.shutdown(wait=True)
+            writer.shutdown(wait=True)  # no commit is being written after it: a settling line comes last
+        if not completed:
+            settle_unsent()
         session.state.compact()  # this run's journal folded into the state file (a crash leaves it for the next load)
     finished_line = f"{len(report.done)} of {len(plan.actions)} action(s) done" + (
         f"; stopped: {report.error}" if report.exception is not None else ""

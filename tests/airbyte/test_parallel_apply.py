@@ -3,6 +3,7 @@ part-way through a parallel apply loses nothing and duplicates nothing when appl
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from reconciler import state as state_module
 from reconciler.core.model import OwnershipRecord, PendingCreate, ResourceKey
 from reconciler.sandbox.airbyte_server import LateCreate
 from reconciler.state import FileStateStore
@@ -264,3 +266,72 @@ def test_a_create_the_server_refused_leaves_nothing_to_wait_for(project: Project
     rerun = project.run("apply", "--env", "prod", "--auto-approve")
     assert rerun.exit_code == 0 and "interrupted apply" not in rerun.output, rerun.output
     assert live_names(project, "connections").count("salesforce-to-lake") == 1
+
+
+@pytest.mark.parametrize("parallelism", ["1", "4", "64"])
+def test_a_journal_that_cannot_be_written_stops_the_apply_and_the_rerun_waits_for_nothing_never_sent(
+    project: Project, monkeypatch: pytest.MonkeyPatch, parallelism: str
+) -> None:
+    """The disk fills up under the second group commit: the apply stops with a plain error (exit 1, no traceback),
+    the creates it had picked are never sent, and their pending lines (written, maybe, but not durable) are
+    settled: the re-run waits for none of them (a wait of `create_settle_seconds` each), creates each once."""
+    syncs = [0]
+    real_sync = state_module._sync_data
+
+    def full_disk_once(descriptor: int) -> None:
+        syncs[0] += 1
+        if syncs[0] == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_sync(descriptor)
+
+    monkeypatch.setattr(state_module, "_sync_data", full_disk_once)
+    failed = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", parallelism)
+    assert failed.exit_code == 1, failed.output
+    assert "Error: cannot write state journal" in failed.output and "Traceback" not in failed.output, failed.output
+    monkeypatch.setattr(state_module, "_sync_data", real_sync)
+
+    rerun = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", parallelism)
+    assert rerun.exit_code == 0, rerun.output
+    assert "never appeared" not in rerun.output, rerun.output
+    for kind in ("sources", "destinations", "connections"):
+        names = live_names(project, kind)
+        assert names and len(names) == len(set(names)), f"duplicate {kind}: {names}"
+    again = project.run("plan", "--env", "prod")
+    assert "No changes." in again.output and "interrupted apply" not in again.output, again.output
+
+
+@pytest.mark.parametrize("parallelism", ["1", "4", "64"])
+def test_a_ctrl_c_while_a_group_commit_is_written_sends_none_of_the_creates_it_journals(
+    project: Project, monkeypatch: pytest.MonkeyPatch, parallelism: str
+) -> None:
+    """Ctrl-C arrives while the journal writes the pending lines of the creates about to start: the apply stops
+    after the running actions, so none of those creates is sent (their pending lines are settled), and the re-run
+    creates each once without waiting for them."""
+    interrupted: list[str] = []
+    real_record_all = FileStateStore.record_all
+
+    def interrupted_record_all(
+        store: FileStateStore,
+        entries: Sequence[tuple[ResourceKey, OwnershipRecord | None]],
+        intents: Sequence[PendingCreate] = (),
+    ) -> None:
+        if entries and intents and not interrupted:
+            interrupted.extend(pending.key.name for pending in intents)
+            os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler asks the apply to stop
+            time.sleep(0.2)  # the handler has run on the main thread by now
+        real_record_all(store, entries, intents)
+
+    monkeypatch.setattr(FileStateStore, "record_all", interrupted_record_all)
+    stopped = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", parallelism)
+    assert stopped.exit_code == 1 and "interrupted by SIGINT" in stopped.output, stopped.output
+    assert interrupted, stopped.output
+    live = {name for kind in ("sources", "destinations", "connections") for name in live_names(project, kind)}
+    assert not live & set(interrupted), f"sent after Ctrl-C: {sorted(live & set(interrupted))}"
+    monkeypatch.setattr(FileStateStore, "record_all", real_record_all)
+
+    rerun = project.run("apply", "--env", "prod", "--auto-approve", "--parallelism", parallelism)
+    assert rerun.exit_code == 0 and "never appeared" not in rerun.output, rerun.output
+    for kind in ("sources", "destinations", "connections"):
+        names = live_names(project, kind)
+        assert names and len(names) == len(set(names)), f"duplicate {kind}: {names}"
+    assert "No changes." in project.run("plan", "--env", "prod").output
