@@ -27,12 +27,17 @@ from reconciler.spec.loader import Environment
 from reconciler.spec.secrets import SecretRef
 from reconciler.systems.airbyte import rules
 from reconciler.systems.airbyte.client import AirbyteClient
-from reconciler.systems.airbyte.listing import Listed, Listings, client_for, connection_settings, find_workspace_id
+from reconciler.systems.airbyte.listing import (
+    COLLECTIONS,
+    ID_FIELDS,
+    Listed,
+    Listings,
+    client_for,
+    connection_settings,
+    find_workspace_id,
+)
 from reconciler.systems.airbyte.loading import AirbyteSelection
 from reconciler.systems.airbyte.spec import AirbyteEnvironment, DestinationSpec, SourceSpec
-
-COLLECTIONS = {rules.SOURCE: "sources", rules.DESTINATION: "destinations", rules.CONNECTION: "connections"}
-ID_FIELDS = {rules.SOURCE: "sourceId", rules.DESTINATION: "destinationId", rules.CONNECTION: "connectionId"}
 
 
 class AirbyteProvider:
