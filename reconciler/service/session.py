@@ -44,7 +44,7 @@ from reconciler.spec.environment import (
     environment_model,
     interpolate_tree,
 )
-from reconciler.spec.loader import ENVIRONMENT_DIR, Environment, load_environments
+from reconciler.spec.loader import Environment, environment_path, load_environments
 from reconciler.spec.yamlsource import LocatedMap, YamlSyntaxError, parse_yaml
 from reconciler.state import FileStateStore, StateStore
 
@@ -73,7 +73,7 @@ def validate(source: Path | SpecSource, environ: Mapping[str, str], only: str | 
 def early_settings(files: Mapping[str, str], name: str, environ: Mapping[str, str]) -> EnvironmentFile | None:
     """Environment `name`'s own file validated alone (its system sections: endpoints, credentials), for listings
     started before the specs are loaded; None on any problem in it, which the full load reports."""
-    path = next((p for p in (f"{ENVIRONMENT_DIR}{name}.yaml", f"{ENVIRONMENT_DIR}{name}.yml") if p in files), None)
+    path = environment_path(files, name)
     if path is None:
         return None
     try:

@@ -125,6 +125,11 @@ def parse_all(files: Mapping[str, str], problems: Problems) -> dict[str, Any]:
     return parsed
 
 
+def environment_path(files: Mapping[str, str], name: str) -> str | None:
+    """The file of environment `name` among `files` (`environments/<name>.yaml`, else `.yml`), or None."""
+    return next((p for p in (f"{ENVIRONMENT_DIR}{name}.yaml", f"{ENVIRONMENT_DIR}{name}.yml") if p in files), None)
+
+
 def environment_names(files: Mapping[str, str]) -> list[str]:
     """Names of the environments, from the file names under environments/."""
     return sorted(
@@ -201,7 +206,8 @@ def _load_environments(
     for name in names:
         if only is not None and name != only:
             continue
-        path = next(p for p in (f"{ENVIRONMENT_DIR}{name}.yaml", f"{ENVIRONMENT_DIR}{name}.yml") if p in files)
+        path = environment_path(files, name)
+        assert path is not None, name  # the names are those of the files
         raw = parsed.get(path)
         if raw is None:
             if path in parsed:
