@@ -81,8 +81,8 @@ class Listings:
 
     def __init__(self, client: AirbyteClient, settings: AirbyteEnvironment, workspace_id: str | None) -> None:
         self.client = client
-        self.settings = connection_settings(settings)
-        self._settings = settings
+        self.section = settings
+        """The `airbyte:` section it lists for (`connection_settings` says what of it a listing depends on)."""
         self.workspace_id = workspace_id
         self._connectors: dict[str, list[rules.ListedConnector]] = {}
         self._connections: list[rules.ListedConnection] = []
@@ -96,7 +96,7 @@ class Listings:
     def _run(self) -> None:
         try:
             if self.workspace_id is None:
-                self.workspace_id = find_workspace_id(self.client, self._settings)  # signs in once, before the threads
+                self.workspace_id = find_workspace_id(self.client, self.section)  # signs in once, before the threads
             if self._abandoned.is_set():
                 return
             threads = [

@@ -80,7 +80,7 @@ class AirbyteProvider:
         secrets read otherwise than the provider's: a secret file rotated while the specs loaded)."""
         if (
             not isinstance(prefetch, Listings)
-            or prefetch.settings != connection_settings(self.settings)
+            or connection_settings(prefetch.section) != connection_settings(self.settings)
             or not prefetch.client.same_sign_in(self.client)
         ):
             prefetch.close()
