@@ -134,6 +134,10 @@ def parse_secret_label(label: str) -> SecretRef:
 _NOT_MAPPINGS = (str, int, float, list, type(None))
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+"""The plain scalars of a spec tree, skipped where met by the walks below (no reference or mapping under them)."""
+
+
 def _is_mapping(value: Any) -> bool:
     """`isinstance(value, Mapping)`, answered without the ABC check for the dicts and scalars of a spec tree."""
     return isinstance(value, dict) or (not isinstance(value, _NOT_MAPPINGS) and isinstance(value, Mapping))
@@ -163,13 +167,13 @@ def iter_refs_in_lists(tree: Any, prefix: tuple[str | int, ...] = (), in_list: b
 def _refs_in_lists(tree: Any, prefix: tuple[str | int, ...], in_list: bool, found: list[str]) -> None:
     """`iter_refs_in_lists` as one recursive call per mapping or list (scalars are skipped where met: a
     connector's configuration of 5,000 is validated with this walk, most of its values strings)."""
-    if isinstance(tree, dict) or (not isinstance(tree, _NOT_MAPPINGS) and isinstance(tree, Mapping)):
+    if _is_mapping(tree):
         if len(tree) == 1 and "secretRef" in tree:
             if in_list:
                 found.append(".".join(str(step) for step in prefix))
             return
         for key, value in tree.items():
-            if type(value) is not str and value is not None and type(value) is not int and type(value) is not bool:
+            if type(value) not in _SCALARS:
                 _refs_in_lists(value, (*prefix, str(key)), in_list, found)
     elif isinstance(tree, list):
         for index, item in enumerate(tree):
@@ -241,7 +245,7 @@ def scan_secrets(tree: Any) -> tuple[list[tuple[str | int, ...]], list[tuple[tup
 def _scan(tree: Any, prefix: tuple[Any, ...], mapped: bool, inline: list[Any], refs: list[Any]) -> None:
     """Appends the inline secrets under `tree` to `inline` and, while `mapped` (the path went through
     mappings only, where `iter_secret_refs` looks), its `(path, raw reference)`s to `refs`."""
-    if isinstance(tree, dict) or (not isinstance(tree, _NOT_MAPPINGS) and isinstance(tree, Mapping)):
+    if _is_mapping(tree):
         if len(tree) == 1 and "secretRef" in tree:
             if mapped:
                 refs.append((prefix, tree["secretRef"]))
@@ -260,7 +264,7 @@ def _scan(tree: Any, prefix: tuple[Any, ...], mapped: bool, inline: list[Any], r
                 inline.append(path)
             elif secret and isinstance(value, list):
                 _inline_in_list(value, path, inline)
-            elif type(value) is str or type(value) is int or value is None or type(value) is bool:
+            elif type(value) in _SCALARS:
                 if type(value) is str and _is_secret_text(value):
                     inline.append(path)
             else:
