@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -328,7 +328,15 @@ def apply_plan(
 
     queued = _Batch()  # what the rounds since the last group commit left: written together by the next one
     in_flight: tuple[Future[None], _Batch] | None = None
-    awaiting = 0  # actions picked to start, waiting for a group commit
+
+    def awaiting() -> int:
+        """Actions picked to start, waiting for a group commit (the one being written, or the next)."""
+        return len(queued.starting) + (len(in_flight[1].starting) if in_flight is not None else 0)
+
+    def settling(indices: Iterable[int]) -> list[tuple[ResourceKey, OwnershipRecord | None]]:
+        """Journal entries settling the pending lines of these picked creates, which were never sent."""
+        with guard:
+            return [(plan.actions[i].key, records.get(plan.actions[i].key)) for i in indices]
 
     def collect(steps: list[_Running]) -> None:
         ended, entries = settle(steps)
@@ -337,9 +345,8 @@ def apply_plan(
 
     def flush() -> None:
         """Send the queued rounds' group commit, unless one is being written (then the next one carries them)."""
-        nonlocal queued, in_flight, awaiting
+        nonlocal queued, in_flight
         if stopping and queued.starting:  # picked, but their pending lines are not written yet: never sent
-            awaiting -= len(queued.starting)
             queued.intents, queued.starting = [], []
         if in_flight is None and (queued.ended or queued.entries or queued.intents or queued.starting):
             in_flight, queued = (send(queued), queued), _Batch()
@@ -347,8 +354,7 @@ def apply_plan(
     def settle_unsent() -> None:
         """After an error (the journal could not be written, a second Ctrl-C): the creates picked but never sent
         have their pending lines settled, so the next plan does not wait `create_settle_seconds` for them."""
-        with guard:
-            entries = [(plan.actions[i].key, records.get(plan.actions[i].key)) for i in sorted(intended - sent)]
+        entries = settling(sorted(intended - sent))
         if not entries:
             return
         try:
@@ -382,7 +388,7 @@ def apply_plan(
             if not stopping:
                 now = time.time()  # wall clock: the next run, maybe another process, reads the pending creates
                 for index in range(next_up, len(plan.actions)):
-                    if len(running) + awaiting >= parallelism:
+                    if len(running) + awaiting() >= parallelism:
                         break
                     if index in started or not waits[index] <= ended_steps:
                         continue
@@ -395,7 +401,6 @@ def apply_plan(
                         queued.intents.append(intent(index, now))
                         intended.add(index)
                     queued.starting.append(index)
-                    awaiting += 1
             flush()
             if in_flight is None and not running:
                 break
@@ -411,15 +416,11 @@ def apply_plan(
             in_flight = None
             future.result()  # a journal that cannot be written stops the apply, as it always did
             finished.update(step.index for step, _outcome, _error in batch.ended)
-            awaiting -= len(batch.starting)
             collect(steps)
             steps = []
             notice_cancel()  # a Ctrl-C during that sync: what it journaled to start is not sent
             if stopping:  # picked before the failure or Ctrl-C, never sent: their pending lines are settled
-                with guard:
-                    queued.entries += [
-                        (plan.actions[i].key, records.get(plan.actions[i].key)) for i in batch.starting if i in intended
-                    ]
+                queued.entries += settling(i for i in batch.starting if i in intended)
             flush()  # the rounds that queued up during that sync are written while this one tells and sends
             announce(batch.ended)
             if not stopping:
