@@ -13,8 +13,6 @@ signed push webhook to the new commit applied (read from /metrics). A figure, no
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from reconciler.controller.http import signature
 from reconciler.sandbox.airbyte_fleet import fleet_environ, write_fleet
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from reconciler.sandbox.launch import CLIENT_ID, CLIENT_SECRET
@@ -134,12 +133,12 @@ def main() -> None:
             git(work, "push", "-q", str(remote), "HEAD:main")
             sha = git(work, "rev-parse", "HEAD")
             body = json.dumps({"ref": "refs/heads/main", "after": sha}).encode()
-            signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            signed = signature(SECRET, body)
             pushed = time.monotonic()
             answer = http.post(
                 f"{url}/webhook/github",
                 content=body,
-                headers={"X-GitHub-Event": "push", "X-Hub-Signature-256": signature},
+                headers={"X-GitHub-Event": "push", "X-Hub-Signature-256": signed},
             )
             assert answer.status_code == 202, answer.text
             wait(lambda: applied_revision(http, url) == sha, "the pushed commit applied", 600)

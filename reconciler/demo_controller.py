@@ -10,8 +10,6 @@ with an `enforce` rule: the drift is put back and the same message turns resolve
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -28,6 +26,7 @@ import httpx
 import structlog
 
 from reconciler.controller.app import ControllerApp, ControllerSettings, build
+from reconciler.controller.http import signature
 from reconciler.controller.logs import configure_logging
 from reconciler.demo import Echo, _indent
 from reconciler.errors import ReconcilerError
@@ -70,7 +69,7 @@ def _no_hook(_step: str, _facts: ControllerFacts) -> None:
     pass
 
 
-def _airbyte_only(text: str) -> str:
+def airbyte_only(text: str) -> str:
     """An environment file cut before its first section of a system the controller's stand-ins do not serve here."""
     kept: list[str] = []
     for line in text.splitlines():
@@ -89,7 +88,7 @@ class _Repository:
         (self.work / "environments").mkdir(parents=True)
         for env in ("qa", "prod"):
             source = (root / "environments" / f"{env}.yaml").read_text(encoding="utf-8")
-            (self.work / "environments" / f"{env}.yaml").write_text(_airbyte_only(source), encoding="utf-8")
+            (self.work / "environments" / f"{env}.yaml").write_text(airbyte_only(source), encoding="utf-8")
         self._git(scratch, "init", "--quiet", "--bare", "-b", "main", str(self.remote))
         self._git(scratch, "init", "--quiet", "-b", "main", str(self.work))
         self.git("remote", "add", "origin", str(self.remote))
@@ -225,12 +224,12 @@ def controller_chapter(
                 "QA syncs every 4 hours", ("environments/qa.yaml", '{cron: "0 0 */6 * * ?"}', '{cron: "0 0 */4 * * ?"}')
             )
             body = json.dumps({"ref": "refs/heads/main", "after": merged}).encode()
-            signature = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+            signed = signature(WEBHOOK_SECRET, body)
             pushed = time.monotonic()
             answer = httpx.post(
                 f"{running.url}/webhook/github",
                 content=body,
-                headers={"X-GitHub-Event": "push", "X-Hub-Signature-256": signature},
+                headers={"X-GitHub-Event": "push", "X-Hub-Signature-256": signed},
                 timeout=10,
             )
             echo(f"    GitHub's push webhook (signed with X-Hub-Signature-256): HTTP {answer.status_code}")

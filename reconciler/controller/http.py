@@ -57,11 +57,16 @@ class Endpoints:
     webhook_secret: str | None
 
 
+def signature(secret: str, body: bytes) -> str:
+    """GitHub's `X-Hub-Signature-256` of `body`: `sha256=<hex HMAC-SHA256 of body with secret>`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
-    """Whether `header` is `sha256=<hex HMAC-SHA256 of body with secret>`, compared in constant time."""
+    """Whether `header` is `signature(secret, body)`, compared in constant time."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    expected = signature(secret, body)
     return hmac.compare_digest(expected.encode(), header.strip().encode(errors="replace"))
 
 

@@ -3,8 +3,6 @@ Airbyte stand-ins, and a controller built on them that runs in a thread with sub
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import shutil
 import subprocess
@@ -19,7 +17,9 @@ import httpx
 import pytest
 
 from reconciler.controller.app import ControllerApp, ControllerSettings, build
+from reconciler.controller.http import signature
 from reconciler.controller.ports import AppliedCommit, DriftFinding
+from reconciler.demo_controller import airbyte_only
 from reconciler.sandbox.launch import StandIns, running_standins
 from tests.controller.slack_helpers import rig as rig  # the Slack tests' fixture, shared here
 from tests.helpers import REPO
@@ -32,16 +32,6 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "HOME": "/nonexistent",
 }
-
-
-def _airbyte_only(text: str) -> str:
-    """An example environment file cut before its first non-Airbyte section."""
-    kept: list[str] = []
-    for line in text.splitlines():
-        if line.startswith(("workloads:", "superset:")):
-            break
-        kept.append(line)
-    return "\n".join(kept).rstrip() + "\n"
 
 
 @dataclass
@@ -88,7 +78,7 @@ def repo(tmp_path: Path) -> GitRepo:
     (work / "environments").mkdir()
     for env in ("qa", "prod"):
         (work / "environments" / f"{env}.yaml").write_text(
-            _airbyte_only((REPO / "environments" / f"{env}.yaml").read_text())
+            airbyte_only((REPO / "environments" / f"{env}.yaml").read_text())
         )
     subprocess.run(["git", "init", "--quiet", "--bare", "-b", "main", str(remote)], env=GIT_ENV, check=True, timeout=30)
     subprocess.run(["git", "init", "--quiet", "-b", "main", str(work)], env=GIT_ENV, check=True, timeout=30)
@@ -149,7 +139,7 @@ HTTP = httpx.Client(timeout=10)
 
 
 def signed(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return signature(secret, body)
 
 
 @dataclass
