@@ -16,13 +16,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.controller.app import ControllerSettings, build
+from reconciler.controller.app import build
 from reconciler.controller.http import ControllerServer, Endpoints
 from reconciler.controller.metrics import OUT_OF_SYNC, SYNCED, ControllerMetrics
 from reconciler.core.model import ResourceKey
 from reconciler.sandbox.launch import StandIns
 from tests.controller.conftest import WEBHOOK_SECRET, GitRepo, RecordingNotifier, RunningController, signed, wait_for
-from tests.controller.test_loop import GatedLeader
+from tests.controller.test_loop import GatedLeader, polling_qa
 
 HTTP = httpx.Client(timeout=10)
 SAFETY_SECONDS = 30  # only so that a broken build fails instead of hanging; nothing is timed
@@ -147,15 +147,7 @@ def test_a_standby_replica_is_ready_so_a_rollout_or_a_drain_of_two_replicas_can_
     """The chart runs 2 replicas with a PodDisruptionBudget and a rolling update that waits for the new pod to
     be ready: a standby that is never ready would stall every upgrade and block drains."""
     leader = GatedLeader()
-    settings = ControllerSettings(
-        repo=str(repo.remote),
-        environments=("qa",),
-        poll_interval=0.1,
-        drift_interval=60,
-        listen="127.0.0.1:0",
-        cache_dir=tmp_path / "cache",
-        environ=standins.environment(),
-    )
+    settings = polling_qa(repo, standins, tmp_path)
     app = build(settings, leadership=leader, notifier=RecordingNotifier())
     port = app.start_server()
     thread = threading.Thread(target=app.run, daemon=True)

@@ -184,11 +184,9 @@ class GatedLeader:
             self.term.cancel("released")
 
 
-def test_only_the_leader_acts_and_a_new_term_catches_up(repo: GitRepo, standins: StandIns, tmp_path: Path) -> None:
-    first = repo.git("rev-parse", "HEAD")
-    leader = GatedLeader()
-    notifier = RecordingNotifier()
-    settings = ControllerSettings(
+def polling_qa(repo: GitRepo, standins: StandIns, tmp_path: Path) -> ControllerSettings:
+    """A controller of QA polling every 0.1 s (drift every minute) on the stand-ins."""
+    return ControllerSettings(
         repo=str(repo.remote),
         environments=("qa",),
         poll_interval=0.1,
@@ -197,6 +195,13 @@ def test_only_the_leader_acts_and_a_new_term_catches_up(repo: GitRepo, standins:
         cache_dir=tmp_path / "cache",
         environ=standins.environment(),
     )
+
+
+def test_only_the_leader_acts_and_a_new_term_catches_up(repo: GitRepo, standins: StandIns, tmp_path: Path) -> None:
+    first = repo.git("rev-parse", "HEAD")
+    leader = GatedLeader()
+    notifier = RecordingNotifier()
+    settings = polling_qa(repo, standins, tmp_path)
     app = build(settings, leadership=leader, notifier=notifier)
     controller = app.controller
     thread = threading.Thread(target=app.run, daemon=True)
