@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from reconciler import registry
 from reconciler.alerts import AlertStore, FileAlertStore, alerts_path
+from reconciler.background import responsive_threads
 from reconciler.cancellation import Cancellation
 from reconciler.core.events import Event, EventKind, Listener
 from reconciler.errors import ApiError, PlanError, ReconcilerError, SecretError
@@ -291,7 +292,8 @@ def open_session(
     `cancellation` is set when the environment's lock is lost while held (a Lease that could not be renewed).
     With `prefetch` (a plan, never an apply: an apply lists under the lock) and the registered systems' own
     providers, each system that can starts its listings as soon as the environment's own file is read, while
-    the specs load (`start_prefetches`); a spec error, or any other failure before observe, abandons them unread.
+    the specs load (`start_prefetches`), and the session runs with `responsive_threads`; a spec error, or any
+    other failure before observe, abandons them unread.
     """
     variables = dict(os.environ if environ is None else environ)
     spec_source = _source(source)
@@ -300,8 +302,11 @@ def open_session(
     settings = early_settings(files, env_name, variables) if prefetch and factories is None else None
     started = start_prefetches(root, settings, variables, systems) if settings is not None else {}
     try:
-        with _connected(spec_source, files, env_name, variables, factories, state, lock, systems, cancellation) as (
-            session
+        with (
+            responsive_threads() if started else nullcontext(),
+            _connected(spec_source, files, env_name, variables, factories, state, lock, systems, cancellation) as (
+                session
+            ),
         ):
             for name, provider in session.providers.items():
                 if name in started and isinstance(provider, PrefetchingProvider):

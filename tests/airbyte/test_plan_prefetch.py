@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from reconciler.background import SWITCH_SECONDS
 from reconciler.lock import FileLock, LockHolder
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from reconciler.secrets import SecretResolver
@@ -89,6 +91,33 @@ def lock_watch(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[li
 
     monkeypatch.setattr(FileLock, "acquire", watched)
     yield at_lock
+
+
+def test_a_plan_loads_its_specs_with_a_short_switch_interval_and_puts_it_back(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing threads get the interpreter within 0.5 ms of their answer while the specs load, not 5 ms."""
+    intervals: list[float] = []
+    load = session_module.load_environments  # type: ignore[attr-defined]
+
+    def watched_load(files: Mapping[str, str], variables: Mapping[str, str], only: str | None = None) -> Any:
+        intervals.append(sys.getswitchinterval())
+        return load(files, variables, only=only)
+
+    monkeypatch.setattr(session_module, "load_environments", watched_load)
+    before = sys.getswitchinterval()
+
+    assert project.run("apply", "--env", "qa", "--auto-approve").exit_code == 0  # no early listings: unchanged
+    assert project.run("plan", "--env", "qa").exit_code == 0
+    break_the_specs(project)
+    assert project.run("plan", "--env", "qa").exit_code == 1  # a spec error: put back all the same
+
+    assert intervals == [
+        pytest.approx(before, rel=0.05),
+        pytest.approx(SWITCH_SECONDS, rel=0.05),
+        pytest.approx(SWITCH_SECONDS, rel=0.05),
+    ]
+    assert sys.getswitchinterval() == before
 
 
 def test_an_apply_lists_only_once_it_holds_the_lock(

@@ -8,34 +8,15 @@ for a server that does not answer exits without waiting for it.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
+from reconciler.background import in_background
 from reconciler.systems.superset.client import SupersetClient
 from reconciler.systems.superset.rules.assets import DASHBOARD, DATABASE, DATASET, dataset_name
 from reconciler.systems.superset.rules.bundle import Bundle
 from reconciler.systems.superset.rules.guards import LiveChart
 from reconciler.systems.superset.rules.roles import LiveDataset
-
-T = TypeVar("T")
-
-
-def in_background(work: Callable[[], T], name: str) -> Future[T]:
-    """`work` on a daemon thread of its own, its outcome in the future returned: nothing waits for it at exit
-    (an early read that a failed plan never takes, from a server that does not answer, holds no process)."""
-    future: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(work())
-        except BaseException as exc:  # raised where the future is read
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return future
 
 
 @dataclass

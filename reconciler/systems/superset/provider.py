@@ -30,6 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
+from reconciler.background import in_background
 from reconciler.core.diff import diff_resource
 from reconciler.core.identity import LiveObject, match_objects
 from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey, SecretSlot, digest_of
@@ -40,7 +41,7 @@ from reconciler.secrets import SecretResolver
 from reconciler.spec.loader import Environment
 from reconciler.spec.secrets import SecretRef
 from reconciler.systems.superset.client import SupersetClient, SupersetError
-from reconciler.systems.superset.listing import Listing, in_background, union
+from reconciler.systems.superset.listing import Listing, union
 from reconciler.systems.superset.loading import SupersetSelection
 from reconciler.systems.superset.rules.assets import (
     CHART,
