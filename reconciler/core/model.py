@@ -20,13 +20,68 @@ ABSENT: None = None
 pin an environment does not have. Renderers choose how to show it (`—` in tables)."""
 
 
-@dataclass(frozen=True, order=True)
 class ResourceKey:
-    """A resource's identity in the specs: `airbyte.source/app-postgres`."""
+    """A resource's identity in the specs: `airbyte.source/app-postgres`. Immutable, ordered by its three parts.
 
+    Interned: making a key returns the one object for its three parts (`_KEYS`), so equal keys are the same
+    object and equality and hashing are the object's own (identity, in C). A plan of 10,000 resources hashes
+    and compares keys some 500,000 times; a frozen dataclass did each in Python (about 7 % of such a plan).
+    """
+
+    __slots__ = ("kind", "name", "system")
     system: str
     kind: str
     name: str
+
+    def __new__(cls, system: str, kind: str, name: str) -> ResourceKey:
+        parts = (system, kind, name)
+        key = _KEYS.get(parts)
+        if key is None:
+            made = object.__new__(cls)
+            object.__setattr__(made, "system", system)
+            object.__setattr__(made, "kind", kind)
+            object.__setattr__(made, "name", name)
+            key = _KEYS.setdefault(parts, made)  # two threads making the same new key both get the first one
+        return key
+
+    # equal keys are one object (above; an unpickled or copied one too, by `__reduce__`)
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"ResourceKey is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"ResourceKey is immutable: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[type[ResourceKey], tuple[str, str, str]]:
+        return ResourceKey, (self.system, self.kind, self.name)
+
+    def _parts(self) -> tuple[str, str, str]:
+        return (self.system, self.kind, self.name)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, ResourceKey):
+            return NotImplemented
+        return self._parts() < other._parts()
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, ResourceKey):
+            return NotImplemented
+        return self._parts() <= other._parts()
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, ResourceKey):
+            return NotImplemented
+        return self._parts() > other._parts()
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, ResourceKey):
+            return NotImplemented
+        return self._parts() >= other._parts()
+
+    def __repr__(self) -> str:
+        return f"ResourceKey(system={self.system!r}, kind={self.kind!r}, name={self.name!r})"
 
     def __str__(self) -> str:
         return f"{self.system}.{self.kind}/{self.name}"
@@ -39,6 +94,10 @@ class ResourceKey:
         if not (system and kind and name):
             raise ValueError(f"not a resource key: {text!r}")
         return cls(system, kind, name)
+
+
+_KEYS: dict[tuple[str, str, str], ResourceKey] = {}
+"""Every key made in this process, by its parts (a few hundred bytes a resource: kept for the process's life)."""
 
 
 def key_order(key: ResourceKey) -> tuple[str, str, str]:
