@@ -10,9 +10,10 @@ environment enables pruning for that system.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from reconciler.core.diff import FieldChange, diff_resource
@@ -75,18 +76,23 @@ class Plan:
     environment: str
     actions: tuple[Action, ...]
     unchanged: tuple[ResourceKey, ...]
-    observed_digest: str
     warnings: tuple[str, ...] = ()
     live_ids: Mapping[ResourceKey, str] = field(default_factory=dict)
-    live_digests: Mapping[ResourceKey, str] = field(default_factory=dict)
-    """What each observed resource looked like, so a stale saved plan can say which one changed."""
     """Ids of every live resource observed, for actions that reference unchanged ones."""
+    live_digests: Mapping[ResourceKey, str] = field(default_factory=dict)
+    """What each observed resource looked like, so a stale saved plan can say which one changed (a plan made
+    here computes them when first read, `LiveDigests`: only a saved or checked plan reads them)."""
     adopted: tuple[ResourceKey, ...] = ()
     """Desired resources found by name with no record: apply records them (no write)."""
     forgotten: tuple[ResourceKey, ...] = ()
     """Owned resources already gone from the live system: their records are dropped first on apply
     (a desired one is created anew, and recorded again once it exists)."""
     systems: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def observed_digest(self) -> str:
+        """One hash over everything observed that the plan depends on: a saved plan is refused when it differs."""
+        return observed_digest(self.live_digests)
 
     @property
     def has_changes(self) -> bool:
@@ -104,6 +110,30 @@ class Plan:
 def observed_digest(live_digests: Mapping[ResourceKey, str]) -> str:
     """One hash over everything observed that the plan depends on (each live resource's digest, by key)."""
     return digest_of(sorted((str(key), digest) for key, digest in live_digests.items()))
+
+
+class LiveDigests(Mapping[ResourceKey, str]):
+    """Each observed resource's digest, by key in key order, computed when first read: a plan that is neither
+    saved nor checked against a saved one (every `reconcile plan` without `--out`, every drift check) never
+    hashes its 10,000 observed resources."""
+
+    def __init__(self, live: Mapping[ResourceKey, LiveResource]) -> None:
+        self._live = dict(live)  # as observed for this plan, whatever later becomes of the caller's mapping
+        self._digests: dict[ResourceKey, str] | None = None
+
+    def _computed(self) -> dict[ResourceKey, str]:
+        if self._digests is None:
+            self._digests = {key: resource.digest for key, resource in sorted(self._live.items(), key=item_order)}
+        return self._digests
+
+    def __getitem__(self, key: ResourceKey) -> str:
+        return self._computed()[key]
+
+    def __iter__(self) -> Iterator[ResourceKey]:
+        return iter(self._computed())
+
+    def __len__(self) -> int:
+        return len(self._live)
 
 
 def changed_since(saved: Plan, current: Plan) -> list[ResourceKey]:
@@ -317,16 +347,13 @@ def build_plan(inputs: PlanInputs) -> Plan:
     )
     # desired ones among the forgotten are created anew
     forgotten = tuple(sorted((key for key in inputs.records if key not in inputs.live), key=key_order))
-    observed = sorted(inputs.live.items(), key=item_order)
-    live_digests = {key: resource.digest for key, resource in observed}
     return Plan(
         environment=inputs.environment,
         actions=tuple(actions),
         unchanged=tuple(unchanged),
-        observed_digest=observed_digest(live_digests),
         warnings=tuple(warnings),
-        live_ids={key: resource.id for key, resource in observed},
-        live_digests=live_digests,
+        live_ids={key: resource.id for key, resource in sorted(inputs.live.items(), key=item_order)},
+        live_digests=LiveDigests(inputs.live),
         adopted=adopted,
         forgotten=forgotten,
         systems=inputs.systems,

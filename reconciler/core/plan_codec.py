@@ -121,7 +121,6 @@ def plan_from_json(body: Any) -> Plan:
             environment=str(body["environment"]),
             actions=tuple(actions),
             unchanged=tuple(ResourceKey.parse(k) for k in body.get("unchanged", [])),
-            observed_digest=str(body["observedDigest"]),
             warnings=tuple(body.get("warnings", [])),
             live_ids={ResourceKey.parse(k): str(v) for k, v in body.get("liveIds", {}).items()},
             live_digests={ResourceKey.parse(k): str(v) for k, v in body.get("liveDigests", {}).items()},
@@ -129,6 +128,8 @@ def plan_from_json(body: Any) -> Plan:
             forgotten=tuple(ResourceKey.parse(k) for k in body.get("forgotten", [])),
             systems=tuple(body.get("systems", [])),
         )
+        if str(body["observedDigest"]) != plan.observed_digest:
+            raise ValueError("its observedDigest is not the digest of its liveDigests")
         if "summary" in body and body["summary"] != plan.summary():
             raise ValueError(f"its summary {body['summary']!r} does not count its actions {plan.summary()!r}")
         return plan

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
-from reconciler.core.model import DesiredResource, LiveResource, OwnershipRecord, ResourceKey, SecretSlot
+import pytest
+
+from reconciler.core.model import (
+    DesiredResource,
+    LiveResource,
+    OwnershipRecord,
+    ResourceKey,
+    SecretSlot,
+    digest_of,
+)
 from reconciler.core.plan import Plan, PlanInputs, build_plan
 from reconciler.core.plan_codec import plan_from_json, plan_to_json
 from reconciler.core.saved_plan import saved_plan_differences
+from reconciler.errors import PlanError
 
 SRC = ResourceKey("airbyte", "source", "pg")
 OLD = ResourceKey("airbyte", "source", "old")
@@ -119,3 +130,33 @@ def test_adoptions_forgotten_records_duplicates_and_order_are_checked() -> None:
     assert saved_plan_differences(reordered, plan) == [
         "the saved plan's actions are in another order than a fresh plan's"
     ]
+
+
+def test_observed_digests_are_the_ones_saved_and_a_saved_digest_must_match_its_resources() -> None:
+    plan = fresh()
+    read_back = saved()
+    assert read_back.observed_digest == plan.observed_digest
+    assert dict(read_back.live_digests) == dict(plan.live_digests)
+    assert list(plan.live_digests) == sorted(plan.live_digests)  # key order, as saved
+    assert fresh().observed_digest == plan.observed_digest  # stable across plans of the same observation
+
+    def edit_one_resource(body: dict[str, Any]) -> None:
+        body["liveDigests"][str(SRC)] = "0" * 64  # the digest, not the observedDigest: the two disagree
+
+    with pytest.raises(PlanError, match="observedDigest"):
+        saved(edit_one_resource)
+
+
+def test_a_plan_hashes_what_it_observed_only_when_the_digests_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed: list[ResourceKey] = []
+
+    def counted(resource: LiveResource) -> str:
+        hashed.append(resource.key)
+        return digest_of({"id": resource.id, "fields": resource.fields})
+
+    monkeypatch.setattr(LiveResource, "digest", property(counted))
+    plan = fresh()
+    assert hashed == [] and len(plan.live_digests) == 4
+    first = plan.observed_digest
+    assert sorted(hashed) == sorted([SRC, DST, OLD, DASH])  # each once, then kept
+    assert plan.observed_digest == first and len(hashed) == 4

@@ -189,7 +189,7 @@ def test_prerequisites_keep_dependencies_and_delete_order() -> None:
         _action(ActionKind.DELETE, "old-source"),
         _action(ActionKind.CREATE, "after"),
     )
-    plan = Plan("dev", actions, (), "digest")
+    plan = Plan("dev", actions, ())
     assert prerequisites(plan, lambda _system: True) == [
         frozenset(),
         frozenset(),
