@@ -241,8 +241,14 @@ def _read_plain(text: str, file: str) -> Any:
     new_dict, new_list = dict.__new__, list.__new__
     resolved: dict[str, Any] = {}  # plain scalars already resolved in this file (`5432`, `true`): immutable values
     try:
-        # a frame: [collection, pending key (mappings), the pending key's line]
-        stack: list[list[Any]] = []
+        # the innermost open collection, as locals: `target`, and for a list its `item_lines`, for a mapping its
+        # `key_locs` and the key waiting for its value (`pending`, None between entries) with that key's line;
+        # the collections around it wait on `stack`, each as these four
+        stack: list[tuple[Any, Any, Any, int]] = []
+        target: Any = None
+        lines: Any = None  # the target's item_lines (a list) or key_locs (a mapping); None at the top
+        pending: Any = None
+        pending_line = 0
         document: Any = None
         documents = 0
         while True:
@@ -257,58 +263,59 @@ def _read_plain(text: str, file: str) -> Any:
                         value = resolved[value]
                     else:
                         value = resolved[value] = _plain_scalar(value, loader)
-                line = 0  # read from the event's mark only where it is kept (a key, a list's item)
-            elif kind is mapping_start or kind is sequence_start:
+                if type(lines) is dict:
+                    if pending is None:  # a key (a merge key, <<, never gets here: its tag is not a scalar one)
+                        pending = value if isinstance(value, str) else str(value)
+                        if pending in target:
+                            raise _NotPlain("duplicate key")
+                        pending_line = event.start_mark.line + 1
+                    else:
+                        target[pending] = value
+                        lines[pending] = (file, pending_line)
+                        pending = None
+                elif lines is not None:
+                    target.append(value)
+                    lines.append(event.start_mark.line + 1)
+                else:
+                    document = value
+                continue
+            if kind is mapping_start or kind is sequence_start:
                 if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH:
                     raise _NotPlain("tag, anchor or depth")
+                if type(lines) is dict and pending is None:
+                    raise _NotPlain("key")
+                stack.append((target, lines, pending, pending_line))
                 # built without their Python `__init__` (a call frame each, some 60,000 at 5,000 connections)
-                collection: Any = new_dict(LocatedMap) if kind is mapping_start else new_list(LocatedList)
-                collection.file = file
-                collection.line = event.start_mark.line + 1
                 if kind is mapping_start:
-                    collection.key_locs = {}
+                    target = new_dict(LocatedMap)
+                    lines = target.key_locs = {}
                 else:
-                    collection.item_lines = []
-                stack.append([collection, None, 0])
+                    target = new_list(LocatedList)
+                    lines = target.item_lines = []
+                target.file = file
+                target.line = event.start_mark.line + 1
+                pending = None
                 continue
-            elif kind is mapping_end or kind is sequence_end:
-                value = stack.pop()[0]
-                line = value.line
-                if not stack:
+            if kind is mapping_end or kind is sequence_end:
+                value = target
+                target, lines, pending, pending_line = stack.pop()
+                if type(lines) is dict:
+                    target[pending] = value
+                    lines[pending] = (file, pending_line)
+                    pending = None
+                elif lines is not None:
+                    target.append(value)
+                    lines.append(value.line)
+                else:
                     document = value
-                    continue
             elif kind is yaml.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
                     raise _NotPlain("several documents")
-                continue
             elif kind is yaml.StreamEndEvent:
                 return document
-            elif kind is yaml.StreamStartEvent or kind is yaml.DocumentEndEvent:
-                continue
-            else:
+            elif kind is not yaml.StreamStartEvent and kind is not yaml.DocumentEndEvent:
                 raise _NotPlain(kind.__name__)
-            if not stack:
-                document = value
-                continue
-            frame = stack[-1]
-            target = frame[0]
-            if type(target) is LocatedList:
-                target.append(value)
-                target.item_lines.append(line or event.start_mark.line + 1)
-            elif frame[1] is None:
-                if kind is not scalar_event:  # a merge key (<<) never gets here: its tag is not a scalar one
-                    raise _NotPlain("key")
-                key = value if isinstance(value, str) else str(value)
-                if key in target:
-                    raise _NotPlain("duplicate key")
-                frame[1] = key
-                frame[2] = event.start_mark.line + 1
-            else:
-                key = frame[1]
-                target[key] = value
-                target.key_locs[key] = (file, frame[2])
-                frame[1] = None
     except yaml.YAMLError as exc:
         raise _NotPlain("malformed", malformed=True) from exc
     finally:

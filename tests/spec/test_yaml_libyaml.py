@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from reconciler.spec import yamlsource
 from reconciler.spec.yamlsource import LocatedList, LocatedMap, YamlSyntaxError, parse_yaml
@@ -84,6 +86,10 @@ PLAIN = {
     "a lone scalar": "x\n",
     "numbers": "a: -.5\nb: +12\nc: 1_000\nd: .NaN\ne: 1:20\nf: .inf\ng: 2001-12-14t21:59:43.10-05:00\n",
     "explicit tag": "a: !!str 1\n",
+    "a collection as a key": "? [a]\n: b\n",
+    "a mapping as a flow key": "{[a]: 1, b: 2}\n",
+    "lists of mappings of lists": "a:\n- b: 1\n  c: [2, 3]\n-\n  - d\n  - {e: f}\nz: last\n",
+    "a mapping ending a list ending a mapping": "a:\n  b:\n  - c: 1\n    d:\n    - 2\nnext: 3\n",
     "value key": "a: =\n",
     "document end": "a: b\n...\n",
 }
@@ -104,6 +110,27 @@ def test_the_plain_reader_builds_what_the_full_loader_builds(name: str) -> None:
     except yamlsource._NotPlain:
         return
     assert fast == full()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_plain_reader_agrees_with_the_full_loader_on_random_documents(seed: int) -> None:
+    """Nested mappings and lists of every scalar, dumped in block and flow styles: the same trees and lines."""
+    chooser = random.Random(seed)
+    scalars = [0, -7, 1.5, True, False, None, "", "yes", "no", "~", "1_000", "0x1F", "2026-11-29", "a: b", "ünï", "#x"]
+
+    def tree(depth: int) -> Any:
+        roll = chooser.random()
+        if depth > 4 or roll < 0.35:
+            return chooser.choice(scalars)
+        if roll < 0.7:
+            return {f"k{i}-{chooser.choice(scalars)}": tree(depth + 1) for i in range(chooser.randint(0, 4))}
+        return [tree(depth + 1) for _ in range(chooser.randint(0, 4))]
+
+    text = yaml.safe_dump(
+        {"root": tree(0), "more": tree(0)}, default_flow_style=chooser.choice([False, None]), allow_unicode=True
+    )
+    full = located(yaml.load(text, Loader=yamlsource._loader_for("s.yaml", libyaml=True)))
+    assert located(yamlsource._read_plain(text, "s.yaml")) == full, text
 
 
 def test_the_plain_reader_reads_the_example_specs() -> None:
