@@ -714,7 +714,7 @@ def controller(
     from reconciler.controller.app import ControllerSettings, build
     from reconciler.controller.logs import configure_logging
 
-    memory.freeze_after_load(False)  # a long-running process: every revision's specs must stay collectable
+    memory.long_running()  # every revision's specs stay collectable: frozen only until the next new load
     configure_logging(debug=invocation.debug)
     settings = ControllerSettings(
         repo=repo,

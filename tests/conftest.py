@@ -2,7 +2,8 @@
 
 A test that needs a real server (Superset or dagster-webserver, each installed in a venv of its own on first use)
 is marked `slow` by the fixtures it asks for, so `make check` (`pytest -m "not slow"`) runs everything else
-without installing either; `make test` and CI run the whole suite.
+without installing either; `make test` and CI run the whole suite. Every test runs with the loader checking that
+nothing changed an environment it reuses (`LoadedCache.verify_hits`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from reconciler.spec.loader import LOADED
 from tests.testbeds.dagster_bed import DagsterWebserver, start_dagster_webserver
+
+LOADED.verify_hits = True  # every environment reused from the cache is compared with a fresh load of its inputs
 
 REAL_SERVER_FIXTURES = frozenset({"dagster_server", "superset_pair", "fresh_qas"})
 

@@ -1,35 +1,58 @@
-"""Spec layer: whether loaded specs are frozen out of the cyclic garbage collector (and young objects
-collected less often after), a choice of the process.
+"""Spec layer: what the cyclic garbage collector does with loaded specs, a choice of the process.
 
 A spec of 5,000 connections is some 300,000 objects without a cycle among them; every full
-collection after loading walks them all again (a third of a plan's CPU at 5,000). A one-shot
-process (the CLI) freezes them (`gc.freeze`) once loaded. A long-running one (the controller)
-must not: everything alive at a freeze leaves the collector for good, so an earlier load's
-objects that later become cyclic garbage would never be freed.
+collection after loading walks them all again (a third of a plan's CPU at 5,000), and at Python's
+default young threshold (700 allocations) a plan's own 200,000 lasting objects cost a tenth more.
+`loaded()` runs after each load that was not taken from the cache, by the process's policy:
+
+- one-shot (the CLI, `freeze_after_load()`): what is alive is frozen (`gc.freeze`) for good: the
+  process ends after one command;
+- long-running (the controller, `long_running()`): the earlier freeze is undone, one full collection
+  frees whatever became cyclic garbage since, and what is alive now is frozen. Nothing is kept from
+  the collector for longer than until the next load that is not from the cache (a new commit), so an
+  earlier load's objects are collected once they are garbage; a drift check on an unchanged spec
+  walks none of the kept specs;
+- neither (a library, the tests by default): the collector is left as it is.
+
+Both policies collect young objects every `YOUNG_THRESHOLD` allocations.
 """
 
 from __future__ import annotations
 
+import enum
 import gc
 
-_freeze_after_load = False
+YOUNG_THRESHOLD = 20_000
+"""Allocations between young collections under either policy (Python's default: 700)."""
+
+
+class Policy(enum.Enum):
+    NONE = "none"
+    ONE_SHOT = "one-shot"
+    LONG_RUNNING = "long-running"
+
+
+_policy = Policy.NONE
 
 
 def freeze_after_load(enabled: bool = True) -> None:
-    """Called once by a short-lived process's entry point (the CLI)."""
-    global _freeze_after_load
-    _freeze_after_load = enabled
+    """Called once by a short-lived process's entry point (the CLI); `False` undoes it."""
+    global _policy
+    _policy = Policy.ONE_SHOT if enabled else Policy.NONE
 
 
-YOUNG_THRESHOLD = 20_000
-"""Allocations between young collections once the specs are frozen (Python's default: 700)."""
+def long_running() -> None:
+    """Called once by a long-running process's entry point (the controller)."""
+    global _policy
+    _policy = Policy.LONG_RUNNING
 
 
 def loaded() -> None:
-    """The loader has finished: freeze what is alive when the process asked for it, and collect the young
-    generation less often: the rest of a one-shot command (desired state, observe, the plan) builds some
-    200,000 lasting objects at 5,000 and no cycle to speak of, and at the default 700 their collections (a
-    full one each time the survivors outgrow the unfrozen ones) were a tenth of a plan's CPU."""
-    if _freeze_after_load:
-        gc.freeze()
-        gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    """The loader has finished a load (not one from the cache): apply the process's policy."""
+    if _policy is Policy.NONE:
+        return
+    if _policy is Policy.LONG_RUNNING:
+        gc.unfreeze()  # the previous load's freeze: what became garbage since is collected just below
+        gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])

@@ -1,0 +1,93 @@
+"""The loader's cache: an identical load is taken from it; any change of input loads afresh; failures are not kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import SpecError
+from reconciler.spec import loader
+from reconciler.spec.files import read_spec_tree
+from reconciler.spec.loader import LOADED, load_environments
+from tests.helpers import copy_example
+
+VARIABLES = {"AIRBYTE_QA_URL": "http://qa.example", "UNUSED": "x"}
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str | None]]:
+    """The loads actually made (by the environment asked for), the cache empty before and after."""
+    made: list[str | None] = []
+    real = loader._load_environments
+
+    def counted(files, variables, only, systems):  # type: ignore[no-untyped-def]
+        made.append(only)
+        return real(files, variables, only, systems)
+
+    monkeypatch.setattr(loader, "_load_environments", counted)
+    monkeypatch.setattr(LOADED, "verify_hits", False)  # its fresh loads would be counted too
+    LOADED.clear()
+    yield made
+    LOADED.clear()
+
+
+def test_an_identical_load_is_the_kept_one(tmp_path: Path, loads: list[str | None]) -> None:
+    files = read_spec_tree(copy_example(tmp_path))
+    first = load_environments(files, VARIABLES, only="qa")
+    again = load_environments(dict(files), dict(VARIABLES), only="qa")
+    assert again["qa"] is first["qa"] and loads == ["qa"]
+    again.clear()  # the caller's dict is its own
+    assert load_environments(files, VARIABLES, only="qa")["qa"] is first["qa"]
+
+
+@pytest.mark.parametrize("change", ["file text", "new file", "variable value", "new variable", "environment"])
+def test_any_change_of_input_loads_afresh(tmp_path: Path, loads: list[str | None], change: str) -> None:
+    files = read_spec_tree(copy_example(tmp_path))
+    variables, only = dict(VARIABLES), "qa"
+    first = load_environments(files, variables, only=only)
+    if change == "file text":
+        files["environments/qa.yaml"] += "\n# a comment\n"
+    elif change == "new file":
+        files["specs/airbyte/more.yaml"] = "sources: []\n"
+    elif change == "variable value":
+        variables["UNUSED"] = "y"  # unused by these specs, and still a change: the key does not guess
+    elif change == "new variable":
+        variables["ANOTHER"] = ""
+    else:
+        only = "prod"
+    second = load_environments(files, variables, only=only)
+    assert len(loads) == 2
+    assert second[only] is not first.get(only)
+
+
+def test_a_load_that_fails_is_never_kept(tmp_path: Path, loads: list[str | None]) -> None:
+    files = read_spec_tree(copy_example(tmp_path))
+    files["environments/qa.yaml"] += "\nunknown_section: {}\n"
+    for _ in range(2):
+        with pytest.raises(SpecError, match="unknown_section"):
+            load_environments(files, VARIABLES, only="qa")
+    assert loads == ["qa", "qa"]
+
+
+def test_the_cache_is_bounded(tmp_path: Path, loads: list[str | None]) -> None:
+    files = read_spec_tree(copy_example(tmp_path))
+    for index in range(LOADED.limit + 1):
+        load_environments(files, {**VARIABLES, "N": str(index)}, only="qa")
+    load_environments(files, {**VARIABLES, "N": str(LOADED.limit)}, only="qa")  # the newest: kept
+    assert len(loads) == LOADED.limit + 1
+    load_environments(files, {**VARIABLES, "N": "0"}, only="qa")  # the oldest: dropped
+    assert len(loads) == LOADED.limit + 2
+
+
+def test_a_kept_environment_changed_after_loading_is_caught_where_it_is_reused(
+    tmp_path: Path, loads: list[str | None]
+) -> None:
+    files = read_spec_tree(copy_example(tmp_path))
+    kept = load_environments(files, VARIABLES, only="qa")["qa"]
+    assert kept.airbyte is not None
+    kept.airbyte.sources[0].configuration["host"] = "changed-in-place"  # what no code after the loader may do
+    LOADED.verify_hits = True  # as the test suite runs (tests/conftest.py); the fixture puts it back
+    with pytest.raises(AssertionError, match=r"kept environments \['qa'\] differ from a fresh load"):
+        load_environments(files, VARIABLES, only="qa")
