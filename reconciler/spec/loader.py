@@ -23,7 +23,15 @@ from reconciler import registry
 from reconciler.errors import SpecError, SpecProblem
 from reconciler.spec import memory
 from reconciler.spec.environment import EnvironmentFile, environment_model, interpolate_tree
-from reconciler.spec.yamlsource import PARSED, LocatedList, LocatedMap, YamlSyntaxError, locate, one_line
+from reconciler.spec.yamlsource import (
+    PARSED,
+    PARSED_CACHE_CHARS,
+    LocatedList,
+    LocatedMap,
+    YamlSyntaxError,
+    locate,
+    one_line,
+)
 
 ENVIRONMENT_DIR = "environments/"
 
@@ -152,11 +160,15 @@ class LoadedCache:
     load of the same inputs). A load that fails is never kept: its problems are reported every time.
     """
 
-    def __init__(self, limit: int = 4) -> None:
+    def __init__(self, limit: int = 64, limit_chars: int = PARSED_CACHE_CHARS) -> None:
         self.limit = limit
+        """How many loads are kept (one per environment a controller follows, and one for all of them)."""
+        self.limit_chars = limit_chars
+        """How much spec text the kept loads may stand for together (some 12 bytes of objects a character)."""
         self.verify_hits = False
         """Tests: compare each reused result with a fresh load, and fail naming what changed it."""
-        self._kept: OrderedDict[bytes, dict[str, Environment]] = OrderedDict()
+        self._kept: OrderedDict[bytes, tuple[dict[str, Environment], int]] = OrderedDict()
+        self._chars = 0
 
     @staticmethod
     def key(
@@ -186,15 +198,21 @@ class LoadedCache:
         if kept is None:
             return None
         self._kept.move_to_end(key)
-        return dict(kept)
+        return dict(kept[0])
 
-    def put(self, key: bytes, environments: Mapping[str, Environment]) -> None:
-        self._kept[key] = dict(environments)
-        while len(self._kept) > self.limit:
-            self._kept.popitem(last=False)
+    def put(self, key: bytes, environments: Mapping[str, Environment], chars: int) -> None:
+        """Keep a load of `chars` characters of spec text, dropping the least recently used past either limit."""
+        if chars > self.limit_chars or key in self._kept:
+            return
+        self._kept[key] = (dict(environments), chars)
+        self._chars += chars
+        while len(self._kept) > self.limit or self._chars > self.limit_chars:
+            _, (_, dropped) = self._kept.popitem(last=False)
+            self._chars -= dropped
 
     def clear(self) -> None:
         self._kept.clear()
+        self._chars = 0
 
 
 LOADED = LoadedCache()
@@ -224,7 +242,7 @@ def load_environments(
         return kept
     environments = _load_paused(files, variables, only, systems)
     memory.loaded()
-    LOADED.put(key, environments)
+    LOADED.put(key, environments, sum(len(text) for text in files.values()))
     return environments
 
 

@@ -71,14 +71,33 @@ def test_a_load_that_fails_is_never_kept(tmp_path: Path, loads: list[str | None]
     assert loads == ["qa", "qa"]
 
 
-def test_the_cache_is_bounded(tmp_path: Path, loads: list[str | None]) -> None:
+def test_the_cache_is_bounded_by_count_and_by_text(
+    tmp_path: Path, loads: list[str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = read_spec_tree(copy_example(tmp_path))
-    for index in range(LOADED.limit + 1):
+    monkeypatch.setattr(LOADED, "limit", 3)
+    for index in range(4):
         load_environments(files, {**VARIABLES, "N": str(index)}, only="qa")
-    load_environments(files, {**VARIABLES, "N": str(LOADED.limit)}, only="qa")  # the newest: kept
-    assert len(loads) == LOADED.limit + 1
+    load_environments(files, {**VARIABLES, "N": "3"}, only="qa")  # the newest: kept
+    assert len(loads) == 4
     load_environments(files, {**VARIABLES, "N": "0"}, only="qa")  # the oldest: dropped
-    assert len(loads) == LOADED.limit + 2
+    assert len(loads) == 5
+
+    LOADED.clear()
+    size = sum(len(text) for text in files.values())
+    monkeypatch.setattr(LOADED, "limit_chars", size * 2)  # two loads of these files, not three
+    for index in range(3):
+        load_environments(files, {**VARIABLES, "N": str(index)}, only="qa")
+    load_environments(files, {**VARIABLES, "N": "2"}, only="qa")
+    load_environments(files, {**VARIABLES, "N": "1"}, only="qa")
+    assert len(loads) == 8
+    load_environments(files, {**VARIABLES, "N": "0"}, only="qa")
+    assert len(loads) == 9
+    monkeypatch.setattr(LOADED, "limit_chars", size - 1)  # larger than the whole cache: never kept
+    LOADED.clear()
+    for _ in range(2):
+        load_environments(files, {**VARIABLES, "N": "big"}, only="qa")
+    assert len(loads) == 11
 
 
 def test_a_kept_environment_changed_after_loading_is_caught_where_it_is_reused(
