@@ -15,6 +15,8 @@ and peak RSS, medians of `--repeats` runs. Rows:
     apply-empty10 the same with `--parallelism 10` (the default)
     post10        a plain client sending the same POSTs 10 at a time (a fresh stand-in each run)
     apply-noop    the same apply once converged
+    replan        the controller's drift check: one long-running process planning again and again
+                  (bench/replan_airbyte.py; the median of plans 2-6, measured inside it; RSS: the process's peak)
 
 then ratios measured in the same run (plan/floor, refresh10/plan, ...).
 
@@ -179,6 +181,8 @@ class Runner:
 
 
 RUNNER: Runner | None = None
+RUNNER_PATH = ""
+"""PYTHONPATH for processes the benchmark starts itself (the runtime venv's: this checkout)."""
 
 
 def run(command: Sequence[str], environ: dict[str, str], log: Path) -> Run:
@@ -208,6 +212,30 @@ def measure(
             result.requests, result.writes = server.counted()
         runs.append(result)
     return median(runs)
+
+
+REPLANS = 6
+"""Plans made by the `replan` process: the first loads the specs, the median of the others is the row."""
+
+
+def replan(root: Path, environ: dict[str, str], server: StandIn) -> Run:
+    """The controller's drift check: plans 2..REPLANS of one long-running process (bench/replan_airbyte.py)."""
+    server.counted()
+    command = [PYTHON, str(HERE / "replan_airbyte.py"), str(root), "bench", "--plans", str(REPLANS)]
+    extra = {"PYTHONPATH": RUNNER_PATH} if RUNNER_PATH else {}
+    done = subprocess.run(command, env={**environ, **extra}, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    warm = answer["plans"][1:]
+    requests, writes = server.counted()
+    return Run(
+        statistics.median(wall for wall, _ in warm),
+        statistics.median(cpu for _, cpu in warm),
+        answer["rss_mib"],
+        requests // REPLANS,
+        writes,
+    )
 
 
 def bench_size(connections: int, args: argparse.Namespace, startup: Run) -> dict[str, Run]:
@@ -242,6 +270,7 @@ def bench_size(connections: int, args: argparse.Namespace, startup: Run) -> dict
         posts_file.write_text(json.dumps(server.posts()), encoding="utf-8")  # the last apply's creates
         rows["apply-noop"] = measure("apply-noop", apply, environ, scratch, repeats, server)
         rows["plan"] = measure("plan", [*base, "plan", "--env", "bench"], environ, scratch, repeats, server)
+        rows["replan"] = replan(scratch, environ, server)
         for mode in ("floor", "refresh", "refresh10"):
             command = [*CLIENTS, mode, server.url, CLIENT_SECRET, str(state_file)]
             rows[mode] = measure(
@@ -270,6 +299,7 @@ def report(connections: int, rows: dict[str, Run]) -> None:
     ratios = {
         "plan / floor (wall)": plan.wall / floor.wall,
         "refresh10 / plan (wall)": rows["refresh10"].wall / plan.wall,
+        "replan / floor (wall)": rows["replan"].wall / floor.wall,
         "refresh / plan (wall)": rows["refresh"].wall / plan.wall,
         "refresh10 / plan (requests)": rows["refresh10"].requests / max(plan.requests, 1),
         "apply-noop / plan (wall)": rows["apply-noop"].wall / plan.wall,
@@ -307,11 +337,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     compile_reconciler()
-    global RUNNER, PYTHON, RECONCILE, CLIENTS
+    global RUNNER, RUNNER_PATH, PYTHON, RECONCILE, CLIENTS
     extra: dict[str, str] = {}
     if args.python == "runtime":
         PYTHON = runtime_python()
         extra["PYTHONPATH"] = str(CHECKOUT)  # this checkout's reconciler, as if installed
+        RUNNER_PATH = str(CHECKOUT)
     RECONCILE = [PYTHON, "-m", "reconciler.cli"]
     CLIENTS = [PYTHON, str(HERE / "airbyte_clients.py")]
     RUNNER = Runner(extra)
