@@ -45,7 +45,7 @@ from reconciler.spec.environment import (
     environment_model,
     interpolate_tree,
 )
-from reconciler.spec.loader import Environment, environment_path, load_environments
+from reconciler.spec.loader import Environment, environment_path, kept_environment, load_environments
 from reconciler.spec.yamlsource import LocatedMap, YamlSyntaxError, parse_yaml
 from reconciler.state import FileStateStore, StateStore
 
@@ -73,7 +73,12 @@ def validate(source: Path | SpecSource, environ: Mapping[str, str], only: str | 
 
 def early_settings(files: Mapping[str, str], name: str, environ: Mapping[str, str]) -> EnvironmentFile | None:
     """Environment `name`'s own file validated alone (its system sections: endpoints, credentials), for listings
-    started before the specs are loaded; None on any problem in it, which the full load reports."""
+    started before the specs are loaded; None on any problem in it, which the full load reports. When the load
+    itself is kept (the controller's next drift check of an unchanged spec), the kept settings, nothing parsed.
+    """
+    kept = kept_environment(files, environ, name)
+    if kept is not None:
+        return kept.settings
     path = environment_path(files, name)
     if path is None:
         return None

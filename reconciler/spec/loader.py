@@ -219,6 +219,13 @@ LOADED = LoadedCache()
 """The process's cache of loaded environments (`load_environments` reads through it)."""
 
 
+def kept_environment(files: Mapping[str, str], variables: Mapping[str, str], name: str) -> Environment | None:
+    """Environment `name` as `load_environments(files, variables, only=name)` returns it, when that load is kept
+    in the process's cache; None otherwise (nothing is loaded)."""
+    kept = LOADED.get(LOADED.key(files, variables, name, None))
+    return None if kept is None else kept.get(name)
+
+
 def load_environments(
     files: Mapping[str, str],
     variables: Mapping[str, str],

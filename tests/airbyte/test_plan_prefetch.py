@@ -19,6 +19,8 @@ from reconciler.lock import FileLock, LockHolder
 from reconciler.sandbox.airbyte_server import AirbyteStandIn
 from reconciler.secrets import SecretResolver
 from reconciler.service import session as session_module
+from reconciler.spec.files import read_spec_tree
+from reconciler.spec.loader import LOADED, load_environments
 from reconciler.systems.airbyte.client import AirbyteClient
 from reconciler.systems.airbyte.listing import Listings, client_for, prefetch
 from reconciler.systems.airbyte.loading import AirbyteSelection
@@ -270,3 +272,24 @@ def test_a_credential_rotated_while_the_specs_load_is_the_one_the_plan_uses(
     assert result.exit_code == 0, result.output
     assert "No changes." in result.output
     assert "the-old-secret" not in result.output
+
+
+def test_a_kept_load_gives_the_early_settings_without_reading_the_file_again(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The controller's next drift check of an unchanged spec starts its listings from the kept load."""
+    files = read_spec_tree(project.root)
+    early = session_module.early_settings(files, "qa", project.environ)
+    assert early is not None
+    LOADED.clear()
+    load_environments(files, project.environ, only="qa")  # kept now
+
+    def unread(text: str, file: str) -> object:
+        raise AssertionError(f"{file} parsed again")
+
+    monkeypatch.setattr(session_module, "parse_yaml", unread)
+    kept = session_module.early_settings(files, "qa", project.environ)
+    assert kept is not None and kept.section("airbyte") == early.section("airbyte")
+    changed = {**project.environ, "AIRBYTE_QA_CLIENT_SECRET": "rotated"}  # another load: the file is read
+    with pytest.raises(AssertionError, match="parsed again"):
+        session_module.early_settings(files, "qa", changed)
