@@ -297,8 +297,9 @@ def open_session(
     `cancellation` is set when the environment's lock is lost while held (a Lease that could not be renewed).
     With `prefetch` (a plan, never an apply: an apply lists under the lock) and the registered systems' own
     providers, each system that can starts its listings as soon as the environment's own file is read, while
-    the specs load (`start_prefetches`), and the session runs with `responsive_threads`; a spec error, or any
-    other failure before observe, abandons them unread.
+    the specs load (`start_prefetches`); a spec error, or any other failure before observe, abandons them unread.
+    A plan's session runs with `responsive_threads`: its early reads (these, and a system's own, such as
+    Superset's listings and exports) answer while the main thread loads specs and reads bundles.
     """
     variables = dict(os.environ if environ is None else environ)
     spec_source = _source(source)
@@ -308,7 +309,7 @@ def open_session(
     started = start_prefetches(root, settings, variables, systems) if settings is not None else {}
     try:
         with (
-            responsive_threads() if started else nullcontext(),
+            responsive_threads() if prefetch else nullcontext(),
             _connected(spec_source, files, env_name, variables, factories, state, lock, systems, cancellation) as (
                 session
             ),
