@@ -2,12 +2,15 @@
 
 Beside `cancellation`, below the systems that start such work (Airbyte's and Superset's listings,
 Superset's exports) and the service that overlaps it with loading the specs (`session.open_session`).
-`in_background` runs one piece of work on a daemon thread, its outcome in a future; `responsive_threads`
-shortens how long a thread that has its answer waits for the interpreter while the main thread is busy.
+`in_background` runs one piece of work on a daemon thread, its outcome in a future; `DaemonWorkers` runs
+many on a few daemon threads that each keep their own state between pieces (an HTTP client's per-thread
+connection pool); `responsive_threads` shortens how long a thread that has its answer waits for the
+interpreter while the main thread is busy.
 """
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -62,3 +65,38 @@ def in_background(work: Callable[[], T], name: str) -> Future[T]:
 
     threading.Thread(target=run, name=name, daemon=True).start()
     return future
+
+
+class DaemonWorkers:
+    """`workers` daemon threads running submitted work, first come first served, each its outcome in a future.
+
+    Unlike a `ThreadPoolExecutor`, nothing waits for them at exit (an abandoned listing, a server that does not
+    answer), and `close` does not wait either: each thread ends once the work it runs returns. A thread runs
+    many pieces, so what a piece keeps per thread (a connection pool) serves the next one."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._work: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = queue.SimpleQueue()
+        self._workers = workers
+        for index in range(workers):
+            threading.Thread(target=self._run, name=f"{name}-{index}", daemon=True).start()
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._work.put((work, future))  # type: ignore[arg-type]  # each future gets its own work's outcome
+        return future
+
+    def close(self) -> None:
+        """No further work: each thread ends once the work queued before this has run (a cancelled future's work
+        is skipped)."""
+        for _ in range(self._workers):
+            self._work.put(None)
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            work, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # raised where the future is read
+                future.set_exception(exc)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import pytest
 
-from reconciler.background import SWITCH_SECONDS, in_background, responsive_threads
+from reconciler.background import SWITCH_SECONDS, DaemonWorkers, in_background, responsive_threads
 
 
 def test_responsive_threads_shortens_the_switch_interval_and_puts_it_back() -> None:
@@ -73,3 +74,30 @@ def test_in_background_gives_the_outcome_or_the_error_in_its_future() -> None:
 
     with pytest.raises(ValueError, match="no"):
         in_background(fail, "failing").result(timeout=5)
+
+
+def test_daemon_workers_run_work_on_few_threads_and_end_when_closed() -> None:
+    workers = DaemonWorkers(2, "test-workers")
+    ran_on = [workers.submit(lambda: threading.current_thread().name) for _ in range(20)]
+    names = {future.result(timeout=5) for future in ran_on}
+    assert names <= {"test-workers-0", "test-workers-1"}  # each thread runs many: its own state serves them all
+
+    def fail() -> int:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        workers.submit(fail).result(timeout=5)
+    assert all(thread.daemon for thread in threading.enumerate() if thread.name.startswith("test-workers"))
+
+    gate = threading.Event()
+    busy = [workers.submit(gate.wait) for _ in range(2)]  # both threads held
+    skipped = workers.submit(lambda: "ran")
+    assert skipped.cancel()
+    workers.close()
+    gate.set()
+    assert all(future.result(timeout=5) for future in busy)
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("test-workers") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(thread.name.startswith("test-workers") for thread in threading.enumerate())
+    assert skipped.cancelled()

@@ -5,7 +5,8 @@
 - Connections: each thread keeps its own pool (apply's workers send at once, as a plain client's
   threads would), all with one TLS context.
 - Lists page with `limit`/`offset` and stop on an empty page (the server sets `next` whenever a
-  page is non-empty, so `next` alone never ends a listing). A page repeating what was listed (a
+  page is non-empty, so `next` alone never ends a listing); observe's listings ask for the next pages
+  while one is read (`iter_list(ahead=...)`). A page repeating what was listed (a
   server ignoring `offset`) or a listing past `MAX_LISTED` objects or `MAX_PAGES` pages is an
   error naming the listing.
 - Answers are checked for shape (an object where one is due, ids on listed and created objects):
@@ -27,12 +28,15 @@ import math
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
 import httpx
 import structlog
 
+from reconciler.background import DaemonWorkers
 from reconciler.clients.http import (
     RETRY_AFTER_STATUS,
     RETRYABLE_STATUS,
@@ -155,6 +159,13 @@ def _json(response: httpx.Response, what: str) -> Any:
     except ValueError as exc:
         snippet = response.text.strip().replace("\n", " ")[:120]
         raise ApiError(SYSTEM, f"{what}: expected JSON, got {snippet!r}", status=response.status_code) from exc
+
+
+def _drop(asked: dict[int, Future[Any]]) -> None:
+    """Forget pages asked for ahead: those not started are not sent; those on their way are left unread."""
+    for future in asked.values():
+        future.cancel()
+    asked.clear()
 
 
 def _release(response: httpx.Response) -> None:
@@ -358,37 +369,64 @@ class AirbyteClient:
 
     # ---- resources ----------------------------------------------------------------------
 
-    def iter_list(self, resource: str, *, workspace_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_list(
+        self, resource: str, *, workspace_id: str | None = None, ahead: int = 0
+    ) -> Generator[dict[str, Any], None, None]:
         """Every object of a kind, a page of up to 100 at a time; ends on an empty page.
 
         Refuses a page that is not `{data: [objects with ids]}`, a page holding only objects already
         listed (a server ignoring `offset` would repeat its first page forever) and more than
         `MAX_LISTED` objects or `MAX_PAGES` pages (a server ignoring `limit`), naming the listing.
+
+        With `ahead`, while a full page is read the next `ahead` pages are already asked for, on as many
+        daemon threads (each with its own connection pool): round trips and the server's work overlap.
+        Pages are still taken in order, each checked as above, and a page shorter than asked for (the
+        last one, or a server that pages by less) ends the asking ahead: from there pages are asked for
+        one after another, from where the objects listed end. What was asked for past the end is dropped.
         """
         what = f"GET /{resource}"
         id_field = ID_FIELDS.get(resource)
         seen: set[str] = set()
         offset = 0
-        for _page in range(MAX_PAGES):
-            params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
+
+        def page_at(at: int) -> Any:
+            params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": at}
             if workspace_id:
                 params["workspaceIds"] = workspace_id
-            page = _object(self._request("GET", f"/{resource}", params=params) or {}, what)
-            data = page.get("data") or []
-            if not isinstance(data, list):
-                raise ApiError(SYSTEM, f"{what}: `data` is {_kind(data)}, expected a list of objects")
-            if not data:
-                return
-            items = [_object(item, f"{what} (offset {offset})", id_field) for item in data]
-            ids = {str(item[id_field]) for item in items} if id_field else set()
-            if ids and ids <= seen:
-                raise ApiError(SYSTEM, f"{what}: the page at offset {offset} repeats objects already listed")
-            seen |= ids
-            offset += len(items)
-            if offset > MAX_LISTED:
-                raise ApiError(SYSTEM, f"{what}: more than {MAX_LISTED} objects; refusing to list further")
-            yield from items
-        raise ApiError(SYSTEM, f"{what}: more than {MAX_PAGES} pages; refusing to list further")
+            return self._request("GET", f"/{resource}", params=params)
+
+        workers = DaemonWorkers(ahead, f"airbyte-{resource}-pages") if ahead > 0 else None
+        asked: dict[int, Future[Any]] = {}  # offset -> the page asked for ahead
+        try:
+            for _page in range(MAX_PAGES):
+                early = asked.pop(offset, None)
+                answer = early.result() if early is not None else page_at(offset)
+                page = _object(answer or {}, what)
+                data = page.get("data") or []
+                if not isinstance(data, list):
+                    raise ApiError(SYSTEM, f"{what}: `data` is {_kind(data)}, expected a list of objects")
+                if not data:
+                    return
+                items = [_object(item, f"{what} (offset {offset})", id_field) for item in data]
+                ids = {str(item[id_field]) for item in items} if id_field else set()
+                if ids and ids <= seen:
+                    raise ApiError(SYSTEM, f"{what}: the page at offset {offset} repeats objects already listed")
+                seen |= ids
+                offset += len(items)
+                if offset > MAX_LISTED:
+                    raise ApiError(SYSTEM, f"{what}: more than {MAX_LISTED} objects; refusing to list further")
+                if workers is not None and len(items) == PAGE_SIZE:
+                    for at in range(offset, offset + ahead * PAGE_SIZE, PAGE_SIZE):
+                        if at not in asked:
+                            asked[at] = workers.submit(partial(page_at, at))
+                else:
+                    _drop(asked)
+                yield from items
+            raise ApiError(SYSTEM, f"{what}: more than {MAX_PAGES} pages; refusing to list further")
+        finally:
+            _drop(asked)
+            if workers is not None:
+                workers.close()
 
     def list_all(self, resource: str, *, workspace_id: str | None = None) -> list[dict[str, Any]]:
         return [*self.iter_list(resource, workspace_id=workspace_id)]
