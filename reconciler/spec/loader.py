@@ -29,6 +29,7 @@ from reconciler.spec.yamlsource import (
     LocatedList,
     LocatedMap,
     YamlSyntaxError,
+    copy_tree,
     locate,
     one_line,
 )
@@ -329,6 +330,8 @@ def _load_environments(
         if not isinstance(raw, LocatedMap):
             problems.items.append(SpecProblem(path, 1, "", "expected a mapping"))
             continue
+        if only is None:  # another environment may read this file's tree as written (`trees`): fill in a copy
+            raw = copy_tree(raw)
         unresolved: list[tuple[tuple[Any, ...], str]] = []
         interpolate_tree(raw, variables, unresolved)
         for where, message in unresolved:
