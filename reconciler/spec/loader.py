@@ -29,6 +29,7 @@ from reconciler.spec.yamlsource import (
     LocatedList,
     LocatedMap,
     YamlSyntaxError,
+    copy_tree,
     locate,
     one_line,
 )
@@ -151,9 +152,9 @@ def environment_names(files: Mapping[str, str]) -> list[str]:
 
 class LoadedCache:
     """Validated environments by everything a load reads: each file's path and text, the variables, the
-    environment asked for and the systems. A long-running process (the controller plans again every few
-    minutes, and validates each commit it syncs) then loads an unchanged spec once: a drift check at 5,000
-    connections skips some 0.6 s of parsing and validation.
+    environment asked for and the systems (those given, or the registered ones). A long-running process (the
+    controller plans again every few minutes, and validates each commit it syncs) then loads an unchanged spec
+    once: a drift check at 5,000 connections skips some 0.6 s of parsing and validation.
 
     What is kept is shared, not copied: nothing after the loader changes an environment. The test suite
     checks it on every reuse (`verify_hits`: each environment taken from the cache is compared with a fresh
@@ -177,7 +178,8 @@ class LoadedCache:
         only: str | None,
         systems: Sequence[registry.System] | None,
     ) -> bytes:
-        """A digest of every input of a load (the variables' values too: `${VAR}` fills the specs in)."""
+        """A digest of every input of a load (the variables' values too: `${VAR}` fills the specs in; and, unless
+        `systems` are given, the registered ones: `RECONCILER_SYSTEMS` is read from the process's environment)."""
         digest = hashlib.sha256()
 
         def add(text: str) -> None:
@@ -190,7 +192,10 @@ class LoadedCache:
             for name, text in group:
                 add(name)
                 add(text)
-        add(repr((only, None if systems is None else [system.name for system in systems])))
+        if systems is None:
+            add(repr((only, None, [(declared.name, declared.system) for declared in registry.declarations()])))
+        else:
+            add(repr((only, [system.name for system in systems])))
         return digest.digest()
 
     def get(self, key: bytes) -> dict[str, Environment] | None:
@@ -325,6 +330,8 @@ def _load_environments(
         if not isinstance(raw, LocatedMap):
             problems.items.append(SpecProblem(path, 1, "", "expected a mapping"))
             continue
+        if only is None:  # another environment may read this file's tree as written (`trees`): fill in a copy
+            raw = copy_tree(raw)
         unresolved: list[tuple[tuple[Any, ...], str]] = []
         interpolate_tree(raw, variables, unresolved)
         for where, message in unresolved:

@@ -280,7 +280,9 @@ def _read_plain(text: str, file: str) -> Any:
                     document = value
                 continue
             if kind is mapping_start or kind is sequence_start:
-                if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH:
+                # the full loader counts every node, a scalar too: a collection at the deepest level it allows
+                # (`MAX_DEPTH`, its `len(stack)` one less) is left to it, which knows whether anything is inside
+                if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH - 1:
                     raise _NotPlain("tag, anchor or depth")
                 if type(lines) is dict and pending is None:
                     raise _NotPlain("key")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import SpecError
+from reconciler.registry import EXTRA_VARIABLE
 from reconciler.spec import loader
 from reconciler.spec.files import read_spec_tree
 from reconciler.spec.loader import LOADED, load_environments
@@ -110,3 +111,22 @@ def test_a_kept_environment_changed_after_loading_is_caught_where_it_is_reused(
     LOADED.verify_hits = True  # as the test suite runs (tests/conftest.py); the fixture puts it back
     with pytest.raises(AssertionError, match=r"kept environments \['qa'\] differ from a fresh load"):
         load_environments(files, VARIABLES, only="qa")
+
+
+NOTES_ENVIRONMENT = "environment: dev\nnotes:\n  store: live-notes.json\n  notes:\n    welcome: hello\n"
+
+
+def test_a_load_is_not_taken_from_the_cache_once_the_registered_systems_changed(
+    loads: list[str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registered systems are an input of a load too (`RECONCILER_SYSTEMS` is read from the process
+    environment, not from the variables given): without the plugin its section is an unknown field again."""
+    files = {"environments/dev.yaml": NOTES_ENVIRONMENT}
+    monkeypatch.setenv(EXTRA_VARIABLE, "tests.fake_system")
+    assert load_environments(files, {}, only="dev")["dev"].sections.keys() == {"notes"}
+    monkeypatch.delenv(EXTRA_VARIABLE)
+    with pytest.raises(SpecError, match=r"environments/dev\.yaml:2: notes: unknown field"):
+        load_environments(files, {}, only="dev")
+    monkeypatch.setenv(EXTRA_VARIABLE, "tests.fake_system")
+    assert load_environments(files, {}, only="dev")["dev"].sections.keys() == {"notes"}
+    assert loads == ["dev", "dev"]  # the first load, kept; the one without the plugin; then the kept one again

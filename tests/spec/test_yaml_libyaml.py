@@ -27,6 +27,10 @@ SAMPLES = {
     "two documents": "a: 1\n---\nb: 2\n",
     "control character": "a: \x07\n",
     "deep nesting": "a: " + "[" * 120 + "]" * 120 + "\n",
+    "a value one level too deep": "a: " + "[" * 99 + "x" + "]" * 99 + "\n",
+    "a key one level too deep": "".join("  " * depth + f"k{depth}:\n" for depth in range(100)),
+    "an empty collection at the deepest level": "[" * 100 + "]" * 100 + "\n",
+    "a value at the deepest level": "[" * 99 + "x" + "]" * 99 + "\n",
 }
 
 

@@ -174,3 +174,23 @@ def test_diff_env_names_the_dashboards_one_side_does_not_replicate(tmp_path: Pat
     assert "superset dashboard executive-summary spec —" in lines
     assert not any("sales-overview" in line for line in lines if line.startswith("superset dashboard"))
     assert "superset replication dashboards — from prod: slugs sales-overview" in lines
+
+
+@pytest.mark.parametrize("source", ["prod", "zz-prod"])
+def test_a_replication_source_validates_alike_alone_and_with_every_environment(source: str, tmp_path: Path) -> None:
+    """A variable's value is filled in once, as written: the source environment's section is read by the environment
+    replicating from it too, whichever of them is loaded first (a value holding `${...}` is not expanded again)."""
+    root = copy_example(tmp_path)
+    if source != "prod":
+        (root / "environments" / "prod.yaml").rename(root / "environments" / f"{source}.yaml")
+        for name in (source, "qa"):
+            path = root / "environments" / f"{name}.yaml"
+            path.write_text(
+                path.read_text()
+                .replace("environment: prod", f"environment: {source}")
+                .replace("from: prod", f"from: {source}")
+            )
+    env = {"SUPERSET_PROD_USERNAME": "ad${min}"}
+    for only in ([], ["--env", source], ["--env", "qa"]):
+        result = CliRunner().invoke(main, ["--root", str(root), "validate", *only], env=env)
+        assert result.exit_code == 0, (only, result.output)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from reconciler.spec.environment import interpolate_tree
 from reconciler.spec.loader import Problems, SectionInput
-from reconciler.spec.yamlsource import LocatedMap
+from reconciler.spec.yamlsource import LocatedMap, copy_tree
 from reconciler.systems.superset.asset_keys import unknown_keys
 from reconciler.systems.superset.rules.assets import (
     chart_nodes,
@@ -273,6 +273,7 @@ def _source(
         problems.at(raw, where, f"environment {replicate.source!r} has no superset section to replicate from")
         return None
     unresolved: list[tuple[tuple[Any, ...], str]] = []
+    section = copy_tree(section)  # filled in here alone: the source's own load fills in its file as written
     interpolate_tree(section, variables, unresolved, (SECTION,))
     for path, message in unresolved:
         problems.at(source_raw, path, message)
