@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -161,15 +162,20 @@ class LoadedCache:
     load of the same inputs). A load that fails is never kept: its problems are reported every time.
     """
 
-    def __init__(self, limit: int = 64, limit_chars: int = PARSED_CACHE_CHARS) -> None:
+    def __init__(self, limit: int = 64, limit_chars: int = PARSED_CACHE_CHARS, per_environment: int = 2) -> None:
         self.limit = limit
         """How many loads are kept (one per environment a controller follows, and one for all of them)."""
         self.limit_chars = limit_chars
         """How much spec text the kept loads may stand for together (some 12 bytes of objects a character)."""
+        self.per_environment = per_environment
+        """How many loads of one environment (or of all of them) are kept: the controller's applied revision and
+        the one it is syncing to. Older revisions go as soon as a newer one is loaded, not when the bound on
+        text is reached (at 2,000 connections each stale revision held some 11 MiB)."""
         self.verify_hits = False
         """Tests: compare each reused result with a fresh load, and fail naming what changed it."""
-        self._kept: OrderedDict[bytes, tuple[dict[str, Environment], int]] = OrderedDict()
+        self._kept: OrderedDict[bytes, tuple[dict[str, Environment], int, str | None]] = OrderedDict()
         self._chars = 0
+        self._lock = threading.Lock()  # the controller's threads, the tests' threads
 
     @staticmethod
     def key(
@@ -199,25 +205,32 @@ class LoadedCache:
         return digest.digest()
 
     def get(self, key: bytes) -> dict[str, Environment] | None:
-        kept = self._kept.get(key)
-        if kept is None:
-            return None
-        self._kept.move_to_end(key)
-        return dict(kept[0])
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is None:
+                return None
+            self._kept.move_to_end(key)
+            return dict(kept[0])
 
-    def put(self, key: bytes, environments: Mapping[str, Environment], chars: int) -> None:
-        """Keep a load of `chars` characters of spec text, dropping the least recently used past either limit."""
-        if chars > self.limit_chars or key in self._kept:
-            return
-        self._kept[key] = (dict(environments), chars)
-        self._chars += chars
-        while len(self._kept) > self.limit or self._chars > self.limit_chars:
-            _, (_, dropped) = self._kept.popitem(last=False)
-            self._chars -= dropped
+    def put(self, key: bytes, environments: Mapping[str, Environment], chars: int, only: str | None) -> None:
+        """Keep a load of `chars` characters of spec text (of environment `only`, None: of all of them), dropping
+        the least recently used past any bound."""
+        with self._lock:
+            if chars > self.limit_chars or key in self._kept:
+                return
+            self._kept[key] = (dict(environments), chars, only)
+            self._chars += chars
+            same = [other for other, (_, _, which) in self._kept.items() if which == only]
+            for other in same[: max(0, len(same) - self.per_environment)]:
+                self._chars -= self._kept.pop(other)[1]
+            while len(self._kept) > self.limit or self._chars > self.limit_chars:
+                _, (_, dropped, _) = self._kept.popitem(last=False)
+                self._chars -= dropped
 
     def clear(self) -> None:
-        self._kept.clear()
-        self._chars = 0
+        with self._lock:
+            self._kept.clear()
+            self._chars = 0
 
 
 LOADED = LoadedCache()
@@ -254,7 +267,7 @@ def load_environments(
         return kept
     environments = _load_paused(files, variables, only, systems)
     memory.loaded()
-    LOADED.put(key, environments, sum(len(text) for text in files.values()))
+    LOADED.put(key, environments, sum(len(text) for text in files.values()), only)
     return environments
 
 

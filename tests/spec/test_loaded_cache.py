@@ -76,6 +76,7 @@ def test_the_cache_is_bounded_by_count_and_by_text(
     tmp_path: Path, loads: list[str | None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = read_spec_tree(copy_example(tmp_path))
+    monkeypatch.setattr(LOADED, "per_environment", 100)  # every load below is of qa: the other bounds alone
     monkeypatch.setattr(LOADED, "limit", 3)
     for index in range(4):
         load_environments(files, {**VARIABLES, "N": str(index)}, only="qa")
@@ -130,3 +131,22 @@ def test_a_load_is_not_taken_from_the_cache_once_the_registered_systems_changed(
     monkeypatch.setenv(EXTRA_VARIABLE, "tests.fake_system")
     assert load_environments(files, {}, only="dev")["dev"].sections.keys() == {"notes"}
     assert loads == ["dev", "dev"]  # the first load, kept; the one without the plugin; then the kept one again
+
+
+def test_only_the_two_latest_loads_of_an_environment_are_kept(tmp_path: Path, loads: list[str | None]) -> None:
+    """A controller keeps its applied revision and the one it syncs to; older revisions go at once."""
+    files = read_spec_tree(copy_example(tmp_path))
+
+    def revision(number: int) -> dict[str, str]:
+        return {**files, "environments/qa.yaml": files["environments/qa.yaml"] + f"\n# revision {number}\n"}
+
+    load_environments(files, VARIABLES, only="prod")  # another environment's load stays
+    for number in range(3):
+        load_environments(revision(number), VARIABLES, only="qa")
+    assert len(loads) == 4
+    load_environments(revision(1), VARIABLES, only="qa")
+    load_environments(revision(2), VARIABLES, only="qa")
+    load_environments(files, VARIABLES, only="prod")
+    assert len(loads) == 4  # kept: the two latest of qa, and prod's
+    load_environments(revision(0), VARIABLES, only="qa")  # the oldest of qa went when the third was loaded
+    assert len(loads) == 5
