@@ -4,7 +4,7 @@ The provider's `observe` starts them and waits; for a plan, `prefetch` starts th
 environment file's `airbyte:` section alone, before the specs are loaded and validated, and the
 provider's next `observe` takes them (`AirbyteProvider.adopt`) instead of listing again. Reads
 only: an apply never takes a prefetch (it lists under the environment's write lock). The threads
-are daemons: a prefetch abandoned for a spec error (`close`) is waited for by nothing, so an
+are daemons (`background.in_background`, and the pages asked for ahead on `DaemonWorkers`): a prefetch abandoned for a spec error (`close`) is waited for by nothing, so an
 unreachable server never delays the exit, and what it found or failed on is never reported; it
 asks for no further page, and its client is closed once the request in flight is answered.
 A failure is raised when the listings are taken, exactly as a listing made then would raise it:
@@ -17,9 +17,14 @@ as its page arrives, so the raw answers of a whole workspace are never held at o
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+from reconciler.background import in_background
 from reconciler.errors import ApiError, SecretError
 from reconciler.secrets import SecretResolver
 from reconciler.spec.secrets import SecretField
@@ -87,67 +92,66 @@ class Listings:
         self.section = settings
         """The `airbyte:` section it lists for (`connection_settings` says what of it a listing depends on)."""
         self.workspace_id = workspace_id
-        self._connectors: dict[str, list[rules.ListedConnector]] = {}
-        self._connections: list[rules.ListedConnection] = []
         self._texts = rules.Texts()
         """Dropped with the listings: what observe keeps holds one copy of each repeated text."""
-        self._errors: dict[str, BaseException] = {}
-        self._done = threading.Event()
         self._abandoned = threading.Event()
-        threading.Thread(target=self._run, name="airbyte-list", daemon=True).start()
+        self._listed = in_background(self._run, "airbyte-list")
+        self._listed.add_done_callback(lambda _: self._close_if_abandoned())
 
-    def _run(self) -> None:
-        try:
-            if self.workspace_id is None:
-                self.workspace_id = find_workspace_id(self.client, self.section)  # signs in once, before the threads
+    def _run(self) -> Listed:
+        if self.workspace_id is None:
+            self.workspace_id = find_workspace_id(self.client, self.section)  # signs in once, before the kinds
+        workspace_id = self.workspace_id
+        if self._abandoned.is_set():
+            return Listed(workspace_id, {}, [])
+        connectors = {
+            kind: in_background(partial(self._connectors, kind, workspace_id), f"airbyte-list-{kind}")
+            for kind in (rules.SOURCE, rules.DESTINATION)
+        }
+        connections = in_background(partial(self._connections, workspace_id), f"airbyte-list-{rules.CONNECTION}")
+        every: list[Future[Any]] = [*connectors.values(), connections]
+        wait(every)  # every listing has ended before its client may be closed
+        listed = {kind: future.result() for kind, future in connectors.items()}  # the first failure, in order
+        return Listed(workspace_id, listed, connections.result())
+
+    def _answers(self, kind: str, workspace_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each listed object of `kind` with its id, page after page, until the listings are abandoned."""
+        id_field = ID_FIELDS[kind]
+        for answer in self.client.iter_list(COLLECTIONS[kind], workspace_id=workspace_id, ahead=PAGES_AHEAD):
             if self._abandoned.is_set():
                 return
-            threads = [
-                threading.Thread(target=self._list, args=(kind,), name=f"airbyte-list-{kind}", daemon=True)
-                for kind in COLLECTIONS
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        except BaseException as exc:  # raised where the listings are taken
-            self._errors["workspace"] = exc
-        finally:
-            self._done.set()
-            if self._abandoned.is_set():
-                self.client.close()
+            yield str(answer[id_field]), answer
 
-    def _list(self, kind: str) -> None:
-        connectors: list[rules.ListedConnector] = []
-        id_field, share = ID_FIELDS[kind], self._texts.share
-        try:
-            for answer in self.client.iter_list(COLLECTIONS[kind], workspace_id=self.workspace_id, ahead=PAGES_AHEAD):
-                if self._abandoned.is_set():
-                    return
-                object_id = str(answer[id_field])
-                if kind == rules.CONNECTION:
-                    self._connections.append(rules.listed_connection(object_id, answer, share))
-                else:  # its id is also a connection's end: one copy
-                    connectors.append(rules.listed_connector(kind, share(object_id), answer, share))
-            if kind != rules.CONNECTION:
-                self._connectors[kind] = connectors
-        except BaseException as exc:  # raised where the listings are taken
-            self._errors[kind] = exc
+    def _connectors(self, kind: str, workspace_id: str) -> list[rules.ListedConnector]:
+        share = self._texts.share  # a connector's id is also a connection's end: one copy
+        return [
+            rules.listed_connector(kind, share(object_id), answer, share)
+            for object_id, answer in self._answers(kind, workspace_id)
+        ]
+
+    def _connections(self, workspace_id: str) -> list[rules.ListedConnection]:
+        share = self._texts.share
+        return [
+            rules.listed_connection(object_id, answer, share)
+            for object_id, answer in self._answers(rules.CONNECTION, workspace_id)
+        ]
 
     def take(self) -> Listed:
-        """The workspace's listings, once all are made; a failure is raised as it came."""
-        self._done.wait()
-        for step in ("workspace", *COLLECTIONS):
-            if step in self._errors:
-                raise self._errors[step]
-        assert self.workspace_id is not None
-        return Listed(self.workspace_id, self._connectors, self._connections)
+        """The workspace's listings, once all are made; a failure is raised as it came (the workspace lookup's
+        first, then the first kind's, in order)."""
+        return self._listed.result()
 
     def close(self) -> None:
         """Abandon the listings: nothing waits for them, no further page is asked for, and their client is closed
         (here when they are done, else once the request in flight is answered)."""
         self._abandoned.set()
-        if self._done.is_set():
+        if self._listed.done():
+            self.client.close()
+
+    def _close_if_abandoned(self) -> None:
+        # `close` sets the flag before it looks at the future, which is done before this looks at the flag:
+        # one of the two always closes the client (closing it twice is harmless)
+        if self._abandoned.is_set():
             self.client.close()
 
 
