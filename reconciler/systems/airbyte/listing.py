@@ -4,9 +4,10 @@ The provider's `observe` starts them and waits; for a plan, `prefetch` starts th
 environment file's `airbyte:` section alone, before the specs are loaded and validated, and the
 provider's next `observe` takes them (`AirbyteProvider.adopt`) instead of listing again. Reads
 only: an apply never takes a prefetch (it lists under the environment's write lock). The threads
-are daemons (`background.in_background`, and the pages asked for ahead on `DaemonWorkers`): a prefetch abandoned for a spec error (`close`) is waited for by nothing, so an
-unreachable server never delays the exit, and what it found or failed on is never reported; it
-asks for no further page, and its client is closed once the request in flight is answered.
+are daemons (`background.in_background`, and `DaemonWorkers` for the pages asked for ahead): a
+prefetch abandoned for a spec error (`close`) is waited for by nothing, so an unreachable server
+never delays the exit, and what it found or failed on is never reported; it asks for no further
+page, and its client is closed once the request in flight is answered.
 A failure is raised when the listings are taken, exactly as a listing made then would raise it:
 the workspace lookup's first, then the first kind's, in order.
 
