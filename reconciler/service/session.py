@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -298,8 +298,9 @@ def open_session(
     With `prefetch` (a plan, never an apply: an apply lists under the lock) and the registered systems' own
     providers, each system that can starts its listings as soon as the environment's own file is read, while
     the specs load (`start_prefetches`); a spec error, or any other failure before observe, abandons them unread.
-    A plan's session runs with `responsive_threads`: its early reads (these, and a system's own, such as
-    Superset's listings and exports) answer while the main thread loads specs and reads bundles.
+    Every session runs with `responsive_threads`: the reads on other threads (these, a system's own, such as
+    Superset's listings and exports, and apply's workers) answer while the main thread loads specs, reads
+    bundles and journals.
     """
     variables = dict(os.environ if environ is None else environ)
     spec_source = _source(source)
@@ -309,7 +310,7 @@ def open_session(
     started = start_prefetches(root, settings, variables, systems) if settings is not None else {}
     try:
         with (
-            responsive_threads() if prefetch else nullcontext(),
+            responsive_threads(),
             _connected(spec_source, files, env_name, variables, factories, state, lock, systems, cancellation) as (
                 session
             ),
