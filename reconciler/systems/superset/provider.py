@@ -165,9 +165,9 @@ class SupersetProvider:
         self.environment = environment
         self.prune = selection.settings.prune
         self.shrink_ratio = shrink_ratio
+        """More than this share of the dashboards replicated here gone from the source refuses the plan."""
         self.clock: Callable[[], float] = time.monotonic
         """Times each chart data request, to size the next (`BatchSizer`)."""
-        """More than this share of the dashboards replicated here gone from the source refuses the plan."""
         self._bundle: Bundle | None = None
         """The desired bundle, read once per plan (`desired()` reads the replication source again); a fresh
         instance reads it on first use. Apply takes the one the observation compared, never this."""
