@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import total_ordering
 from typing import Any
 
 Path = tuple[str, ...]
@@ -20,6 +21,7 @@ ABSENT: None = None
 pin an environment does not have. Renderers choose how to show it (`—` in tables)."""
 
 
+@total_ordering  # <=, > and >= from < and the identity equality below
 class ResourceKey:
     """A resource's identity in the specs: `airbyte.source/app-postgres`. Immutable, ordered by its three parts.
 
@@ -57,28 +59,10 @@ class ResourceKey:
     def __reduce__(self) -> tuple[type[ResourceKey], tuple[str, str, str]]:
         return ResourceKey, (self.system, self.kind, self.name)
 
-    def _parts(self) -> tuple[str, str, str]:
-        return (self.system, self.kind, self.name)
-
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, ResourceKey):
             return NotImplemented
-        return self._parts() < other._parts()
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, ResourceKey):
-            return NotImplemented
-        return self._parts() <= other._parts()
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, ResourceKey):
-            return NotImplemented
-        return self._parts() > other._parts()
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, ResourceKey):
-            return NotImplemented
-        return self._parts() >= other._parts()
+        return (self.system, self.kind, self.name) < (other.system, other.kind, other.name)
 
     def __repr__(self) -> str:
         return f"ResourceKey(system={self.system!r}, kind={self.kind!r}, name={self.name!r})"
