@@ -56,15 +56,16 @@ def in_background(work: Callable[[], T], name: str) -> Future[T]:
     """`work` on a daemon thread of its own, its outcome in the future returned: nothing waits for it at exit
     (an early read that a failed plan never takes, from a server that does not answer, holds no process)."""
     future: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(work())
-        except BaseException as exc:  # raised where the future is read
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
+    threading.Thread(target=_settle, args=(future, work), name=name, daemon=True).start()
     return future
+
+
+def _settle(future: Future[T], work: Callable[[], T]) -> None:
+    """Run `work` into `future`: its result, or what it raised (raised again where the future is read)."""
+    try:
+        future.set_result(work())
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
 class DaemonWorkers:
@@ -94,9 +95,5 @@ class DaemonWorkers:
     def _run(self) -> None:
         while (item := self._work.get()) is not None:
             work, future = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(work())
-            except BaseException as exc:  # raised where the future is read
-                future.set_exception(exc)
+            if future.set_running_or_notify_cancel():
+                _settle(future, work)
